@@ -1,0 +1,68 @@
+// RoPE frequencies theta_n and every position-scaling variant ropescope knows
+// (ROPEPP.md section 3). One RopeSpec describes how a model (or a what-if run)
+// rotates; rope_frequencies() turns it into the per-pair frequencies and the
+// magnitude applied to cos and sin. The model, the CPU and CUDA backends and
+// the decay curves all take their frequencies from here.
+//
+// Precision path: every frequency is computed in float64 from the formulas
+// below (HF computes them in float32; see the model docs for that mode).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ropescope::theory {
+
+enum class ScalingType {
+  none,         // theta_n = base^(-2n/r)
+  linear,       // position interpolation: theta_n / factor
+  dynamic,      // HF "dynamic" NTK: base grows with the sequence length beyond original_max_position
+  yarn,         // HF transformers' YaRN (beta_fast/beta_slow ramp over correction dims, mscale)
+  yarn_ropepp,  // YaRN as the RoPE++ reference code implements it (ramp over rotations r_n, 0.1 ln s + 1)
+  llama3,       // HF "llama3" (low/high frequency factors over wavelengths)
+};
+
+std::string to_string(ScalingType type);
+// Accepts the names above plus HF's aliases ("default" -> none). Throws ArgumentError otherwise.
+ScalingType parse_scaling_type(const std::string& name);
+
+struct RopeScaling {
+  ScalingType type = ScalingType::none;
+  double factor = 1.0;                 // s
+  int original_max_position = 4096;    // training length the scaling is relative to
+  // yarn (HF)
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double mscale = 0.0;                 // 0 = absent
+  double mscale_all_dim = 0.0;         // 0 = absent
+  double attention_factor = 0.0;       // 0 = derive from factor (and mscale)
+  bool truncate = true;
+  // llama3
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+};
+
+struct RopeSpec {
+  int head_dim = 128;                  // d
+  double base = 10000.0;               // rope_theta
+  double partial_rotary_factor = 1.0;  // only the first rotary_dim() dimensions rotate
+  RopeScaling scaling;
+
+  // Rotating dimensions r = int(d * partial_rotary_factor), as HF computes it.
+  int rotary_dim() const;
+  // Throws ArgumentError naming the field when the spec is not usable.
+  void validate() const;
+};
+
+struct RopeFrequencies {
+  std::vector<double> theta;  // r/2 angular frequencies (radians per position), pair n = (x[n], x[n + r/2])
+  double magnitude = 1.0;     // factor applied to both cos and sin (YaRN's attention scaling); scores scale by its square
+  int rotary_dim = 0;         // r
+  int head_dim = 0;           // d; pairs r/2 .. d/2-1 do not rotate
+};
+
+// Frequencies for `spec`. `sequence_length` matters only for the dynamic type
+// (HF uses max(sequence_length, original_max_position)).
+RopeFrequencies rope_frequencies(const RopeSpec& spec, long sequence_length = 0);
+
+}  // namespace ropescope::theory
