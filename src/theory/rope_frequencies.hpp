@@ -55,14 +55,55 @@ struct RopeSpec {
 };
 
 struct RopeFrequencies {
-  std::vector<double> theta;  // r/2 angular frequencies (radians per position), pair n = (x[n], x[n + r/2])
-  double magnitude = 1.0;     // factor applied to both cos and sin (YaRN's attention scaling); scores scale by its square
-  int rotary_dim = 0;         // r
-  int head_dim = 0;           // d; pairs r/2 .. d/2-1 do not rotate
+  // r/2 angular frequencies (radians per position); pair n = (x[n], x[n + r/2]).
+  // theta[n] is the float64 rounding of the frequency computed in float128;
+  // theta[n] + theta_lo[n] carries it to ~106 bits for exact angle reduction.
+  std::vector<double> theta;
+  std::vector<double> theta_lo;
+  double magnitude = 1.0;  // factor applied to both cos and sin (YaRN's attention scaling); scores scale by its square
+  int rotary_dim = 0;      // r
+  int head_dim = 0;        // d; pairs r/2 .. d/2-1 do not rotate
 };
 
 // Frequencies for `spec`. `sequence_length` matters only for the dynamic type
 // (HF uses max(sequence_length, original_max_position)).
 RopeFrequencies rope_frequencies(const RopeSpec& spec, long sequence_length = 0);
+
+// The continuous frequency profile behind the discrete frequencies:
+// theta_n = profile(x_n) with x_n = 2n/r, n = 0 .. r/2-1, and x running over
+// [0, 1] in the integral (large-d) form of the decay curves. The profile is
+// piecewise: on an "exponential" piece theta(x) = scale * B^-x (closed form
+// through Si/Ci), on a "ramp" piece it blends interpolated and original
+// frequencies (no closed form; integrated numerically).
+struct ProfilePiece {
+  double x0 = 0, x1 = 1;
+  bool exponential = true;
+  double scale = 1.0;  // exponential pieces only
+};
+
+class FrequencyProfile {
+ public:
+  FrequencyProfile(const RopeSpec& spec, long sequence_length = 0);
+
+  double operator()(double x) const;          // theta(x), float64
+  const std::vector<ProfilePiece>& pieces() const { return pieces_; }
+  double log_base() const { return log_base_; }  // ln B, B the effective base (after a dynamic update)
+  double effective_base() const { return base_; }
+  double magnitude() const { return magnitude_; }
+  const RopeSpec& spec() const { return spec_; }
+
+  // Evaluates the profile in double, long double or boost::multiprecision::float128.
+  template <class Real>
+  Real evaluate(Real x) const;
+
+ private:
+  RopeSpec spec_;
+  double base_ = 0, log_base_ = 0, magnitude_ = 1;
+  // Ramp parameters. yarn: ramp over the pair index i = x r/2 from ramp_lo to
+  // ramp_hi; yarn_ropepp / llama3: ramp over the rotations r = L theta / 2pi
+  // from ramp_lo (alpha) to ramp_hi (beta).
+  double ramp_lo_ = 0, ramp_hi_ = 0;
+  std::vector<ProfilePiece> pieces_;
+};
 
 }  // namespace ropescope::theory
