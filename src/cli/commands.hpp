@@ -9,5 +9,6 @@ namespace ropescope::cli {
 
 void add_decay_command(CLI::App& app);
 void add_version_command(CLI::App& app);
+void add_info_command(CLI::App& app);
 
 }  // namespace ropescope::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   ropescope::cli::add_decay_command(app);
   ropescope::cli::add_version_command(app);
+  ropescope::cli::add_info_command(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,170 @@
+// `ropescope info MODEL_DIR`: the architecture of a checkpoint as ropescope
+// reads it (variant, heads and their real/imaginary split, GQA, RoPE, parameter
+// counts, KV-cache size, dtype, files); --json for machines.
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "io/run_metadata.hpp"
+#include "model/head_layout.hpp"
+#include "model/weights.hpp"
+
+namespace ropescope::cli {
+
+namespace {
+
+std::string variant_description(model::Variant v) {
+  switch (v) {
+    case model::Variant::rope: return "rope (vanilla RoPE)";
+    case model::Variant::ec: return "ec (RoPE++ equal cache, imag2)";
+    case model::Variant::eh: return "eh (RoPE++ equal heads, imag1)";
+  }
+  return "?";
+}
+
+nlohmann::json scaling_json(const theory::RopeScaling& s) {
+  nlohmann::json j = {{"type", theory::to_string(s.type)}};
+  if (s.type == theory::ScalingType::none) return j;
+  j["factor"] = s.factor;
+  if (s.type != theory::ScalingType::linear) j["original_max_position_embeddings"] = s.original_max_position;
+  if (s.type == theory::ScalingType::yarn) {
+    j["beta_fast"] = s.beta_fast;
+    j["beta_slow"] = s.beta_slow;
+    if (s.mscale != 0) j["mscale"] = s.mscale;
+    if (s.mscale_all_dim != 0) j["mscale_all_dim"] = s.mscale_all_dim;
+    if (s.attention_factor != 0) j["attention_factor"] = s.attention_factor;
+    j["truncate"] = s.truncate;
+  }
+  if (s.type == theory::ScalingType::llama3) {
+    j["low_freq_factor"] = s.low_freq_factor;
+    j["high_freq_factor"] = s.high_freq_factor;
+  }
+  return j;
+}
+
+std::string grouped(std::uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+nlohmann::json info_json(const model::Model& m, const model::ParameterCounts& p) {
+  const auto& c = m.config;
+  const auto& L = m.layout;
+  const int imaginary = c.variant == model::Variant::rope ? 0 : L.attention_heads / 2;
+  nlohmann::json heads = nlohmann::json::array();
+  for (const auto& h : L.heads())
+    heads.push_back({{"index", h.index}, {"query_head", h.query_head}, {"kind", model::to_string(h.kind)},
+                     {"kv_head", h.kv_head}});
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : m.checkpoint->files())
+    files.push_back({{"name", f->path().filename().string()},
+                     {"bytes", f->header().data_offset + (f->header().tensors.empty() ? 0 : f->header().tensors.back().end)},
+                     {"tensors", f->header().tensors.size()}});
+  return {
+      {"directory", m.directory.string()},
+      {"variant", model::to_string(c.variant)},
+      {"variant_source", m.variant_source},
+      {"model_type", c.model_type},
+      {"layers", c.num_hidden_layers},
+      {"hidden_size", c.hidden_size},
+      {"intermediate_size", c.intermediate_size},
+      {"vocab_size", c.vocab_size},
+      {"config_heads", {{"num_attention_heads", c.num_attention_heads}, {"num_key_value_heads", c.num_key_value_heads}}},
+      {"query_heads", L.query_heads},
+      {"attention_heads", {{"total", L.attention_heads}, {"real", L.attention_heads - imaginary}, {"imaginary", imaginary}}},
+      {"kv_heads", L.kv_heads},
+      {"gqa_group_size", L.group_size},
+      {"head_dim", L.head_dim},
+      {"heads", heads},
+      {"rope", {{"base", c.rope.base},
+                {"partial_rotary_factor", c.rope.partial_rotary_factor},
+                {"rotary_dim", c.rope.rotary_dim()},
+                {"max_position_embeddings", c.max_position_embeddings},
+                {"scaling", scaling_json(c.rope.scaling)}}},
+      {"rms_norm_eps", c.rms_norm_eps},
+      {"tie_word_embeddings", c.tie_word_embeddings},
+      {"attention_bias", c.attention_bias},
+      {"mlp_bias", c.mlp_bias},
+      {"dtype", std::string(io::to_string(c.dtype))},
+      {"parameters", {{"embedding", p.embedding}, {"attention", p.attention}, {"mlp", p.mlp}, {"norm", p.norm},
+                      {"lm_head", p.lm_head}, {"total", p.total()}}},
+      {"kv_cache_bytes_per_token", model::kv_cache_bytes_per_token(c)},
+      {"sharded", m.checkpoint->sharded()},
+      {"files", files},
+      {"warnings", m.warnings},
+  };
+}
+
+void print_text(const nlohmann::json& j) {
+  const auto& heads = j["attention_heads"];
+  fmt::print("model             {}\n", j["directory"].get<std::string>());
+  fmt::print("variant           {} [from {}]\n", variant_description(model::parse_variant(j["variant"])),
+             j["variant_source"].get<std::string>());
+  fmt::print("layers            {}\n", j["layers"].get<int>());
+  fmt::print("hidden size       {} (MLP {}, vocab {})\n", j["hidden_size"].get<int>(), j["intermediate_size"].get<int>(),
+             j["vocab_size"].get<int>());
+  fmt::print("query heads       {} (config.json: num_attention_heads {}, num_key_value_heads {})\n",
+             j["query_heads"].get<int>(), j["config_heads"]["num_attention_heads"].get<int>(),
+             j["config_heads"]["num_key_value_heads"].get<int>());
+  if (heads["imaginary"].get<int>() > 0)
+    fmt::print("attention heads   {}: {} real + {} imaginary (head 2j real, 2j+1 imaginary, of query head j)\n",
+               heads["total"].get<int>(), heads["real"].get<int>(), heads["imaginary"].get<int>());
+  else
+    fmt::print("attention heads   {}: all real\n", heads["total"].get<int>());
+  fmt::print("KV heads          {} (GQA group: {} attention heads per KV head)\n", j["kv_heads"].get<int>(),
+             j["gqa_group_size"].get<int>());
+  fmt::print("head dim          {}\n", j["head_dim"].get<int>());
+  const auto& rope = j["rope"];
+  fmt::print("RoPE              base {}, rotary dims {} of {}, scaling {}, max positions {}\n", rope["base"].dump(),
+             rope["rotary_dim"].get<int>(), j["head_dim"].get<int>(),
+             rope["scaling"]["type"].get<std::string>() == "none" ? std::string("none") : rope["scaling"].dump(),
+             rope["max_position_embeddings"].get<int>());
+  fmt::print("dtype             {}\n", j["dtype"].get<std::string>());
+  const auto& p = j["parameters"];
+  fmt::print("parameters        {} total: embedding {}, attention {}, MLP {}, norms {}, lm_head {}\n",
+             grouped(p["total"]), grouped(p["embedding"]), grouped(p["attention"]), grouped(p["mlp"]),
+             grouped(p["norm"]),
+             j["tie_word_embeddings"].get<bool>() ? std::string("tied to embedding") : grouped(p["lm_head"]));
+  fmt::print("KV cache          {} bytes per token\n", grouped(j["kv_cache_bytes_per_token"]));
+  for (const auto& f : j["files"])
+    fmt::print("file              {} ({} bytes, {} tensors)\n", f["name"].get<std::string>(), grouped(f["bytes"]),
+               f["tensors"].get<std::size_t>());
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app) {
+  struct Options {
+    std::string directory;
+    std::string variant;
+    bool json = false;
+  };
+  auto options = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("info", "Print a checkpoint's architecture (variant, heads, RoPE, sizes)");
+  cmd->add_option("MODEL_DIR", options->directory, "Hugging Face model directory (config.json + safetensors)")
+      ->required();
+  cmd->add_option("--variant", options->variant,
+                  "Force the RoPE variant: rope, ec or eh (an error if config.json or the tensor shapes disagree)")
+      ->check(CLI::IsMember({"rope", "ec", "eh"}));
+  cmd->add_flag("--json", options->json, "Print JSON instead of text");
+  cmd->callback([options] {
+    model::LoadOptions load;
+    if (!options->variant.empty()) load.variant = model::parse_variant(options->variant);
+    const model::Model m = model::load_model(options->directory, load);
+    nlohmann::json j = info_json(m, model::count_parameters(m));
+    for (const auto& w : m.warnings) fmt::print(stderr, "ropescope: warning: {}\n", w);
+    if (options->json) {
+      j["run"] = io::run_metadata("info", io::command_line());
+      fmt::print("{}\n", j.dump(2));
+    } else {
+      print_text(j);
+    }
+  });
+}
+
+}  // namespace ropescope::cli
