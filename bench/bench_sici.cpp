@@ -60,9 +60,9 @@ std::vector<Golden> load_golden() {
     std::stringstream ss(line);
     std::string field;
     while (std::getline(ss, field, ',')) f.push_back(field);
-    if (f.size() < 5) throw std::runtime_error("bad golden line: " + line);
-    rows.push_back({std::strtod(f[0].c_str(), nullptr), f[2], float128(f[3]),
-                    f[4].empty() ? float128(0) : float128(f[4]), !f[4].empty()});
+    if (f.size() < 6) throw std::runtime_error("bad golden line: " + line);
+    rows.push_back({std::strtod(f[0].c_str(), nullptr), f[3], float128(f[4]),
+                    f[5].empty() ? float128(0) : float128(f[5]), !f[5].empty()});
   }
   return rows;
 }
@@ -143,7 +143,8 @@ double ulp_error(double computed, const float128& exact) {
 
 struct Acc {
   std::size_t n = 0, failed = 0;
-  double max = 0, sum2 = 0;
+  double max = 0;
+  long double sum2 = 0;  // GSL's errors reach 1e302 ulps; their squares need long double
   void add(double e) {
     ++n;
     if (!std::isfinite(e)) {
@@ -151,11 +152,11 @@ struct Acc {
       return;
     }
     max = std::max(max, e);
-    sum2 += e * e;
+    sum2 += static_cast<long double>(e) * e;
   }
   std::string str() const {
     char buf[96];
-    std::snprintf(buf, sizeof buf, "%10.3g %9.3g", max, n > failed ? std::sqrt(sum2 / double(n - failed)) : 0.0);
+    std::snprintf(buf, sizeof buf, "%10.3g %9.3g", max, n > failed ? static_cast<double>(std::sqrt(sum2 / (n - failed))) : 0.0);
     std::string s = buf;
     if (failed) s += " (" + std::to_string(failed) + " non-finite/errors)";
     return s;

@@ -4,36 +4,38 @@
 // rare slow path) and rounded to double once.
 //
 // Regions, by |x| (switch points are the constants in the generated block below;
-// the max errors are the ones tests/theory/test_sici.cpp measured against the
-// 50-digit golden table, over all of its points in the region):
+// the max errors are those tests/theory/test_sici.cpp measured against the 50-digit
+// golden table over all of its points in the region, max / rms in ulps):
 //
-//  * zero-taylor, |x - z_j| < r_j for the first 40 zeros z_j of Ci (0.6165 ... 122.5),
-//    Ci only: Taylor series of Ci about z_j (18 terms, long double, coefficients from
-//    Ci' = cos x / x), with h = x - z_j formed exactly from z_j = hi + lo. Relative
-//    accuracy does not depend on how close x is to z_j; this is what makes the nearest
-//    doubles to a zero come out right. r_j = 0.5, except r_0 = 0.109 (Ci has a log
-//    singularity at 0, so the series about 0.6165 converges more slowly).
-//    Measured: Ci max 0.50 ulp.
+//  * zero-taylor, Ci only, |x - z_j| < r_j for the first 40 zeros z_j of Ci
+//    (0.6165 ... 122.53): Taylor series of Ci about z_j (18 terms, long double,
+//    coefficients from Ci' = cos x / x), h = x - z_j formed exactly from z_j = hi + lo.
+//    The relative accuracy does not depend on how close x is to z_j, so the nearest
+//    doubles to a zero come out right. r_j = 0.5, except r_0 = 0.046875 and
+//    r_1 = 0.3125 (Ci has a log singularity at 0, so the series about the first zeros
+//    converge more slowly).                    Measured: Ci 0.500 / 0.289.
 //  * series, |x| <= 4: power series of Si and Cin (sum_series, long double);
 //    Ci = gamma + ln x - Cin. Outside the zero neighbourhoods the cancellation in Ci is
-//    at most a factor ~16, i.e. 4 of the 11 spare bits of long double.
-//    Measured: Si max 0.50, Ci max 0.50, Cin max 0.50 ulp.
-//  * fit, 4 < x <= 48: auxiliary functions f, g with Ci = f sin x - g cos x and
-//    Si = pi/2 - f cos x - g sin x. x f - 1 and x^2 g - 1 (small: |.| <= 0.21) come from
-//    piecewise Chebyshev fits in double (21 pieces, <= 16 terms); adding 1 in long
-//    double leaves f, g accurate to ~2^-55. sin, cos by an inline long double reduction
-//    modulo pi/2 (three-piece Cody-Waite, exact for x < 2^29) and Taylor polynomials.
+//    at most a factor ~20 (5 of the 11 spare bits of long double).
+//                        Measured: Si 0.500 / 0.231, Ci 0.506 / 0.293, Cin 0.500 / 0.260.
+//  * fit, 4 < x <= 64: auxiliary functions f, g with Ci = f sin x - g cos x and
+//    Si = pi/2 - f cos x - g sin x. x f - 1 and x^2 g - 1 (|.| <= 0.21) come from
+//    piecewise Chebyshev fits in double (23 pieces, <= 14 terms); adding 1 in long double
+//    leaves f, g accurate to ~2^-55. sin, cos by an inline long double reduction modulo
+//    pi/2 (three 32-bit pieces of pi/2, exact for x < 2^29) and Taylor polynomials.
 //    Outside the zero neighbourhoods f sin x and g cos x cancel by at most a factor ~3.
-//    Measured: Si max 0.50, Ci max 0.51, Cin max 0.50 ulp.
-//  * asymptotic, x > 48: the same formula with x f - 1 and x^2 g - 1 from their
-//    asymptotic series (sum_series, double; the smallest term at x = 48 is 2^-65
-//    relative). From x >= 2^29 sin, cos come from glibc's sincosl (exact
-//    Payne-Hanek reduction). Beyond the last tabulated zero, Ci checks a running
-//    error bound; where f sin x - g cos x cancels by more than ~2^5 it recomputes the
-//    asymptotic series and sin, cos in float128 (113 bits; enough for the nearest
-//    doubles to any zero seen, which lose up to ~60 bits).
-//    Measured: asymptotic Si max 0.50, Ci max 0.50, Cin max 0.50 ulp;
-//              x >= 2^29: Si 0.50, Ci 0.50, Cin 0.50 ulp.
+//                        Measured: Si 0.500 / 0.291, Ci 0.518 / 0.292, Cin 0.500 / 0.283.
+//  * asymptotic, x > 64: the same formula with x f - 1 and x^2 g - 1 from their
+//    asymptotic series (sum_series, double; the smallest term at x = 64 is < 2^-80).
+//    Beyond the last tabulated zero (x > 123.03), Ci checks an error bound; where
+//    f sin x - g cos x cancels by more than ~2^6 (0.003% of arguments on a uniform grid
+//    over [123, 2000]) it recomputes the asymptotic series and sin, cos in float128
+//    (113 bits; libquadmath's sinq/cosq reduce exactly; enough for the nearest doubles
+//    to a zero, which lose up to ~50-60 bits).
+//                        Measured: Si 0.500 / 0.295, Ci 0.500 / 0.290, Cin 0.500 / 0.283.
+//  * asymptotic-huge, x >= 2^29: as above, but sin, cos from glibc's sincosl (exact
+//    Payne-Hanek reduction, ~1 ulp of long double).
+//                        Measured: Si 0.499 / 0.278, Ci 0.498 / 0.290, Cin 0.500 / 0.292.
 //  Cin for x > 4 is gamma + ln x - Ci(x) in long double (no cancellation: Cin > 1.9 > |Ci|).
 #include "theory/sici.hpp"
 
