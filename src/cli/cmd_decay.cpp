@@ -179,7 +179,7 @@ std::string decay_plot_script(const std::vector<Variant>& variants, const std::v
   std::string s;
   for (std::size_t i = 0; i < variants.size(); ++i) s += plot::data_block(fmt::format("$V{}", i), rows[i]);
   s += "set multiplot layout 1,2\n";
-  s += "set grid lc rgb '#dddddd'\nset key top right box opaque\nset xlabel 'relative distance D'\n";
+  s += "set grid lc rgb '#dddddd'\nset key top right box opaque\nset xlabel 'relative distance D'\nset autoscale xfix\n";
   if (log_spaced) s += "set logscale x\nset format x '10^{%L}'\n";
   for (int panel = 0; panel < 2; ++panel) {
     bool re = panel == 0;
@@ -191,9 +191,9 @@ std::string decay_plot_script(const std::vector<Variant>& variants, const std::v
       std::string colour = colours[i % 8];
       int integral_col = re ? 2 : 3, discrete_col = re ? 4 : 5;
       bool labelled = variants.size() > 1;
-      s += fmt::format("{}$V{} using 1:{} with lines lw 1 lc rgb '#80{}' title {}, ", i ? ", " : "", i, discrete_col,
+      s += fmt::format("{}$V{} using 1:{} with lines lw 1 lc rgb '#80{}' title {} noenhanced, ", i ? ", " : "", i, discrete_col,
                        colour.substr(1), plot::quote(labelled ? variants[i].label + " (discrete)" : "discrete sum"));
-      s += fmt::format("$V{} using 1:{} with lines lw 2.5 lc rgb '{}' title {}", i, integral_col, colour,
+      s += fmt::format("$V{} using 1:{} with lines lw 2.5 lc rgb '{}' title {} noenhanced", i, integral_col, colour,
                        plot::quote(labelled ? variants[i].label + " (integral)" : "integral (Si/Ci)"));
     }
     s += "\n";
