@@ -22,9 +22,10 @@ using nlohmann::json;
 
 // A JSON value that must be a non-negative integer (as the reference's usize).
 std::uint64_t non_negative_integer(const json& value, const std::string& source, const std::string& what) {
+  // Only unsigned literals: like the reference (serde_json reads "-0" as a float), "-0" is refused.
   if (value.is_number_unsigned()) return value.get<std::uint64_t>();
-  if (value.is_number_integer() && value.get<std::int64_t>() == 0) return 0;  // "-0"
-  fail(source, fmt::format("{} is {}, expected a non-negative integer", what, value.dump()));
+  const bool negative_zero = value.is_number_integer() && value.get<std::int64_t>() == 0;
+  fail(source, fmt::format("{} is {}, expected a non-negative integer", what, negative_zero ? "-0" : value.dump()));
 }
 
 std::string shape_text(const std::vector<std::uint64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }

@@ -34,6 +34,8 @@ nlohmann::json parse_json_strict(std::string_view text, const std::string& sourc
     }
     return true;
   };
+  // nlohmann skips a UTF-8 byte-order mark; JSON (RFC 8259) and the reference readers do not accept one.
+  if (text.starts_with("\xEF\xBB\xBF")) throw FormatError(fmt::format("{}: not valid JSON: starts with a byte-order mark", source));
   nlohmann::json value;
   try {
     value = nlohmann::json::parse(text.begin(), text.end(), callback);

@@ -1,6 +1,6 @@
 // JSON parsing for checkpoint metadata (safetensors headers, index files,
 // config.json) that rejects what nlohmann::json would silently accept:
-// duplicate keys anywhere in the document. Errors are FormatErrors that name
+// duplicate keys anywhere in the document, and a leading byte-order mark. Errors are FormatErrors that name
 // the source.
 #pragma once
 

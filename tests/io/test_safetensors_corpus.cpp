@@ -61,6 +61,8 @@ const Case kCorpus[] = {
     {"38_offset_not_integer", "tensor \"a\": data_offsets[0] is \"0\", expected a non-negative integer"},
     {"39_dim_too_large_for_u64", "tensor \"a\": shape[0] is 1.8446744073709552e+19, expected a non-negative integer"},
     {"40_number_out_of_range", "header: not valid JSON: number overflow parsing '1e999'"},
+    {"41_byte_order_mark", "header: not valid JSON: starts with a byte-order mark"},
+    {"42_negative_zero", "tensor \"a\": data_offsets[0] is -0, expected a non-negative integer"},
 };
 
 std::filesystem::path corpus_dir() { return test::source_dir() / "tests/data/safetensors"; }

@@ -78,6 +78,10 @@ BAD = {
                                    F32x4),
     # Found by the fuzzer: a number beyond double's range (nlohmann reports it as out_of_range, not parse_error).
     "40_number_out_of_range": st('{"a":{"dtype":"F32","shape":[1e999],"data_offsets":[0,16]}}', F32x4),
+    # nlohmann would skip a byte-order mark; the reference (serde_json) rejects it.
+    "41_byte_order_mark": st(b"\xef\xbb\xbf" + json.dumps({"a": GOOD_ENTRY}).encode(), F32x4),
+    # serde_json reads -0 as a float, so the reference refuses it where an integer is due.
+    "42_negative_zero": one({"dtype": "F32", "shape": [2, 2], "data_offsets": [-0.0, 16]}).replace(b"-0.0", b"-0  "),
 }
 
 GOOD = {
