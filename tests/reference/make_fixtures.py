@@ -21,7 +21,9 @@ Fixture tensors (B = batch, T = tokens, V = vocab, h = hidden):
   scores.{l}.{a}  F32 [B, T, T]  pre-softmax scores q.k*d^-0.5 (incl. YaRN magnitude^2), masked -> 0
   virtual_im.{l}.{a} F32 [B, T, T]  (virtual_imaginary cases) imaginary-query scores of a RoPE head
 Maps are stored for every attention head of layer 0 and the last head of the
-last layer; the long case stores no maps.
+last layer; the long case stores no maps. Output is byte-for-byte reproducible.
+tests/reference/check_against_transformers.py (optional, needs transformers)
+re-checks every fixture against HF LlamaForCausalLM.
 """
 
 import argparse
@@ -265,8 +267,8 @@ def run_case(c, index_seed):
     nll2 = -lp[:, :-1].gather(-1, torch.from_numpy(tokens[:, 1:].astype(np.int64))[..., None])[..., 0]
     assert torch.allclose(nll2, out["nll"], atol=1e-12)
     path = os.path.join(FIXTURES, c["case"] + ".safetensors")
-    safetensors.numpy.save_file(arrays, path, metadata={"generator": "tests/reference/make_fixtures.py",
-                                                        "variant": model.variant, "torch": torch.__version__})
+    safetensors.numpy.save_file(arrays, path, metadata={"generator": "tests/reference/make_fixtures.py"})
+    # (one metadata key only: safetensors writes the metadata map in hash order)
     return model, os.path.getsize(path)
 
 
