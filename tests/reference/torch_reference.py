@@ -25,6 +25,10 @@ pair n = (x[n], x[n + r/2]) for n < r/2, dims r..d-1 pass through unchanged
   q_re = q cos + rotate_half(q) sin      k = k cos + rotate_half(k) sin
   q_im = q sin - rotate_half(q) cos      (= R_t R_{-pi/2} q)
   score = q_x . k * d^-0.5, causal softmax.
+Checked: tests/reference/check_against_transformers.py runs every fixture
+through transformers 5.23 LlamaForCausalLM (RoPE++ heads rewritten as vanilla
+heads); max |diff| of logits <= 6e-6 (HF uses float32 angles).
+
 Sign note: with q~_n = q[n] + i q[n + r/2] and z = sum_n q~_n conj(k~_n)
 e^{i th_n (t-s)}, the real score is Re z and the imaginary score (the formula
 above) is +Im z = -Im conj(z). See make_fixtures.self_check.
@@ -32,8 +36,9 @@ above) is +Im z = -Im conj(z). See make_fixtures.self_check.
 Position scaling, theta_n = base^(-2n/r), n < r/2, s = factor:
   linear        theta_n / s
   dynamic (HF)  base' = base * (s*T'/L - (s-1))^(r/(r-2)), T' = max(T, L),
-                L = rope_scaling original_max_position_embeddings if given,
-                else max_position_embeddings (HF uses max_position_embeddings),
+                L = rope_scaling original_max_position_embeddings if given, else
+                max_position_embeddings (transformers 5.23 always uses
+                max_position_embeddings; the fixture gives no original field),
                 T = sequence length of the forward (positions 0..T-1).
   yarn (HF)     L = original_max_position_embeddings or max_position_embeddings;
                 corr(rot) = r ln(L/(rot 2 pi)) / (2 ln base);
@@ -44,9 +49,10 @@ Position scaling, theta_n = base^(-2n/r), n < r/2, s = factor:
                 magnitude = attention_factor if given, else
                 mscale(s, mscale)/mscale(s, mscale_all_dim) if both given, else
                 mscale(s) with mscale(s, m=1) = 0.1 m ln s + 1 (1 if s <= 1).
-                (Newer HF also replaces s by max_position_embeddings / original
-                when original_max_position_embeddings is in rope_scaling; the
-                committed fixtures avoid that field, so both readings agree.)
+                (transformers 5.x derives s = max_position_embeddings / original
+                only when factor is absent, and lets a top-level (Phi3-style)
+                original_max_position_embeddings win; neither is done here and the
+                fixtures use neither, and no original field inside rope_scaling.)
   llama3 (HF)   wl_n = 2 pi / theta_n; L = original_max_position_embeddings;
                 wl > L/low: theta/s; wl < L/high: theta; else
                 g = (L/wl - low)/(high - low), theta' = (1-g) theta/s + g theta.
