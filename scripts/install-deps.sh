@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libgsl-dev
   gnuplot-nox
   python3 python3-pip
+  clang libclang-rt-14-dev
 )
 
 missing=()

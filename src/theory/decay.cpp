@@ -82,7 +82,7 @@ ScorePair DecayModel::integral(double distance) const {
     sum.im += part.im;
   }
   const double rotating = static_cast<double>(frequencies_.rotary_dim) / frequencies_.head_dim;
-  return {rotating * sum.re + (1.0 - rotating), rotating * sum.im};
+  return {rotating * sum.re + (1.0 - rotating), rotating * sum.im + (1.0 - rotating)};
 }
 
 ScorePair DecayModel::discrete(double distance) const {
@@ -93,7 +93,8 @@ ScorePair DecayModel::discrete(double distance) const {
     im += sc.sin;
   }
   const int d = frequencies_.head_dim, r = frequencies_.rotary_dim;
-  re += (d - r) / 2;  // non-rotating pairs: cos(0) = 1
+  re += (d - r) / 2;  // pass-through dims reach both kinds of query unrotated
+  im += (d - r) / 2;
   return {static_cast<double>(re * 2 / d), static_cast<double>(im * 2 / d)};
 }
 

@@ -4,8 +4,10 @@
 //   imaginary (RoPE++):    c_im(D) = (2/d) sum_n sin(theta_n D)
 // in two forms: the exact discrete sums, and the integral (d -> infinity) form
 // over the continuous frequency profile, [Ci(D) - Ci(D/B)] / ln B and
-// [Si(D) - Si(D/B)] / ln B for plain RoPE. Non-rotating pairs of a partial
-// rotary head add (d - r)/d to c_re and nothing to c_im. Also RoFormer's
+// [Si(D) - Si(D/B)] / ln B for plain RoPE. The d - r pass-through dims of a
+// partial rotary head reach real and imaginary queries unrotated (HF's
+// partial rotary, see model/rope_table.hpp), so they add (d - r)/d to both
+// c_re and c_im. Also RoFormer's
 // relative upper bound and the "Base of RoPE Bounds Context Length" scans.
 //
 // Curves are per unit cos/sin magnitude: YaRN's magnitude m multiplies every

@@ -95,7 +95,9 @@ def discrete(case, D):
     thetas, r = frequencies(case)
     d = case["d"]
     re = sum(mp.cos(t * D) for t in thetas) + (d - r) // 2
-    im = sum(mp.sin(t * D) for t in thetas)
+    # pass-through dims of a partial rotary head are unrotated for the
+    # imaginary query too (HF partial rotary): they add to both sums
+    im = sum(mp.sin(t * D) for t in thetas) + (d - r) // 2
     return 2 * re / d, 2 * im / d
 
 
@@ -119,7 +121,7 @@ def integral(case, D):
         pts = sorted(set([mp.mpf(k) / 400 for k in range(401)] + kinks(case)))
         re = mp.quad(lambda x: mp.cos(D * f(x)), pts)
         im = mp.quad(lambda x: mp.sin(D * f(x)), pts)
-    return frac * re + (1 - frac), frac * im
+    return frac * re + (1 - frac), frac * im + (1 - frac)
 
 
 def bound(case, D):

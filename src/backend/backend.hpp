@@ -1,0 +1,101 @@
+// The interface every backend (CPU reference, CUDA) implements, and the hooks
+// the analyses need: an attention observer, query noise, head ablation. An
+// analysis is written against this header only and never knows which backend
+// runs it.
+#pragma once
+
+#include <Eigen/Core>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/head_layout.hpp"
+#include "model/rope_table.hpp"
+#include "model/weights.hpp"
+
+namespace ropescope::backend {
+
+// Row-major float matrix: rows are tokens (T), columns features.
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// One block of queries of one attention head, as the forward pass computes it.
+// All arrays are row-major [q_end - q_begin, k_end]: row i is query position
+// q_begin + i, column j key position j. Keys after the query are masked:
+// scores there are -infinity and probabilities 0.
+struct AttentionBlock {
+  int sequence = 0;  // index within the batch
+  int layer = 0;
+  model::AttentionHead head;  // index, kind (real / imaginary), query head, KV head
+  long q_begin = 0, q_end = 0, k_end = 0;
+  const float* scores = nullptr;         // pre-softmax, scaled by d^-0.5 (after noise, if any)
+  const float* probabilities = nullptr;  // softmax of scores
+  // Vanilla RoPE models only, when the observer asks: the discarded imaginary
+  // scores (query rotated by -pi/2), which do not affect the model's output.
+  const float* virtual_imaginary_scores = nullptr;
+};
+
+class AttentionObserver {
+ public:
+  virtual ~AttentionObserver() = default;
+  // Called once per block of queries for every observed head. May be called
+  // concurrently for different (sequence, layer, head) triples, never for the same one.
+  virtual void on_block(const AttentionBlock& block) = 0;
+  virtual bool observes(int layer, int attention_head) const {
+    (void)layer;
+    (void)attention_head;
+    return true;
+  }
+  virtual bool wants_virtual_imaginary() const { return false; }
+};
+
+// Gaussian noise added to the rotated query of every attention head of one
+// kind (the paper's noise experiment). Element (sequence-independent) noise is
+// a pure function of (seed, layer, head, position, dim), so results do not
+// depend on blocking, threading or batch composition.
+struct QueryNoise {
+  model::HeadKind component = model::HeadKind::imaginary;
+  double std = 0.0;
+  std::uint64_t seed = 0;
+};
+
+// Zeroes the attention output of chosen heads before o_proj.
+struct HeadAblation {
+  bool all_real = false;
+  bool all_imaginary = false;
+  std::vector<std::pair<int, int>> heads;  // (layer, attention head)
+  bool ablates(int layer, const model::AttentionHead& head) const;
+  bool empty() const { return !all_real && !all_imaginary && heads.empty(); }
+};
+
+struct ForwardOptions {
+  AttentionObserver* observer = nullptr;
+  std::optional<QueryNoise> noise;
+  HeadAblation ablation;
+  bool keep_logits = false;  // logits [T, V]; off by default (T x V can be large)
+  bool keep_hidden = false;  // the residual stream after every layer, [T, hidden] each
+  model::AnglePrecision angles = model::AnglePrecision::exact;
+  std::optional<theory::RopeSpec> rope_override;  // inference-time base / scaling change
+};
+
+struct ForwardResult {
+  std::vector<double> nll;     // [T-1]: -log p(token[t+1] | tokens[0..t])
+  Matrix logits;               // [T, V] when keep_logits
+  std::vector<Matrix> hidden;  // per layer when keep_hidden
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual std::string precision() const = 0;  // the precision path, for sidecars
+  virtual const model::Model& model() const = 0;
+  // One forward pass per sequence (positions 0 .. T-1 each). Throws
+  // ArgumentError naming the sequence and position of an out-of-vocabulary id.
+  virtual std::vector<ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
+                                             const ForwardOptions& options) = 0;
+};
+
+}  // namespace ropescope::backend

@@ -1,0 +1,54 @@
+// The CPU reference backend: the trusted rung of the ladder. A readable HF
+// Llama forward pass (RoPE, RoPE++ EC and EH) in Eigen, float32 storage and
+// matmuls, float64 where precision demands it (RoPE angles, RMSNorm and
+// softmax sums, log-sum-exp of the logits). Attention runs in blocks of
+// queries, never as a T x T matrix for all heads at once.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "backend/backend.hpp"
+
+namespace ropescope::cpu {
+
+struct CpuOptions {
+  int query_block = 128;  // queries per attention block (memory: block x T floats per head in flight)
+};
+
+class CpuBackend : public backend::Backend {
+ public:
+  explicit CpuBackend(std::shared_ptr<const model::Model> model, CpuOptions options = {});
+
+  std::string name() const override { return "cpu"; }
+  std::string precision() const override;
+  const model::Model& model() const override { return *model_; }
+  std::vector<backend::ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
+                                              const backend::ForwardOptions& options) override;
+
+ private:
+  struct Layer {
+    backend::Matrix q, k, v, o, gate, up, down;  // [out, in], float32
+    Eigen::VectorXf q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;  // empty when absent
+    Eigen::VectorXf input_norm, post_norm;
+  };
+
+  backend::ForwardResult forward_one(int sequence, const std::vector<std::int32_t>& tokens,
+                                     const backend::ForwardOptions& options);
+  backend::Matrix attention(int sequence, int layer, const backend::Matrix& x, const model::RopeTable& rope,
+                            const backend::ForwardOptions& options) const;
+  backend::Matrix mlp(const Layer& layer, const backend::Matrix& x) const;
+  backend::Matrix rms_norm(const backend::Matrix& x, const Eigen::VectorXf& weight) const;
+  std::shared_ptr<const model::RopeTable> rope_table(long T, const backend::ForwardOptions& options);
+
+  std::shared_ptr<const model::Model> model_;
+  CpuOptions options_;
+  backend::Matrix embed_, lm_head_;
+  Eigen::VectorXf final_norm_;
+  std::vector<Layer> layers_;
+  std::mutex rope_cache_mutex_;
+  std::map<std::string, std::shared_ptr<const model::RopeTable>> rope_cache_;
+};
+
+}  // namespace ropescope::cpu
