@@ -1,0 +1,68 @@
+// Run records and progress (see run_record.hpp).
+#include "analysis/run_record.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "io/atomic_file.hpp"
+#include "io/run_metadata.hpp"
+
+namespace ropescope::analysis {
+
+std::string config_hash(const std::filesystem::path& model_directory) {
+  std::ifstream in(model_directory / "config.json", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ULL;
+  return fmt::format("{:016x}", h);
+}
+
+RunRecord::RunRecord(const std::string& command, const backend::Backend& backend)
+    : json_(io::run_metadata(command, io::command_line())), start_(std::chrono::steady_clock::now()) {
+  const auto& m = backend.model();
+  json_["model"] = {{"directory", std::filesystem::absolute(m.directory).string()},
+                    {"config_hash_fnv1a64", config_hash(m.directory)},
+                    {"variant", model::to_string(m.layout.variant)},
+                    {"variant_source", m.variant_source},
+                    {"layers", m.config.num_hidden_layers},
+                    {"attention_heads", m.layout.attention_heads},
+                    {"head_dim", m.layout.head_dim},
+                    {"rope_theta", m.config.rope.base},
+                    {"rope_scaling", theory::to_string(m.config.rope.scaling.type)}};
+  json_["backend"] = backend.name();
+  json_["precision"] = backend.precision();
+}
+
+double RunRecord::elapsed_seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void RunRecord::write_sidecar(const std::filesystem::path& output) {
+  json_["wall_time_s"] = elapsed_seconds();
+  io::write_file_atomic(output.string() + ".json", json_.dump(2) + "\n");
+}
+
+Progress::Progress(std::string label, long total_windows, bool quiet)
+    : label_(std::move(label)),
+      total_(total_windows),
+      visible_(!quiet && isatty(STDERR_FILENO)),
+      start_(std::chrono::steady_clock::now()) {}
+
+void Progress::advance(long tokens_in_window) {
+  ++done_;
+  tokens_ += tokens_in_window;
+  if (!visible_) return;
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double rate = seconds > 0 ? tokens_ / seconds : 0;
+  double eta = done_ > 0 ? seconds * (total_ - done_) / done_ : 0;
+  fmt::print(stderr, "\r{}: window {}/{}, {:.0f} tokens/s, ETA {:.0f} s   ", label_, done_, total_, rate, eta);
+}
+
+void Progress::finish() {
+  if (visible_) fmt::print(stderr, "\n");
+}
+
+}  // namespace ropescope::analysis
