@@ -9,7 +9,7 @@ packages=(
   libeigen3-dev libboost-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgsl-dev
   gnuplot-nox
-  python3 python3-pip
+  python3 python3-pip python3-venv
   clang libclang-rt-14-dev
 )
 

@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 bash scripts/build.sh
+# The Python side of the tests (numpy, safetensors from PyPI) lives in a venv
+# under build/, so a system Python that refuses pip installs (PEP 668) is fine.
+[[ -x build/test-venv/bin/python3 ]] || python3 -m venv build/test-venv
+build/test-venv/bin/python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+export PATH="$PWD/build/test-venv/bin:$PATH"
 bash scripts/run-fuzz.sh 60   # safetensors header parser, libFuzzer + ASan/UBSan; fails on a crash
 ctest --test-dir build --output-on-failure -j "$(nproc)"
