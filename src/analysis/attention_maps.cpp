@@ -1,0 +1,87 @@
+// Attention-map recording over a token window (see attention_maps.hpp).
+#include "analysis/attention_maps.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+#include <set>
+
+#include "core/error.hpp"
+
+namespace ropescope::analysis {
+
+AttentionMapRecorder::AttentionMapRecorder(const model::Model& model, MapRequest request, long available_tokens)
+    : request_(std::move(request)), heads_per_layer_(model.layout.attention_heads) {
+  const int layers = model.config.num_hidden_layers;
+  if (request_.layers.empty())
+    for (int l = 0; l < layers; ++l) request_.layers.push_back(l);
+  if (request_.heads.empty())
+    for (int h = 0; h < heads_per_layer_; ++h) request_.heads.push_back(h);
+  std::set<int> seen;
+  for (int l : request_.layers) {
+    if (l < 0 || l >= layers)
+      throw ArgumentError(fmt::format("--layers: layer {} does not exist (the model has layers 0 .. {})", l, layers - 1));
+    if (!seen.insert(l).second) throw ArgumentError(fmt::format("--layers: layer {} given twice", l));
+  }
+  seen.clear();
+  for (int h : request_.heads) {
+    if (h < 0 || h >= heads_per_layer_)
+      throw ArgumentError(fmt::format("--heads: attention head {} does not exist (the model has heads 0 .. {})", h,
+                                      heads_per_layer_ - 1));
+    if (!seen.insert(h).second) throw ArgumentError(fmt::format("--heads: head {} given twice", h));
+  }
+  if (request_.start < 0) throw ArgumentError(fmt::format("--start must be >= 0, got {}", request_.start));
+  if (request_.length < 1) throw ArgumentError(fmt::format("--length must be >= 1, got {}", request_.length));
+  if (request_.key_end() > available_tokens)
+    throw ArgumentError(fmt::format("window {} .. {} needs {} tokens, the input has {}", request_.start,
+                                    request_.key_end() - 1, request_.key_end(), available_tokens));
+  if (request_.virtual_imaginary && model.layout.variant != model::Variant::rope)
+    throw ArgumentError(fmt::format("--virtual-imaginary needs a vanilla RoPE model; this one is {} (its imaginary heads are "
+                                    "real heads of the model: select them with --heads)",
+                                    model::to_string(model.layout.variant)));
+
+  index_.assign(static_cast<std::size_t>(layers) * heads_per_layer_, -1);
+  for (int l : request_.layers)
+    for (int h : request_.heads) {
+      index_[static_cast<std::size_t>(l) * heads_per_layer_ + h] = static_cast<int>(maps_.size());
+      maps_.push_back({l, model.layout.head(h)});
+    }
+}
+
+std::uint64_t AttentionMapRecorder::bytes_needed() const {
+  return static_cast<std::uint64_t>(maps_.size()) * request_.rows() * request_.columns() * sizeof(float) *
+         request_.arrays();
+}
+
+void AttentionMapRecorder::allocate() {
+  const std::size_t n = maps_.size() * request_.rows() * request_.columns();
+  const float masked = -std::numeric_limits<float>::infinity();
+  probabilities_.assign(n, 0.0f);
+  if (request_.scores) scores_.assign(n, masked);
+  if (request_.virtual_imaginary) virtual_imaginary_.assign(n, masked);
+}
+
+bool AttentionMapRecorder::observes(int layer, int attention_head) const {
+  return index_[static_cast<std::size_t>(layer) * heads_per_layer_ + attention_head] >= 0;
+}
+
+void AttentionMapRecorder::on_block(const backend::AttentionBlock& block) {
+  if (block.sequence != 0 || !observes(block.layer, block.head.index)) return;
+  const long rows = request_.rows(), columns = request_.columns(), key_begin = request_.key_begin();
+  const std::size_t map = index_[static_cast<std::size_t>(block.layer) * heads_per_layer_ + block.head.index];
+  // Query rows of the window that fall in this block.
+  const long first = std::max(block.q_begin, request_.start), last = std::min(block.q_end, request_.key_end());
+  // Key columns key_begin .. key_begin+copied-1 exist in the block; any beyond
+  // k_end are future keys for every row of the block and keep their masked fill.
+  const long copied = std::clamp(block.k_end - key_begin, 0L, columns);
+  for (long q = first; q < last; ++q) {
+    const std::size_t src = static_cast<std::size_t>(q - block.q_begin) * block.k_end + key_begin;
+    const std::size_t dst = (map * rows + (q - request_.start)) * columns;
+    std::copy_n(block.probabilities + src, copied, probabilities_.data() + dst);
+    if (request_.scores) std::copy_n(block.scores + src, copied, scores_.data() + dst);
+    if (request_.virtual_imaginary) std::copy_n(block.virtual_imaginary_scores + src, copied, virtual_imaginary_.data() + dst);
+  }
+}
+
+}  // namespace ropescope::analysis

@@ -1,0 +1,69 @@
+// Attention maps of chosen layers and heads over a token window (the paper's
+// Figure 5: real vs imaginary heads on the first 16 tokens). An observer keeps
+// query rows start .. start+length-1 and either the square window of keys
+// start .. start+length-1 or, with full_rows, every key 0 .. start+length-1,
+// for probabilities and optionally raw scores and (vanilla RoPE) the virtual
+// imaginary scores. Maps are stacked [n_maps, rows, columns] in the order of
+// `maps()`: layers in the requested order, and within a layer heads in the
+// requested order. Keys after the query are masked: probability 0, score -inf.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.hpp"
+
+namespace ropescope::analysis {
+
+struct MapRequest {
+  std::vector<int> layers;  // empty: every layer
+  std::vector<int> heads;   // attention heads; empty: every head
+  long start = 0, length = 16;
+  bool full_rows = false;   // keep keys 0 .. start+length-1 instead of start .. start+length-1
+  bool scores = false;      // also keep the pre-softmax scores
+  bool virtual_imaginary = false;  // also keep the virtual imaginary scores (vanilla RoPE only)
+
+  long key_begin() const { return full_rows ? 0 : start; }
+  long key_end() const { return start + length; }
+  long rows() const { return length; }
+  long columns() const { return key_end() - key_begin(); }
+  int arrays() const { return 1 + scores + virtual_imaginary; }
+};
+
+struct MapEntry {
+  int layer = 0;
+  model::AttentionHead head;
+};
+
+class AttentionMapRecorder : public backend::AttentionObserver {
+ public:
+  // Resolves empty layer / head lists to all. Throws ArgumentError naming the
+  // offending value for a layer or head out of range, a repeated one, an empty
+  // window, a window past `available_tokens`, or virtual_imaginary on a model
+  // that is not vanilla RoPE. Allocates nothing: check bytes_needed() first,
+  // then call allocate().
+  AttentionMapRecorder(const model::Model& model, MapRequest request, long available_tokens);
+  // Bytes the stacked arrays need: n_maps * rows * columns * 4 * arrays.
+  std::uint64_t bytes_needed() const;
+  void allocate();
+
+  bool observes(int layer, int attention_head) const override;
+  bool wants_virtual_imaginary() const override { return request_.virtual_imaginary; }
+  // Records blocks of sequence 0 (the forward runs tokens 0 .. start+length-1 as one sequence).
+  void on_block(const backend::AttentionBlock& block) override;
+
+  const MapRequest& request() const { return request_; }
+  const std::vector<MapEntry>& maps() const { return maps_; }
+  const std::vector<float>& probabilities() const { return probabilities_; }
+  const std::vector<float>& scores() const { return scores_; }
+  const std::vector<float>& virtual_imaginary() const { return virtual_imaginary_; }
+
+ private:
+  MapRequest request_;
+  int heads_per_layer_ = 0;
+  std::vector<MapEntry> maps_;
+  std::vector<int> index_;  // [layer * heads_per_layer + head] -> map index, -1 when not kept
+  std::vector<float> probabilities_, scores_, virtual_imaginary_;
+};
+
+}  // namespace ropescope::analysis

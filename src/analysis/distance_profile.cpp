@@ -1,0 +1,168 @@
+// Distance bins, per-head distance profiles and their streaming observer (see distance_profile.hpp).
+#include "analysis/distance_profile.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "core/error.hpp"
+
+namespace ropescope::analysis {
+
+DistanceBins::DistanceBins(long exact_limit, long max_distance, const std::vector<long>& upper_edges)
+    : exact_limit_(exact_limit) {
+  // Bins 0 .. min(exact_limit, max_distance+1)-1 hold one distance each; then
+  // [edge_i, edge_{i+1} - 1] for consecutive edges, the last closed at max_distance.
+  for (long d = 0; d < std::min(exact_limit, max_distance + 1); ++d) lo_.push_back(d), hi_.push_back(d);
+  std::vector<long> edges{exact_limit};
+  for (long e : upper_edges)
+    if (e > edges.back() && e <= max_distance) edges.push_back(e);
+  if (exact_limit <= max_distance) {
+    for (std::size_t i = 0; i < edges.size(); ++i) {
+      lo_.push_back(edges[i]);
+      hi_.push_back(i + 1 < edges.size() ? edges[i + 1] - 1 : max_distance);
+    }
+  }
+  table_.resize(max_distance + 1);
+  for (int b = 0; b < size(); ++b)
+    for (long d = lo_[b]; d <= hi_[b]; ++d) table_[d] = b;
+}
+
+DistanceBins DistanceBins::log_spaced(long exact_limit, long max_distance, int per_decade) {
+  if (exact_limit < 1) throw ArgumentError(fmt::format("exact distance limit must be >= 1, got {}", exact_limit));
+  if (per_decade < 1) throw ArgumentError(fmt::format("bins per decade must be >= 1, got {}", per_decade));
+  if (max_distance < 0) throw ArgumentError(fmt::format("largest distance must be >= 0, got {}", max_distance));
+  std::vector<long> edges;
+  for (int k = 1;; ++k) {
+    // ceil with a small guard so that exact powers (e.g. 10 * 10^1) are not pushed up by rounding.
+    double edge = std::ceil(static_cast<double>(exact_limit) * std::pow(10.0, static_cast<double>(k) / per_decade) - 1e-9);
+    if (edge > static_cast<double>(max_distance)) break;
+    edges.push_back(static_cast<long>(edge));
+  }
+  return DistanceBins(exact_limit, max_distance, edges);
+}
+
+DistanceBins DistanceBins::from_edges(long exact_limit, long max_distance, const std::vector<long>& edges) {
+  if (exact_limit < 1) throw ArgumentError(fmt::format("exact distance limit must be >= 1, got {}", exact_limit));
+  if (max_distance < 0) throw ArgumentError(fmt::format("largest distance must be >= 0, got {}", max_distance));
+  long previous = exact_limit;
+  for (long e : edges) {
+    if (e <= previous)
+      throw ArgumentError(fmt::format("bin edges must be strictly increasing and above the exact limit {}; {} follows {}",
+                                      exact_limit, e, previous));
+    previous = e;
+  }
+  return DistanceBins(exact_limit, max_distance, edges);
+}
+
+DistanceProfile::DistanceProfile(int bins, std::vector<long> beyond_thresholds)
+    : prob_sum(bins, 0.0), score_sum(bins, 0.0), count(bins, 0), beyond(std::move(beyond_thresholds)),
+      mass_sum(beyond.size(), 0.0) {
+  for (std::size_t i = 0; i < beyond.size(); ++i)
+    if (beyond[i] < 0 || (i > 0 && beyond[i] <= beyond[i - 1]))
+      throw std::invalid_argument("distance thresholds must be >= 0 and strictly increasing");
+}
+
+void DistanceProfile::add_rows(const DistanceBins& bins, const float* probabilities, const float* scores, long q_begin,
+                               long q_end, long stride) {
+  const int thresholds = static_cast<int>(beyond.size());
+  for (long t = q_begin; t < q_end; ++t) {
+    const float* p = probabilities + (t - q_begin) * stride;
+    const float* z = scores + (t - q_begin) * stride;
+    // Keys s = 0 .. t in memory order, so the distance D = t - s falls from t to 0.
+    // `far` is then the mass at distances >= D; thresholds are visited from the
+    // largest down, each recorded when D reaches it (those above t add nothing).
+    int j = thresholds - 1;
+    while (j >= 0 && beyond[j] > t) --j;
+    double far = 0, distance = 0, entropy = 0;
+    for (long s = 0; s <= t; ++s) {
+      const long D = t - s;
+      const double pv = p[s];
+      const int b = bins.bin_of(D);
+      prob_sum[b] += pv;
+      score_sum[b] += z[s];
+      ++count[b];
+      distance += pv * static_cast<double>(D);
+      if (pv > 0) entropy -= pv * std::log(pv);
+      far += pv;
+      if (j >= 0 && beyond[j] == D) mass_sum[j--] += far;
+    }
+    distance_sum += distance;
+    entropy_sum += entropy;
+    ++queries;
+  }
+}
+
+DistanceProfile& DistanceProfile::operator+=(const DistanceProfile& other) {
+  if (other.prob_sum.size() != prob_sum.size() || other.beyond != beyond)
+    throw std::invalid_argument("cannot merge distance profiles with different bins or thresholds");
+  for (std::size_t b = 0; b < prob_sum.size(); ++b) {
+    prob_sum[b] += other.prob_sum[b];
+    score_sum[b] += other.score_sum[b];
+    count[b] += other.count[b];
+  }
+  for (std::size_t i = 0; i < mass_sum.size(); ++i) mass_sum[i] += other.mass_sum[i];
+  distance_sum += other.distance_sum;
+  entropy_sum += other.entropy_sum;
+  queries += other.queries;
+  return *this;
+}
+
+namespace {
+double ratio(double sum, double n) { return n > 0 ? sum / n : std::numeric_limits<double>::quiet_NaN(); }
+}  // namespace
+
+double DistanceProfile::mean_prob(int bin) const { return ratio(prob_sum[bin], static_cast<double>(count[bin])); }
+double DistanceProfile::mean_score(int bin) const { return ratio(score_sum[bin], static_cast<double>(count[bin])); }
+double DistanceProfile::mean_distance() const { return ratio(distance_sum, static_cast<double>(queries)); }
+double DistanceProfile::entropy() const { return ratio(entropy_sum, static_cast<double>(queries)); }
+double DistanceProfile::mass_beyond(std::size_t i) const { return ratio(mass_sum[i], static_cast<double>(queries)); }
+
+ProfileObserver::ProfileObserver(const DistanceBins& bins, std::vector<long> beyond, int layers, int heads, int sequences)
+    : bins_(bins), layers_(layers), heads_(heads), sequences_(sequences),
+      profiles_(static_cast<std::size_t>(sequences) * layers * heads, DistanceProfile(bins.size(), std::move(beyond))) {}
+
+void ProfileObserver::on_block(const backend::AttentionBlock& block) {
+  if (block.sequence < 0 || block.sequence >= sequences_ || block.layer < 0 || block.layer >= layers_ ||
+      block.head.index < 0 || block.head.index >= heads_)
+    throw std::out_of_range(fmt::format("attention block (sequence {}, layer {}, head {}) outside the profile's {} x {} x {}",
+                                        block.sequence, block.layer, block.head.index, sequences_, layers_, heads_));
+  if (block.k_end - 1 > bins_.max_distance())
+    throw std::out_of_range(fmt::format("attention block reaches distance {}, beyond the bins' largest {}", block.k_end - 1,
+                                        bins_.max_distance()));
+  auto& profile = profiles_[(static_cast<std::size_t>(block.sequence) * layers_ + block.layer) * heads_ + block.head.index];
+  profile.add_rows(bins_, block.probabilities, block.scores, block.q_begin, block.q_end, block.k_end);
+}
+
+DistanceProfile ProfileObserver::result(int layer, int head) const {
+  DistanceProfile merged = profiles_.at(static_cast<std::size_t>(layer) * heads_ + head);
+  for (int s = 1; s < sequences_; ++s)
+    merged += profiles_[(static_cast<std::size_t>(s) * layers_ + layer) * heads_ + head];
+  return merged;
+}
+
+ProfileAggregate aggregate(const std::vector<const DistanceProfile*>& profiles) {
+  ProfileAggregate a;
+  a.heads = static_cast<int>(profiles.size());
+  if (profiles.empty()) return a;
+  const int bins = static_cast<int>(profiles[0]->prob_sum.size());
+  const std::size_t thresholds = profiles[0]->beyond.size();
+  a.mean_prob.assign(bins, 0.0);
+  a.mean_score.assign(bins, 0.0);
+  a.mass_beyond.assign(thresholds, 0.0);
+  for (const auto* p : profiles) {
+    for (int b = 0; b < bins; ++b) {
+      a.mean_prob[b] += p->mean_prob(b) / a.heads;
+      a.mean_score[b] += p->mean_score(b) / a.heads;
+    }
+    a.mean_distance += p->mean_distance() / a.heads;
+    a.entropy += p->entropy() / a.heads;
+    for (std::size_t i = 0; i < thresholds; ++i) a.mass_beyond[i] += p->mass_beyond(i) / a.heads;
+  }
+  return a;
+}
+
+}  // namespace ropescope::analysis
