@@ -10,6 +10,7 @@ namespace ropescope::cli {
 void add_decay_command(CLI::App& app);
 void add_version_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_ppl_command(CLI::App& app);
 void add_attn_command(CLI::App& app);
 void add_profile_command(CLI::App& app);
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   ropescope::cli::add_decay_command(app);
   ropescope::cli::add_version_command(app);
   ropescope::cli::add_info_command(app);
+  ropescope::cli::add_ppl_command(app);
   ropescope::cli::add_attn_command(app);
   ropescope::cli::add_profile_command(app);
 

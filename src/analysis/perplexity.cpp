@@ -1,0 +1,121 @@
+// Sliding-window perplexity and per-position loss curves (see perplexity.hpp).
+#include "analysis/perplexity.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "core/error.hpp"
+
+namespace ropescope::analysis {
+namespace {
+
+// Windows go to the backend in batches of at most this many tokens (at least one window).
+constexpr long kBatchTokens = 16384;
+
+// Runs `count` windows of `length` tokens starting at begin(i), in batches, and
+// hands each window's nll vector to consume(i, nll).
+template <class Begin, class Consume>
+void run_windows(backend::Backend& backend, std::span<const std::int32_t> tokens, long count, long length,
+                 Begin begin, Consume consume, const backend::ForwardOptions& options, Progress* progress) {
+  const long per_batch = std::max(1L, kBatchTokens / length);
+  for (long first = 0; first < count; first += per_batch) {
+    const long last = std::min(count, first + per_batch);
+    std::vector<std::vector<std::int32_t>> batch;
+    for (long i = first; i < last; ++i) {
+      auto window = tokens.subspan(static_cast<std::size_t>(begin(i)), static_cast<std::size_t>(length));
+      batch.emplace_back(window.begin(), window.end());
+    }
+    auto results = backend.forward(batch, options);
+    for (long i = first; i < last; ++i) {
+      consume(i, results[i - first].nll);
+      if (progress) progress->advance(length);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Window> sliding_windows(long N, long L, long stride) {
+  if (L < 2) throw ArgumentError(fmt::format("window length L must be >= 2, got {}", L));
+  if (L > N) throw ArgumentError(fmt::format("window length L = {} is longer than the {} tokens", L, N));
+  if (stride < 1 || stride > L) throw ArgumentError(fmt::format("stride must be in [1, L = {}], got {}", L, stride));
+  std::vector<Window> windows;
+  long end = 0;  // one past the last target scored so far
+  for (long begin = 0; begin + L <= N; begin += stride) {
+    // A window's own first token has no prediction: with S = L (no overlap) it goes unscored.
+    windows.push_back({begin, std::max(end, begin + 1)});
+    end = begin + L;
+  }
+  if (end < N) windows.push_back({N - L, end});  // the tail: a full-length window ending at N
+  return windows;
+}
+
+SlidingWindowResult sliding_window_perplexity(backend::Backend& backend, std::span<const std::int32_t> tokens, long L,
+                                              long stride, const backend::ForwardOptions& options, bool byte_level,
+                                              Progress* progress) {
+  const auto windows = sliding_windows(static_cast<long>(tokens.size()), L, stride);
+  double sum = 0;
+  long scored = 0;
+  run_windows(
+      backend, tokens, static_cast<long>(windows.size()), L, [&](long i) { return windows[i].begin; },
+      [&](long i, const std::vector<double>& nll) {
+        // nll[j] is the loss of target begin + j + 1, so target t sits at j = t - begin - 1.
+        for (long j = windows[i].first_target - windows[i].begin - 1; j < L - 1; ++j) sum += nll[j];
+        scored += windows[i].begin + L - windows[i].first_target;
+      },
+      options, progress);
+  SlidingWindowResult r;
+  r.L = L;
+  r.stride = stride;
+  r.windows = static_cast<long>(windows.size());
+  r.tokens_scored = scored;
+  r.mean_nll = sum / static_cast<double>(scored);
+  r.ppl = std::exp(r.mean_nll);
+  if (byte_level) r.bits_per_byte = r.mean_nll / std::numbers::ln2;
+  return r;
+}
+
+long curve_window_count(long N, long T, long max_windows) {
+  if (T < 2) throw ArgumentError(fmt::format("curve length T must be >= 2, got {}", T));
+  if (T > N) throw ArgumentError(fmt::format("curve length T = {} is longer than the {} tokens", T, N));
+  if (max_windows < 0) throw ArgumentError(fmt::format("max windows must be >= 0, got {}", max_windows));
+  return max_windows == 0 ? N / T : std::min(max_windows, N / T);
+}
+
+PositionCurve position_loss_curve(backend::Backend& backend, std::span<const std::int32_t> tokens, long T,
+                                  long max_windows, const backend::ForwardOptions& options, Progress* progress) {
+  PositionCurve c;
+  c.T = T;
+  c.windows = curve_window_count(static_cast<long>(tokens.size()), T, max_windows);
+  std::vector<double> sum(T - 1, 0.0);
+  run_windows(
+      backend, tokens, c.windows, T, [&](long i) { return i * T; },
+      [&](long, const std::vector<double>& nll) {
+        for (long j = 0; j < T - 1; ++j) sum[j] += nll[j];
+      },
+      options, progress);
+  c.mean_nll.resize(T - 1);
+  for (long j = 0; j < T - 1; ++j) c.mean_nll[j] = sum[j] / static_cast<double>(c.windows);
+  // Bin [b, 2b) of target positions covers curve entries b-1 .. min(2b, T)-2.
+  for (long b = 1; b < T; b *= 2) {
+    PositionBin bin{b, std::min(2 * b, T), 0.0, 0};
+    double total = 0;
+    for (long p = bin.begin; p < bin.end; ++p) total += sum[p - 1];
+    bin.count = (bin.end - bin.begin) * c.windows;
+    bin.mean_nll = total / static_cast<double>(bin.count);
+    c.bins.push_back(bin);
+  }
+  return c;
+}
+
+double PositionCurve::ppl_at_context(long L) const {
+  if (L < 2 || L > T) throw ArgumentError(fmt::format("context {} is outside the curve's [2, {}]", L, T));
+  double total = 0;
+  for (long p = 1; p < L; ++p) total += mean_nll[p - 1];
+  return std::exp(total / static_cast<double>(L - 1));
+}
+
+}  // namespace ropescope::analysis
