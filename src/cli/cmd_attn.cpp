@@ -52,8 +52,9 @@ std::string human_bytes(std::uint64_t bytes) {
   return fmt::format("{} bytes", bytes);
 }
 
-// Outputs written so far (and a directory made for them); removed again, last
-// first, unless the run completes, so a failed run leaves nothing behind (each
+// Outputs written so far (and a directory made for them; a path is added only
+// once written, so nothing that was there before is touched); removed again,
+// last first, unless the run completes, so a failed run leaves nothing behind (each
 // file itself is written atomically).
 class OutputSet {
  public:
@@ -127,15 +128,14 @@ void run_attn(const AttnOptions& o) {
   if (std::filesystem::create_directories(dir)) outputs.add(dir);
   auto write = [&](const std::string& name, const std::vector<float>& data) {
     const auto path = dir / name;
-    outputs.add(path);
     io::write_npy<float>(path, data, shape);
-    outputs.add(path.string() + ".json");
+    outputs.add(path);
     record.write_sidecar(path);
+    outputs.add(path.string() + ".json");
   };
   write("attn_probs.npy", recorder.probabilities());
   if (r.scores) write("attn_scores.npy", recorder.scores());
   if (r.virtual_imaginary) write("virtual_imaginary.npy", recorder.virtual_imaginary());
-  outputs.add(dir / "manifest.json");
   io::write_file_atomic(dir / "manifest.json", manifest.dump(2) + "\n");
   outputs.commit();
 }

@@ -37,7 +37,8 @@ struct ProfileOptions {
   std::string out;
 };
 
-// Outputs written so far; removed again, last first, unless the run completes,
+// Outputs written so far (a path is added only once written, so nothing that
+// was there before is touched); removed again, last first, unless the run completes,
 // so a failed run leaves nothing behind (each file itself is written atomically).
 class OutputSet {
  public:
@@ -178,10 +179,10 @@ void run_profile(const ProfileOptions& o) {
   OutputSet outputs;
   auto output = [&](const std::string& suffix, auto&& write) {
     const std::filesystem::path path = o.out + suffix;
-    outputs.add(path);
     write(path);
-    outputs.add(path.string() + ".json");
+    outputs.add(path);
     record.write_sidecar(path);
+    outputs.add(path.string() + ".json");
   };
   output("_prob.npy", [&](const auto& p) { io::write_npy<double>(p, mean_prob, shape); });
   output("_score.npy", [&](const auto& p) { io::write_npy<double>(p, mean_score, shape); });

@@ -1,0 +1,214 @@
+// Distance bins and profiles: every distance lies in exactly one bin; the
+// streamed per-head profile of real forward passes (several query blocks,
+// several sequences) equals a direct computation over the fully materialised
+// T x T maps to float rounding; partial profiles merge; aggregates are means.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "../cpu/forward_fixtures.hpp"
+#include "analysis/distance_profile.hpp"
+#include "core/error.hpp"
+#include "cpu/cpu_backend.hpp"
+
+using namespace ropescope;
+using analysis::DistanceBins;
+using analysis::DistanceProfile;
+
+namespace {
+
+std::vector<std::int32_t> random_tokens(long T, int vocab, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::int32_t> t(T);
+  for (auto& x : t) x = static_cast<std::int32_t>(rng() % vocab);
+  return t;
+}
+
+void expect_partition(const DistanceBins& bins, long exact_limit, long max_distance) {
+  ASSERT_GT(bins.size(), 0);
+  EXPECT_EQ(bins.max_distance(), max_distance);
+  EXPECT_EQ(bins.lo(0), 0);
+  EXPECT_EQ(bins.hi(bins.size() - 1), max_distance);
+  for (int b = 0; b < bins.size(); ++b) {
+    EXPECT_LE(bins.lo(b), bins.hi(b)) << "bin " << b;
+    if (b > 0) {
+      EXPECT_EQ(bins.lo(b), bins.hi(b - 1) + 1) << "bin " << b;  // no gap, no overlap
+    }
+  }
+  std::vector<int> hits(max_distance + 1, 0);
+  for (int b = 0; b < bins.size(); ++b)
+    for (long d = bins.lo(b); d <= bins.hi(b); ++d) ++hits[d];
+  for (long d = 0; d <= max_distance; ++d) {
+    EXPECT_EQ(hits[d], 1) << "distance " << d;
+    const int b = bins.bin_of(d);
+    EXPECT_TRUE(bins.lo(b) <= d && d <= bins.hi(b)) << "distance " << d;
+    if (d < exact_limit) {
+      EXPECT_EQ(b, d);  // the exact region: one bin per distance
+    }
+  }
+}
+
+// Forwards to both observers (a recorder of full maps and the streamed profile).
+class Tee : public backend::AttentionObserver {
+ public:
+  Tee(backend::AttentionObserver& a, backend::AttentionObserver& b) : a_(a), b_(b) {}
+  void on_block(const backend::AttentionBlock& block) override {
+    a_.on_block(block);
+    b_.on_block(block);
+  }
+
+ private:
+  backend::AttentionObserver &a_, &b_;
+};
+
+// |a - b| within `rel` of `scale` (the sum of magnitudes the value came from).
+void expect_close(double a, double b, double scale, const std::string& what) {
+  EXPECT_LE(std::abs(a - b), 1e-12 * std::max(scale, 1e-300)) << what << ": " << a << " vs " << b;
+}
+
+}  // namespace
+
+TEST(DistanceBins, LogSpacedBinsCoverEveryDistanceOnce) {
+  for (auto [exact, max, per_decade] : {std::tuple{1L, 0L, 16}, {1L, 1000L, 1}, {8L, 39L, 5}, {16L, 4095L, 16},
+                                        {1024L, 4095L, 16}, {1024L, 100L, 16}, {3L, 100000L, 64}}) {
+    SCOPED_TRACE(::testing::Message() << "exact " << exact << " max " << max << " per decade " << per_decade);
+    auto bins = DistanceBins::log_spaced(exact, max, per_decade);
+    expect_partition(bins, exact, max);
+    // Above the exact region, lower edges follow exact * 10^(k / per_decade) rounded up.
+    for (int b = static_cast<int>(std::min(exact, max + 1)) + 1; b < bins.size(); ++b)
+      EXPECT_GE(bins.lo(b), std::ceil(exact * std::pow(10.0, 1.0 / per_decade) - 1e-9));
+  }
+  // 16 per decade from 1024 to 4095: about 16 * log10(4) = 9.6 -> 10 log bins.
+  EXPECT_EQ(DistanceBins::log_spaced(1024, 4095, 16).size(), 1024 + 10);
+}
+
+TEST(DistanceBins, ExplicitEdges) {
+  auto bins = DistanceBins::from_edges(4, 30, {10, 20, 40});
+  expect_partition(bins, 4, 30);
+  ASSERT_EQ(bins.size(), 4 + 3);
+  EXPECT_EQ(bins.lo(4), 4);
+  EXPECT_EQ(bins.hi(4), 9);
+  EXPECT_EQ(bins.lo(6), 20);
+  EXPECT_EQ(bins.hi(6), 30);
+  EXPECT_THROW(DistanceBins::from_edges(4, 30, {10, 10}), ArgumentError);
+  EXPECT_THROW(DistanceBins::from_edges(4, 30, {3}), ArgumentError);
+  EXPECT_THROW(DistanceBins::log_spaced(0, 30, 16), ArgumentError);
+  EXPECT_THROW(DistanceBins::log_spaced(4, 30, 0), ArgumentError);
+}
+
+TEST(DistanceProfile, StreamedEqualsMaterialisedMaps) {
+  const long T = 40;
+  const std::vector<long> beyond{1, 5, 20, 39};
+  for (const char* name : {"ec", "eh", "rope"}) {
+    SCOPED_TRACE(name);
+    auto model = ropescope::testing::load_test_model(std::string("tests/data/models/") + name);
+    cpu::CpuBackend backend(model, cpu::CpuOptions{7});  // several query blocks per head
+    const int layers = model->config.num_hidden_layers, heads = model->layout.attention_heads;
+    const auto bins = DistanceBins::log_spaced(8, T - 1, 5);
+    ASSERT_GT(bins.size(), 8);  // log bins present
+
+    analysis::ProfileObserver profile(bins, beyond, layers, heads, 2);
+    ropescope::testing::MapRecorder maps(T, false);
+    Tee tee(maps, profile);
+    backend::ForwardOptions options;
+    options.observer = &tee;
+    backend.forward({random_tokens(T, 256, 1), random_tokens(T, 256, 2)}, options);
+
+    for (int l = 0; l < layers; ++l)
+      for (int h = 0; h < heads; ++h) {
+        SCOPED_TRACE(::testing::Message() << "layer " << l << " head " << h);
+        // Direct computation over the full maps, bins found by linear search.
+        std::vector<double> prob(bins.size()), score(bins.size()), prob_abs(bins.size()), score_abs(bins.size());
+        std::vector<std::int64_t> count(bins.size());
+        std::vector<double> mass(beyond.size());
+        double distance = 0, entropy = 0;
+        for (int seq = 0; seq < 2; ++seq) {
+          const auto& m = maps.at(seq, l, h);
+          for (long t = 0; t < T; ++t)
+            for (long s = 0; s <= t; ++s) {
+              const long D = t - s;
+              int b = 0;
+              while (!(bins.lo(b) <= D && D <= bins.hi(b))) ++b;
+              const double p = m.probabilities[t * T + s], z = m.scores[t * T + s];
+              prob[b] += p, score[b] += z, prob_abs[b] += std::abs(p), score_abs[b] += std::abs(z), ++count[b];
+              distance += p * D;
+              if (p > 0) entropy -= p * std::log(p);
+              for (std::size_t i = 0; i < beyond.size(); ++i)
+                if (D >= beyond[i]) mass[i] += p;
+            }
+        }
+        const DistanceProfile r = profile.result(l, h);
+        EXPECT_EQ(r.queries, 2 * T);
+        for (int b = 0; b < bins.size(); ++b) {
+          EXPECT_EQ(r.count[b], count[b]) << "bin " << b;
+          expect_close(r.prob_sum[b], prob[b], prob_abs[b], "prob bin " + std::to_string(b));
+          expect_close(r.score_sum[b], score[b], score_abs[b], "score bin " + std::to_string(b));
+        }
+        expect_close(r.distance_sum, distance, distance, "distance");
+        expect_close(r.entropy_sum, entropy, entropy, "entropy");
+        for (std::size_t i = 0; i < beyond.size(); ++i) expect_close(r.mass_sum[i], mass[i], mass[i], "mass beyond");
+        // Derived statistics follow the stated definitions.
+        EXPECT_DOUBLE_EQ(r.mean_distance(), distance / (2 * T));
+        EXPECT_DOUBLE_EQ(r.mean_prob(0), r.prob_sum[0] / (2 * T));  // D = 0: one pair per query
+        double total = 0;
+        for (double p : r.prob_sum) total += p;
+        EXPECT_NEAR(total, 2.0 * T, 1e-4);  // each row sums to 1
+        EXPECT_LT(r.mass_beyond(3), r.mass_beyond(0));
+      }
+  }
+}
+
+TEST(DistanceProfile, WindowsProfiledApartMergeToTheBatch) {
+  const long T = 24;
+  auto model = ropescope::testing::load_test_model("tests/data/models/ec");
+  cpu::CpuBackend backend(model);
+  const int layers = model->config.num_hidden_layers, heads = model->layout.attention_heads;
+  const auto bins = DistanceBins::log_spaced(4, T - 1, 8);
+  const std::vector<long> beyond{2, 10};
+  auto a = random_tokens(T, 256, 3), b = random_tokens(T, 256, 4);
+  analysis::ProfileObserver both(bins, beyond, layers, heads, 2), first(bins, beyond, layers, heads),
+      second(bins, beyond, layers, heads);
+  backend::ForwardOptions options;
+  options.observer = &both;
+  backend.forward({a, b}, options);
+  options.observer = &first;
+  backend.forward({a}, options);
+  options.observer = &second;
+  backend.forward({b}, options);
+  for (int l = 0; l < layers; ++l)
+    for (int h = 0; h < heads; ++h) {
+      DistanceProfile merged = first.result(l, h);
+      merged += second.result(l, h);
+      const DistanceProfile batch = both.result(l, h);
+      EXPECT_EQ(merged.queries, batch.queries);
+      EXPECT_EQ(merged.count, batch.count);
+      for (int k = 0; k < bins.size(); ++k) EXPECT_DOUBLE_EQ(merged.prob_sum[k], batch.prob_sum[k]);
+      EXPECT_DOUBLE_EQ(merged.entropy_sum, batch.entropy_sum);
+      EXPECT_DOUBLE_EQ(merged.mass_sum[1], batch.mass_sum[1]);
+    }
+  DistanceProfile other(bins.size(), {3});
+  DistanceProfile mine = first.result(0, 0);
+  EXPECT_THROW(mine += other, std::invalid_argument);
+  EXPECT_THROW(DistanceProfile(4, {5, 5}), std::invalid_argument);
+}
+
+TEST(DistanceProfile, AggregateIsThePlainMeanOfHeads) {
+  const auto bins = DistanceBins::log_spaced(2, 2, 1);  // bins {0}, {1}, {2}
+  // Two one-query profiles: rows t = 2 with probabilities over keys s = 0, 1, 2.
+  const float p1[] = {0.5f, 0.25f, 0.25f}, p2[] = {0.0f, 0.0f, 1.0f}, z[] = {1.0f, 2.0f, 3.0f};
+  DistanceProfile a(bins.size(), {1}), b(bins.size(), {1});
+  a.add_rows(bins, p1, z, 2, 3, 3);
+  b.add_rows(bins, p2, z, 2, 3, 3);
+  EXPECT_DOUBLE_EQ(a.mean_distance(), 0.5 * 2 + 0.25 * 1);
+  EXPECT_DOUBLE_EQ(a.entropy(), -(0.5 * std::log(0.5) + 0.5 * std::log(0.25)));
+  EXPECT_DOUBLE_EQ(a.mass_beyond(0), 0.75);
+  EXPECT_DOUBLE_EQ(b.entropy(), 0.0);
+  EXPECT_DOUBLE_EQ(a.mean_score(2), 1.0);  // D = 2 is key 0
+  auto mean = analysis::aggregate({&a, &b});
+  EXPECT_EQ(mean.heads, 2);
+  EXPECT_DOUBLE_EQ(mean.mean_distance, (1.25 + 0.0) / 2);
+  EXPECT_DOUBLE_EQ(mean.mean_prob[0], (0.25 + 1.0) / 2);
+  EXPECT_DOUBLE_EQ(mean.mass_beyond[0], (0.75 + 0.0) / 2);
+  EXPECT_EQ(analysis::aggregate({}).heads, 0);
+}
