@@ -93,7 +93,7 @@ NpyIntegers read_npy_integers(const std::filesystem::path& path) {
   const std::regex number("\\d+");
   for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it) {
     result.shape.push_back(std::stoull(it->str()));
-    count *= result.shape.back();
+    if (__builtin_mul_overflow(count, result.shape.back(), &count)) throw fail(fmt::format("shape ({}) overflows", dims));
   }
   std::size_t size = 0;
   if (result.dtype == "<i4") size = 4;
@@ -102,10 +102,16 @@ NpyIntegers read_npy_integers(const std::filesystem::path& path) {
   else if (result.dtype == "<u4") size = 4;
   else if (result.dtype == "|u1") size = 1;
   else throw fail(fmt::format("dtype '{}'; expected an integer array: int32, int64, uint16, uint32 (or uint8)", result.dtype));
-  std::vector<unsigned char> bytes(count * size);
+  // Compare the data size with the file before allocating: a corrupt shape must
+  // not turn into a huge allocation.
+  const std::uint64_t available = std::filesystem::file_size(path) - static_cast<std::uint64_t>(in.tellg());
+  std::uint64_t needed = 0;
+  if (__builtin_mul_overflow(count, size, &needed) || needed > available)
+    throw fail(fmt::format("data shorter than shape ({}) needs", dims));
+  if (needed < available) throw fail(fmt::format("data longer than shape ({}) needs", dims));
+  std::vector<unsigned char> bytes(needed);
   if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
     throw fail(fmt::format("data shorter than shape ({}) needs", dims));
-  if (in.peek() != EOF) throw fail(fmt::format("data longer than shape ({}) needs", dims));
   result.values.resize(count);
   for (std::uint64_t i = 0; i < count; ++i) {
     const unsigned char* p = bytes.data() + i * size;

@@ -19,6 +19,9 @@ TokenFormat parse_token_format(const std::string& name) {
 }
 
 std::vector<std::int32_t> load_tokens(const TokenInput& input, int vocab_size) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(input.path, ec))
+    throw ArgumentError(fmt::format("cannot open token file '{}': not a readable file", input.path.string()));
   std::vector<std::int64_t> ids;
   if (input.format == TokenFormat::npy) {
     ids = read_npy_integers(input.path).values;
