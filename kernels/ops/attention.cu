@@ -1,0 +1,327 @@
+// Causal flash attention forward with native GQA and RoPE++ (ROPEPP.md 1, 4):
+// bf16 tensor cores (mma.sync m16n8k16, fp32 accumulators), online softmax in
+// fp32, and queries rotated (real or imaginary) inside the kernel.
+//
+// Tiling. One CTA = 8 warps = 128 query rows, all G attention heads of one KV
+// head over P = 128 / G consecutive positions (row r: group head r / P,
+// position q0 + r % P). Each K/V tile of 64 keys is loaded once into shared
+// memory (cp.async, two stages) and serves every head of the group: the real
+// and the imaginary twin of a query head, and the other query heads of the
+// GQA group. Each warp owns 16 rows: S = Q K^T (16 x 64), online softmax in
+// registers, O += P V with P reused from the accumulators as the A operand.
+// Shared-memory rows are XOR-swizzled in 16-byte chunks so that ldmatrix
+// reads 8 rows without bank conflicts.
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/ops/check.cuh"
+#include "kernels/ops/ops.hpp"
+
+namespace ropescope::kernels {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kRows = 16 * kWarps;  // query rows per CTA
+constexpr int kKeys = 64;           // keys per K/V tile
+constexpr int kThreads = 32 * kWarps;
+
+// Element offset of (row, col) in a [rows, D] bf16 tile: the 16-byte chunk
+// col / 8 moves to chunk (col / 8) ^ (row % 8), so the 8 rows an ldmatrix
+// reads at one logical chunk hit 8 different bank groups.
+template <int D>
+__device__ __forceinline__ int swz(int row, int col) {
+  return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global -> shared copy; src_bytes = 0 fills the chunk with zeros.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
+                                                  const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(smem_addr(p)));
+}
+
+// c += a (16x16, row) * b (16x8, col), bf16 in, fp32 accumulate.
+__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+struct Params {
+  const bf16* q;  // [T, Q*D]
+  const bf16* k;  // [T, KV*D], rotated
+  const bf16* v;  // [T, KV*D]
+  const float* cos;  // [T.., pairs]
+  const float* sin;
+  bf16* out;   // [T, A*D]
+  float* lse;  // [A, T]
+  int T, query_heads, kv_heads, group, pairs;
+  bool twins;
+  float scale_log2;  // d^-0.5 * log2(e): scores go to exp2 directly
+};
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) {
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // [kRows, D]
+  bf16* Ks = Qs + kRows * D;                     // [2][kKeys, D]
+  bf16* Vs = Ks + 2 * kKeys * D;                 // [2][kKeys, D]
+
+  const int P = kRows / p.group;  // positions per CTA
+  // Heaviest (latest) position tiles first, so the causal tail fills the machine.
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * P;
+  const int kv = blockIdx.y;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int qcols = p.query_heads * D, kvcols = p.kv_heads * D;
+  const int acols = p.kv_heads * p.group * D;
+
+  // Stage the rotated queries: row r = (group head r / P, position q0 + r % P).
+  // Attention head a = kv * G + r / P reads query head a / 2 (twins) or a and
+  // rotates it as real (HF q cos + rotate_half(q) sin) or imaginary (the same
+  // rotated by -pi/2: q sin - rotate_half(q) cos); dims >= 2 * pairs pass through.
+  for (int e = tid; e < kRows * D; e += kThreads) {
+    const int r = e / D, i = e % D;
+    const int a = kv * p.group + r / P, t = q0 + r % P;
+    float val = 0.f;
+    if (t < p.T) {
+      const int qh = p.twins ? a >> 1 : a;
+      const bool imag = p.twins && (a & 1);
+      const bf16* qrow = p.q + static_cast<long>(t) * qcols + qh * D;
+      const float x = __bfloat162float(qrow[i]);
+      if (i < 2 * p.pairs) {
+        const int n = i < p.pairs ? i : i - p.pairs;  // pair (n, n + pairs)
+        const float c = p.cos[static_cast<long>(t) * p.pairs + n], s = p.sin[static_cast<long>(t) * p.pairs + n];
+        const float partner = __bfloat162float(qrow[i < p.pairs ? i + p.pairs : i - p.pairs]);
+        // rotate_half(q)[i] = -q[i + pairs] for the first half, +q[i - pairs] for the second.
+        const float rh = i < p.pairs ? -partner : partner;
+        val = imag ? x * s - rh * c : x * c + rh * s;
+      } else {
+        val = x;
+      }
+    }
+    Qs[swz<D>(r, i)] = __float2bfloat16(val);
+  }
+
+  // Loads key tile j (keys j*64 ..) of K and V into stage `stage`; rows past T are zeros.
+  auto load_kv = [&](int j, int stage) {
+    bf16* kd = Ks + stage * kKeys * D;
+    bf16* vd = Vs + stage * kKeys * D;
+    for (int c = tid; c < kKeys * D / 8; c += kThreads) {
+      const int row = c / (D / 8), col = (c % (D / 8)) * 8;
+      const int key = j * kKeys + row;
+      const bool in = key < p.T;
+      const long g = static_cast<long>(in ? key : 0) * kvcols + kv * D + col;
+      cp_async16(kd + swz<D>(row, col), p.k + g, in ? 16 : 0);
+      cp_async16(vd + swz<D>(row, col), p.v + g, in ? 16 : 0);
+    }
+    cp_async_commit();
+  };
+
+  const int q_last = min(q0 + P, p.T) - 1;  // last position of the CTA
+  const int tiles = q_last / kKeys + 1;
+  load_kv(0, 0);
+  __syncthreads();  // Qs written
+
+  // This warp's 16 rows: one group head, positions wpos .. wpos + 15 (P >= 16).
+  const int wrow = warp * 16;
+  const int wpos = q0 + wrow % P;
+  const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates
+  const int pos0 = wpos + g, pos1 = pos0 + 8;  // positions of this thread's two rows
+
+  // Query A fragments for all D/16 k-steps: ldmatrix x4 = rows 0-7/8-15 x cols 0-7/8-15.
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3],
+                Qs + swz<D>(wrow + (lane & 15), kk * 16 + (lane >> 4) * 8));
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // running max (log2 units) and sum
+
+  for (int j = 0; j < tiles; ++j) {
+    cp_async_wait<0>();
+    __syncthreads();  // tile j visible; every warp is done with stage (j + 1) % 2
+    if (j + 1 < tiles) load_kv(j + 1, (j + 1) & 1);
+    const int kbase = j * kKeys;
+    if (kbase > wpos + 15) continue;  // all 64 keys lie after this warp's positions
+    const bf16* kt = Ks + (j & 1) * kKeys * D;
+    const bf16* vt = Vs + (j & 1) * kKeys * D;
+
+    // S = Q K^T: 8 n-tiles of 8 keys. ldmatrix x4 on K rows gives b0/b1 of two
+    // n-tiles: matrices (keys +0..7, dims +0..7), (+0..7, +8..15), (+8..15, +0..7), (+8..15, +8..15).
+    float s[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int np = 0; np < 4; ++np) {
+        uint32_t b0, b1, b2, b3;
+        ldmatrix_x4(b0, b1, b2, b3, kt + swz<D>(np * 16 + (lane & 7) + (lane >> 4) * 8, kk * 16 + ((lane >> 3) & 1) * 8));
+        mma_bf16(s[2 * np], qf[kk], b0, b1);
+        mma_bf16(s[2 * np + 1], qf[kk], b2, b3);
+      }
+    }
+
+    // Causal mask on tiles that reach past the warp's first position:
+    // element (row, n-tile n, c) is key kbase + 8n + 2*t4 + (c & 1).
+    if (kbase + kKeys - 1 > wpos) {
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+        const int key = kbase + 8 * n + 2 * t4;
+        if (key > pos0) s[n][0] = -INFINITY;
+        if (key + 1 > pos0) s[n][1] = -INFINITY;
+        if (key > pos1) s[n][2] = -INFINITY;
+        if (key + 1 > pos1) s[n][3] = -INFINITY;
+      }
+    }
+
+    // Online softmax; a row lives in the 4 threads of a quad (lanes 4g .. 4g+3).
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    // Key 0 is visible to every row, so m is finite from tile 0 on.
+    const float mn0 = fmaxf(m0, mx0 * p.scale_log2), mn1 = fmaxf(m1, mx1 * p.scale_log2);
+    const float alpha0 = fast_exp2(m0 - mn0), alpha1 = fast_exp2(m1 - mn1);
+    m0 = mn0;
+    m1 = mn1;
+    float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      s[n][0] = fast_exp2(fmaf(s[n][0], p.scale_log2, -mn0));
+      s[n][1] = fast_exp2(fmaf(s[n][1], p.scale_log2, -mn0));
+      s[n][2] = fast_exp2(fmaf(s[n][2], p.scale_log2, -mn1));
+      s[n][3] = fast_exp2(fmaf(s[n][3], p.scale_log2, -mn1));
+      rs0 += s[n][0] + s[n][1];
+      rs1 += s[n][2] + s[n][3];
+    }
+    l0 = l0 * alpha0 + rs0;
+    l1 = l1 * alpha1 + rs1;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      o[n][0] *= alpha0;
+      o[n][1] *= alpha0;
+      o[n][2] *= alpha1;
+      o[n][3] *= alpha1;
+    }
+
+    // O += P V. The accumulators of n-tiles 2kk and 2kk+1 are exactly the A
+    // fragment of keys 16kk .. 16kk+15. ldmatrix x4.trans on V rows gives b0/b1
+    // of two dim n-tiles: (keys +0..7, dims +0..7), (+8..15, +0..7), (+0..7, +8..15), (+8..15, +8..15).
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t b0, b1, b2, b3;
+        ldmatrix_x4_trans(b0, b1, b2, b3, vt + swz<D>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 16 + (lane >> 4) * 8));
+        mma_bf16(o[2 * dp], a, b0, b1);
+        mma_bf16(o[2 * dp + 1], a, b2, b3);
+      }
+    }
+  }
+
+  // Epilogue: full row sums over the quad, normalise, write out and lse.
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const int a = kv * p.group + wrow / P;
+  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) {
+    const int col = a * D + 8 * n + 2 * t4;  // this thread's c0, c1 (row g) and c2, c3 (row g + 8)
+    if (pos0 < p.T)
+      *reinterpret_cast<__nv_bfloat162*>(p.out + static_cast<long>(pos0) * acols + col) =
+          __floats2bfloat162_rn(o[n][0] * inv0, o[n][1] * inv0);
+    if (pos1 < p.T)
+      *reinterpret_cast<__nv_bfloat162*>(p.out + static_cast<long>(pos1) * acols + col) =
+          __floats2bfloat162_rn(o[n][2] * inv1, o[n][3] * inv1);
+  }
+  if (t4 == 0) {
+    constexpr float kLn2 = 0.6931471805599453f;
+    if (pos0 < p.T) p.lse[static_cast<long>(a) * p.T + pos0] = (m0 + log2f(l0)) * kLn2;
+    if (pos1 < p.T) p.lse[static_cast<long>(a) * p.T + pos1] = (m1 + log2f(l1)) * kLn2;
+  }
+}
+
+template <int D>
+void launch(const Params& p, cudaStream_t stream) {
+  const int smem = (kRows + 4 * kKeys) * D * static_cast<int>(sizeof(bf16));
+  cuda_check(cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+             "attention smem attribute");
+  const int P = kRows / p.group;
+  const dim3 grid((p.T + P - 1) / P, p.kv_heads);
+  attention_kernel<D><<<grid, kThreads, smem, stream>>>(p);
+  cuda_check(cudaGetLastError(), "attention_kernel launch");
+}
+
+}  // namespace
+
+void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
+                            const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {
+  const int KV = shape.kv_heads, A = shape.attention_heads, d = shape.head_dim;
+  if (KV <= 0 || A % KV != 0) throw std::runtime_error("attention_forward_bf16: A must be a multiple of KV");
+  const int G = A / KV;
+  if (G != 1 && G != 2 && G != 4 && G != 8)
+    throw std::runtime_error("attention_forward_bf16: G = A / KV must be 1, 2, 4 or 8");
+  if (A != (shape.imaginary_twins ? 2 * shape.query_heads : shape.query_heads))
+    throw std::runtime_error("attention_forward_bf16: A must be 2Q with imaginary twins, else Q");
+  if (rope.positions < shape.T || 2 * rope.pairs > d)
+    throw std::runtime_error("attention_forward_bf16: rope table too small");
+  Params p{q, k, v, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
+           shape.imaginary_twins, static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d)))};
+  if (d == 128)
+    launch<128>(p, stream);
+  else if (d == 64)
+    launch<64>(p, stream);
+  else
+    throw std::runtime_error("attention_forward_bf16: head_dim must be 64 or 128");
+}
+
+}  // namespace ropescope::kernels
