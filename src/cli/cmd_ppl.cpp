@@ -174,7 +174,8 @@ std::string csv_quote(const std::string& s) {
 }
 
 void run_ppl(const PplOptions& o) {
-  // Everything that can be refused is checked before the first forward pass.
+  // Every option taking a list takes one value per occurrence (so a following
+  // MODEL is never swallowed). Everything that can be refused is checked before the first forward pass.
   if (o.lengths.empty()) throw ArgumentError("--lengths: give at least one window length");
   for (long L : o.lengths)
     if (L < 2) throw ArgumentError(fmt::format("--lengths: window length must be >= 2, got {}", L));
@@ -316,21 +317,26 @@ void add_ppl_command(CLI::App& app) {
   add_model_options(cmd, o->model);
   cmd->add_option("--lengths", o->lengths, "window lengths L, comma-separated (e.g. 128,256,512)")
       ->required()
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   o->stride_option = cmd->add_option("--stride", o->stride, "stride S for every L (default: L/2 for each L)");
   cmd->add_option("--curve", o->curve, "also compute the per-position loss curve over windows of length T");
   cmd->add_option("--max-windows", o->max_windows, "at most this many curve windows (0: all that fit)")
       ->capture_default_str();
   cmd->add_option("--noise-imag", o->noise_imag, "Gaussian noise std values on the imaginary query component")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   cmd->add_option("--noise-real", o->noise_real, "Gaussian noise std values on the real query component")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   cmd->add_option("--seed", o->seed, "noise seed")->capture_default_str();
-  cmd->add_option("--ablate", o->ablate, "ablate all real, imaginary or all heads (repeatable: one condition each)");
+  cmd->add_option("--ablate", o->ablate, "ablate all real, imaginary or all heads (repeatable: one condition each)")
+      ->allow_extra_args(false);
   cmd->add_option("--scaling", o->scaling,
                   "RoPE override as key=value pairs on the model's spec, repeatable (one condition each): "
                   "type=none|linear|dynamic|yarn|yarn_ropepp|llama3, factor, base, original, partial, beta_fast, "
-                  "beta_slow, low, high, mscale, mscale_all_dim, attention_factor, truncate, label");
+                  "beta_slow, low, high, mscale, mscale_all_dim, attention_factor, truncate, label")
+      ->allow_extra_args(false);
   cmd->add_option("-o,--out", o->out, "output prefix: PREFIX.csv, PREFIX_curve.csv, PREFIX_curve.npy (+ .json sidecars)")
       ->required();
   cmd->callback([o] { run_ppl(*o); });
