@@ -130,18 +130,20 @@ std::string CpuBackend::precision() const {
 }
 
 std::shared_ptr<const model::RopeTable> CpuBackend::rope_table(long T, const backend::ForwardOptions& options) {
-  theory::RopeSpec spec = options.rope_override.value_or(model_->config.rope);
-  const bool dynamic = spec.scaling.type == theory::ScalingType::dynamic;
-  std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", spec.base, spec.head_dim, spec.partial_rotary_factor,
-                                theory::to_string(spec.scaling.type), spec.scaling.factor,
-                                spec.scaling.original_max_position, static_cast<int>(options.angles),
-                                dynamic ? T : 0);
+  const theory::RopeSpec spec = options.rope_override.value_or(model_->config.rope);
+  // Dynamic NTK frequencies depend on the sequence length itself.
+  const long dynamic_length = spec.scaling.type == theory::ScalingType::dynamic ? T : 0;
   std::lock_guard lock(rope_cache_mutex_);
-  auto& cached = rope_cache_[key];
-  if (!cached || cached->positions < T) {
-    cached = std::make_shared<model::RopeTable>(make_rope_table(spec, T, options.angles, T));
+  for (auto& c : rope_cache_) {
+    if (c.spec == spec && c.angles == options.angles && c.dynamic_length == dynamic_length) {
+      if (c.table->positions < T)
+        c.table = std::make_shared<model::RopeTable>(make_rope_table(spec, T, options.angles, T));
+      return c.table;
+    }
   }
-  return cached;
+  auto table = std::make_shared<const model::RopeTable>(make_rope_table(spec, T, options.angles, T));
+  rope_cache_.push_back({spec, options.angles, dynamic_length, table});
+  return table;
 }
 
 std::vector<backend::ForwardResult> CpuBackend::forward(const std::vector<std::vector<std::int32_t>>& sequences,

@@ -5,7 +5,6 @@
 // queries, never as a T x T matrix for all heads at once.
 #pragma once
 
-#include <map>
 #include <memory>
 #include <mutex>
 
@@ -47,8 +46,16 @@ class CpuBackend : public backend::Backend {
   backend::Matrix embed_, lm_head_;
   Eigen::VectorXf final_norm_;
   std::vector<Layer> layers_;
+  // RoPE tables by (spec, angle precision, sequence length for dynamic NTK, else 0);
+  // a table for more positions serves every shorter sequence.
+  struct CachedRope {
+    theory::RopeSpec spec;
+    model::AnglePrecision angles;
+    long dynamic_length;
+    std::shared_ptr<const model::RopeTable> table;
+  };
   std::mutex rope_cache_mutex_;
-  std::map<std::string, std::shared_ptr<const model::RopeTable>> rope_cache_;
+  std::vector<CachedRope> rope_cache_;
 };
 
 }  // namespace ropescope::cpu

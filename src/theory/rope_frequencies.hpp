@@ -40,6 +40,8 @@ struct RopeScaling {
   // llama3
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
+
+  bool operator==(const RopeScaling&) const = default;
 };
 
 struct RopeSpec {
@@ -52,6 +54,8 @@ struct RopeSpec {
   int rotary_dim() const;
   // Throws ArgumentError naming the field when the spec is not usable.
   void validate() const;
+
+  bool operator==(const RopeSpec&) const = default;
 };
 
 struct RopeFrequencies {

@@ -192,3 +192,18 @@ TEST_F(ForwardProperties, LongContextRunsInBlocksWithFiniteLoss) {
   for (double x : nll) ASSERT_TRUE(std::isfinite(x));
   EXPECT_GT(mean(nll), 0.0);
 }
+
+TEST_F(ForwardProperties, RopeOverridesThatDifferInAnyScalingFieldGetTheirOwnTables) {
+  cpu::CpuBackend backend(ec);
+  auto tokens = random_tokens(64, 256, 11);
+  backend::ForwardOptions a, b;
+  a.rope_override = ec->config.rope;
+  a.rope_override->scaling.type = theory::ScalingType::yarn;
+  a.rope_override->scaling.factor = 4;
+  a.rope_override->scaling.original_max_position = 4096;  // beta_fast 32 vs 8: ramp starts at pair 2 vs 3
+  b.rope_override = a.rope_override;
+  b.rope_override->scaling.beta_fast = 8;  // only this differs
+  auto first = backend.forward({tokens}, a)[0].nll;
+  EXPECT_NE(backend.forward({tokens}, b)[0].nll, first);
+  EXPECT_EQ(backend.forward({tokens}, a)[0].nll, first);
+}
