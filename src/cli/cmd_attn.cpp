@@ -52,25 +52,6 @@ std::string human_bytes(std::uint64_t bytes) {
   return fmt::format("{} bytes", bytes);
 }
 
-// Outputs written so far (and a directory made for them; a path is added only
-// once written, so nothing that was there before is touched); removed again,
-// last first, unless the run completes, so a failed run leaves nothing behind (each
-// file itself is written atomically).
-class OutputSet {
- public:
-  ~OutputSet() {
-    if (done_) return;
-    std::error_code ignored;
-    for (auto p = written_.rbegin(); p != written_.rend(); ++p) std::filesystem::remove(*p, ignored);
-  }
-  void add(const std::filesystem::path& p) { written_.push_back(p); }
-  void commit() { done_ = true; }
-
- private:
-  std::vector<std::filesystem::path> written_;
-  bool done_ = false;
-};
-
 void run_attn(const AttnOptions& o) {
   if (o.out.empty()) throw ArgumentError("--out DIR is required");
   const auto limit = parse_bytes(o.max_memory);
@@ -124,7 +105,7 @@ void run_attn(const AttnOptions& o) {
   record.fields()["shape"] = shape;
 
   const std::filesystem::path dir = o.out;
-  OutputSet outputs;
+  io::OutputGroup outputs;
   if (std::filesystem::create_directories(dir)) outputs.add(dir);
   auto write = [&](const std::string& name, const std::vector<float>& data) {
     const auto path = dir / name;

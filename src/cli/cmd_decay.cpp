@@ -16,6 +16,7 @@
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/run_metadata.hpp"
+#include "cli/rope_spec_args.hpp"
 #include "plot/gnuplot.hpp"
 #include "theory/decay.hpp"
 
@@ -45,33 +46,6 @@ struct Variant {
   RopeSpec spec;
   long sequence_length = 0;  // for dynamic NTK
 };
-
-double parse_number(const std::string& text, const std::string& what) {
-  try {
-    std::size_t used = 0;
-    double v = std::stod(text, &used);
-    if (used == text.size() && std::isfinite(v)) return v;
-  } catch (const std::exception&) {
-  }
-  throw ArgumentError(fmt::format("{}: '{}' is not a number", what, text));
-}
-
-long parse_integer(const std::string& text, const std::string& what) {
-  double v = parse_number(text, what);
-  if (v != std::floor(v) || std::abs(v) > 9e15) throw ArgumentError(fmt::format("{}: '{}' is not an integer", what, text));
-  return static_cast<long>(v);
-}
-
-std::vector<std::string> split(const std::string& text, char sep) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (true) {
-    std::size_t end = text.find(sep, start);
-    parts.push_back(text.substr(start, end - start));
-    if (end == std::string::npos) return parts;
-    start = end + 1;
-  }
-}
 
 // Distances from "START:STOP[:STEP]" (linear) or "START:STOP:COUNT" (log-spaced).
 std::vector<double> parse_distances(const DecayOptions& o, bool& log_spaced) {
@@ -106,39 +80,12 @@ Variant parse_variant(const std::string& text, const DecayOptions& o) {
   Variant v;
   v.spec.head_dim = o.head_dim;
   v.spec.base = o.base;
-  auto& sc = v.spec.scaling;
-  bool original_given = false;
-  for (const auto& item : split(text, ',')) {
-    auto eq = item.find('=');
-    if (eq == std::string::npos) throw ArgumentError(fmt::format("--variant '{}': '{}' is not key=value", text, item));
-    std::string key = item.substr(0, eq), value = item.substr(eq + 1);
-    std::string what = fmt::format("--variant {}", key);
-    if (key == "type") sc.type = theory::parse_scaling_type(value);
-    else if (key == "label") v.label = value;
-    else if (key == "head_dim" || key == "d") v.spec.head_dim = static_cast<int>(parse_integer(value, what));
-    else if (key == "base") v.spec.base = parse_number(value, what);
-    else if (key == "factor") sc.factor = parse_number(value, what);
-    else if (key == "partial") v.spec.partial_rotary_factor = parse_number(value, what);
-    else if (key == "original") sc.original_max_position = static_cast<int>(parse_integer(value, what)), original_given = true;
-    else if (key == "seq") v.sequence_length = parse_integer(value, what);
-    else if (key == "beta_fast") sc.beta_fast = parse_number(value, what);
-    else if (key == "beta_slow") sc.beta_slow = parse_number(value, what);
-    else if (key == "low") sc.low_freq_factor = parse_number(value, what);
-    else if (key == "high") sc.high_freq_factor = parse_number(value, what);
-    else if (key == "mscale") sc.mscale = parse_number(value, what);
-    else if (key == "mscale_all_dim") sc.mscale_all_dim = parse_number(value, what);
-    else if (key == "attention_factor") sc.attention_factor = parse_number(value, what);
-    else if (key == "truncate") sc.truncate = value == "true" || value == "1";
-    else
-      throw ArgumentError(fmt::format(
-          "--variant '{}': unknown key '{}' (keys: type, label, d, base, factor, partial, original, seq, beta_fast, "
-          "beta_slow, low, high, mscale, mscale_all_dim, attention_factor, truncate)", text, key));
-  }
-  if (sc.type == ScalingType::llama3 && !original_given) sc.original_max_position = 8192;  // HF's Llama 3.1 value
-  if (v.spec.scaling.type == ScalingType::none && sc.factor != 1.0)
-    throw ArgumentError(fmt::format("--variant '{}': factor given without a scaling type (type=linear, ...)", text));
-  v.spec.validate();
-  if (v.sequence_length < 0) throw ArgumentError(fmt::format("--variant '{}': seq must be >= 0", text));
+  const RopeSpecText given = apply_rope_spec_text(text, "--variant", v.spec, true);
+  // llama3's original length defaults to HF's Llama 3.1 value when not given.
+  if (v.spec.scaling.type == ScalingType::llama3 && !given.original_given) v.spec.scaling.original_max_position = 8192;
+  v.label = given.label;
+  v.sequence_length = given.sequence_length;
+  const auto& sc = v.spec.scaling;
   if (v.label.empty()) {
     v.label = sc.type == ScalingType::none ? "RoPE" : to_string(sc.type);
     if (sc.type != ScalingType::none) v.label += fmt::format(" s={:g}", sc.factor);

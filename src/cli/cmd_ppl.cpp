@@ -15,6 +15,7 @@
 #include "analysis/run_record.hpp"
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
+#include "cli/rope_spec_args.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/npy.hpp"
@@ -56,67 +57,14 @@ struct Condition {
   backend::ForwardOptions options;
 };
 
-double parse_number(const std::string& text, const std::string& what) {
-  try {
-    std::size_t used = 0;
-    double v = std::stod(text, &used);
-    if (used == text.size() && std::isfinite(v)) return v;
-  } catch (const std::exception&) {
-  }
-  throw ArgumentError(fmt::format("{}: '{}' is not a number", what, text));
-}
-
-long parse_integer(const std::string& text, const std::string& what) {
-  double v = parse_number(text, what);
-  if (v != std::floor(v) || std::abs(v) > 9e15) throw ArgumentError(fmt::format("{}: '{}' is not an integer", what, text));
-  return static_cast<long>(v);
-}
-
 // A --scaling SPEC: comma-separated key=value pairs (the keys of `decay --variant`)
 // applied on top of the model's own RoPE spec. When a scaling type is given and
 // the model has none, `original` defaults to the model's max_position_embeddings.
-// (The same key set as cmd_decay.cpp's parser, which is private to that file.)
 Condition parse_scaling(const std::string& text, const model::ModelConfig& config, const backend::ForwardOptions& base) {
   theory::RopeSpec spec = config.rope;
   auto& sc = spec.scaling;
   if (sc.type == theory::ScalingType::none) sc.original_max_position = config.max_position_embeddings;
-  std::string label;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t end = text.find(',', start);
-    const std::string item = text.substr(start, end - start);
-    const auto eq = item.find('=');
-    if (eq == std::string::npos) throw ArgumentError(fmt::format("--scaling '{}': '{}' is not key=value", text, item));
-    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
-    const std::string what = fmt::format("--scaling {}", key);
-    if (key == "type") sc.type = theory::parse_scaling_type(value);
-    else if (key == "label") label = value;
-    else if (key == "base") spec.base = parse_number(value, what);
-    else if (key == "factor") sc.factor = parse_number(value, what);
-    else if (key == "partial") spec.partial_rotary_factor = parse_number(value, what);
-    else if (key == "original") sc.original_max_position = static_cast<int>(parse_integer(value, what));
-    else if (key == "beta_fast") sc.beta_fast = parse_number(value, what);
-    else if (key == "beta_slow") sc.beta_slow = parse_number(value, what);
-    else if (key == "low") sc.low_freq_factor = parse_number(value, what);
-    else if (key == "high") sc.high_freq_factor = parse_number(value, what);
-    else if (key == "mscale") sc.mscale = parse_number(value, what);
-    else if (key == "mscale_all_dim") sc.mscale_all_dim = parse_number(value, what);
-    else if (key == "attention_factor") sc.attention_factor = parse_number(value, what);
-    else if (key == "truncate") sc.truncate = value == "true" || value == "1";
-    else
-      throw ArgumentError(fmt::format(
-          "--scaling '{}': unknown key '{}' (keys: type, label, base, factor, partial, original, beta_fast, "
-          "beta_slow, low, high, mscale, mscale_all_dim, attention_factor, truncate)", text, key));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  if (sc.type == theory::ScalingType::none && sc.factor != 1.0)
-    throw ArgumentError(fmt::format("--scaling '{}': factor given without a scaling type (type=linear, ...)", text));
-  try {
-    spec.validate();
-  } catch (const ArgumentError& e) {
-    throw ArgumentError(fmt::format("--scaling '{}': {}", text, e.what()));
-  }
+  const std::string label = apply_rope_spec_text(text, "--scaling", spec, false).label;
   Condition c{label.empty() ? text : label, nullptr, base};
   c.options.rope_override = spec;
   c.description = {{"kind", "rope_override"},
@@ -268,9 +216,14 @@ void run_ppl(const PplOptions& o) {
                   {"bits_per_byte", "mean_nll / ln 2, byte-level input only (else empty)"},
                   {"beyond_training", "L > max_position_embeddings of the model"},
                   {"curve_ppl", "exp(mean curve NLL over positions 1..L-1), with --curve T >= L (else empty)"}};
-  const std::string csv_path = o.out + ".csv";
-  io::write_file_atomic(csv_path, csv);
-  record.write_sidecar(csv_path);
+  io::OutputGroup outputs;
+  auto write = [&](const std::string& path, auto&& write_file) {
+    write_file(path);
+    outputs.add(path);
+    record.write_sidecar(path);
+    outputs.add(path + ".json");
+  };
+  write(o.out + ".csv", [&](const std::string& p) { io::write_file_atomic(p, csv); });
 
   if (o.curve > 0) {
     const long T = o.curve;
@@ -297,12 +250,12 @@ void run_ppl(const PplOptions& o) {
     f["npy"] = fmt::format("float64 [conditions = {}, T-1 = {}]: element [c, p-1] is the mean NLL of condition c "
                            "(in the order of 'conditions') at target position p",
                            conditions.size(), T - 1);
-    const std::string curve_path = o.out + "_curve.csv", npy_path = o.out + "_curve.npy";
-    io::write_file_atomic(curve_path, curve_csv);
-    record.write_sidecar(curve_path);
-    io::write_npy<double>(npy_path, matrix, {conditions.size(), static_cast<std::uint64_t>(T - 1)});
-    record.write_sidecar(npy_path);
+    write(o.out + "_curve.csv", [&](const std::string& p) { io::write_file_atomic(p, curve_csv); });
+    write(o.out + "_curve.npy", [&](const std::string& p) {
+      io::write_npy<double>(p, matrix, {conditions.size(), static_cast<std::uint64_t>(T - 1)});
+    });
   }
+  outputs.commit();
   fmt::print("{}", table);
   fmt::print("{} tokens{}; training length {} (* = beyond); ppl = exp(sum NLL of scored tokens / tokens scored)\n", N,
              byte_level ? " (bytes)" : "", training);

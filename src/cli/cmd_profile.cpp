@@ -37,24 +37,6 @@ struct ProfileOptions {
   std::string out;
 };
 
-// Outputs written so far (a path is added only once written, so nothing that
-// was there before is touched); removed again, last first, unless the run completes,
-// so a failed run leaves nothing behind (each file itself is written atomically).
-class OutputSet {
- public:
-  ~OutputSet() {
-    if (done_) return;
-    std::error_code ignored;
-    for (auto p = written_.rbegin(); p != written_.rend(); ++p) std::filesystem::remove(*p, ignored);
-  }
-  void add(const std::filesystem::path& p) { written_.push_back(p); }
-  void commit() { done_ = true; }
-
- private:
-  std::vector<std::filesystem::path> written_;
-  bool done_ = false;
-};
-
 nlohmann::json aggregate_json(const analysis::ProfileAggregate& a, const std::vector<long>& beyond) {
   if (a.heads == 0) return nullptr;
   nlohmann::json mass;
@@ -176,7 +158,7 @@ void run_profile(const ProfileOptions& o) {
 
   const std::vector<std::uint64_t> shape{static_cast<std::uint64_t>(layers), static_cast<std::uint64_t>(heads),
                                          static_cast<std::uint64_t>(nb)};
-  OutputSet outputs;
+  io::OutputGroup outputs;
   auto output = [&](const std::string& suffix, auto&& write) {
     const std::filesystem::path path = o.out + suffix;
     write(path);

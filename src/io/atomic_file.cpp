@@ -58,6 +58,12 @@ void AtomicOutput::commit() {
   }
 }
 
+OutputGroup::~OutputGroup() {
+  if (committed_) return;
+  std::error_code ignored;
+  for (auto p = written_.rbegin(); p != written_.rend(); ++p) std::filesystem::remove(*p, ignored);
+}
+
 void write_file_atomic(const std::filesystem::path& target, std::string_view contents) {
   AtomicOutput out(target);
   out.write(contents);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string_view>
+#include <vector>
 
 namespace ropescope::io {
 
@@ -29,6 +30,24 @@ class AtomicOutput {
   std::filesystem::path target_;
   std::filesystem::path temporary_;
   std::FILE* file_ = nullptr;
+};
+
+// The outputs of one run: each file is written atomically on its own; the
+// group removes every output added so far (last first) unless commit() is
+// called, so a run that fails after its first output leaves nothing behind.
+// Add a path only once it is written: nothing that was there before is touched.
+class OutputGroup {
+ public:
+  OutputGroup() = default;
+  ~OutputGroup();
+  OutputGroup(const OutputGroup&) = delete;
+  OutputGroup& operator=(const OutputGroup&) = delete;
+  void add(const std::filesystem::path& written) { written_.push_back(written); }
+  void commit() { committed_ = true; }
+
+ private:
+  std::vector<std::filesystem::path> written_;
+  bool committed_ = false;
 };
 
 // Writes `contents` to `target` atomically.
