@@ -7,6 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 mkdir -p out
-./build/src/cli/ropescope decay --out out/decay.csv --json out/decay.json --plot out/decay.png
-./build/src/cli/ropescope decay --quiet --out out/decay.csv --plot out/decay.svg
+./build/src/cli/ropescope decay --out out/decay.csv --json out/decay.json --plot out/decay.png --plot out/decay.svg
 echo "quickstart: wrote out/decay.csv, out/decay.json, out/decay.png, out/decay.svg" >&2
