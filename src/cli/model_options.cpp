@@ -5,6 +5,10 @@
 
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
+#ifdef ROPESCOPE_HAVE_CUDA
+#include "kernels/cuda_backend.hpp"
+#include "kernels/device_info.hpp"
+#endif
 
 namespace ropescope::cli {
 
@@ -25,11 +29,20 @@ void add_model_options(CLI::App* cmd, ModelArgs& args) {
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
   if (args.device != "auto" && args.device != "cpu" && args.device != "cuda")
     throw ArgumentError(fmt::format("--device '{}' is not one of cpu, cuda, auto", args.device));
-  if (args.device == "cuda")
-    throw ArgumentError("--device cuda: this build has no CUDA forward backend yet; use --device cpu");
   model::LoadOptions load;
   if (!args.variant.empty()) load.variant = model::parse_variant(args.variant);
+#ifdef ROPESCOPE_HAVE_CUDA
+  std::string why_none;
+  const bool use_cuda = args.device != "cpu" && !kernels::cuda_devices(&why_none).empty();
+  if (args.device == "cuda" && !use_cuda)
+    throw ArgumentError(fmt::format("--device cuda: no usable CUDA device ({})", why_none));
   auto model = std::make_shared<const model::Model>(model::load_model(args.model_dir, load));
+  if (use_cuda) return std::make_unique<cuda::CudaBackend>(model);
+#else
+  if (args.device == "cuda")
+    throw ArgumentError("--device cuda: this build has no CUDA backend (built without nvcc); use --device cpu");
+  auto model = std::make_shared<const model::Model>(model::load_model(args.model_dir, load));
+#endif
   return std::make_unique<cpu::CpuBackend>(model);
 }
 

@@ -1,0 +1,40 @@
+// The CUDA backend: the Backend interface (backend/backend.hpp) on one GPU.
+// Weights are uploaded once as bf16; matmuls run through cuBLAS (bf16 inputs,
+// fp32 accumulation); the residual stream is fp32; RMSNorm, RoPE keys,
+// attention and SwiGLU are the kernels of kernels/ops and kernels/forward_ops;
+// the LM head and loss run in chunks of tokens, so T x V logits never exist
+// at once. The precision path is spelled out by precision().
+// Not yet supported (ArgumentError naming --device cpu): the attention
+// observer and query noise.
+#pragma once
+
+#include <memory>
+
+#include "backend/backend.hpp"
+
+namespace ropescope::cuda {
+
+class CudaBackend : public backend::Backend {
+ public:
+  // Throws ArgumentError (with the CUDA runtime's reason) when `device` is not
+  // usable, or when the model's shapes are outside what the kernels take.
+  explicit CudaBackend(std::shared_ptr<const model::Model> model, int device = 0);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  std::string name() const override;
+  std::string precision() const override;
+  const model::Model& model() const override { return *model_; }
+  std::vector<backend::ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
+                                              const backend::ForwardOptions& options) override;
+
+ private:
+  struct State;  // device buffers, cuBLAS handle, stream (cuda_backend.cpp)
+  backend::ForwardResult forward_one(const std::vector<std::int32_t>& tokens, const backend::ForwardOptions& options);
+
+  std::shared_ptr<const model::Model> model_;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace ropescope::cuda
