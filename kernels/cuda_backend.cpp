@@ -215,16 +215,8 @@ std::vector<backend::ForwardResult> CudaBackend::forward(const std::vector<std::
                         "backend; use --device cpu");
   if (options.noise)
     throw ArgumentError("query noise is not yet supported on the CUDA backend; use --device cpu");
-  if (options.rope_override && options.rope_override->head_dim != c.head_dim)
-    throw ArgumentError(fmt::format("RoPE override has head_dim {}, the model {}", options.rope_override->head_dim,
-                                    c.head_dim));
-  for (std::size_t s = 0; s < sequences.size(); ++s) {
-    const auto& tokens = sequences[s];
-    if (tokens.empty()) throw ArgumentError(fmt::format("sequence {} is empty", s));
-    for (std::size_t p = 0; p < tokens.size(); ++p)
-      if (tokens[p] < 0 || tokens[p] >= c.vocab_size)
-        throw ArgumentError(fmt::format("token id {} at position {} of sequence {} is outside the vocabulary [0, {})",
-                                        tokens[p], p, s, c.vocab_size));
+  backend::check_forward_request(*model_, sequences, options);
+  for (const auto& tokens : sequences) {
     if (options.keep_logits && tokens.size() * static_cast<std::size_t>(c.vocab_size) > kMaxKeptLogits)
       throw ArgumentError(fmt::format(
           "keep_logits on the CUDA backend copies T x V logits to the host: T = {} x V = {} is over the limit of "

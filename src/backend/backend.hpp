@@ -86,6 +86,13 @@ struct ForwardResult {
   std::vector<Matrix> hidden;  // per layer when keep_hidden
 };
 
+// The checks every backend makes before a forward pass: noise std >= 0 and no
+// imaginary noise on a vanilla RoPE model, a RoPE override of the model's head
+// dim, no empty sequence, every token id inside the vocabulary (the error names
+// the sequence and position). Throws ArgumentError.
+void check_forward_request(const model::Model& model, const std::vector<std::vector<std::int32_t>>& sequences,
+                           const ForwardOptions& options);
+
 class Backend {
  public:
   virtual ~Backend() = default;

@@ -150,22 +150,8 @@ std::vector<backend::ForwardResult> CpuBackend::forward(const std::vector<std::v
                                                         const backend::ForwardOptions& options) {
   const auto& c = model_->config;
   const auto& layout = model_->layout;
-  if (options.noise) {
-    if (!(options.noise->std >= 0.0))
-      throw ArgumentError(fmt::format("noise std must be >= 0, got {}", options.noise->std));
-    if (options.noise->component == HeadKind::imaginary && layout.variant == model::Variant::rope)
-      throw ArgumentError("noise on the imaginary query component needs a RoPE++ model (ec or eh); this one is rope");
-  }
-  if (options.rope_override && options.rope_override->head_dim != c.head_dim)
-    throw ArgumentError(fmt::format("RoPE override has head_dim {}, the model {}", options.rope_override->head_dim,
-                                    c.head_dim));
-  for (std::size_t s = 0; s < sequences.size(); ++s) {
-    const auto& tokens = sequences[s];
-    if (tokens.empty()) throw ArgumentError(fmt::format("sequence {} is empty", s));
-    for (std::size_t p = 0; p < tokens.size(); ++p)
-      if (tokens[p] < 0 || tokens[p] >= c.vocab_size)
-        throw ArgumentError(fmt::format("token id {} at position {} of sequence {} is outside the vocabulary [0, {})",
-                                        tokens[p], p, s, c.vocab_size));
+  backend::check_forward_request(*model_, sequences, options);
+  for (const auto& tokens : sequences) {
     // Activations (x, norms, q/k/v, rotations, attention output, MLP) plus one
     // score/probability block per thread, plus logits when kept.
     const std::uint64_t T = tokens.size();
