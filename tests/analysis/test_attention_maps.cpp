@@ -13,17 +13,11 @@
 #include "cpu/cpu_backend.hpp"
 
 using namespace ropescope;
+using ropescope::testing::random_tokens;
 using analysis::AttentionMapRecorder;
 using analysis::MapRequest;
 
 namespace {
-
-std::vector<std::int32_t> random_tokens(long T, int vocab, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<std::int32_t> t(T);
-  for (auto& x : t) x = static_cast<std::int32_t>(rng() % vocab);
-  return t;
-}
 
 class Tee : public backend::AttentionObserver {
  public:

@@ -13,17 +13,11 @@
 #include "cpu/cpu_backend.hpp"
 
 using namespace ropescope;
+using ropescope::testing::random_tokens;
 using analysis::DistanceBins;
 using analysis::DistanceProfile;
 
 namespace {
-
-std::vector<std::int32_t> random_tokens(long T, int vocab, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<std::int32_t> t(T);
-  for (auto& x : t) x = static_cast<std::int32_t>(rng() % vocab);
-  return t;
-}
 
 void expect_partition(const DistanceBins& bins, long exact_limit, long max_distance) {
   ASSERT_GT(bins.size(), 0);

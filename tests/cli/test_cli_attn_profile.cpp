@@ -15,6 +15,7 @@
 #include "cpu/cpu_backend.hpp"
 
 using namespace ropescope;
+using ropescope::testing::lines_of;
 using ropescope::testing::read_text;
 using ropescope::testing::run_ropescope;
 using ropescope::testing::TempDir;
@@ -45,14 +46,6 @@ std::pair<std::string, std::vector<T>> read_npy(const std::filesystem::path& pat
   std::memcpy(data.data(), bytes.data() + 10 + header, data.size() * sizeof(T));
   auto open = text.find("'shape': ("), close = text.find(')', open);
   return {text.substr(open + 10, close - open - 10), data};
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::stringstream s(text);
-  std::string line;
-  while (std::getline(s, line)) lines.push_back(line);
-  return lines;
 }
 
 bool python_numpy() { return std::system("python3 -c 'import numpy' >/dev/null 2>&1") == 0; }

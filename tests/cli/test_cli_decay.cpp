@@ -7,18 +7,12 @@
 
 #include "../common/run_command.hpp"
 
+using ropescope::testing::lines_of;
 using ropescope::testing::read_text;
 using ropescope::testing::run_ropescope;
 using ropescope::testing::TempDir;
 
 namespace {
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::stringstream s(text);
-  std::string line;
-  while (std::getline(s, line)) lines.push_back(line);
-  return lines;
-}
 bool gnuplot_available() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
 }  // namespace
 

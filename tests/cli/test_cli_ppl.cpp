@@ -12,6 +12,7 @@
 #include "../common/run_command.hpp"
 #include "io/npy.hpp"
 
+using ropescope::testing::lines_of;
 using ropescope::testing::read_text;
 using ropescope::testing::run_ropescope;
 using ropescope::testing::TempDir;
@@ -19,14 +20,6 @@ using ropescope::testing::TempDir;
 namespace {
 
 const std::string kModels = std::string(ROPESCOPE_SOURCE_DIR) + "/tests/data/models/";
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::stringstream s(text);
-  std::string line;
-  while (std::getline(s, line)) lines.push_back(line);
-  return lines;
-}
 
 // Splits a CSV line whose first field is quoted (and holds commas) from the rest.
 std::pair<std::string, std::vector<std::string>> split_row(const std::string& line) {

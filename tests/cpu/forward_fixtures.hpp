@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,14 @@ inline std::string source_path(const std::string& relative) { return std::string
 
 inline std::shared_ptr<const model::Model> load_test_model(const std::string& relative_dir) {
   return std::make_shared<const model::Model>(model::load_model(source_path(relative_dir)));
+}
+
+// T token ids uniform in [0, vocab), reproducible from `seed`.
+inline std::vector<std::int32_t> random_tokens(long T, int vocab, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::int32_t> t(T);
+  for (auto& x : t) x = static_cast<std::int32_t>(rng() % vocab);
+  return t;
 }
 
 // tokens I32 [B, T] of a fixture, as one vector per sequence.

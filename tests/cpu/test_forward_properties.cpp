@@ -14,15 +14,9 @@
 #include "forward_fixtures.hpp"
 
 using namespace ropescope;
+using ropescope::testing::random_tokens;
 
 namespace {
-
-std::vector<std::int32_t> random_tokens(long T, int vocab, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<std::int32_t> t(T);
-  for (auto& x : t) x = static_cast<std::int32_t>(rng() % vocab);
-  return t;
-}
 
 double mean(const std::vector<double>& v) {
   double s = 0;
