@@ -5,6 +5,8 @@
 // tests/golden/sici_golden.csv. Prints a summary table with the time ratios at the end.
 #include "theory/sici.hpp"
 
+#include "../tests/common/golden_csv.hpp"
+
 #include <benchmark/benchmark.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_sf_expint.h>
@@ -15,9 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -45,24 +45,11 @@ struct Golden {
 };
 
 std::vector<Golden> load_golden() {
-  std::ifstream in(std::string(ROPESCOPE_SOURCE_DIR) + "/tests/golden/sici_golden.csv");
-  if (!in) throw std::runtime_error("cannot open tests/golden/sici_golden.csv");
   std::vector<Golden> rows;
-  std::string line;
-  bool header = true;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (header) {
-      header = false;
-      continue;
-    }
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    std::string field;
-    while (std::getline(ss, field, ',')) f.push_back(field);
-    if (f.size() < 6) throw std::runtime_error("bad golden line: " + line);
-    rows.push_back({std::strtod(f[0].c_str(), nullptr), f[3], float128(f[4]),
-                    f[5].empty() ? float128(0) : float128(f[5]), !f[5].empty()});
+  for (const auto& f : ropescope::testing::read_golden_csv("tests/golden/sici_golden.csv")) {
+    const std::string& ci = f.at("Ci");
+    rows.push_back({std::strtod(f.at("x_hex").c_str(), nullptr), f.at("tag"), float128(f.at("Si")),
+                    ci.empty() ? float128(0) : float128(ci), !ci.empty()});
   }
   return rows;
 }

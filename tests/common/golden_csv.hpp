@@ -10,8 +10,8 @@
 
 namespace ropescope::testing {
 
-// Rows of a CSV file as column-name -> text; quoted fields are not supported
-// (the generators write none).
+// Rows of a CSV file as column-name -> text; lines starting with '#' are
+// comments; quoted fields are not supported (the generators write none).
 inline std::vector<std::map<std::string, std::string>> read_golden_csv(const std::string& relative_path) {
   std::string path = std::string(ROPESCOPE_SOURCE_DIR) + "/" + relative_path;
   std::ifstream in(path);
@@ -26,11 +26,12 @@ inline std::vector<std::map<std::string, std::string>> read_golden_csv(const std
     return cells;
   };
   std::string line;
-  std::getline(in, line);
+  while (std::getline(in, line) && !line.empty() && line[0] == '#') {
+  }
   auto header = split(line);
   std::vector<std::map<std::string, std::string>> rows;
   while (std::getline(in, line)) {
-    if (line.empty()) continue;
+    if (line.empty() || line[0] == '#') continue;
     auto cells = split(line);
     std::map<std::string, std::string> row;
     for (std::size_t i = 0; i < header.size(); ++i) row[header[i]] = i < cells.size() ? cells[i] : "";

@@ -4,6 +4,8 @@
 // values and the domain error of Ci.
 #include "theory/sici.hpp"
 
+#include "../common/golden_csv.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/multiprecision/float128.hpp>
@@ -11,7 +13,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -38,33 +39,13 @@ struct Row {
   float128 ci;
 };
 
-std::vector<std::string> split(const std::string& line) {
-  std::vector<std::string> out;
-  std::stringstream ss(line);
-  std::string field;
-  while (std::getline(ss, field, ',')) out.push_back(field);
-  if (!line.empty() && line.back() == ',') out.emplace_back();
-  return out;
-}
-
 const std::vector<Row>& golden() {
   static const std::vector<Row> rows = [] {
     std::vector<Row> r;
-    std::ifstream in(std::string(ROPESCOPE_SOURCE_DIR) + "/tests/golden/sici_golden.csv");
-    if (!in) throw std::runtime_error("cannot open tests/golden/sici_golden.csv");
-    std::string line;
-    bool header = true;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      if (header) {
-        header = false;
-        continue;
-      }
-      const auto f = split(line);
-      if (f.size() != 7) throw std::runtime_error("bad golden line: " + line);
-      Row row{std::strtod(f[0].c_str(), nullptr), f[1], f[2], f[3], float128(f[4]), float128(f[6]),
-              !f[5].empty(), f[5].empty() ? float128(0) : float128(f[5])};
-      r.push_back(row);
+    for (const auto& f : ropescope::testing::read_golden_csv("tests/golden/sici_golden.csv")) {
+      const std::string& ci = f.at("Ci");
+      r.push_back({std::strtod(f.at("x_hex").c_str(), nullptr), f.at("region_si_cin"), f.at("region_ci"), f.at("tag"),
+                   float128(f.at("Si")), float128(f.at("Cin")), !ci.empty(), ci.empty() ? float128(0) : float128(ci)});
     }
     return r;
   }();
