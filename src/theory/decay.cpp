@@ -71,7 +71,7 @@ ScorePair ramp_piece(const FrequencyProfile& profile, const ProfilePiece& p, dou
 }  // namespace
 
 DecayModel::DecayModel(const RopeSpec& spec, long sequence_length)
-    : profile_(spec, sequence_length), frequencies_(rope_frequencies(spec, sequence_length)) {}
+    : profile_(spec, sequence_length), frequencies_(rope_frequencies(profile_)) {}
 
 ScorePair DecayModel::integral(double distance) const {
   ScorePair sum;

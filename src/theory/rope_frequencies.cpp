@@ -189,7 +189,11 @@ template float128 FrequencyProfile::evaluate<float128>(float128) const;
 double FrequencyProfile::operator()(double x) const { return evaluate<double>(x); }
 
 RopeFrequencies rope_frequencies(const RopeSpec& spec, long sequence_length) {
-  FrequencyProfile profile(spec, sequence_length);
+  return rope_frequencies(FrequencyProfile(spec, sequence_length));
+}
+
+RopeFrequencies rope_frequencies(const FrequencyProfile& profile) {
+  const RopeSpec& spec = profile.spec();
   RopeFrequencies f;
   f.head_dim = spec.head_dim;
   f.rotary_dim = spec.rotary_dim();

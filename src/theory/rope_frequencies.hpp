@@ -110,4 +110,7 @@ class FrequencyProfile {
   std::vector<ProfilePiece> pieces_;
 };
 
+// The discrete frequencies of an already built profile (samples at x_n = 2n/r).
+RopeFrequencies rope_frequencies(const FrequencyProfile& profile);
+
 }  // namespace ropescope::theory
