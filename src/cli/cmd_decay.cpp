@@ -15,6 +15,7 @@
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/csv.hpp"
 #include "io/run_metadata.hpp"
 #include "cli/rope_spec_args.hpp"
 #include "plot/gnuplot.hpp"
@@ -191,7 +192,7 @@ void run_decay(const DecayOptions& o) {
       auto in = model.integral(D);
       auto di = model.discrete(D);
       double bound = model.relative_bound(D);
-      csv += fmt::format("\"{}\",{:.17g},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g}\n", variants[i].label, D, in.re, in.im,
+      csv += fmt::format("{},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g}\n", io::csv_quote(variants[i].label), D, in.re, in.im,
                          di.re, di.im, bound);
       if (!log_spaced || D > 0) plot_rows[i].push_back({D, in.re, in.im, di.re, di.im});
     }

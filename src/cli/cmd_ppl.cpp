@@ -18,6 +18,7 @@
 #include "cli/rope_spec_args.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/csv.hpp"
 #include "io/npy.hpp"
 
 namespace ropescope::cli {
@@ -115,12 +116,6 @@ std::vector<Condition> build_conditions(const PplOptions& o, const model::Model&
   return conditions;
 }
 
-std::string csv_quote(const std::string& s) {
-  std::string q = "\"";
-  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return q + "\"";
-}
-
 void run_ppl(const PplOptions& o) {
   // Every option taking a list takes one value per occurrence (so a following
   // MODEL is never swallowed). Everything that can be refused is checked before the first forward pass.
@@ -185,7 +180,7 @@ void run_ppl(const PplOptions& o) {
       const bool beyond = r.L > training;
       const bool has_curve = o.curve > 0 && r.L <= o.curve;
       const double curve_ppl = has_curve ? curves[c].ppl_at_context(r.L) : 0.0;
-      csv += fmt::format("{},{},{},{},{},{:.17g},{:.17g},{},{},{}\n", csv_quote(conditions[c].name), r.L, r.stride,
+      csv += fmt::format("{},{},{},{},{},{:.17g},{:.17g},{},{},{}\n", io::csv_quote(conditions[c].name), r.L, r.stride,
                          r.windows, r.tokens_scored, r.mean_nll, r.ppl,
                          r.bits_per_byte ? fmt::format("{:.17g}", *r.bits_per_byte) : "", beyond ? "true" : "false",
                          has_curve ? fmt::format("{:.17g}", curve_ppl) : "");
@@ -231,7 +226,7 @@ void run_ppl(const PplOptions& o) {
     std::vector<double> matrix;
     for (std::size_t c = 0; c < conditions.size(); ++c) {
       const auto& curve = curves[c];
-      const std::string name = csv_quote(conditions[c].name);
+      const std::string name = io::csv_quote(conditions[c].name);
       for (long p = 1; p < T; ++p)
         curve_csv += fmt::format("{},position,{},{},{:.17g},{}\n", name, p, p + 1, curve.mean_nll[p - 1], curve.windows);
       for (const auto& b : curve.bins)
