@@ -96,9 +96,7 @@ struct CudaBackend::State {
     DeviceArray<bf16> xn, q, k, v, attn, gate, up, act;
   };
   struct CachedRope {
-    theory::RopeSpec spec;
-    model::AnglePrecision angles;
-    long dynamic_length;
+    model::RopeTableKey key;
     kernels::DeviceRopeTable table;
   };
 
@@ -273,26 +271,24 @@ backend::ForwardResult CudaBackend::forward_one(const std::vector<std::int32_t>&
   }
   auto& ws = s.ws;
 
-  // RoPE table, cached like the CPU backend's (dynamic NTK depends on T).
-  const theory::RopeSpec spec = options.rope_override.value_or(c.rope);
-  const long dynamic_length = spec.scaling.type == theory::ScalingType::dynamic ? T : 0;
+  // RoPE table, cached by the same key as the CPU backend's.
+  const auto key = model::rope_table_key(options.rope_override.value_or(c.rope), options.angles, T);
   const kernels::DeviceRopeTable* rope = nullptr;
   for (auto& cached : s.rope_cache) {
-    if (cached.spec == spec && cached.angles == options.angles && cached.dynamic_length == dynamic_length) {
+    if (cached.key == key) {
       if (cached.table.positions < T) {
         check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
         kernels::free_rope_table(cached.table);
-        const auto host = model::make_rope_table(spec, T, options.angles, T);
+        const auto host = model::make_rope_table(key.spec, T, key.angles, T);
         cached.table = kernels::upload_rope_table(host.cos.data(), host.sin.data(), host.positions, host.pairs);
       }
       rope = &cached.table;
     }
   }
   if (!rope) {
-    const auto host = model::make_rope_table(spec, T, options.angles, T);
+    const auto host = model::make_rope_table(key.spec, T, key.angles, T);
     s.rope_cache.push_back(
-        {spec, options.angles, dynamic_length,
-         kernels::upload_rope_table(host.cos.data(), host.sin.data(), host.positions, host.pairs)});
+        {key, kernels::upload_rope_table(host.cos.data(), host.sin.data(), host.positions, host.pairs)});
     rope = &s.rope_cache.back().table;
   }
 

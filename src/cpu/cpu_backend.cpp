@@ -130,19 +130,16 @@ std::string CpuBackend::precision() const {
 }
 
 std::shared_ptr<const model::RopeTable> CpuBackend::rope_table(long T, const backend::ForwardOptions& options) {
-  const theory::RopeSpec spec = options.rope_override.value_or(model_->config.rope);
-  // Dynamic NTK frequencies depend on the sequence length itself.
-  const long dynamic_length = spec.scaling.type == theory::ScalingType::dynamic ? T : 0;
+  const auto key = model::rope_table_key(options.rope_override.value_or(model_->config.rope), options.angles, T);
   std::lock_guard lock(rope_cache_mutex_);
   for (auto& c : rope_cache_) {
-    if (c.spec == spec && c.angles == options.angles && c.dynamic_length == dynamic_length) {
-      if (c.table->positions < T)
-        c.table = std::make_shared<model::RopeTable>(make_rope_table(spec, T, options.angles, T));
+    if (c.key == key) {
+      if (c.table->positions < T) c.table = std::make_shared<model::RopeTable>(make_rope_table(key.spec, T, key.angles, T));
       return c.table;
     }
   }
-  auto table = std::make_shared<const model::RopeTable>(make_rope_table(spec, T, options.angles, T));
-  rope_cache_.push_back({spec, options.angles, dynamic_length, table});
+  auto table = std::make_shared<const model::RopeTable>(make_rope_table(key.spec, T, key.angles, T));
+  rope_cache_.push_back({key, table});
   return table;
 }
 

@@ -46,12 +46,8 @@ class CpuBackend : public backend::Backend {
   backend::Matrix embed_, lm_head_;
   Eigen::VectorXf final_norm_;
   std::vector<Layer> layers_;
-  // RoPE tables by (spec, angle precision, sequence length for dynamic NTK, else 0);
-  // a table for more positions serves every shorter sequence.
   struct CachedRope {
-    theory::RopeSpec spec;
-    model::AnglePrecision angles;
-    long dynamic_length;
+    model::RopeTableKey key;
     std::shared_ptr<const model::RopeTable> table;
   };
   std::mutex rope_cache_mutex_;

@@ -7,6 +7,10 @@
 
 namespace ropescope::model {
 
+RopeTableKey rope_table_key(const theory::RopeSpec& spec, AnglePrecision angles, long T) {
+  return {spec, angles, spec.scaling.type == theory::ScalingType::dynamic ? T : 0};
+}
+
 RopeTable make_rope_table(const theory::RopeSpec& spec, long positions, AnglePrecision precision,
                           long sequence_length) {
   const theory::RopeFrequencies f = theory::rope_frequencies(spec, sequence_length);

@@ -29,6 +29,18 @@ struct RopeTable {
   float sin_at(long p, int n) const { return sin[static_cast<std::size_t>(p) * pairs + n]; }
 };
 
+// Which table a forward of T tokens rotates with: the spec, the angle path,
+// and T itself when the frequencies depend on it (dynamic NTK), else 0. A table
+// built for more positions serves every shorter sequence with the same key;
+// both backends cache their tables by it.
+struct RopeTableKey {
+  theory::RopeSpec spec;
+  AnglePrecision angles = AnglePrecision::exact;
+  long dynamic_length = 0;
+  bool operator==(const RopeTableKey&) const = default;
+};
+RopeTableKey rope_table_key(const theory::RopeSpec& spec, AnglePrecision angles, long T);
+
 // Table for positions 0 .. positions-1. `sequence_length` drives dynamic NTK.
 RopeTable make_rope_table(const theory::RopeSpec& spec, long positions, AnglePrecision precision,
                           long sequence_length);
