@@ -1,9 +1,10 @@
 // The CUDA forward pass (see cuda_backend.hpp). Per layer: fp32 residual x ->
 // RMSNorm (bf16) -> q, k, v GEMMs -> RoPE keys -> attention (queries rotated
-// in the kernel, real and imaginary) -> ablated heads zeroed -> x += o_proj
-// GEMM (fp32 output, beta = 1) -> RMSNorm -> gate, up GEMMs -> SwiGLU ->
-// x += down_proj GEMM. Then final RMSNorm and, per chunk of tokens, fp32
-// logits from one GEMM and the next-token loss from a row kernel.
+// in the kernel, real and imaginary; with query noise, rotated and noised
+// first) -> the observer's view (distance sums, or score blocks) -> ablated
+// heads zeroed -> x += o_proj GEMM (fp32 output, beta = 1) -> RMSNorm ->
+// gate, up GEMMs -> SwiGLU -> x += down_proj GEMM. Then final RMSNorm and,
+// per chunk of tokens, fp32 logits from one GEMM and the next-token loss.
 #include "kernels/cuda_backend.hpp"
 
 #include <cublas_v2.h>
@@ -57,22 +58,53 @@ class DeviceArray {
   std::size_t n_ = 0;
 };
 
-// A weight as bf16 on the device: BF16 tensors byte for byte, F16 / F32 / F64
-// converted to float and rounded to nearest-even bf16 (F64 thus rounds twice).
-DeviceArray<bf16> upload(const io::TensorView& t) {
-  DeviceArray<bf16> d(t.numel());
-  if (t.dtype() == io::Dtype::BF16) {
-    check(cudaMemcpy(d.get(), t.bytes().data(), t.numel() * sizeof(bf16), cudaMemcpyHostToDevice), "upload weight");
-    return d;
+using kernels::WeightType;
+
+// The device dtype of a checkpoint's weights (mixed dtypes are refused at load).
+WeightType weight_type(io::Dtype dtype) {
+  switch (dtype) {
+    case io::Dtype::BF16: return WeightType::bf16;
+    case io::Dtype::F16: return WeightType::f16;
+    case io::Dtype::F32:
+    case io::Dtype::F64: return WeightType::f32;
+    default: throw ArgumentError(fmt::format("CUDA backend: weights of dtype {} are not supported", io::to_string(dtype)));
   }
-  const std::vector<float> f = t.to_float();
-  std::vector<bf16> h(f.size());
-  std::transform(f.begin(), f.end(), h.begin(), [](float x) { return __float2bfloat16_rn(x); });
-  check(cudaMemcpy(d.get(), h.data(), h.size() * sizeof(bf16), cudaMemcpyHostToDevice), "upload weight");
+}
+
+cudaDataType_t cuda_type(WeightType type) {
+  switch (type) {
+    case WeightType::bf16: return CUDA_R_16BF;
+    case WeightType::f16: return CUDA_R_16F;
+    case WeightType::f32: break;
+  }
+  return CUDA_R_32F;
+}
+
+std::size_t type_size(WeightType type) { return type == WeightType::f32 ? 4 : 2; }
+
+// A matrix in its stored dtype, byte for byte (F64, held as f32, is rounded once).
+DeviceArray<std::byte> upload_matrix(const io::TensorView& t) {
+  DeviceArray<std::byte> d(t.numel() * type_size(weight_type(t.dtype())));
+  if (t.dtype() == io::Dtype::F64) {
+    const std::vector<float> f = t.to_float();
+    check(cudaMemcpy(d.get(), f.data(), d.size(), cudaMemcpyHostToDevice), "upload weight");
+  } else {
+    check(cudaMemcpy(d.get(), t.bytes().data(), d.size(), cudaMemcpyHostToDevice), "upload weight");
+  }
   return d;
 }
 
-DeviceArray<bf16> upload(const std::optional<io::TensorView>& t) { return t ? upload(*t) : DeviceArray<bf16>(); }
+// Norm weights and biases as fp32 (exact for bf16, f16 and f32 checkpoints).
+DeviceArray<float> upload_vector(const io::TensorView& t) {
+  const std::vector<float> f = t.to_float();
+  DeviceArray<float> d(f.size());
+  check(cudaMemcpy(d.get(), f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice), "upload vector");
+  return d;
+}
+
+DeviceArray<float> upload_vector(const std::optional<io::TensorView>& t) {
+  return t ? upload_vector(*t) : DeviceArray<float>();
+}
 
 // Token rows of the LM head per chunk: fp32 logits of at most this many bytes.
 constexpr std::size_t kLogitChunkBytes = std::size_t{256} << 20;
@@ -83,9 +115,9 @@ constexpr std::size_t kMaxKeptLogits = std::size_t{1} << 28;
 
 struct CudaBackend::State {
   struct Layer {
-    DeviceArray<bf16> q, k, v, o, gate, up, down;
-    DeviceArray<bf16> q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;  // empty when absent
-    DeviceArray<bf16> input_norm, post_norm;
+    DeviceArray<std::byte> q, k, v, o, gate, up, down;  // stored dtype
+    DeviceArray<float> q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;  // empty when absent
+    DeviceArray<float> input_norm, post_norm;
   };
   // Activations for sequences of up to `T` tokens.
   struct Workspace {
@@ -94,6 +126,11 @@ struct CudaBackend::State {
     DeviceArray<std::int32_t> tokens;
     DeviceArray<float> x, lse, logits, nll;
     DeviceArray<bf16> xn, q, k, v, attn, gate, up, act;
+    // f16 / f32 weights only: GEMM inputs converted to the weights' dtype, and
+    // fp32 GEMM outputs before their one rounding to bf16.
+    DeviceArray<std::byte> converted;
+    DeviceArray<float> gemm_out;
+    DeviceArray<bf16> rotated_q;  // [T, A*d], allocated on the first noisy forward
   };
   struct CachedRope {
     model::RopeTableKey key;
@@ -104,8 +141,10 @@ struct CudaBackend::State {
   std::string device_name;
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
-  DeviceArray<bf16> embed, lm_head_own, final_norm;
-  const bf16* lm_head = nullptr;  // embed when tied
+  WeightType wtype = WeightType::bf16;
+  DeviceArray<std::byte> embed, lm_head_own;
+  const std::byte* lm_head = nullptr;  // embed when tied
+  DeviceArray<float> final_norm;
   std::vector<Layer> layers;
   Workspace ws;
   std::vector<CachedRope> rope_cache;
@@ -116,28 +155,45 @@ struct CudaBackend::State {
     if (stream) cudaStreamDestroy(stream);
   }
 
-  // y [T, out] = x [T, in] W^T with W [out, in] (row-major, HF order):
-  // column-major cuBLAS computes y^T = W x^T. fp32 accumulation; y bf16 or
-  // fp32; beta = 1 adds to what y holds (the residual, or broadcast biases).
-  void gemm(const bf16* x, const bf16* w, void* y, cudaDataType_t y_type, long T, long out, long in, float beta) {
+  // y [T, out] = x [T, in] W^T with W [out, in] (row-major, HF order), x and W
+  // both of the weights' dtype: column-major cuBLAS computes y^T = W x^T.
+  // fp32 accumulation (CUBLAS_COMPUTE_32F: no TF32 for f32); y bf16 (bf16
+  // weights only) or fp32; beta = 1 adds to what y holds.
+  void gemm(const void* x, const void* w, void* y, cudaDataType_t y_type, long T, long out, long in, float beta) {
     const float alpha = 1.0f;
+    const cudaDataType_t t = cuda_type(wtype);
     check(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(T),
-                       static_cast<int>(in), &alpha, w, CUDA_R_16BF, static_cast<int>(in), x, CUDA_R_16BF,
-                       static_cast<int>(in), &beta, y, y_type, static_cast<int>(out), CUBLAS_COMPUTE_32F,
-                       CUBLAS_GEMM_DEFAULT),
+                       static_cast<int>(in), &alpha, w, t, static_cast<int>(in), x, t, static_cast<int>(in), &beta, y,
+                       y_type, static_cast<int>(out), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
           "cublasGemmEx");
   }
-  // y = x W^T (+ bias), bf16 output rounded once.
-  void linear_bf16(const bf16* x, const DeviceArray<bf16>& w, const DeviceArray<bf16>& bias, bf16* y, long T,
+  // The bf16 activations x [T, in] as the weights' dtype: x itself for bf16
+  // weights, else converted into the workspace (exact for f32; for f16 exact
+  // unless |x| > 65504).
+  const void* gemm_input(const bf16* x, long T, long in) {
+    if (wtype == WeightType::bf16) return x;
+    kernels::convert_bf16(x, ws.converted.get(), wtype, static_cast<std::size_t>(T) * in, stream);
+    return ws.converted.get();
+  }
+  // y = x W^T (+ bias), bf16 output rounded once: bf16 weights write y
+  // directly (the bias preloaded as rows, beta = 1); f16 / f32 weights go
+  // through an fp32 product and one rounding with the bias added.
+  void linear_bf16(const bf16* x, const DeviceArray<std::byte>& w, const DeviceArray<float>& bias, bf16* y, long T,
                    long out, long in) {
-    if (bias.size()) kernels::broadcast_rows_bf16(y, bias.get(), static_cast<int>(T), static_cast<int>(out), stream);
-    gemm(x, w.get(), y, CUDA_R_16BF, T, out, in, bias.size() ? 1.0f : 0.0f);
+    if (wtype == WeightType::bf16) {
+      if (bias.size()) kernels::broadcast_rows_bf16(y, bias.get(), static_cast<int>(T), static_cast<int>(out), stream);
+      gemm(x, w.get(), y, CUDA_R_16BF, T, out, in, bias.size() ? 1.0f : 0.0f);
+      return;
+    }
+    gemm(gemm_input(x, T, in), w.get(), ws.gemm_out.get(), CUDA_R_32F, T, out, in, 0.0f);
+    kernels::round_rows_bf16(ws.gemm_out.get(), bias.size() ? bias.get() : nullptr, y, static_cast<int>(T),
+                             static_cast<int>(out), stream);
   }
   // residual x += y W^T (+ bias), fp32.
-  void residual_add(const bf16* y, const DeviceArray<bf16>& w, const DeviceArray<bf16>& bias, float* x, long T,
+  void residual_add(const bf16* y, const DeviceArray<std::byte>& w, const DeviceArray<float>& bias, float* x, long T,
                     long out, long in) {
     if (bias.size()) kernels::add_rows_f32(x, bias.get(), static_cast<int>(T), static_cast<int>(out), stream);
-    gemm(y, w.get(), x, CUDA_R_32F, T, out, in, 1.0f);
+    gemm(gemm_input(y, T, in), w.get(), x, CUDA_R_32F, T, out, in, 1.0f);
   }
 };
 
@@ -161,32 +217,33 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
   check(cublasSetStream(s.cublas, s.stream), "cublasSetStream");
 
   const auto& w = model_->weights;
-  s.embed = upload(w.embed_tokens);
+  s.wtype = weight_type(w.embed_tokens.dtype());
+  s.embed = upload_matrix(w.embed_tokens);
   if (w.lm_head.bytes().data() == w.embed_tokens.bytes().data()) {
     s.lm_head = s.embed.get();
   } else {
-    s.lm_head_own = upload(w.lm_head);
+    s.lm_head_own = upload_matrix(w.lm_head);
     s.lm_head = s.lm_head_own.get();
   }
-  s.final_norm = upload(w.norm);
+  s.final_norm = upload_vector(w.norm);
   for (const auto& lw : w.layers) {
     State::Layer l;
-    l.q = upload(lw.q_proj);
-    l.k = upload(lw.k_proj);
-    l.v = upload(lw.v_proj);
-    l.o = upload(lw.o_proj);
-    l.gate = upload(lw.gate_proj);
-    l.up = upload(lw.up_proj);
-    l.down = upload(lw.down_proj);
-    l.q_bias = upload(lw.q_bias);
-    l.k_bias = upload(lw.k_bias);
-    l.v_bias = upload(lw.v_bias);
-    l.o_bias = upload(lw.o_bias);
-    l.gate_bias = upload(lw.gate_bias);
-    l.up_bias = upload(lw.up_bias);
-    l.down_bias = upload(lw.down_bias);
-    l.input_norm = upload(lw.input_layernorm);
-    l.post_norm = upload(lw.post_attention_layernorm);
+    l.q = upload_matrix(lw.q_proj);
+    l.k = upload_matrix(lw.k_proj);
+    l.v = upload_matrix(lw.v_proj);
+    l.o = upload_matrix(lw.o_proj);
+    l.gate = upload_matrix(lw.gate_proj);
+    l.up = upload_matrix(lw.up_proj);
+    l.down = upload_matrix(lw.down_proj);
+    l.q_bias = upload_vector(lw.q_bias);
+    l.k_bias = upload_vector(lw.k_bias);
+    l.v_bias = upload_vector(lw.v_bias);
+    l.o_bias = upload_vector(lw.o_bias);
+    l.gate_bias = upload_vector(lw.gate_bias);
+    l.up_bias = upload_vector(lw.up_bias);
+    l.down_bias = upload_vector(lw.down_bias);
+    l.input_norm = upload_vector(lw.input_layernorm);
+    l.post_norm = upload_vector(lw.post_attention_layernorm);
     s.layers.push_back(std::move(l));
   }
 }
@@ -196,23 +253,24 @@ CudaBackend::~CudaBackend() = default;
 std::string CudaBackend::name() const { return "cuda"; }
 
 std::string CudaBackend::precision() const {
+  const char* weights = state_->wtype == WeightType::bf16  ? "bf16"
+                        : state_->wtype == WeightType::f16 ? "f16"
+                                                           : "f32";
   return fmt::format(
-      "cuda ({}): bf16 weights (bf16 checkpoints as stored; f16/f32 rounded to nearest-even bf16); bf16 "
-      "activations; cuBLAS GEMMs with bf16 inputs and fp32 accumulation; fp32 residual stream; RMSNorm "
-      "statistics in fp32; keys rotated then rounded to bf16; attention softmax in fp32 (flash kernel for "
-      "d = 64, 128: bf16 probabilities times bf16 values, fp32 accumulation); RoPE tables as on the CPU (exact "
-      "float128 reduction or HF float32), stored as float; fp32 logits and log-sum-exp, in chunks of tokens",
-      state_->device_name);
+      "cuda ({}): {} weights as stored (F64 rounded once to f32), norm weights and biases in fp32; bf16 "
+      "activations; cuBLAS GEMMs with {} inputs (activations converted exactly from bf16) and fp32 accumulation, "
+      "no TF32; fp32 residual stream; RMSNorm statistics in fp32; keys rotated then rounded to bf16; attention "
+      "softmax in fp32 (flash kernel for d = 64, 128: queries rotated and rounded to bf16 in the kernel, bf16 "
+      "probabilities times bf16 values, fp32 accumulation); query noise added in fp32 to the rotated query before "
+      "its bf16 rounding; distance sums from scores recomputed with the forward's log-sum-exp, per-tile fp32 "
+      "partial sums accumulated in fp64; RoPE tables as on the CPU (exact float128 reduction or HF float32), "
+      "stored as float; fp32 logits and log-sum-exp, in chunks of tokens",
+      state_->device_name, weights, weights);
 }
 
 std::vector<backend::ForwardResult> CudaBackend::forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                                          const backend::ForwardOptions& options) {
   const auto& c = model_->config;
-  if (options.observer)
-    throw ArgumentError("the attention observer (attention maps, head statistics) is not yet supported on the CUDA "
-                        "backend; use --device cpu");
-  if (options.noise)
-    throw ArgumentError("query noise is not yet supported on the CUDA backend; use --device cpu");
   backend::check_forward_request(*model_, sequences, options);
   for (const auto& tokens : sequences) {
     if (options.keep_logits && tokens.size() * static_cast<std::size_t>(c.vocab_size) > kMaxKeptLogits)
@@ -220,15 +278,42 @@ std::vector<backend::ForwardResult> CudaBackend::forward(const std::vector<std::
           "keep_logits on the CUDA backend copies T x V logits to the host: T = {} x V = {} is over the limit of "
           "{} floats (1 GiB); use a shorter sequence or do not keep logits",
           tokens.size(), c.vocab_size, kMaxKeptLogits));
+    const auto* request = options.observer ? options.observer->distance_sums_request() : nullptr;
+    if (request && tokens.size() > request->slot_of_distance.size())
+      throw ArgumentError(fmt::format("a sequence of {} tokens reaches distance {}, beyond the {} distances the "
+                                      "observer's distance slots cover",
+                                      tokens.size(), tokens.size() - 1, request->slot_of_distance.size()));
   }
   check(cudaSetDevice(state_->device), "cudaSetDevice");
   std::vector<backend::ForwardResult> results;
   results.reserve(sequences.size());
-  for (const auto& tokens : sequences) results.push_back(forward_one(tokens, options));
+  for (std::size_t b = 0; b < sequences.size(); ++b)
+    results.push_back(forward_one(static_cast<int>(b), sequences[b], options));
   return results;
 }
 
-backend::ForwardResult CudaBackend::forward_one(const std::vector<std::int32_t>& tokens,
+namespace {
+
+// Device memory for the observer of one forward: the distance-slot tables and
+// per-head accumulators, or the score / probability blocks handed to on_block.
+struct ObserverBuffers {
+  // Distance sums.
+  int slots = 0;
+  DeviceArray<std::int32_t> slot_of_distance, slot_start;
+  DeviceArray<double> prob_sum, score_sum, stats;  // [A, slots], [A, slots], [A, 2]
+  std::vector<double> host_prob, host_score, host_stats;
+  // Score blocks.
+  long block_rows = 0;
+  DeviceArray<float> scores, probs, virtual_scores;
+  std::vector<float> host_scores, host_probs, host_virtual;
+};
+
+// Floats per materialised block array: rows x k_end <= 2^24 (64 MiB).
+constexpr long kBlockFloats = long{1} << 24;
+
+}  // namespace
+
+backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<std::int32_t>& tokens,
                                                 const backend::ForwardOptions& options) {
   auto& s = *state_;
   const auto& c = model_->config;
@@ -236,14 +321,20 @@ backend::ForwardResult CudaBackend::forward_one(const std::vector<std::int32_t>&
   const long T = static_cast<long>(tokens.size());
   const long h = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, d = layout.head_dim;
   const long Q = layout.q_rows(), KV = layout.kv_rows(), O = layout.o_columns();
+  const int A = layout.attention_heads;
   const float eps = static_cast<float>(c.rms_norm_eps);
   cudaStream_t stream = s.stream;
+  const bool noisy = options.noise && options.noise->std > 0;
+  backend::AttentionObserver* observer = options.observer;
 
   // Activations, grown to the longest sequence seen.
   if (s.ws.T < T) {
     const long rows = std::max<long>(1, std::min<long>(T, static_cast<long>(kLogitChunkBytes / (4 * V))));
-    const std::size_t bytes = 4ull * T * (1 + h + layout.attention_heads + 1) + 4ull * rows * V +
-                              2ull * T * (h + Q + 2 * KV + O + 3 * I);
+    const bool convert = s.wtype != WeightType::bf16;
+    const long widest_in = std::max({h, O, I}), widest_out = std::max({Q, KV, I});
+    const std::size_t bytes = 4ull * T * (1 + h + A + 1) + 4ull * rows * V +
+                              2ull * T * (h + Q + 2 * KV + O + 3 * I) +
+                              (convert ? T * (type_size(s.wtype) * widest_in + 4ull * widest_out) : 0);
     std::size_t free_bytes = 0, total_bytes = 0;
     s.ws = State::Workspace{};  // release the old buffers first
     check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
@@ -256,7 +347,7 @@ backend::ForwardResult CudaBackend::forward_one(const std::vector<std::int32_t>&
     ws.logit_rows = rows;
     ws.tokens = DeviceArray<std::int32_t>(T);
     ws.x = DeviceArray<float>(T * h);
-    ws.lse = DeviceArray<float>(T * layout.attention_heads);
+    ws.lse = DeviceArray<float>(T * A);
     ws.logits = DeviceArray<float>(rows * V);
     ws.nll = DeviceArray<float>(T);
     ws.xn = DeviceArray<bf16>(T * h);
@@ -267,9 +358,14 @@ backend::ForwardResult CudaBackend::forward_one(const std::vector<std::int32_t>&
     ws.gate = DeviceArray<bf16>(T * I);
     ws.up = DeviceArray<bf16>(T * I);
     ws.act = DeviceArray<bf16>(T * I);
+    if (convert) {
+      ws.converted = DeviceArray<std::byte>(T * widest_in * type_size(s.wtype));
+      ws.gemm_out = DeviceArray<float>(T * widest_out);
+    }
     s.ws = std::move(ws);
   }
   auto& ws = s.ws;
+  if (noisy && ws.rotated_q.size() < static_cast<std::size_t>(ws.T * O)) ws.rotated_q = DeviceArray<bf16>(ws.T * O);
 
   // RoPE table, cached by the same key as the CPU backend's.
   const auto key = model::rope_table_key(options.rope_override.value_or(c.rope), options.angles, T);
@@ -293,15 +389,133 @@ backend::ForwardResult CudaBackend::forward_one(const std::vector<std::int32_t>&
   }
 
   const kernels::AttentionShape shape{static_cast<int>(T), static_cast<int>(d), layout.query_heads, layout.kv_heads,
-                                      layout.attention_heads, layout.variant != model::Variant::rope};
-  const bool flash = (d == 64 || d == 128) &&
-                     (layout.group_size == 1 || layout.group_size == 2 || layout.group_size == 4 ||
-                      layout.group_size == 8);
+                                      A, layout.variant != model::Variant::rope};
+  // The queries the attention kernels read: q itself with the model's layout
+  // and table, or, with query noise, every head's rotated and noised query
+  // (rotate_queries_bf16) read through an identity table.
+  const bf16* attention_q = noisy ? ws.rotated_q.get() : ws.q.get();
+  const kernels::DeviceRopeTable attention_rope = noisy ? kernels::identity_rope(T) : *rope;
+  kernels::AttentionShape attention_shape = shape;
+  if (noisy) {
+    attention_shape.query_heads = A;
+    attention_shape.imaginary_twins = false;
+  }
+  const kernels::NoiseParams noise{noisy && options.noise->component == model::HeadKind::imaginary,
+                                   noisy ? options.noise->std : 0.0, noisy ? options.noise->seed : 0};
+  const bool flash = kernels::flash_attention_supports(shape);
+
+  // The observer's buffers: distance sums when it asks for them, else blocks.
+  ObserverBuffers ob;
+  const backend::DistanceSumsRequest* sums_request = observer ? observer->distance_sums_request() : nullptr;
+  if (sums_request) {
+    ob.slots = sums_request->slots;
+    std::vector<std::int32_t> start(ob.slots, -1);
+    for (long D = T - 1; D >= 0; --D) start[sums_request->slot_of_distance[D]] = static_cast<std::int32_t>(D);
+    ob.slot_of_distance = DeviceArray<std::int32_t>(T);
+    ob.slot_start = DeviceArray<std::int32_t>(ob.slots);
+    check(cudaMemcpy(ob.slot_of_distance.get(), sums_request->slot_of_distance.data(), T * sizeof(std::int32_t),
+                     cudaMemcpyHostToDevice),
+          "upload distance slots");
+    check(cudaMemcpy(ob.slot_start.get(), start.data(), ob.slots * sizeof(std::int32_t), cudaMemcpyHostToDevice),
+          "upload distance slots");
+    ob.prob_sum = DeviceArray<double>(static_cast<std::size_t>(A) * ob.slots);
+    ob.score_sum = DeviceArray<double>(static_cast<std::size_t>(A) * ob.slots);
+    ob.stats = DeviceArray<double>(2 * A);
+    ob.host_prob.resize(ob.prob_sum.size());
+    ob.host_score.resize(ob.score_sum.size());
+    ob.host_stats.resize(ob.stats.size());
+  } else if (observer) {
+    ob.block_rows = std::clamp<long>(kBlockFloats / T, 1, std::min<long>(T, 65535));
+    const std::size_t n = static_cast<std::size_t>(ob.block_rows) * T;
+    ob.scores = DeviceArray<float>(n);
+    ob.probs = DeviceArray<float>(n);
+    ob.host_scores.resize(n);
+    ob.host_probs.resize(n);
+    if (observer->wants_virtual_imaginary() && layout.variant == model::Variant::rope) {
+      ob.virtual_scores = DeviceArray<float>(n);
+      ob.host_virtual.resize(n);
+    }
+  }
+
+  // Hands layer l's attention to the observer.
+  auto observe = [&](int l) {
+    if (sums_request) {
+      check(cudaMemsetAsync(ob.prob_sum.get(), 0, ob.prob_sum.size() * sizeof(double), stream), "memset");
+      check(cudaMemsetAsync(ob.score_sum.get(), 0, ob.score_sum.size() * sizeof(double), stream), "memset");
+      check(cudaMemsetAsync(ob.stats.get(), 0, ob.stats.size() * sizeof(double), stream), "memset");
+      const kernels::DistanceSumsOut out{ob.slot_of_distance.get(), ob.slot_start.get(), ob.slots,
+                                         ob.prob_sum.get(),         ob.score_sum.get(),  ob.stats.get()};
+      if (flash && ob.slots <= kernels::distance_sums_slot_capacity(static_cast<int>(d)))
+        kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope, attention_shape, ws.lse.get(),
+                                              out, stream);
+      else
+        kernels::attention_distance_sums_simple_bf16(attention_q, ws.k.get(), attention_rope, attention_shape,
+                                                     ws.lse.get(), flash, out, stream);
+      check(cudaMemcpyAsync(ob.host_prob.data(), ob.prob_sum.get(), ob.prob_sum.size() * sizeof(double),
+                            cudaMemcpyDeviceToHost, stream),
+            "copy distance sums");
+      check(cudaMemcpyAsync(ob.host_score.data(), ob.score_sum.get(), ob.score_sum.size() * sizeof(double),
+                            cudaMemcpyDeviceToHost, stream),
+            "copy distance sums");
+      check(cudaMemcpyAsync(ob.host_stats.data(), ob.stats.get(), ob.stats.size() * sizeof(double),
+                            cudaMemcpyDeviceToHost, stream),
+            "copy distance sums");
+      check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+      for (int a = 0; a < A; ++a) {
+        if (!observer->observes(l, a)) continue;
+        const std::size_t base = static_cast<std::size_t>(a) * ob.slots;
+        observer->on_distance_sums(backend::DistanceSums{
+            sequence, l, layout.head(a), T, std::span<const double>(ob.host_prob.data() + base, ob.slots),
+            std::span<const double>(ob.host_score.data() + base, ob.slots), ob.host_stats[2 * a],
+            ob.host_stats[2 * a + 1]});
+      }
+      return;
+    }
+    for (int a = 0; a < A; ++a) {
+      if (!observer->observes(l, a)) continue;
+      const model::AttentionHead head = layout.head(a);
+      using Rotation = kernels::QueryRotation;
+      const kernels::QuerySource query =
+          noisy ? kernels::QuerySource{ws.rotated_q.get(), static_cast<int>(O), static_cast<int>(a * d), Rotation::none}
+                : kernels::QuerySource{ws.q.get(), static_cast<int>(Q), static_cast<int>(head.query_head * d),
+                                       head.kind == model::HeadKind::imaginary ? Rotation::imaginary : Rotation::real};
+      for (long q0 = 0; q0 < T; q0 += ob.block_rows) {
+        const long rows = std::min(ob.block_rows, T - q0), k_end = q0 + rows;
+        const std::size_t n = static_cast<std::size_t>(rows) * k_end;
+        kernels::attention_scores_f32(query, attention_rope, ws.k.get(), static_cast<int>(KV),
+                                      static_cast<int>(head.kv_head * d), static_cast<int>(d), q0, rows, k_end,
+                                      ob.scores.get(), stream);
+        kernels::softmax_rows_f32(ob.scores.get(), ob.probs.get(), q0, rows, k_end, stream);
+        check(cudaMemcpyAsync(ob.host_scores.data(), ob.scores.get(), n * sizeof(float), cudaMemcpyDeviceToHost,
+                              stream),
+              "copy scores");
+        check(cudaMemcpyAsync(ob.host_probs.data(), ob.probs.get(), n * sizeof(float), cudaMemcpyDeviceToHost,
+                              stream),
+              "copy probabilities");
+        backend::AttentionBlock block{sequence, l, head, q0, k_end, k_end, ob.host_scores.data(), ob.host_probs.data(),
+                                      nullptr};
+        if (ob.virtual_scores.size()) {
+          const kernels::QuerySource imaginary{ws.q.get(), static_cast<int>(Q), static_cast<int>(head.query_head * d),
+                                               Rotation::imaginary};
+          kernels::attention_scores_f32(imaginary, *rope, ws.k.get(), static_cast<int>(KV),
+                                        static_cast<int>(head.kv_head * d), static_cast<int>(d), q0, rows, k_end,
+                                        ob.virtual_scores.get(), stream);
+          check(cudaMemcpyAsync(ob.host_virtual.data(), ob.virtual_scores.get(), n * sizeof(float),
+                                cudaMemcpyDeviceToHost, stream),
+                "copy virtual imaginary scores");
+          block.virtual_imaginary_scores = ob.host_virtual.data();
+        }
+        check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+        observer->on_block(block);
+      }
+    }
+  };
 
   backend::ForwardResult result;
   check(cudaMemcpyAsync(ws.tokens.get(), tokens.data(), T * sizeof(std::int32_t), cudaMemcpyHostToDevice, stream),
         "upload tokens");
-  kernels::embed_rows_f32(s.embed.get(), ws.tokens.get(), ws.x.get(), static_cast<int>(T), static_cast<int>(h), stream);
+  kernels::embed_rows_f32(s.embed.get(), s.wtype, ws.tokens.get(), ws.x.get(), static_cast<int>(T),
+                          static_cast<int>(h), stream);
 
   for (int l = 0; l < static_cast<int>(s.layers.size()); ++l) {
     const auto& L = s.layers[l];
@@ -311,13 +525,15 @@ backend::ForwardResult CudaBackend::forward_one(const std::vector<std::int32_t>&
     s.linear_bf16(ws.xn.get(), L.k, L.k_bias, ws.k.get(), T, KV, h);
     s.linear_bf16(ws.xn.get(), L.v, L.v_bias, ws.v.get(), T, KV, h);
     kernels::rope_keys_bf16(ws.k.get(), static_cast<int>(T), layout.kv_heads, static_cast<int>(d), *rope, stream);
+    if (noisy) kernels::rotate_queries_bf16(ws.q.get(), *rope, shape, &noise, l, ws.rotated_q.get(), stream);
     if (flash)
-      kernels::attention_forward_bf16(ws.q.get(), ws.k.get(), ws.v.get(), *rope, shape, ws.attn.get(), ws.lse.get(),
-                                      stream);
+      kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, attention_shape,
+                                      ws.attn.get(), ws.lse.get(), stream);
     else
-      kernels::attention_simple_bf16(ws.q.get(), ws.k.get(), ws.v.get(), *rope, shape, ws.attn.get(), ws.lse.get(),
-                                     stream);
-    for (int a = 0; a < layout.attention_heads && !options.ablation.empty(); ++a)
+      kernels::attention_simple_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, attention_shape,
+                                     ws.attn.get(), ws.lse.get(), stream);
+    if (observer) observe(l);
+    for (int a = 0; a < A && !options.ablation.empty(); ++a)
       if (options.ablation.ablates(l, layout.head(a)))
         check(cudaMemset2DAsync(ws.attn.get() + a * d, O * sizeof(bf16), 0, d * sizeof(bf16), T, stream),
               "zero ablated head");
@@ -344,7 +560,7 @@ backend::ForwardResult CudaBackend::forward_one(const std::vector<std::int32_t>&
   if (options.keep_logits) result.logits.resize(T, V);
   for (long t0 = 0; t0 < T; t0 += ws.logit_rows) {
     const long rows = std::min(ws.logit_rows, T - t0);
-    s.gemm(ws.xn.get() + t0 * h, s.lm_head, ws.logits.get(), CUDA_R_32F, rows, V, h, 0.0f);
+    s.gemm(s.gemm_input(ws.xn.get() + t0 * h, rows, h), s.lm_head, ws.logits.get(), CUDA_R_32F, rows, V, h, 0.0f);
     const long scored = std::min(rows, T - 1 - t0);  // the last position has no next token
     if (scored > 0)
       kernels::next_token_nll_f32(ws.logits.get(), static_cast<int>(scored), static_cast<int>(V),

@@ -1,11 +1,12 @@
 // The CUDA backend: the Backend interface (backend/backend.hpp) on one GPU.
-// Weights are uploaded once as bf16; matmuls run through cuBLAS (bf16 inputs,
-// fp32 accumulation); the residual stream is fp32; RMSNorm, RoPE keys,
-// attention and SwiGLU are the kernels of kernels/ops and kernels/forward_ops;
-// the LM head and loss run in chunks of tokens, so T x V logits never exist
-// at once. The precision path is spelled out by precision().
-// Not yet supported (ArgumentError naming --device cpu): the attention
-// observer and query noise.
+// Weights are uploaded once in their stored dtype; matmuls run through cuBLAS
+// (fp32 accumulation); activations are bf16 and the residual stream fp32;
+// RMSNorm, RoPE keys, attention and SwiGLU are the kernels of kernels/ops and
+// kernels/forward_ops; the LM head and loss run in chunks of tokens, so T x V
+// logits never exist at once. Attention observers get distance sums reduced
+// on the device (no T x T matrix) when they ask for them, else score and
+// probability blocks recomputed per head; query noise and head ablation as on
+// the CPU. The precision path is spelled out by precision().
 #pragma once
 
 #include <memory>
@@ -31,7 +32,8 @@ class CudaBackend : public backend::Backend {
 
  private:
   struct State;  // device buffers, cuBLAS handle, stream (cuda_backend.cpp)
-  backend::ForwardResult forward_one(const std::vector<std::int32_t>& tokens, const backend::ForwardOptions& options);
+  backend::ForwardResult forward_one(int sequence, const std::vector<std::int32_t>& tokens,
+                                     const backend::ForwardOptions& options);
 
   std::shared_ptr<const model::Model> model_;
   std::unique_ptr<State> state_;

@@ -1,10 +1,17 @@
 // The CUDA backend's small kernels (see forward_ops.hpp): memory-bound
 // elementwise and row kernels, and a plain one-warp-per-query attention for
 // head dimensions outside the flash kernel's {64, 128}.
+#include <cuda_fp16.h>
+
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
+
+#include "backend/query_noise_value.hpp"
 
 #include "kernels/forward_ops.hpp"
 #include "kernels/ops/check.cuh"
+#include "kernels/ops/rope_query.cuh"
 
 namespace ropescope::kernels {
 
@@ -35,14 +42,19 @@ __device__ void lse_merge(float& m, float& s, float m2, float s2) {
   m = mm;
 }
 
-__global__ void embed_kernel(const bf16* __restrict__ table, const std::int32_t* __restrict__ tokens,
+__device__ __forceinline__ float to_float(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_float(float x) { return x; }
+
+template <class W>
+__global__ void embed_kernel(const W* __restrict__ table, const std::int32_t* __restrict__ tokens,
                              float* __restrict__ x, int cols) {
-  const bf16* src = table + static_cast<std::size_t>(tokens[blockIdx.x]) * cols;
+  const W* src = table + static_cast<std::size_t>(tokens[blockIdx.x]) * cols;
   float* dst = x + static_cast<std::size_t>(blockIdx.x) * cols;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = __bfloat162float(src[i]);
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = to_float(src[i]);
 }
 
-__global__ void rmsnorm_f32_kernel(const float* __restrict__ x, const bf16* __restrict__ w, bf16* __restrict__ y,
+__global__ void rmsnorm_f32_kernel(const float* __restrict__ x, const float* __restrict__ w, bf16* __restrict__ y,
                                    int cols, float eps) {
   __shared__ float shared[kRowThreads / 32];
   const float* row = x + static_cast<std::size_t>(blockIdx.x) * cols;
@@ -50,17 +62,105 @@ __global__ void rmsnorm_f32_kernel(const float* __restrict__ x, const bf16* __re
   for (int i = threadIdx.x; i < cols; i += blockDim.x) sq += row[i] * row[i];
   const float inv = rsqrtf(block_sum(sq, shared) / static_cast<float>(cols) + eps);
   bf16* out = y + static_cast<std::size_t>(blockIdx.x) * cols;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) out[i] = __float2bfloat16(row[i] * inv * __bfloat162float(w[i]));
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) out[i] = __float2bfloat16(row[i] * inv * w[i]);
 }
 
-__global__ void broadcast_rows_kernel(bf16* __restrict__ y, const bf16* __restrict__ b, int cols) {
+__global__ void broadcast_rows_kernel(bf16* __restrict__ y, const float* __restrict__ b, int cols) {
   bf16* row = y + static_cast<std::size_t>(blockIdx.x) * cols;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) row[i] = b[i];
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) row[i] = __float2bfloat16(b[i]);
 }
 
-__global__ void add_rows_kernel(float* __restrict__ x, const bf16* __restrict__ b, int cols) {
+__global__ void add_rows_kernel(float* __restrict__ x, const float* __restrict__ b, int cols) {
   float* row = x + static_cast<std::size_t>(blockIdx.x) * cols;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) row[i] += __bfloat162float(b[i]);
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) row[i] += b[i];
+}
+
+template <class W>
+__global__ void convert_kernel(const bf16* __restrict__ x, W* __restrict__ y, std::size_t n) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    if constexpr (std::is_same_v<W, float>) y[i] = __bfloat162float(x[i]);
+    else y[i] = __float2half_rn(__bfloat162float(x[i]));
+  }
+}
+
+__global__ void round_rows_kernel(const float* __restrict__ y32, const float* __restrict__ b, bf16* __restrict__ y,
+                                  int cols) {
+  const std::size_t base = static_cast<std::size_t>(blockIdx.x) * cols;
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) y[base + i] = __float2bfloat16(y32[base + i] + (b ? b[i] : 0.f));
+}
+
+// One thread per element (t, a, i) of out [T, A*d].
+__global__ void rotate_queries_kernel(const bf16* __restrict__ q, const float* __restrict__ cos,
+                                      const float* __restrict__ sin, int pairs, AttentionShape shape,
+                                      NoiseParams noise, bool noisy, int layer, bf16* __restrict__ out) {
+  const int d = shape.head_dim, A = shape.attention_heads;
+  const std::size_t n = static_cast<std::size_t>(shape.T) * A * d;
+  for (std::size_t e = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const int i = static_cast<int>(e % d), a = static_cast<int>((e / d) % A);
+    const long t = static_cast<long>(e / (static_cast<std::size_t>(d) * A));
+    const bool imaginary = shape.imaginary_twins && (a & 1);
+    const int query_head = shape.imaginary_twins ? a >> 1 : a;
+    const bf16* row = q + (static_cast<std::size_t>(t) * shape.query_heads + query_head) * d;
+    const std::size_t table_row = static_cast<std::size_t>(t) * pairs;
+    float value = rotated_query_dim(row, i, pairs, cos + table_row, sin + table_row,
+                              imaginary ? QueryRotation::imaginary : QueryRotation::real);
+    if (noisy && noise.imaginary == imaginary)
+      value += static_cast<float>(noise.std * backend::query_noise_value(noise.seed, layer, a, t, i));
+    out[e] = __float2bfloat16(value);
+  }
+}
+
+constexpr int kScoreKeys = 128;  // keys per block of attention_scores_kernel
+
+// Block = (keys kScoreKeys * blockIdx.x .., query row blockIdx.y); a thread per key.
+__global__ void attention_scores_kernel(QuerySource query, const float* __restrict__ cos,
+                                        const float* __restrict__ sin, int pairs, const bf16* __restrict__ k,
+                                        int kv_cols, int kv_column, int d, long q_begin, long k_end, float scale,
+                                        float* __restrict__ scores) {
+  extern __shared__ float rotated[];  // [d]
+  const long t = q_begin + blockIdx.y;
+  const bf16* row = query.q + static_cast<std::size_t>(t) * query.cols + query.column;
+  const std::size_t table_row = static_cast<std::size_t>(t) * pairs;
+  for (int i = threadIdx.x; i < d; i += blockDim.x)
+    rotated[i] = __bfloat162float(__float2bfloat16(rotated_query_dim(row, i, pairs, cos + table_row, sin + table_row, query.rotation)));
+  __syncthreads();
+  const long key = static_cast<long>(blockIdx.x) * kScoreKeys + threadIdx.x;
+  if (key >= k_end) return;
+  float score = -INFINITY;
+  if (key <= t) {
+    const bf16* krow = k + static_cast<std::size_t>(key) * kv_cols + kv_column;
+    float dot = 0.f;
+    for (int i = 0; i < d; ++i) dot += rotated[i] * __bfloat162float(krow[i]);
+    score = dot * scale;
+  }
+  scores[static_cast<std::size_t>(blockIdx.y) * k_end + key] = score;
+}
+
+__global__ void softmax_rows_kernel(const float* __restrict__ scores, float* __restrict__ probs, long q_begin,
+                                    long k_end) {
+  __shared__ float maxes[kRowThreads / 32];
+  __shared__ double sums[kRowThreads / 32];
+  const std::size_t base = static_cast<std::size_t>(blockIdx.x) * k_end;
+  const long visible = q_begin + blockIdx.x + 1;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  float m = -INFINITY;
+  for (long j = threadIdx.x; j < visible; j += blockDim.x) m = fmaxf(m, scores[base + j]);
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if (lane == 0) maxes[warp] = m;
+  __syncthreads();
+  for (int w = 0; w < warps; ++w) m = fmaxf(m, maxes[w]);
+  double sum = 0;
+  for (long j = threadIdx.x; j < visible; j += blockDim.x) sum += expf(scores[base + j] - m);
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (lane == 0) sums[warp] = sum;
+  __syncthreads();
+  double total = 0;
+  for (int w = 0; w < warps; ++w) total += sums[w];
+  const float inv = static_cast<float>(1.0 / total);
+  for (long j = threadIdx.x; j < k_end; j += blockDim.x)
+    probs[base + j] = j < visible ? expf(scores[base + j] - m) * inv : 0.f;
 }
 
 __global__ void next_token_nll_kernel(const float* __restrict__ logits, int V, const std::int32_t* __restrict__ targets,
@@ -104,17 +204,10 @@ __global__ void attention_simple_kernel(const bf16* __restrict__ q, const bf16* 
   const bool imaginary = shape.imaginary_twins && (a % 2 == 1);
   const int kv_head = a / (shape.attention_heads / shape.kv_heads);
   const bf16* qrow = q + (static_cast<std::size_t>(t) * shape.query_heads + query_head) * d;
-  for (int i = lane; i < d; i += 32) {
-    float r = __bfloat162float(qrow[i]);
-    if (i < 2 * pairs) {
-      const int n = i < pairs ? i : i - pairs;
-      const float c = cos[static_cast<std::size_t>(t) * pairs + n], s = sin[static_cast<std::size_t>(t) * pairs + n];
-      const float x0 = __bfloat162float(qrow[n]), x1 = __bfloat162float(qrow[n + pairs]);
-      if (i < pairs) r = imaginary ? x0 * s + x1 * c : x0 * c - x1 * s;
-      else r = imaginary ? x1 * s - x0 * c : x1 * c + x0 * s;
-    }
-    query[i] = r;
-  }
+  const std::size_t table_row = static_cast<std::size_t>(t) * pairs;
+  for (int i = lane; i < d; i += 32)
+    query[i] = rotated_query_dim(qrow, i, pairs, cos + table_row, sin + table_row,
+                                 imaginary ? QueryRotation::imaginary : QueryRotation::real);
   __syncwarp();
   const float scale = rsqrtf(static_cast<float>(d));
   float acc[kMaxHeadDim / 32] = {};
@@ -137,26 +230,126 @@ __global__ void attention_simple_kernel(const bf16* __restrict__ q, const bf16* 
   if (lane == 0) lse[static_cast<std::size_t>(a) * shape.T + t] = m + logf(l);
 }
 
+// Block = one warp for query position blockIdx.x, attention head blockIdx.y.
+__global__ void distance_sums_simple_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                            const float* __restrict__ cos, const float* __restrict__ sin, int pairs,
+                                            AttentionShape shape, const float* __restrict__ lse, bool round_query,
+                                            DistanceSumsOut out) {
+  __shared__ float query[kMaxHeadDim];
+  const int t = blockIdx.x, a = blockIdx.y, lane = threadIdx.x, d = shape.head_dim;
+  const int query_head = shape.imaginary_twins ? a / 2 : a;
+  const bool imaginary = shape.imaginary_twins && (a % 2 == 1);
+  const int kv_head = a / (shape.attention_heads / shape.kv_heads);
+  const bf16* qrow = q + (static_cast<std::size_t>(t) * shape.query_heads + query_head) * d;
+  const std::size_t table_row = static_cast<std::size_t>(t) * pairs;
+  for (int i = lane; i < d; i += 32) {
+    const float r = rotated_query_dim(qrow, i, pairs, cos + table_row, sin + table_row,
+                                      imaginary ? QueryRotation::imaginary : QueryRotation::real);
+    query[i] = round_query ? __bfloat162float(__float2bfloat16(r)) : r;
+  }
+  __syncwarp();
+  const float scale = rsqrtf(static_cast<float>(d));
+  const float row_lse = lse[static_cast<std::size_t>(a) * shape.T + t];
+  const std::size_t kv_stride = static_cast<std::size_t>(shape.kv_heads) * d;
+  double* prob_sum = out.prob_sum + static_cast<std::size_t>(a) * out.slots;
+  double* score_sum = out.score_sum + static_cast<std::size_t>(a) * out.slots;
+  double distance = 0, entropy = 0;
+  for (int s = lane; s <= t; s += 32) {
+    const bf16* krow = k + s * kv_stride + static_cast<std::size_t>(kv_head) * d;
+    float dot = 0.f;
+    for (int i = 0; i < d; ++i) dot += query[i] * __bfloat162float(krow[i]);
+    const float score = dot * scale, p = expf(score - row_lse);
+    const int slot = out.slot_of_distance[t - s];
+    atomicAdd(prob_sum + slot, static_cast<double>(p));
+    atomicAdd(score_sum + slot, static_cast<double>(score));
+    distance += static_cast<double>(p) * (t - s);
+    if (p > 0.f) entropy += static_cast<double>(p) * (row_lse - score);  // -p ln p
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    distance += __shfl_xor_sync(0xffffffffu, distance, o);
+    entropy += __shfl_xor_sync(0xffffffffu, entropy, o);
+  }
+  if (lane == 0) {
+    atomicAdd(out.stats + 2 * a, distance);
+    atomicAdd(out.stats + 2 * a + 1, entropy);
+  }
+}
+
+unsigned grid_for(std::size_t n) { return static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 65535u * 8)); }
+
 }  // namespace
 
-void embed_rows_f32(const bf16* table, const std::int32_t* tokens, float* x, int T, int cols, cudaStream_t stream) {
-  embed_kernel<<<T, kRowThreads, 0, stream>>>(table, tokens, x, cols);
+void embed_rows_f32(const void* table, WeightType type, const std::int32_t* tokens, float* x, int T, int cols,
+                    cudaStream_t stream) {
+  switch (type) {
+    case WeightType::bf16:
+      embed_kernel<<<T, kRowThreads, 0, stream>>>(static_cast<const bf16*>(table), tokens, x, cols);
+      break;
+    case WeightType::f16:
+      embed_kernel<<<T, kRowThreads, 0, stream>>>(static_cast<const __half*>(table), tokens, x, cols);
+      break;
+    case WeightType::f32:
+      embed_kernel<<<T, kRowThreads, 0, stream>>>(static_cast<const float*>(table), tokens, x, cols);
+      break;
+  }
   cuda_check(cudaGetLastError(), "embed_kernel launch");
 }
 
-void rmsnorm_f32_bf16(const float* x, const bf16* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream) {
+void rmsnorm_f32_bf16(const float* x, const float* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream) {
   rmsnorm_f32_kernel<<<rows, kRowThreads, 0, stream>>>(x, w, y, cols, eps);
   cuda_check(cudaGetLastError(), "rmsnorm_f32_kernel launch");
 }
 
-void broadcast_rows_bf16(bf16* y, const bf16* b, int rows, int cols, cudaStream_t stream) {
+void broadcast_rows_bf16(bf16* y, const float* b, int rows, int cols, cudaStream_t stream) {
   broadcast_rows_kernel<<<rows, kRowThreads, 0, stream>>>(y, b, cols);
   cuda_check(cudaGetLastError(), "broadcast_rows_kernel launch");
 }
 
-void add_rows_f32(float* x, const bf16* b, int rows, int cols, cudaStream_t stream) {
+void add_rows_f32(float* x, const float* b, int rows, int cols, cudaStream_t stream) {
   add_rows_kernel<<<rows, kRowThreads, 0, stream>>>(x, b, cols);
   cuda_check(cudaGetLastError(), "add_rows_kernel launch");
+}
+
+void convert_bf16(const bf16* x, void* y, WeightType type, std::size_t n, cudaStream_t stream) {
+  if (type == WeightType::f32)
+    convert_kernel<<<grid_for(n), 256, 0, stream>>>(x, static_cast<float*>(y), n);
+  else if (type == WeightType::f16)
+    convert_kernel<<<grid_for(n), 256, 0, stream>>>(x, static_cast<__half*>(y), n);
+  else
+    throw std::runtime_error("convert_bf16: bf16 needs no conversion");
+  cuda_check(cudaGetLastError(), "convert_kernel launch");
+}
+
+void round_rows_bf16(const float* y32, const float* b, bf16* y, int rows, int cols, cudaStream_t stream) {
+  round_rows_kernel<<<rows, kRowThreads, 0, stream>>>(y32, b, y, cols);
+  cuda_check(cudaGetLastError(), "round_rows_kernel launch");
+}
+
+void rotate_queries_bf16(const bf16* q, const DeviceRopeTable& rope, const AttentionShape& shape,
+                         const NoiseParams* noise, int layer, bf16* out, cudaStream_t stream) {
+  if (rope.positions < shape.T || 2 * rope.pairs > shape.head_dim)
+    throw std::runtime_error("rotate_queries_bf16: rope table too small");
+  const std::size_t n = static_cast<std::size_t>(shape.T) * shape.attention_heads * shape.head_dim;
+  rotate_queries_kernel<<<grid_for(n), 256, 0, stream>>>(q, rope.cos, rope.sin, rope.pairs, shape,
+                                                         noise ? *noise : NoiseParams{}, noise != nullptr, layer, out);
+  cuda_check(cudaGetLastError(), "rotate_queries_kernel launch");
+}
+
+void attention_scores_f32(const QuerySource& query, const DeviceRopeTable& rope, const bf16* k, int kv_cols,
+                          int kv_column, int head_dim, long q_begin, long rows, long k_end, float* scores,
+                          cudaStream_t stream) {
+  if (rows <= 0 || rows > 65535 || q_begin + rows > k_end || rope.positions < k_end)
+    throw std::runtime_error("attention_scores_f32: bad block");
+  const dim3 grid(static_cast<unsigned>((k_end + kScoreKeys - 1) / kScoreKeys), static_cast<unsigned>(rows));
+  attention_scores_kernel<<<grid, kScoreKeys, head_dim * sizeof(float), stream>>>(
+      query, rope.cos, rope.sin, rope.pairs, k, kv_cols, kv_column, head_dim, q_begin, k_end,
+      static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))), scores);
+  cuda_check(cudaGetLastError(), "attention_scores_kernel launch");
+}
+
+void softmax_rows_f32(const float* scores, float* probs, long q_begin, long rows, long k_end, cudaStream_t stream) {
+  softmax_rows_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(scores, probs, q_begin, k_end);
+  cuda_check(cudaGetLastError(), "softmax_rows_kernel launch");
 }
 
 void next_token_nll_f32(const float* logits, int rows, int V, const std::int32_t* targets, float* nll,
@@ -173,6 +366,17 @@ void attention_simple_bf16(const bf16* q, const bf16* k, const bf16* v, const De
   attention_simple_kernel<<<dim3(shape.T, shape.attention_heads), 32, 0, stream>>>(q, k, v, rope.cos, rope.sin,
                                                                                    rope.pairs, shape, out, lse);
   cuda_check(cudaGetLastError(), "attention_simple_kernel launch");
+}
+
+void attention_distance_sums_simple_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
+                                         const AttentionShape& shape, const float* lse, bool round_query,
+                                         const DistanceSumsOut& out, cudaStream_t stream) {
+  if (shape.head_dim % 2 != 0 || shape.head_dim > kMaxHeadDim)
+    throw std::runtime_error("attention_distance_sums_simple_bf16: head_dim must be even and <= 256, got " +
+                             std::to_string(shape.head_dim));
+  distance_sums_simple_kernel<<<dim3(shape.T, shape.attention_heads), 32, 0, stream>>>(
+      q, k, rope.cos, rope.sin, rope.pairs, shape, lse, round_query, out);
+  cuda_check(cudaGetLastError(), "distance_sums_simple_kernel launch");
 }
 
 }  // namespace ropescope::kernels

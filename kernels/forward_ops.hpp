@@ -2,27 +2,80 @@
 // (kernels/forward_ops.cu): embedding gather into the fp32 residual stream,
 // RMSNorm of an fp32 stream, bias rows, the chunked next-token loss, and a
 // plain attention kernel for head dimensions the flash kernel does not take.
+// Also the pieces the analyses need: rotated (and noised) queries, and
+// materialised score / probability blocks for attention observers.
 // Same conventions as ops/ops.hpp: device pointers, row-major [tokens, features],
 // launches on `stream`, std::runtime_error on a CUDA error. Plain C++17.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/ops/ops.hpp"
 
 namespace ropescope::kernels {
 
+// The dtype weights keep on the device: the checkpoint's own (F64 checkpoints
+// are held as f32, rounded once).
+enum class WeightType { bf16, f16, f32 };
+
 // x[t, :] = float(table[tokens[t], :]) for t < T (ids already checked on the host).
-void embed_rows_f32(const bf16* table, const std::int32_t* tokens, float* x, int T, int cols, cudaStream_t stream);
+void embed_rows_f32(const void* table, WeightType type, const std::int32_t* tokens, float* x, int T, int cols,
+                    cudaStream_t stream);
 
 // y[t, :] = bf16(x[t, :] * rsqrt(mean(x[t, :]^2) + eps) * w) with x in fp32
-// (the residual stream); statistics in fp32, one bf16 rounding.
-void rmsnorm_f32_bf16(const float* x, const bf16* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream);
+// (the residual stream) and w the norm weight in fp32; statistics in fp32,
+// one bf16 rounding.
+void rmsnorm_f32_bf16(const float* x, const float* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream);
 
-// y[t, :] = b (bf16): a GEMM with beta = 1 then adds x W^T with one rounding.
-void broadcast_rows_bf16(bf16* y, const bf16* b, int rows, int cols, cudaStream_t stream);
-// x[t, :] += float(b) (fp32 residual stream).
-void add_rows_f32(float* x, const bf16* b, int rows, int cols, cudaStream_t stream);
+// y[t, :] = bf16(b): a bf16 GEMM with beta = 1 then adds x W^T with one
+// rounding (exact for the bf16 biases of bf16 checkpoints).
+void broadcast_rows_bf16(bf16* y, const float* b, int rows, int cols, cudaStream_t stream);
+// x[t, :] += b (fp32 residual stream).
+void add_rows_f32(float* x, const float* b, int rows, int cols, cudaStream_t stream);
+// y[i] = x[i] as f16 (exact unless |x| > 65504) or f32 (exact), i < n: the
+// bf16 activations as the A operand of an f16 / f32 weight's GEMM.
+void convert_bf16(const bf16* x, void* y, WeightType type, std::size_t n, cudaStream_t stream);
+// y[t, :] = bf16(y32[t, :] + b) (b may be null): the bf16 output of a GEMM
+// that ran in fp32 (f16 / f32 weights), rounded once.
+void round_rows_bf16(const float* y32, const float* b, bf16* y, int rows, int cols, cudaStream_t stream);
+
+// Query noise as the kernels take it (backend::QueryNoise).
+struct NoiseParams {
+  bool imaginary = false;  // the component it applies to
+  double std = 0.0;
+  std::uint64_t seed = 0;
+};
+
+// Materialises the rotated query of every attention head: out [T, A*d] bf16,
+// head a the real or imaginary rotation (shape's layout) of its query head,
+// plus std * query_noise_value(seed, layer, a, t, i) on the heads of the
+// noise's component when `noise` is given; fp32, one bf16 rounding. The
+// attention kernels then take out as pre-rotated queries: shape with
+// query_heads = A, no twins, and identity_rope(T) (pairs = 0).
+void rotate_queries_bf16(const bf16* q, const DeviceRopeTable& rope, const AttentionShape& shape,
+                         const NoiseParams* noise, int layer, bf16* out, cudaStream_t stream);
+// A table with no rotated pairs: every dim passes through.
+inline DeviceRopeTable identity_rope(long positions) { return DeviceRopeTable{nullptr, nullptr, positions, 0}; }
+
+// How one attention head's queries are read by attention_scores_f32.
+struct QuerySource {
+  const bf16* q = nullptr;  // [T, cols]
+  int cols = 0;
+  int column = 0;           // first column of the head's d values
+  QueryRotation rotation = QueryRotation::real;
+};
+// Scaled scores of one head for query rows q_begin .. q_begin+rows-1 against
+// keys 0 .. k_end-1: scores [rows, k_end] fp32, -inf after the query. The
+// query is rotated in fp32 and rounded to bf16 (as the flash kernel stages
+// it); products with the bf16 rotated keys k [T, kv_cols] (column kv_column
+// onwards) summed in fp32, times d^-0.5.
+void attention_scores_f32(const QuerySource& query, const DeviceRopeTable& rope, const bf16* k, int kv_cols,
+                          int kv_column, int head_dim, long q_begin, long rows, long k_end, float* scores,
+                          cudaStream_t stream);
+// probs[r, :] = softmax of scores[r, 0 .. q_begin + r] (fp32 exp, sum in
+// fp64), 0 after the query.
+void softmax_rows_f32(const float* scores, float* probs, long q_begin, long rows, long k_end, cudaStream_t stream);
 
 // For each row r < rows of logits [rows, V] (fp32): the natural-log
 // log-sum-exp minus the target logit, nll[r] = lse - logits[r, targets[r]].
@@ -36,5 +89,13 @@ void next_token_nll_f32(const float* logits, int rows, int V, const std::int32_t
 // For the small test models (d = 16); the flash kernel serves d = 64 and 128.
 void attention_simple_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                            const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
+
+// attention_distance_sums_bf16 (ops.hpp) for any shape and any number of
+// slots: one warp per (position, head), fp64 atomics per pair. The query is
+// rounded to bf16 after rotation when `round_query` (to match an lse from the
+// flash kernel), else kept in fp32 (the plain attention kernel's lse).
+void attention_distance_sums_simple_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
+                                         const AttentionShape& shape, const float* lse, bool round_query,
+                                         const DistanceSumsOut& out, cudaStream_t stream);
 
 }  // namespace ropescope::kernels

@@ -17,69 +17,18 @@
 #include <cstdint>
 
 #include "kernels/ops/check.cuh"
+#include "kernels/ops/mma.cuh"
+#include "kernels/ops/rope_query.cuh"
 #include "kernels/ops/ops.hpp"
 
 namespace ropescope::kernels {
 namespace {
+using namespace mma;
 
 constexpr int kWarps = 8;
 constexpr int kRows = 16 * kWarps;  // query rows per CTA
 constexpr int kKeys = 64;           // keys per K/V tile
 constexpr int kThreads = 32 * kWarps;
-
-// Element offset of (row, col) in a [rows, D] bf16 tile: the 16-byte chunk
-// col / 8 moves to chunk (col / 8) ^ (row % 8), so the 8 rows an ldmatrix
-// reads at one logical chunk hit 8 different bank groups.
-template <int D>
-__device__ __forceinline__ int swz(int row, int col) {
-  return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
-}
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte global -> shared copy; src_bytes = 0 fills the chunk with zeros.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                                  const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(smem_addr(p)));
-}
-
-// c += a (16x16, row) * b (16x8, col), bf16 in, fp32 accumulate.
-__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
 
 struct Params {
   const bf16* q;  // [T, Q*D]
@@ -119,19 +68,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
     float val = 0.f;
     if (t < p.T) {
       const int qh = p.twins ? a >> 1 : a;
-      const bool imag = p.twins && (a & 1);
-      const bf16* qrow = p.q + static_cast<long>(t) * qcols + qh * D;
-      const float x = __bfloat162float(qrow[i]);
-      if (i < 2 * p.pairs) {
-        const int n = i < p.pairs ? i : i - p.pairs;  // pair (n, n + pairs)
-        const float c = p.cos[static_cast<long>(t) * p.pairs + n], s = p.sin[static_cast<long>(t) * p.pairs + n];
-        const float partner = __bfloat162float(qrow[i < p.pairs ? i + p.pairs : i - p.pairs]);
-        // rotate_half(q)[i] = -q[i + pairs] for the first half, +q[i - pairs] for the second.
-        const float rh = i < p.pairs ? -partner : partner;
-        val = imag ? x * s - rh * c : x * c + rh * s;
-      } else {
-        val = x;
-      }
+      const QueryRotation rotation = p.twins && (a & 1) ? QueryRotation::imaginary : QueryRotation::real;
+      const long table_row = static_cast<long>(t) * p.pairs;
+      val = rotated_query_dim(p.q + static_cast<long>(t) * qcols + qh * D, i, p.pairs, p.cos + table_row,
+                              p.sin + table_row, rotation);
     }
     Qs[swz<D>(r, i)] = __float2bfloat16(val);
   }
@@ -302,6 +242,13 @@ void launch(const Params& p, cudaStream_t stream) {
 }
 
 }  // namespace
+
+bool flash_attention_supports(const AttentionShape& shape) {
+  if (shape.head_dim != 64 && shape.head_dim != 128) return false;
+  if (shape.kv_heads <= 0 || shape.attention_heads % shape.kv_heads != 0) return false;
+  const int G = shape.attention_heads / shape.kv_heads;
+  return G == 1 || G == 2 || G == 4 || G == 8;
+}
 
 void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {

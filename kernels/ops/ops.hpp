@@ -36,6 +36,9 @@ void free_rope_table(DeviceRopeTable& table);
 // (HF's k cos + rotate_half(k) sin; dims from 2 * pairs on pass through).
 void rope_keys_bf16(bf16* k, int T, int heads, int head_dim, const DeviceRopeTable& rope, cudaStream_t stream);
 
+// How a kernel rotates a query head it reads (kernels/ops/rope_query.cuh).
+enum class QueryRotation { none, real, imaginary };
+
 // Causal attention of one sequence, model/head_layout.hpp's layout.
 struct AttentionShape {
   int T = 0;
@@ -52,5 +55,33 @@ struct AttentionShape {
 // and the natural-log row log-sum-exp of the scaled scores lse [A, T] (fp32).
 void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
+// Whether attention_forward_bf16 and attention_distance_sums_bf16 take the
+// shape: d = 64 or 128, G = A / KV in {1, 2, 4, 8}.
+bool flash_attention_supports(const AttentionShape& shape);
+
+// Distance sums of every attention head (the reduction behind distance
+// profiles, backend::DistanceSums), from scores recomputed in the layout of
+// attention_forward_bf16 and that pass's lse: for each head a and slot k,
+// prob_sum[a * slots + k] = sum of p(t, s) and score_sum[...] the sum of the
+// scaled score over the pairs s <= t whose distance t - s lies in slot k;
+// stats[2a] = sum over pairs of p (t - s), stats[2a + 1] = sum of -p ln p.
+// Accumulators are added to (zero them first). slot_of_distance has T
+// entries, nondecreasing; slot_start[k] is the smallest distance of slot k.
+struct DistanceSumsOut {
+  const int* slot_of_distance = nullptr;  // [T]
+  const int* slot_start = nullptr;        // [slots]
+  int slots = 0;
+  double* prob_sum = nullptr;   // [A, slots]
+  double* score_sum = nullptr;  // [A, slots]
+  double* stats = nullptr;      // [A, 2]
+};
+// The most slots attention_distance_sums_bf16 holds in shared memory at head_dim.
+int distance_sums_slot_capacity(int head_dim);
+// Tensor-core version for the shapes of flash_attention_supports and at most
+// distance_sums_slot_capacity(d) slots; per-tile fp32 partial sums, fp64
+// accumulation. Queries rotated and rounded to bf16 as the flash kernel does.
+void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
+                                  const AttentionShape& shape, const float* lse, const DistanceSumsOut& out,
+                                  cudaStream_t stream);
 
 }  // namespace ropescope::kernels

@@ -123,18 +123,62 @@ double DistanceProfile::mass_beyond(std::size_t i) const { return ratio(mass_sum
 
 ProfileObserver::ProfileObserver(const DistanceBins& bins, std::vector<long> beyond, int layers, int heads, int sequences)
     : bins_(bins), layers_(layers), heads_(heads), sequences_(sequences),
-      profiles_(static_cast<std::size_t>(sequences) * layers * heads, DistanceProfile(bins.size(), std::move(beyond))) {}
+      profiles_(static_cast<std::size_t>(sequences) * layers * heads, DistanceProfile(bins.size(), beyond)) {
+  // Slot edges: every bin's lower edge and every threshold inside the range.
+  std::vector<long> edges;
+  for (int b = 0; b < bins_.size(); ++b) edges.push_back(bins_.lo(b));
+  for (long x : beyond)
+    if (x <= bins_.max_distance()) edges.push_back(x);
+  std::sort(edges.begin(), edges.end());
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  request_.slots = static_cast<int>(edges.size());
+  request_.slot_of_distance.resize(bins_.max_distance() + 1);
+  for (int k = 0; k < request_.slots; ++k) {
+    const long end = k + 1 < request_.slots ? edges[k + 1] : bins_.max_distance() + 1;
+    for (long D = edges[k]; D < end; ++D) request_.slot_of_distance[D] = k;
+    bin_of_slot_.push_back(bins_.bin_of(edges[k]));
+  }
+  for (long x : beyond)
+    first_slot_beyond_.push_back(x <= bins_.max_distance() ? request_.slot_of_distance[x] : request_.slots);
+}
+
+DistanceProfile& ProfileObserver::profile(int sequence, int layer, int head) {
+  if (sequence < 0 || sequence >= sequences_ || layer < 0 || layer >= layers_ || head < 0 || head >= heads_)
+    throw std::out_of_range(fmt::format("attention block (sequence {}, layer {}, head {}) outside the profile's {} x {} x {}",
+                                        sequence, layer, head, sequences_, layers_, heads_));
+  return profiles_[(static_cast<std::size_t>(sequence) * layers_ + layer) * heads_ + head];
+}
 
 void ProfileObserver::on_block(const backend::AttentionBlock& block) {
-  if (block.sequence < 0 || block.sequence >= sequences_ || block.layer < 0 || block.layer >= layers_ ||
-      block.head.index < 0 || block.head.index >= heads_)
-    throw std::out_of_range(fmt::format("attention block (sequence {}, layer {}, head {}) outside the profile's {} x {} x {}",
-                                        block.sequence, block.layer, block.head.index, sequences_, layers_, heads_));
+  auto& p = profile(block.sequence, block.layer, block.head.index);
   if (block.k_end - 1 > bins_.max_distance())
     throw std::out_of_range(fmt::format("attention block reaches distance {}, beyond the bins' largest {}", block.k_end - 1,
                                         bins_.max_distance()));
-  auto& profile = profiles_[(static_cast<std::size_t>(block.sequence) * layers_ + block.layer) * heads_ + block.head.index];
-  profile.add_rows(bins_, block.probabilities, block.scores, block.q_begin, block.q_end, block.k_end);
+  p.add_rows(bins_, block.probabilities, block.scores, block.q_begin, block.q_end, block.k_end);
+}
+
+void ProfileObserver::on_distance_sums(const backend::DistanceSums& sums) {
+  auto& p = profile(sums.sequence, sums.layer, sums.head.index);
+  if (sums.prob_sum.size() != static_cast<std::size_t>(request_.slots) || sums.score_sum.size() != sums.prob_sum.size())
+    throw std::invalid_argument(fmt::format("distance sums have {} slots, the request {}", sums.prob_sum.size(),
+                                            request_.slots));
+  if (sums.T < 1 || sums.T - 1 > bins_.max_distance())
+    throw std::out_of_range(fmt::format("a sequence of {} tokens reaches distance {}, beyond the bins' largest {}", sums.T,
+                                        sums.T - 1, bins_.max_distance()));
+  for (int k = 0; k < request_.slots; ++k) {
+    p.prob_sum[bin_of_slot_[k]] += sums.prob_sum[k];
+    p.score_sum[bin_of_slot_[k]] += sums.score_sum[k];
+  }
+  // Pairs at distance D in a sequence of T tokens: T - D (queries D .. T-1).
+  for (int b = 0; b < bins_.size() && bins_.lo(b) < sums.T; ++b) {
+    const std::int64_t lo = bins_.lo(b), hi = std::min<std::int64_t>(bins_.hi(b), sums.T - 1);
+    p.count[b] += (hi - lo + 1) * sums.T - (lo + hi) * (hi - lo + 1) / 2;
+  }
+  for (std::size_t j = 0; j < first_slot_beyond_.size(); ++j)
+    for (int k = first_slot_beyond_[j]; k < request_.slots; ++k) p.mass_sum[j] += sums.prob_sum[k];
+  p.distance_sum += sums.distance_sum;
+  p.entropy_sum += sums.entropy_sum;
+  p.queries += sums.T;
 }
 
 DistanceProfile ProfileObserver::result(int layer, int head) const {

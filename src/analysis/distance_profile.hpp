@@ -88,6 +88,10 @@ struct DistanceProfile {
 // Streams AttentionBlocks into one DistanceProfile per (sequence slot, layer,
 // head), all allocated up front: on_block touches only the accumulator of its
 // own triple, which the backend never calls concurrently, so there is no lock.
+// Backends that reduce by distance themselves (CUDA) get a DistanceSumsRequest
+// instead: slots are the bins split at the mass thresholds, so every bin and
+// every "mass beyond X" is a sum of whole slots; pair counts per bin are
+// exact functions of T.
 // Sequences must be no longer than bins.max_distance() + 1 and have batch
 // indices below `sequences`: a block outside that is a caller bug and throws
 // std::out_of_range (from inside the backend's parallel region: fatal).
@@ -96,6 +100,10 @@ class ProfileObserver : public backend::AttentionObserver {
   // `sequences`: the largest batch one forward call will carry.
   ProfileObserver(const DistanceBins& bins, std::vector<long> beyond, int layers, int heads, int sequences = 1);
   void on_block(const backend::AttentionBlock& block) override;
+  const backend::DistanceSumsRequest* distance_sums_request() const override { return &request_; }
+  // Throws std::invalid_argument for sums of another slot count, and
+  // std::out_of_range like on_block.
+  void on_distance_sums(const backend::DistanceSums& sums) override;
   // The profile of (layer, head), merged over the sequence slots.
   DistanceProfile result(int layer, int head) const;
 
@@ -103,6 +111,11 @@ class ProfileObserver : public backend::AttentionObserver {
   DistanceBins bins_;
   int layers_, heads_, sequences_;
   std::vector<DistanceProfile> profiles_;  // [sequence][layer][head]
+  backend::DistanceSumsRequest request_;
+  std::vector<int> bin_of_slot_;       // [slots]
+  std::vector<int> first_slot_beyond_; // [thresholds]: the slot starting at the threshold (slots when past the end)
+
+  DistanceProfile& profile(int sequence, int layer, int head);
 };
 
 // Plain mean of per-head curves and statistics over a set of heads.

@@ -37,6 +37,27 @@ struct AttentionBlock {
   const float* virtual_imaginary_scores = nullptr;
 };
 
+// Sums by relative distance D = t - s (query t, key s) of one attention head
+// over one whole sequence: what a distance profile needs, reduced by the
+// backend itself instead of handed over as score blocks (the CUDA backend does
+// this with no T x T matrix; the CPU backend always calls on_block).
+// Distances are grouped in slots: slot_of_distance[D] for D = 0 .. max, with
+// slot numbers 0 .. slots-1 nondecreasing in D.
+struct DistanceSumsRequest {
+  std::vector<std::int32_t> slot_of_distance;
+  int slots = 0;
+};
+struct DistanceSums {
+  int sequence = 0;
+  int layer = 0;
+  model::AttentionHead head;
+  long T = 0;                                  // the sequence's tokens: every query 0 .. T-1 counted
+  std::span<const double> prob_sum;            // [slots]: sum of p(t, s) over pairs with t - s in the slot
+  std::span<const double> score_sum;           // [slots]: the same for the scaled pre-softmax score
+  double distance_sum = 0;                     // sum over pairs of p(t, s) * (t - s)
+  double entropy_sum = 0;                      // sum over pairs of -p log p (natural log)
+};
+
 class AttentionObserver {
  public:
   virtual ~AttentionObserver() = default;
@@ -49,6 +70,12 @@ class AttentionObserver {
     return true;
   }
   virtual bool wants_virtual_imaginary() const { return false; }
+  // An observer that needs only sums by distance returns its request here; a
+  // backend that reduces them itself then calls on_distance_sums, once per
+  // (sequence, layer, observed head), instead of on_block. Backends without
+  // such a reduction ignore this and call on_block.
+  virtual const DistanceSumsRequest* distance_sums_request() const { return nullptr; }
+  virtual void on_distance_sums(const DistanceSums& sums) { (void)sums; }
 };
 
 // Gaussian noise added to the rotated query of every attention head of one

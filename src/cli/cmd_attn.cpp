@@ -55,7 +55,7 @@ std::string human_bytes(std::uint64_t bytes) {
 void run_attn(const AttnOptions& o) {
   if (o.out.empty()) throw ArgumentError("--out DIR is required");
   const auto limit = parse_bytes(o.max_memory);
-  auto backend = open_backend(o.model, BackendNeeds{true, false});
+  auto backend = open_backend(o.model);
   const auto& model = backend->model();
   auto tokens = load_input_tokens(o.model, model.config.vocab_size);
   analysis::RunRecord record("attn", *backend);

@@ -135,7 +135,7 @@ void run_ppl(const PplOptions& o) {
     throw ArgumentError(fmt::format("--out: directory '{}' does not exist", out_dir.string()));
   const backend::ForwardOptions base = base_forward_options(o.model);
 
-  auto backend = open_backend(o.model, BackendNeeds{false, !o.noise_imag.empty() || !o.noise_real.empty()});
+  auto backend = open_backend(o.model);
   const auto& model = backend->model();
   const auto conditions = build_conditions(o, model, base);
   const auto tokens = load_input_tokens(o.model, model.config.vocab_size);

@@ -73,7 +73,7 @@ void run_profile(const ProfileOptions& o) {
     beyond.erase(std::unique(beyond.begin(), beyond.end()), beyond.end());
   }
 
-  auto backend = open_backend(o.model, BackendNeeds{true, o.noise_std > 0});
+  auto backend = open_backend(o.model);
   const auto& model = backend->model();
   const auto tokens = load_input_tokens(o.model, model.config.vocab_size);
   const long available = static_cast<long>(tokens.size()) / T;

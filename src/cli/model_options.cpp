@@ -26,26 +26,19 @@ void add_model_options(CLI::App* cmd, ModelArgs& args) {
   cmd->add_flag("-q,--quiet", args.quiet, "no progress on stderr");
 }
 
-std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args, BackendNeeds needs) {
+std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
   if (args.device != "auto" && args.device != "cpu" && args.device != "cuda")
     throw ArgumentError(fmt::format("--device '{}' is not one of cpu, cuda, auto", args.device));
   model::LoadOptions load;
   if (!args.variant.empty()) load.variant = model::parse_variant(args.variant);
 #ifdef ROPESCOPE_HAVE_CUDA
-  // The CUDA backend has no attention observer or query noise yet.
-  const bool cuda_supports = !needs.attention_observer && !needs.query_noise;
-  if (args.device == "cuda" && !cuda_supports)
-    throw ArgumentError(fmt::format("--device cuda: this run needs {}, which the CUDA backend does not support yet; "
-                                    "use --device cpu",
-                                    needs.attention_observer ? "the attention observer" : "query noise"));
   std::string why_none;
-  const bool use_cuda = args.device != "cpu" && cuda_supports && !kernels::cuda_devices(&why_none).empty();
+  const bool use_cuda = args.device != "cpu" && !kernels::cuda_devices(&why_none).empty();
   if (args.device == "cuda" && !use_cuda)
     throw ArgumentError(fmt::format("--device cuda: no usable CUDA device ({})", why_none));
   auto model = std::make_shared<const model::Model>(model::load_model(args.model_dir, load));
   if (use_cuda) return std::make_unique<cuda::CudaBackend>(model);
 #else
-  (void)needs;  // the CPU backend supports everything
   if (args.device == "cuda")
     throw ArgumentError("--device cuda: this build has no CUDA backend (built without nvcc); use --device cpu");
   auto model = std::make_shared<const model::Model>(model::load_model(args.model_dir, load));

@@ -28,16 +28,10 @@ struct ModelArgs {
 // --device, --angles, --quiet to `cmd`.
 void add_model_options(CLI::App* cmd, ModelArgs& args);
 
-// What a command needs from its backend beyond the plain forward pass.
-struct BackendNeeds {
-  bool attention_observer = false;  // attn, profile
-  bool query_noise = false;         // noise conditions
-};
-
 // Loads the model and creates the backend `args.device` names. auto: CUDA when
-// built, a device is present and the CUDA backend supports `needs`, else CPU.
-// Throws ArgumentError for a device this build or that backend cannot provide.
-std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args, BackendNeeds needs = {});
+// built and a device is present, else CPU. Throws ArgumentError for a device
+// this build cannot provide.
+std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args);
 
 // The token ids of --tokens, checked against the model's vocabulary.
 std::vector<std::int32_t> load_input_tokens(const ModelArgs& args, int vocab_size);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "backend/query_noise_value.hpp"
 #include "core/error.hpp"
 
 namespace ropescope::cpu {
@@ -48,25 +49,6 @@ Matrix rotated(const Matrix& q, int d, const model::RopeTable& rope, HeadKind ki
   for (Eigen::Index t = 0; t < out.rows(); ++t)
     for (int h = 0; h < heads; ++h) model::rotate_head(out.row(t).data() + h * d, rope, t, kind);
   return out;
-}
-
-// A standard normal number that is a pure function of its coordinates
-// (splitmix64 hashing, then Box-Muller), so noise does not depend on threading.
-double gaussian(std::uint64_t seed, int layer, int head, long position, int dim) {
-  auto mix = [](std::uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  };
-  std::uint64_t key = mix(seed);
-  key = mix(key ^ static_cast<std::uint64_t>(layer));
-  key = mix(key ^ static_cast<std::uint64_t>(head));
-  key = mix(key ^ static_cast<std::uint64_t>(position));
-  key = mix(key ^ static_cast<std::uint64_t>(dim));
-  const double u1 = (static_cast<double>(key >> 11) + 0.5) * 0x1.0p-53;  // (0, 1)
-  const double u2 = static_cast<double>(mix(key) >> 11) * 0x1.0p-53;     // [0, 1)
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
 }
 
 // Turns each row of masked scores into probabilities over the visible keys
@@ -252,7 +234,7 @@ Matrix CpuBackend::attention(int sequence, int layer_index, const Matrix& x, con
     if (options.noise && options.noise->component == head.kind && options.noise->std > 0) {
       for (long t = 0; t < T; ++t)
         for (int i = 0; i < d; ++i)
-          query(t, i) += static_cast<float>(options.noise->std * gaussian(options.noise->seed, layer_index, a, t, i));
+          query(t, i) += static_cast<float>(options.noise->std * backend::query_noise_value(options.noise->seed, layer_index, a, t, i));
     }
     const auto keys = k.middleCols(head.kv_head * d, d);
     const auto values = v.middleCols(head.kv_head * d, d);

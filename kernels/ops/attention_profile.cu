@@ -1,0 +1,297 @@
+// Distance sums of causal attention (the second pass of a distance profile):
+// for every attention head, the sums by distance slot of the probabilities
+// and scaled scores, and the per-pair sums of p (t - s) and -p ln p, with no
+// T x T matrix. Scores are recomputed exactly as attention.cu computes them
+// (same query rotation and bf16 rounding, same key tiles, mma.sync m16n8k16)
+// and probabilities come from that pass's saved log-sum-exp:
+// p = exp2(score * d^-0.5 log2 e - lse log2 e).
+//
+// Tiling. One CTA = 8 warps = 128 consecutive query positions of ONE head
+// (blockIdx.y), so one set of slot accumulators serves the whole CTA. Key
+// tiles of 64 keys, two cp.async stages. Each warp owns 16 rows; a 16 x 64
+// warp tile covers the 79 distances (wpos - kbase - 63) .. (wpos - kbase + 15).
+// Reduction per warp tile, in fp32, then into fp64 shared accumulators:
+//  - when those distances fall in at most two slots (every tile beyond the
+//    exact region of a log-binned profile), each thread keeps two partial
+//    sums split at the slot boundary, the warp adds them up with shuffles and
+//    lane 0 adds 2 x 2 numbers to shared memory;
+//  - otherwise (near the diagonal, where slots are single distances) the warp
+//    writes its tile to a shared scratch tile and lane i adds up diagonals
+//    i, i + 32, i + 64: one shared atomic per distance.
+// At the end the CTA adds its nonzero slots into the per-head fp64 arrays in
+// global memory (one atomic per slot and CTA).
+#include <cuda_bf16.h>
+
+#include <climits>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/ops/check.cuh"
+#include "kernels/ops/mma.cuh"
+#include "kernels/ops/ops.hpp"
+#include "kernels/ops/rope_query.cuh"
+
+namespace ropescope::kernels {
+namespace {
+using namespace mma;
+
+constexpr int kWarps = 8;
+constexpr int kRows = 16 * kWarps;  // query positions per CTA
+constexpr int kKeys = 64;           // keys per tile
+constexpr int kThreads = 32 * kWarps;
+constexpr int kDiagonals = 16 + kKeys - 1;  // distances one warp tile spans
+// Scratch rows of 65 floats: lane i reading (r, r - i + 63) for fixed r hits
+// 32 consecutive words, so the diagonal sums are free of bank conflicts.
+constexpr int kScratchStride = kKeys + 1;
+constexpr int kScratchBytes = kWarps * 16 * kScratchStride * 4;
+
+struct Params {
+  const bf16* q;  // [T, Q*D], unrotated
+  const bf16* k;  // [T, KV*D], rotated
+  const float* cos;
+  const float* sin;
+  const float* lse;  // [A, T], natural log
+  int T, query_heads, kv_heads, group, pairs;
+  bool twins;
+  float scale_log2;  // d^-0.5 * log2(e)
+  double scale;      // d^-0.5
+  DistanceSumsOut out;
+};
+
+template <int D>
+__host__ __device__ constexpr int fixed_smem_bytes() {
+  return 2 * kKeys * D * 2 + (kRows * D * 2 > kScratchBytes ? kRows * D * 2 : kScratchBytes);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ double warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) distance_sums_kernel(const Params p) {
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  // [K stages: 2 x kKeys x D bf16][Q tile, then the warps' scratch][prob, score accumulators: 2 x slots doubles]
+  bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
+  bf16* Qs = Ks + 2 * kKeys * D;
+  float* scratch = reinterpret_cast<float*>(Qs);  // reused once the Q fragments are in registers
+  double* acc_prob = reinterpret_cast<double*>(smem_raw + fixed_smem_bytes<D>());
+  double* acc_score = acc_prob + p.out.slots;
+
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows;  // latest (heaviest) positions first
+  const int a = blockIdx.y, kv = a / p.group;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int qcols = p.query_heads * D, kvcols = p.kv_heads * D;
+  const int* slot_of = p.out.slot_of_distance;
+
+  for (int i = tid; i < 2 * p.out.slots; i += kThreads) acc_prob[i] = 0.0;
+  {
+    const int qh = p.twins ? a >> 1 : a;
+    const QueryRotation rotation = p.twins && (a & 1) ? QueryRotation::imaginary : QueryRotation::real;
+    for (int e = tid; e < kRows * D; e += kThreads) {
+      const int r = e / D, i = e % D, t = q0 + r;
+      float val = 0.f;
+      if (t < p.T) {
+        const long table_row = static_cast<long>(t) * p.pairs;
+        val = rotated_query_dim(p.q + static_cast<long>(t) * qcols + qh * D, i, p.pairs, p.cos + table_row,
+                                p.sin + table_row, rotation);
+      }
+      Qs[swz<D>(r, i)] = __float2bfloat16(val);
+    }
+  }
+  auto load_k = [&](int j, int stage) {
+    bf16* kd = Ks + stage * kKeys * D;
+    for (int c = tid; c < kKeys * D / 8; c += kThreads) {
+      const int row = c / (D / 8), col = (c % (D / 8)) * 8;
+      const int key = j * kKeys + row;
+      const bool in = key < p.T;
+      cp_async16(kd + swz<D>(row, col), p.k + static_cast<long>(in ? key : 0) * kvcols + kv * D + col, in ? 16 : 0);
+    }
+    cp_async_commit();
+  };
+  const int q_last = min(q0 + kRows, p.T) - 1;
+  const int tiles = q_last / kKeys + 1;
+  load_k(0, 0);
+  __syncthreads();  // Qs written
+
+  const int wrow = warp * 16, wpos = q0 + wrow;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int pos0 = wpos + g, pos1 = pos0 + 8;
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], Qs + swz<D>(wrow + (lane & 15), kk * 16 + (lane >> 4) * 8));
+  __syncthreads();  // every warp holds its Q fragments: Qs is scratch from here on
+  float* wscratch = scratch + warp * 16 * kScratchStride;
+
+  constexpr float kLog2e = 1.4426950408889634f;
+  const float lse0 = pos0 < p.T ? p.lse[static_cast<long>(a) * p.T + pos0] * kLog2e : 0.f;
+  const float lse1 = pos1 < p.T ? p.lse[static_cast<long>(a) * p.T + pos1] * kLog2e : 0.f;
+  const int row_last = min(wpos + 15, p.T - 1);  // last position of this warp inside the sequence
+  double distance_acc = 0.0, entropy_acc = 0.0;  // entropy in log2 units until the end
+
+  for (int j = 0; j < tiles; ++j) {
+    cp_async_wait<0>();
+    __syncthreads();  // tile j visible; every warp is done with stage (j + 1) % 2
+    if (j + 1 < tiles) load_k(j + 1, (j + 1) & 1);
+    const int kbase = j * kKeys;
+    if (wpos >= p.T || kbase > row_last) continue;  // no row of this warp sees these keys
+    const bf16* kt = Ks + (j & 1) * kKeys * D;
+
+    float s[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int np = 0; np < 4; ++np) {
+        uint32_t b0, b1, b2, b3;
+        ldmatrix_x4(b0, b1, b2, b3, kt + swz<D>(np * 16 + (lane & 7) + (lane >> 4) * 8, kk * 16 + ((lane >> 3) & 1) * 8));
+        mma_bf16(s[2 * np], qf[kk], b0, b1);
+        mma_bf16(s[2 * np + 1], qf[kk], b2, b3);
+      }
+    }
+
+    // Element (n, c): row pos0 (c < 2) or pos1, key kbase + 8n + 2 t4 + (c & 1).
+    // Pairs with key > row, or rows past T (last CTA only), count nothing.
+    const bool edge = kbase + kKeys - 1 > wpos || wpos + 15 >= p.T;
+    const int d_min = max(wpos - (kbase + kKeys - 1), 0), d_max = row_last - kbase;
+    const int slot_lo = slot_of[d_min], slot_hi = slot_of[d_max];
+    const bool two_slots = slot_hi - slot_lo <= 1;
+    const int boundary = slot_hi > slot_lo ? p.out.slot_start[slot_hi] : INT_MAX;  // first distance of slot_hi
+    float p_lo = 0.f, p_hi = 0.f, s_lo = 0.f, s_hi = 0.f, dist = 0.f, ent = 0.f;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int pos = c < 2 ? pos0 : pos1, key = kbase + 8 * n + 2 * t4 + (c & 1);
+        const bool valid = !edge || (key <= pos && pos < p.T);
+        const float x = fmaf(s[n][c], p.scale_log2, -(c < 2 ? lse0 : lse1));  // log2 p
+        const float pv = valid ? fast_exp2(x) : 0.f, sv = valid ? s[n][c] : 0.f;
+        const int dd = pos - key;
+        dist = fmaf(pv, static_cast<float>(dd), dist);
+        ent = fmaf(-pv, x, ent);
+        if (dd >= boundary) {  // the two-slot split; unused on the scratch path
+          p_hi += pv;
+          s_hi += sv;
+        } else {
+          p_lo += pv;
+          s_lo += sv;
+        }
+      }
+    }
+    distance_acc += dist;
+    entropy_acc += ent;
+    if (two_slots) {
+      p_lo = warp_sum(p_lo);
+      s_lo = warp_sum(s_lo);
+      p_hi = warp_sum(p_hi);
+      s_hi = warp_sum(s_hi);
+      if (lane == 0) {
+        atomicAdd(acc_prob + slot_lo, static_cast<double>(p_lo));
+        atomicAdd(acc_score + slot_lo, static_cast<double>(s_lo));
+        if (slot_hi > slot_lo) {
+          atomicAdd(acc_prob + slot_hi, static_cast<double>(p_hi));
+          atomicAdd(acc_score + slot_hi, static_cast<double>(s_hi));
+        }
+      }
+      continue;
+    }
+    // Scratch path: probabilities (pass 0), then raw scores (pass 1). Tile
+    // element (r, col) has distance (wpos - kbase - 63) + (r - col + 63); the
+    // diagonal index i = r - col + 63 runs over 0 .. 78.
+#pragma unroll
+    for (int pass = 0; pass < 2; ++pass) {
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const int r = g + (c < 2 ? 0 : 8), col = 8 * n + 2 * t4 + (c & 1);
+          const int pos = wpos + r, key = kbase + col;
+          float v = 0.f;
+          if (key <= pos && pos < p.T)
+            v = pass == 0 ? fast_exp2(fmaf(s[n][c], p.scale_log2, -(c < 2 ? lse0 : lse1))) : s[n][c];
+          wscratch[r * kScratchStride + col] = v;
+        }
+      }
+      __syncwarp();
+      double* acc = pass == 0 ? acc_prob : acc_score;
+      for (int i = lane; i < kDiagonals; i += 32) {
+        const int dd = wpos - kbase - (kKeys - 1) + i;
+        if (dd < 0 || dd > d_max) continue;
+        float sum = 0.f;
+        for (int r = max(0, i - (kKeys - 1)); r <= min(15, i); ++r) sum += wscratch[r * kScratchStride + r - i + kKeys - 1];
+        atomicAdd(acc + slot_of[dd], static_cast<double>(sum));
+      }
+      __syncwarp();
+    }
+  }
+
+  __syncthreads();  // all accumulators final
+  double* prob_out = p.out.prob_sum + static_cast<long>(a) * p.out.slots;
+  double* score_out = p.out.score_sum + static_cast<long>(a) * p.out.slots;
+  const int last_slot = q_last >= 0 ? slot_of[q_last] : -1;
+  for (int k = tid; k <= last_slot; k += kThreads) {
+    if (acc_prob[k] != 0.0) atomicAdd(prob_out + k, acc_prob[k]);
+    if (acc_score[k] != 0.0) atomicAdd(score_out + k, acc_score[k] * p.scale);
+  }
+  distance_acc = warp_sum(distance_acc);
+  entropy_acc = warp_sum(entropy_acc);
+  if (lane == 0) {
+    atomicAdd(p.out.stats + 2 * a, distance_acc);
+    atomicAdd(p.out.stats + 2 * a + 1, entropy_acc * 0.6931471805599453);
+  }
+}
+
+template <int D>
+int capacity() {
+  int device = 0, optin = 0;
+  cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+  cuda_check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+             "cudaDeviceGetAttribute");
+  return (optin - fixed_smem_bytes<D>()) / (2 * static_cast<int>(sizeof(double)));
+}
+
+template <int D>
+void launch(const Params& p, cudaStream_t stream) {
+  const int smem = fixed_smem_bytes<D>() + 2 * static_cast<int>(sizeof(double)) * p.out.slots;
+  cuda_check(cudaFuncSetAttribute(distance_sums_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+             "distance sums smem attribute");
+  const dim3 grid((p.T + kRows - 1) / kRows, p.kv_heads * p.group);
+  distance_sums_kernel<D><<<grid, kThreads, smem, stream>>>(p);
+  cuda_check(cudaGetLastError(), "distance_sums_kernel launch");
+}
+
+}  // namespace
+
+int distance_sums_slot_capacity(int head_dim) {
+  if (head_dim == 128) return capacity<128>();
+  if (head_dim == 64) return capacity<64>();
+  return 0;
+}
+
+void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
+                                  const AttentionShape& shape, const float* lse, const DistanceSumsOut& out,
+                                  cudaStream_t stream) {
+  if (!flash_attention_supports(shape))
+    throw std::runtime_error("attention_distance_sums_bf16: shape outside flash_attention_supports");
+  if (rope.positions < shape.T || 2 * rope.pairs > shape.head_dim)
+    throw std::runtime_error("attention_distance_sums_bf16: rope table too small");
+  if (out.slots < 1 || out.slots > distance_sums_slot_capacity(shape.head_dim))
+    throw std::runtime_error("attention_distance_sums_bf16: " + std::to_string(out.slots) +
+                             " slots, outside 1 .. distance_sums_slot_capacity");
+  const double scale = 1.0 / std::sqrt(static_cast<double>(shape.head_dim));
+  const Params p{q, k, rope.cos, rope.sin, lse, shape.T, shape.query_heads, shape.kv_heads,
+                 shape.attention_heads / shape.kv_heads, rope.pairs, shape.imaginary_twins,
+                 static_cast<float>(scale * 1.4426950408889634), scale, out};
+  if (shape.head_dim == 128)
+    launch<128>(p, stream);
+  else
+    launch<64>(p, stream);
+}
+
+}  // namespace ropescope::kernels
