@@ -1,6 +1,7 @@
 """PyTorch baseline for kernels/lab/forward_lab: the full forward pass of a
 random RoPE++ EC model of the paper's 376M shape (hidden 1024, 8 layers, 8 q /
-4 kv heads, d 128, MLP 3584, vocab 128256, bf16) on one sequence of T tokens,
+4 kv heads, d 128, MLP 3584, vocab 128256, bf16) or 776M shape (hidden 1536,
+12 layers, 12 q / 6 kv heads, MLP 5376) on one sequence of T tokens,
 with the next-token loss, as an HF-style implementation computes it: bf16
 weights and residual stream, RMSNorm in fp32, queries rotated as real and
 imaginary twins (interleaved heads), SDPA (causal, enable_gqa, default
@@ -11,6 +12,12 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+
+
+SHAPES = {  # V, hidden, layers, query heads, kv heads, d, MLP
+    "376m": (128256, 1024, 8, 8, 4, 128, 3584),
+    "776m": (128256, 1536, 12, 12, 6, 128, 5376),
+}
 
 
 def rotate_half(x):
@@ -64,9 +71,10 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--T", type=int, default=4096)
     p.add_argument("--reps", type=int, default=20)
+    p.add_argument("--shape", choices=SHAPES, default="376m")
     a = p.parse_args()
     dev = "cuda"
-    V, h, layers, H, KV, d, I = 128256, 1024, 8, 8, 4, 128, 3584
+    V, h, layers, H, KV, d, I = SHAPES[a.shape]
     model = make_model(V, h, layers, H, KV, d, I, dev)
     inv = 1e4 ** (-torch.arange(0, d, 2, device=dev, dtype=torch.float64) / d)
     ang = torch.arange(a.T, device=dev, dtype=torch.float64)[:, None] * inv[None]
@@ -84,8 +92,9 @@ def main():
             e.record()
         torch.cuda.synchronize()
     ms = sorted(s.elapsed_time(e) for s, e in zip(start, end))[a.reps // 2]
-    print(f"torch {torch.__version__} T = {a.T}: median {ms:.3f} ms: {a.T / ms * 1e3:.0f} tokens/s; "
-          f"mean NLL {nll.mean().item():.4f}; peak memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    print(f"torch_forward shape={a.shape} T={a.T} ms={ms:.3f} tokens_per_s={a.T / ms * 1e3:.0f} "
+          f"mean_nll={nll.mean().item():.4f} peak_gib={torch.cuda.max_memory_allocated() / 2**30:.2f} "
+          f"torch={torch.__version__}")
 
 
 if __name__ == "__main__":

@@ -482,7 +482,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       for (long q0 = 0; q0 < T; q0 += ob.block_rows) {
         const long rows = std::min(ob.block_rows, T - q0), k_end = q0 + rows;
         const std::size_t n = static_cast<std::size_t>(rows) * k_end;
-        kernels::attention_scores_f32(query, attention_rope, ws.k.get(), static_cast<int>(KV),
+        kernels::attention_scores_f32(query, attention_rope, flash, ws.k.get(), static_cast<int>(KV),
                                       static_cast<int>(head.kv_head * d), static_cast<int>(d), q0, rows, k_end,
                                       ob.scores.get(), stream);
         kernels::softmax_rows_f32(ob.scores.get(), ob.probs.get(), q0, rows, k_end, stream);
@@ -497,7 +497,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
         if (ob.virtual_scores.size()) {
           const kernels::QuerySource imaginary{ws.q.get(), static_cast<int>(Q), static_cast<int>(head.query_head * d),
                                                Rotation::imaginary};
-          kernels::attention_scores_f32(imaginary, *rope, ws.k.get(), static_cast<int>(KV),
+          kernels::attention_scores_f32(imaginary, *rope, flash, ws.k.get(), static_cast<int>(KV),
                                         static_cast<int>(head.kv_head * d), static_cast<int>(d), q0, rows, k_end,
                                         ob.virtual_scores.get(), stream);
           check(cudaMemcpyAsync(ob.host_virtual.data(), ob.virtual_scores.get(), n * sizeof(float),
@@ -557,12 +557,16 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
                             stream);
 
   // Next-token loss, ws.logit_rows tokens at a time.
+  if (!options.loss && !options.keep_logits) {
+    check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    return result;
+  }
   if (options.keep_logits) result.logits.resize(T, V);
   for (long t0 = 0; t0 < T; t0 += ws.logit_rows) {
     const long rows = std::min(ws.logit_rows, T - t0);
     s.gemm(s.gemm_input(ws.xn.get() + t0 * h, rows, h), s.lm_head, ws.logits.get(), CUDA_R_32F, rows, V, h, 0.0f);
     const long scored = std::min(rows, T - 1 - t0);  // the last position has no next token
-    if (scored > 0)
+    if (scored > 0 && options.loss)
       kernels::next_token_nll_f32(ws.logits.get(), static_cast<int>(scored), static_cast<int>(V),
                                   ws.tokens.get() + t0 + 1, ws.nll.get() + t0, stream);
     if (options.keep_logits) {
@@ -572,8 +576,8 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
     }
   }
-  std::vector<float> nll(T - 1);
-  if (T > 1)
+  std::vector<float> nll(options.loss ? T - 1 : 0);
+  if (!nll.empty())
     check(cudaMemcpyAsync(nll.data(), ws.nll.get(), (T - 1) * sizeof(float), cudaMemcpyDeviceToHost, stream),
           "copy nll");
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");

@@ -116,15 +116,18 @@ constexpr int kScoreKeys = 128;  // keys per block of attention_scores_kernel
 
 // Block = (keys kScoreKeys * blockIdx.x .., query row blockIdx.y); a thread per key.
 __global__ void attention_scores_kernel(QuerySource query, const float* __restrict__ cos,
-                                        const float* __restrict__ sin, int pairs, const bf16* __restrict__ k,
+                                        const float* __restrict__ sin, int pairs, bool round_query,
+                                        const bf16* __restrict__ k,
                                         int kv_cols, int kv_column, int d, long q_begin, long k_end, float scale,
                                         float* __restrict__ scores) {
   extern __shared__ float rotated[];  // [d]
   const long t = q_begin + blockIdx.y;
   const bf16* row = query.q + static_cast<std::size_t>(t) * query.cols + query.column;
   const std::size_t table_row = static_cast<std::size_t>(t) * pairs;
-  for (int i = threadIdx.x; i < d; i += blockDim.x)
-    rotated[i] = __bfloat162float(__float2bfloat16(rotated_query_dim(row, i, pairs, cos + table_row, sin + table_row, query.rotation)));
+  for (int i = threadIdx.x; i < d; i += blockDim.x) {
+    const float r = rotated_query_dim(row, i, pairs, cos + table_row, sin + table_row, query.rotation);
+    rotated[i] = round_query ? __bfloat162float(__float2bfloat16(r)) : r;
+  }
   __syncthreads();
   const long key = static_cast<long>(blockIdx.x) * kScoreKeys + threadIdx.x;
   if (key >= k_end) return;
@@ -335,14 +338,14 @@ void rotate_queries_bf16(const bf16* q, const DeviceRopeTable& rope, const Atten
   cuda_check(cudaGetLastError(), "rotate_queries_kernel launch");
 }
 
-void attention_scores_f32(const QuerySource& query, const DeviceRopeTable& rope, const bf16* k, int kv_cols,
-                          int kv_column, int head_dim, long q_begin, long rows, long k_end, float* scores,
+void attention_scores_f32(const QuerySource& query, const DeviceRopeTable& rope, bool round_query, const bf16* k,
+                          int kv_cols, int kv_column, int head_dim, long q_begin, long rows, long k_end, float* scores,
                           cudaStream_t stream) {
   if (rows <= 0 || rows > 65535 || q_begin + rows > k_end || rope.positions < k_end)
     throw std::runtime_error("attention_scores_f32: bad block");
   const dim3 grid(static_cast<unsigned>((k_end + kScoreKeys - 1) / kScoreKeys), static_cast<unsigned>(rows));
   attention_scores_kernel<<<grid, kScoreKeys, head_dim * sizeof(float), stream>>>(
-      query, rope.cos, rope.sin, rope.pairs, k, kv_cols, kv_column, head_dim, q_begin, k_end,
+      query, rope.cos, rope.sin, rope.pairs, round_query, k, kv_cols, kv_column, head_dim, q_begin, k_end,
       static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))), scores);
   cuda_check(cudaGetLastError(), "attention_scores_kernel launch");
 }

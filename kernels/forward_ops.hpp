@@ -67,11 +67,12 @@ struct QuerySource {
 };
 // Scaled scores of one head for query rows q_begin .. q_begin+rows-1 against
 // keys 0 .. k_end-1: scores [rows, k_end] fp32, -inf after the query. The
-// query is rotated in fp32 and rounded to bf16 (as the flash kernel stages
-// it); products with the bf16 rotated keys k [T, kv_cols] (column kv_column
-// onwards) summed in fp32, times d^-0.5.
-void attention_scores_f32(const QuerySource& query, const DeviceRopeTable& rope, const bf16* k, int kv_cols,
-                          int kv_column, int head_dim, long q_begin, long rows, long k_end, float* scores,
+// query is rotated in fp32 and, with round_query, rounded to bf16 (as the
+// flash kernel stages it; the plain kernel keeps fp32); products with the
+// bf16 rotated keys k [T, kv_cols] (column kv_column onwards) summed in fp32,
+// times d^-0.5.
+void attention_scores_f32(const QuerySource& query, const DeviceRopeTable& rope, bool round_query, const bf16* k,
+                          int kv_cols, int kv_column, int head_dim, long q_begin, long rows, long k_end, float* scores,
                           cudaStream_t stream);
 // probs[r, :] = softmax of scores[r, 0 .. q_begin + r] (fp32 exp, sum in
 // fp64), 0 after the query.

@@ -1,69 +1,152 @@
-// Whole-forward timing of the CUDA backend (kernels/cuda_backend.hpp): writes
-// a random checkpoint of the paper's 376M RoPE++ EC shape (hidden 1024, 8
-// layers, 8 q / 4 kv heads, d 128, MLP 3584, vocab 128256, bf16) unless the
-// directory already holds one, then times Backend::forward (embedding to
-// per-token NLL, host to host) on one random sequence of T tokens.
-// Usage: forward_lab [DIR (default /tmp/ropescope_376m_ec)] [T (default 4096)] [REPS (default 20)]
+// Whole-forward timing of the CUDA backend (kernels/cuda_backend.hpp) on a
+// random RoPE++ EC checkpoint of one of the paper's shapes (written once into
+// DIR): Backend::forward from tokens in to per-token NLL out, host to host,
+// on one random sequence of T tokens; with --profile also the forward that
+// produces exact distance profiles (ProfileObserver with the defaults of
+// `ropescope profile`: 1024 exact distances, 16 log bins per decade, mass
+// beyond 64 / 256 / 1024; no LM head, as the CLI runs it), checked for
+// sum_t sum_s p = T per head.
+// Usage: forward_lab [--shape 376m|776m] [--dir DIR] [--tokens T1,T2,..] [--reps N] [--profile]
+// Prints one line per measurement, starting "forward" or "profile", that
+// bench/gpu_targets.py reads.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <random>
+#include <string>
+#include <vector>
 
+#include "analysis/distance_profile.hpp"
 #include "kernels/cuda_backend.hpp"
 #include "kernels/lab/random_checkpoint.hpp"
 #include "model/weights.hpp"
 
 namespace rs = ropescope;
 
-int main(int argc, char** argv) {
-  const std::filesystem::path dir = argc > 1 ? argv[1] : "/tmp/ropescope_376m_ec";
-  const long T = argc > 2 ? std::stol(argv[2]) : 4096;
-  const int reps = argc > 3 ? std::stoi(argv[3]) : 20;
-  const rs::kernels::lab::RandomModelShape shape;  // the 376M EC defaults
-  if (!std::filesystem::exists(dir / "model.safetensors")) {
-    const auto t0 = std::chrono::steady_clock::now();
-    rs::kernels::lab::write_random_checkpoint(dir, shape);
-    fmt::print("wrote {} in {:.1f} s\n", dir.string(),
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(dir));
-  const auto counts = rs::model::count_parameters(*model);
-  auto t_up = std::chrono::steady_clock::now();
-  rs::cuda::CudaBackend backend(model);
-  fmt::print("{} parameters, uploaded in {:.2f} s\n{}\n", counts.total(),
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - t_up).count(), backend.precision());
+namespace {
 
-  std::mt19937 rng(11);
-  std::uniform_int_distribution<std::int32_t> id(0, model->config.vocab_size - 1);
-  std::vector<std::vector<std::int32_t>> tokens(1, std::vector<std::int32_t>(T));
-  for (auto& t : tokens[0]) t = id(rng);
-  const rs::backend::ForwardOptions options;
-  double mean_nll = 0;
-  for (int i = 0; i < 3; ++i) {  // warm-ups: workspace, RoPE table, cuBLAS heuristics
-    const auto r = backend.forward(tokens, options);
-    mean_nll = std::accumulate(r[0].nll.begin(), r[0].nll.end(), 0.0) / static_cast<double>(r[0].nll.size());
+rs::kernels::lab::RandomModelShape shape_named(const std::string& name) {
+  rs::kernels::lab::RandomModelShape s;  // the 376M EC defaults
+  if (name == "776m") {
+    s.hidden = 1536;
+    s.layers = 12;
+    s.heads = 12;
+    s.kv_heads = 6;
+    s.intermediate = 5376;
+  } else if (name != "376m") {
+    throw std::invalid_argument("--shape must be 376m or 776m, got " + name);
   }
+  return s;
+}
+
+// Median wall time (ms) of `reps` calls after `warmups`.
+template <class F>
+double median_ms(int warmups, int reps, F&& f) {
+  for (int i = 0; i < warmups; ++i) f();
   std::vector<double> ms;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    backend.forward(tokens, options);
+    f();
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  const double median = ms[ms.size() / 2];
-  // Matmul FLOPs (2 per multiply-add): q, k, v, o, MLP per layer, LM head; attention 4 T^2 d A / 2 per layer.
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string shape_name = "376m", dir;
+  std::vector<long> lengths{4096};
+  int reps = 10;
+  bool profile = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--shape") {
+      shape_name = value();
+    } else if (arg == "--dir") {
+      dir = value();
+    } else if (arg == "--tokens") {
+      lengths.clear();
+      std::string list = value();
+      for (std::size_t p = 0; p <= list.size();) {
+        const std::size_t q = std::min(list.find(',', p), list.size());
+        lengths.push_back(std::stol(list.substr(p, q - p)));
+        p = q + 1;
+      }
+    } else if (arg == "--reps") {
+      reps = std::stoi(value());
+    } else if (arg == "--profile") {
+      profile = true;
+    } else {
+      throw std::invalid_argument("unknown argument " + arg);
+    }
+  }
+  const auto shape = shape_named(shape_name);
+  const std::filesystem::path path = dir.empty() ? "/tmp/ropescope_" + shape_name + "_ec" : dir;
+  if (!std::filesystem::exists(path / "model.safetensors")) {
+    const auto t0 = std::chrono::steady_clock::now();
+    rs::kernels::lab::write_random_checkpoint(path, shape);
+    fmt::print("wrote {} in {:.1f} s\n", path.string(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(path));
+  const auto counts = rs::model::count_parameters(*model);
+  rs::cuda::CudaBackend backend(model);
+  fmt::print("{} EC: {} parameters\n{}\n", shape_name, counts.total(), backend.precision());
   const auto& c = model->config;
   const auto& L = model->layout;
-  const double per_token = 2.0 * c.num_hidden_layers *
-                               (static_cast<double>(c.hidden_size) * (L.q_rows() + 2 * L.kv_rows() + L.o_columns()) +
-                                3.0 * c.hidden_size * c.intermediate_size) +
-                           2.0 * c.hidden_size * c.vocab_size;
-  const double flops = per_token * T + c.num_hidden_layers * 2.0 * T * T * L.head_dim * L.attention_heads;
-  fmt::print("T = {}: median {:.3f} ms (min {:.3f}, max {:.3f}) over {} forwards: {:.0f} tokens/s, {:.1f} TFLOP/s; "
-             "mean NLL {:.4f} (ln V = {:.4f})\n",
-             T, median, ms.front(), ms.back(), reps, T / (median * 1e-3), flops / (median * 1e-3) / 1e12, mean_nll,
-             std::log(static_cast<double>(c.vocab_size)));
+
+  for (const long T : lengths) {
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<std::int32_t> id(0, c.vocab_size - 1);
+    std::vector<std::vector<std::int32_t>> tokens(1, std::vector<std::int32_t>(T));
+    for (auto& t : tokens[0]) t = id(rng);
+    const rs::backend::ForwardOptions options;
+    double mean_nll = 0;
+    const double forward_ms = median_ms(2, reps, [&] {
+      const auto r = backend.forward(tokens, options);
+      mean_nll = std::accumulate(r[0].nll.begin(), r[0].nll.end(), 0.0) / static_cast<double>(r[0].nll.size());
+    });
+    // Matmul FLOPs (2 per multiply-add): q, k, v, o, MLP per layer, LM head; causal attention 2 T^2 d A per layer.
+    const double per_token = 2.0 * c.num_hidden_layers *
+                                 (static_cast<double>(c.hidden_size) * (L.q_rows() + 2 * L.kv_rows() + L.o_columns()) +
+                                  3.0 * c.hidden_size * c.intermediate_size) +
+                             2.0 * c.hidden_size * c.vocab_size;
+    const double flops = per_token * T + c.num_hidden_layers * 2.0 * T * T * L.head_dim * L.attention_heads;
+    fmt::print("forward shape={} T={} ms={:.3f} tokens_per_s={:.0f} tflops={:.1f} mean_nll={:.4f}\n", shape_name, T,
+               forward_ms, T / (forward_ms * 1e-3), flops / (forward_ms * 1e-3) / 1e12, mean_nll);
+    if (!profile) continue;
+
+    const auto bins = rs::analysis::DistanceBins::log_spaced(std::min(1024L, T), T - 1, 16);
+    const std::vector<long> beyond{64, 256, 1024};
+    std::unique_ptr<rs::analysis::ProfileObserver> observer;
+    rs::backend::ForwardOptions with_profile;
+    with_profile.loss = false;  // as `ropescope profile` runs it
+    const double profile_ms = median_ms(1, std::max(1, reps / 2), [&] {
+      observer = std::make_unique<rs::analysis::ProfileObserver>(bins, beyond, c.num_hidden_layers, L.attention_heads);
+      with_profile.observer = observer.get();
+      backend.forward(tokens, with_profile);
+    });
+    double worst_mass = 0, mean_distance = 0, entropy = 0;
+    for (int l = 0; l < c.num_hidden_layers; ++l)
+      for (int a = 0; a < L.attention_heads; ++a) {
+        const auto p = observer->result(l, a);
+        const double total = std::accumulate(p.prob_sum.begin(), p.prob_sum.end(), 0.0);
+        worst_mass = std::max(worst_mass, std::abs(total / static_cast<double>(T) - 1.0));
+        mean_distance += p.mean_distance() / (c.num_hidden_layers * L.attention_heads);
+        entropy += p.entropy() / (c.num_hidden_layers * L.attention_heads);
+      }
+    fmt::print("profile shape={} T={} ms={:.3f} over_forward={:.3f} bins={} worst_mass_error={:.2e} "
+               "mean_distance={:.1f} entropy={:.3f}\n",
+               shape_name, T, profile_ms, profile_ms / forward_ms, bins.size(), worst_mass, mean_distance, entropy);
+  }
   return 0;
 }

@@ -11,10 +11,10 @@
 // tiles of 64 keys, two cp.async stages. Each warp owns 16 rows; a 16 x 64
 // warp tile covers the 79 distances (wpos - kbase - 63) .. (wpos - kbase + 15).
 // Reduction per warp tile, in fp32, then into fp64 shared accumulators:
-//  - when those distances fall in at most two slots (every tile beyond the
-//    exact region of a log-binned profile), each thread keeps two partial
-//    sums split at the slot boundary, the warp adds them up with shuffles and
-//    lane 0 adds 2 x 2 numbers to shared memory;
+//  - when those distances fall in one slot (most tiles beyond the exact
+//    region of a log-binned profile) or two, each thread keeps its sums (and
+//    with two slots the part beyond the boundary), the warp adds them up with
+//    shuffles and lane 0 adds 2 or 4 numbers to shared memory;
 //  - otherwise (near the diagonal, where slots are single distances) the warp
 //    writes its tile to a shared scratch tile and lane i adds up diagonals
 //    i, i + 32, i + 64: one shared atomic per distance.
@@ -70,6 +70,44 @@ __device__ __forceinline__ float warp_sum(float v) {
 __device__ __forceinline__ double warp_sum(double v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+// A thread's sums over its 32 elements of a warp tile (rows pos0, pos1; keys
+// key0 + 8n + (c & 1)): per row sum p and sum p (8n + (c & 1)) (the distance
+// statistic without an int-to-float conversion per element), sum -p log2 p,
+// sum of raw scores, and with kSplit the part at distance >= boundary.
+// kEdge: some pairs are not counted (key after the row, or row past T).
+struct TileSums {
+  float p_row0 = 0.f, p_row1 = 0.f, k_row0 = 0.f, k_row1 = 0.f, entropy = 0.f, s_all = 0.f, p_hi = 0.f, s_hi = 0.f;
+};
+
+template <bool kEdge, bool kSplit>
+__device__ __forceinline__ void tile_sums(const float (&s)[8][4], float scale_log2, float lse0, float lse1, int pos0,
+                                          int pos1, int key0, int T, int boundary, TileSums& t) {
+#pragma unroll
+  for (int n = 0; n < 8; ++n) {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int pos = c < 2 ? pos0 : pos1, key = key0 + 8 * n + (c & 1);
+      const float x = fmaf(s[n][c], scale_log2, -(c < 2 ? lse0 : lse1));  // log2 p
+      float pv = fast_exp2(x), sv = s[n][c];
+      if (kEdge && !(key <= pos && pos < T)) pv = sv = 0.f;
+      const float offset = static_cast<float>(8 * n + (c & 1));  // a compile-time constant
+      if (c < 2) {
+        t.p_row0 += pv;
+        t.k_row0 = fmaf(pv, offset, t.k_row0);
+      } else {
+        t.p_row1 += pv;
+        t.k_row1 = fmaf(pv, offset, t.k_row1);
+      }
+      t.entropy = fmaf(-pv, x, t.entropy);
+      t.s_all += sv;
+      if (kSplit && pos - key >= boundary) {
+        t.p_hi += pv;
+        t.s_hi += sv;
+      }
+    }
+  }
 }
 
 template <int D>
@@ -161,39 +199,32 @@ __global__ void __launch_bounds__(kThreads, 1) distance_sums_kernel(const Params
     const bool edge = kbase + kKeys - 1 > wpos || wpos + 15 >= p.T;
     const int d_min = max(wpos - (kbase + kKeys - 1), 0), d_max = row_last - kbase;
     const int slot_lo = slot_of[d_min], slot_hi = slot_of[d_max];
-    const bool two_slots = slot_hi - slot_lo <= 1;
-    const int boundary = slot_hi > slot_lo ? p.out.slot_start[slot_hi] : INT_MAX;  // first distance of slot_hi
-    float p_lo = 0.f, p_hi = 0.f, s_lo = 0.f, s_hi = 0.f, dist = 0.f, ent = 0.f;
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int pos = c < 2 ? pos0 : pos1, key = kbase + 8 * n + 2 * t4 + (c & 1);
-        const bool valid = !edge || (key <= pos && pos < p.T);
-        const float x = fmaf(s[n][c], p.scale_log2, -(c < 2 ? lse0 : lse1));  // log2 p
-        const float pv = valid ? fast_exp2(x) : 0.f, sv = valid ? s[n][c] : 0.f;
-        const int dd = pos - key;
-        dist = fmaf(pv, static_cast<float>(dd), dist);
-        ent = fmaf(-pv, x, ent);
-        if (dd >= boundary) {  // the two-slot split; unused on the scratch path
-          p_hi += pv;
-          s_hi += sv;
-        } else {
-          p_lo += pv;
-          s_lo += sv;
-        }
-      }
+    TileSums t;
+    const int key0 = kbase + 2 * t4;
+    if (slot_hi == slot_lo) {
+      if (edge)
+        tile_sums<true, false>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, INT_MAX, t);
+      else
+        tile_sums<false, false>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, INT_MAX, t);
+    } else if (slot_hi == slot_lo + 1) {
+      const int boundary = p.out.slot_start[slot_hi];  // first distance of slot_hi
+      if (edge)
+        tile_sums<true, true>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, boundary, t);
+      else
+        tile_sums<false, true>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, boundary, t);
+    } else {
+      tile_sums<true, false>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, INT_MAX, t);
     }
-    distance_acc += dist;
-    entropy_acc += ent;
-    if (two_slots) {
-      p_lo = warp_sum(p_lo);
-      s_lo = warp_sum(s_lo);
-      p_hi = warp_sum(p_hi);
-      s_hi = warp_sum(s_hi);
+    // sum over the row of p (pos - key) = (pos - key0) sum p - sum p (8n + (c & 1)).
+    distance_acc += static_cast<double>(static_cast<float>(pos0 - key0) * t.p_row0 - t.k_row0) +
+                    static_cast<double>(static_cast<float>(pos1 - key0) * t.p_row1 - t.k_row1);
+    entropy_acc += t.entropy;
+    if (slot_hi - slot_lo <= 1) {
+      const float p_all = warp_sum(t.p_row0 + t.p_row1), s_all = warp_sum(t.s_all);
+      const float p_hi = warp_sum(t.p_hi), s_hi = warp_sum(t.s_hi);
       if (lane == 0) {
-        atomicAdd(acc_prob + slot_lo, static_cast<double>(p_lo));
-        atomicAdd(acc_score + slot_lo, static_cast<double>(s_lo));
+        atomicAdd(acc_prob + slot_lo, static_cast<double>(p_all - p_hi));
+        atomicAdd(acc_score + slot_lo, static_cast<double>(s_all - s_hi));
         if (slot_hi > slot_lo) {
           atomicAdd(acc_prob + slot_hi, static_cast<double>(p_hi));
           atomicAdd(acc_score + slot_hi, static_cast<double>(s_hi));

@@ -103,12 +103,13 @@ struct ForwardOptions {
   HeadAblation ablation;
   bool keep_logits = false;  // logits [T, V]; off by default (T x V can be large)
   bool keep_hidden = false;  // the residual stream after every layer, [T, hidden] each
+  bool loss = true;          // false: skip the LM head (nll empty; logits only if keep_logits), e.g. for analyses of attention
   model::AnglePrecision angles = model::AnglePrecision::exact;
   std::optional<theory::RopeSpec> rope_override;  // inference-time base / scaling change
 };
 
 struct ForwardResult {
-  std::vector<double> nll;     // [T-1]: -log p(token[t+1] | tokens[0..t])
+  std::vector<double> nll;     // [T-1]: -log p(token[t+1] | tokens[0..t]); empty when !loss
   Matrix logits;               // [T, V] when keep_logits
   std::vector<Matrix> hidden;  // per layer when keep_hidden
 };

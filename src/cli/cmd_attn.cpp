@@ -71,6 +71,7 @@ void run_attn(const AttnOptions& o) {
   recorder.allocate();
 
   auto options = base_forward_options(o.model);
+  options.loss = false;  // only the attention is needed
   options.observer = &recorder;
   analysis::Progress progress("attn", 1, o.model.quiet);
   backend->forward({std::vector<std::int32_t>(tokens.begin(), tokens.begin() + r.key_end())}, options);

@@ -84,6 +84,7 @@ void run_profile(const ProfileOptions& o) {
 
   const int layers = model.config.num_hidden_layers, heads = model.layout.attention_heads;
   analysis::ProfileObserver observer(bins, beyond, layers, heads);
+  options.loss = false;  // only the attention is needed
   options.observer = &observer;
   analysis::Progress progress("profile", windows, o.model.quiet);
   for (long w = 0; w < windows; ++w) {

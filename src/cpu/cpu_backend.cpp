@@ -169,13 +169,14 @@ backend::ForwardResult CpuBackend::forward_one(int sequence, const std::vector<s
 
   // Next-token loss in chunks of rows, so T x V logits are never needed at once.
   const long V = lm_head_.rows();
+  if (!options.loss && !options.keep_logits) return result;
   if (options.keep_logits) result.logits.resize(T, V);
-  result.nll.resize(T - 1);
+  if (options.loss) result.nll.resize(T - 1);
   constexpr long kChunk = 256;
   for (long t0 = 0; t0 < T; t0 += kChunk) {
     const long rows = std::min(kChunk, T - t0);
     Matrix logits = final_hidden.middleRows(t0, rows) * lm_head_.transpose();
-    for (long i = 0; i < rows && t0 + i < T - 1; ++i) {
+    for (long i = 0; i < rows && t0 + i < T - 1 && options.loss; ++i) {
       const float max = logits.row(i).maxCoeff();
       double sum = 0;
       for (long v = 0; v < V; ++v) sum += std::exp(static_cast<double>(logits(i, v)) - max);

@@ -4,7 +4,9 @@
 // random bf16 checkpoints at d = 128 (EC) and d = 64 (EH), T = 300 (the flash
 // kernel). Compared: per-token NLL, the residual stream after every layer
 // (norm-relative error per layer, worst element with layer and position) and
-// logits. Tolerances (bf16 weights, activations and GEMM outputs against the
+// logits; query noise; attention maps (score blocks) and distance profiles
+// (the GPU's own reduction) against the GPU's blocks and the CPU's.
+// Tolerances (bf16 weights, activations and GEMM outputs against the
 // CPU's float32): NLL |diff| <= 0.05 nats + 0.5% of the NLL (the relative
 // term serves the tied test models, whose logits reach ~30 and NLL ~25: a
 // 0.6% hidden-state error is then 0.15 nats; measured worst 0.6% relative),
@@ -23,12 +25,14 @@
 #include <limits>
 #include <random>
 
+#include "analysis/distance_profile.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "io/safetensors.hpp"
 #include "kernels/cuda_backend.hpp"
 #include "kernels/device_info.hpp"
 #include "kernels/lab/random_checkpoint.hpp"
+#include "../cpu/forward_fixtures.hpp"
 
 namespace rs = ropescope;
 using rs::backend::ForwardOptions;
@@ -150,27 +154,222 @@ TEST(CudaMatchesCpuRandom, EhHeadDim64WithAblation) {
   random_case("eh_d64_ablate", {"eh", 256, 8, 4, 64, 512, 1000, 2, 500000.0, 0.02f, 1.0f, 4}, true);
 }
 
-TEST(CudaBackendRefuses, ObserverNoiseAndHugeLogits) {
+TEST(CudaBackendRefuses, HugeLogitsAndBadTokens) {
   std::string why;
   if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
   auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec")));
   rs::cuda::CudaBackend gpu(model);
-  const std::vector<std::vector<std::int32_t>> tokens{{1, 2, 3}};
-  struct Nothing : rs::backend::AttentionObserver {
-    void on_block(const rs::backend::AttentionBlock&) override {}
-  } observer;
-  ForwardOptions with_observer;
-  with_observer.observer = &observer;
-  EXPECT_THROW(gpu.forward(tokens, with_observer), rs::ArgumentError);
-  ForwardOptions with_noise;
-  with_noise.noise = rs::backend::QueryNoise{rs::model::HeadKind::imaginary, 0.1, 1};
-  EXPECT_THROW(gpu.forward(tokens, with_noise), rs::ArgumentError);
   ForwardOptions keep;
   keep.keep_logits = true;
   const std::vector<std::vector<std::int32_t>> long_tokens(1, std::vector<std::int32_t>((1 << 20) + 1, 1));
   EXPECT_THROW(gpu.forward(long_tokens, keep), rs::ArgumentError);
   const std::vector<std::vector<std::int32_t>> bad{{1, 256}};
   EXPECT_THROW(gpu.forward(bad, {}), rs::ArgumentError);
+  rs::analysis::ProfileObserver short_bins(rs::analysis::DistanceBins::log_spaced(4, 9, 4), {}, 2, 8);
+  ForwardOptions profile;
+  profile.observer = &short_bins;
+  const std::vector<std::vector<std::int32_t>> eleven(1, std::vector<std::int32_t>(11, 1));
+  EXPECT_THROW(gpu.forward(eleven, profile), rs::ArgumentError);
+}
+
+// ---- Query noise, attention maps and distance profiles on the GPU ----------
+
+std::shared_ptr<const rs::model::Model> random_model(const std::string& label, rs::kernels::lab::RandomModelShape shape) {
+  shape.std = 1.0f / std::sqrt(static_cast<float>(shape.hidden));
+  const auto dir = std::filesystem::temp_directory_path() / ("ropescope_gpu_backend_" + label);
+  rs::kernels::lab::write_random_checkpoint(dir, shape);
+  return std::make_shared<const rs::model::Model>(rs::model::load_model(dir));
+}
+
+std::vector<std::int32_t> random_tokens(long T, int vocab, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::int32_t> id(0, vocab - 1);
+  std::vector<std::int32_t> t(T);
+  for (auto& x : t) x = id(rng);
+  return t;
+}
+
+// Noise on either component, on test models (plain kernels) and a d = 128 EC
+// model (flash kernel): the same noise values as the CPU, so the same
+// tolerance as the clean forward; and the noise must change the result.
+TEST(CudaQueryNoise, MatchesCpu) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  struct Case {
+    std::string label;
+    std::shared_ptr<const rs::model::Model> model;
+  };
+  const std::vector<Case> cases{
+      {"ec", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec")))},
+      {"eh", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/eh")))},
+      {"ec_d128", random_model("noise_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3})}};
+  for (const auto& c : cases) {
+    const std::vector<std::vector<std::int32_t>> tokens{random_tokens(200, c.model->config.vocab_size, 9)};
+    for (const auto kind : {rs::model::HeadKind::real, rs::model::HeadKind::imaginary}) {
+      ForwardOptions options;
+      options.keep_hidden = true;
+      options.noise = rs::backend::QueryNoise{kind, 1.0, 1234};
+      compare(fmt::format("{} noise on {}", c.label, rs::model::to_string(kind)), c.model, tokens, options);
+      rs::cuda::CudaBackend gpu(c.model);
+      const auto clean = gpu.forward(tokens, {});
+      const auto noisy = gpu.forward(tokens, options);
+      double change = 0;
+      for (std::size_t t = 0; t < clean[0].nll.size(); ++t) change = std::max(change, std::abs(clean[0].nll[t] - noisy[0].nll[t]));
+      EXPECT_GT(change, 0.05) << c.label << ": noise of std 1 left the NLL unchanged";
+    }
+  }
+}
+
+// Score and probability blocks of every head (the observer path that attn
+// uses), against the CPU's; virtual imaginary scores of a RoPE model too.
+TEST(CudaAttentionMaps, MatchCpu) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  for (const std::string name : {"models/ec", "models/rope", "reference_models/eh_mha"}) {
+    auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/" + name)));
+    const long T = 97;
+    const bool virtual_im = model->layout.variant == rs::model::Variant::rope;
+    const std::vector<std::vector<std::int32_t>> tokens{random_tokens(T, model->config.vocab_size, 4)};
+    rs::testing::MapRecorder cpu_maps(T, virtual_im), gpu_maps(T, virtual_im);
+    ForwardOptions options;
+    options.observer = &cpu_maps;
+    rs::cpu::CpuBackend(model).forward(tokens, options);
+    options.observer = &gpu_maps;
+    rs::cuda::CudaBackend(model).forward(tokens, options);
+    double worst_p = 0, worst_s = 0, worst_v = 0, worst_row_sum = 0;
+    std::string where_p, where_s;
+    for (int l = 0; l < model->config.num_hidden_layers; ++l)
+      for (int a = 0; a < model->layout.attention_heads; ++a) {
+        const auto& r = cpu_maps.at(0, l, a);
+        const auto& g = gpu_maps.at(0, l, a);
+        for (long q = 0; q < T; ++q) {
+          double row_sum = 0;
+          for (long k = 0; k <= q; ++k) {
+            const std::size_t i = q * T + k;
+            row_sum += g.probabilities[i];
+            const double dp = std::abs(g.probabilities[i] - r.probabilities[i]);
+            const double ds = std::abs(g.scores[i] - r.scores[i]);
+            if (dp > worst_p) worst_p = dp, where_p = fmt::format("layer {} head {} query {} key {}", l, a, q, k);
+            if (ds > worst_s) worst_s = ds, where_s = fmt::format("layer {} head {} query {} key {}", l, a, q, k);
+            if (virtual_im) worst_v = std::max<double>(worst_v, std::abs(g.virtual_imaginary[i] - r.virtual_imaginary[i]));
+          }
+          for (long k = q + 1; k < T; ++k) {
+            ASSERT_EQ(g.probabilities[q * T + k], 0.0f);
+            ASSERT_TRUE(std::isinf(g.scores[q * T + k]) && g.scores[q * T + k] < 0);
+          }
+          worst_row_sum = std::max(worst_row_sum, std::abs(row_sum - 1.0));
+        }
+      }
+    fmt::print("[maps {}] probabilities max |diff| {:.2e} at {}; scores max |diff| {:.2e} at {}; virtual imaginary "
+               "{:.2e}; worst |row sum - 1| {:.1e}\n",
+               name, worst_p, where_p, worst_s, where_s, worst_v, worst_row_sum);
+    // bf16 activations against float32: scores of these models reach ~10.
+    EXPECT_LE(worst_p, 2e-2) << name << " " << where_p;
+    EXPECT_LE(worst_s, 5e-2) << name << " " << where_s;
+    EXPECT_LE(worst_v, 5e-2) << name;
+    EXPECT_LE(worst_row_sum, 1e-5) << name;
+  }
+}
+
+// The block path of a ProfileObserver: a backend that honours the request
+// gets no request from this one, so it hands over score blocks.
+class BlockProfileObserver : public rs::analysis::ProfileObserver {
+ public:
+  using ProfileObserver::ProfileObserver;
+  const rs::backend::DistanceSumsRequest* distance_sums_request() const override { return nullptr; }
+};
+
+struct ProfileDiff {
+  double prob = 0, score = 0, distance = 0, entropy = 0, mass = 0;  // worst relative (prob, distance), absolute (rest)
+  std::string where;
+};
+
+ProfileDiff profile_diff(const rs::analysis::ProfileObserver& got, const rs::analysis::ProfileObserver& ref, int layers,
+                         int heads) {
+  ProfileDiff d;
+  for (int l = 0; l < layers; ++l)
+    for (int a = 0; a < heads; ++a) {
+      const auto g = got.result(l, a), r = ref.result(l, a);
+      EXPECT_EQ(g.count, r.count);
+      EXPECT_EQ(g.queries, r.queries);
+      for (std::size_t b = 0; b < r.prob_sum.size(); ++b) {
+        const double dp = std::abs(g.mean_prob(b) - r.mean_prob(b)) / std::max(r.mean_prob(b), 1e-30);
+        if (dp > d.prob) d.prob = dp, d.where = fmt::format("layer {} head {} bin {}", l, a, b);
+        d.score = std::max(d.score, std::abs(g.mean_score(b) - r.mean_score(b)));
+      }
+      d.distance = std::max(d.distance, std::abs(g.mean_distance() - r.mean_distance()) / r.mean_distance());
+      d.entropy = std::max(d.entropy, std::abs(g.entropy() - r.entropy()));
+      for (std::size_t j = 0; j < r.beyond.size(); ++j) d.mass = std::max(d.mass, std::abs(g.mass_beyond(j) - r.mass_beyond(j)));
+    }
+  return d;
+}
+
+// Distance profiles from the GPU's own reduction (no T x T) against (1) the
+// same GPU forward's score blocks reduced on the host: the same scores, so
+// only summation order and exp rounding differ; and (2) the CPU backend.
+// Cases: a d = 16 test model (plain kernel), d = 128 EC and d = 64 EH random
+// models (tensor-core kernel) at T = 1500 with 100 exact distances, so both
+// its per-diagonal and its two-slot reductions run, and one noisy run.
+TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  struct Case {
+    std::string label;
+    std::shared_ptr<const rs::model::Model> model;
+    long T;
+    bool noise;
+  };
+  const std::vector<Case> cases{
+      {"ec (d 16)", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec"))), 300, false},
+      {"ec d128", random_model("profile_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3}), 1500, false},
+      {"eh d64 noisy", random_model("profile_eh_d64", {"eh", 256, 8, 4, 64, 512, 1000, 2, 500000.0, 0.02f, 1.0f, 4}), 1500, true},
+      {"rope d128 G8", random_model("profile_rope_g8", {"rope", 256, 8, 1, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 6}), 700, false}};
+  for (const auto& c : cases) {
+    const int layers = c.model->config.num_hidden_layers, heads = c.model->layout.attention_heads;
+    const auto bins = rs::analysis::DistanceBins::log_spaced(100, c.T - 1, 8);
+    const std::vector<long> beyond{64, 256, 1024};
+    rs::analysis::ProfileObserver sums(bins, beyond, layers, heads);
+    BlockProfileObserver gpu_blocks(bins, beyond, layers, heads), cpu_blocks(bins, beyond, layers, heads);
+    const std::vector<std::vector<std::int32_t>> tokens{random_tokens(c.T, c.model->config.vocab_size, 21)};
+    ForwardOptions options;
+    if (c.noise) options.noise = rs::backend::QueryNoise{rs::model::HeadKind::imaginary, 0.5, 99};
+    rs::cuda::CudaBackend gpu(c.model);
+    options.observer = &sums;
+    gpu.forward(tokens, options);
+    options.observer = &gpu_blocks;
+    gpu.forward(tokens, options);
+    options.observer = &cpu_blocks;
+    rs::cpu::CpuBackend(c.model).forward(tokens, options);
+
+    double mass_total = 0;  // every query's probabilities sum to 1: bins add up to T per head
+    for (int l = 0; l < layers; ++l)
+      for (int a = 0; a < heads; ++a) {
+        const auto p = sums.result(l, a);
+        double total = 0;
+        for (double x : p.prob_sum) total += x;
+        mass_total = std::max(mass_total, std::abs(total - static_cast<double>(c.T)) / static_cast<double>(c.T));
+      }
+    const ProfileDiff same = profile_diff(sums, gpu_blocks, layers, heads);
+    const ProfileDiff cpu = profile_diff(sums, cpu_blocks, layers, heads);
+    fmt::print("[profile {} T {}] GPU sums vs GPU blocks: mean prob rel {:.1e} ({}), mean score abs {:.1e}, mean "
+               "distance rel {:.1e}, entropy abs {:.1e}, mass abs {:.1e}; vs CPU: {:.1e} ({}), {:.1e}, {:.1e}, {:.1e}, "
+               "{:.1e}; |sum p / T - 1| {:.1e}\n",
+               c.label, c.T, same.prob, same.where, same.score, same.distance, same.entropy, same.mass, cpu.prob,
+               cpu.where, cpu.score, cpu.distance, cpu.entropy, cpu.mass, mass_total);
+    // Same scores: fp32 exp and summation differences only.
+    EXPECT_LE(same.prob, 1e-4) << c.label << " " << same.where;
+    EXPECT_LE(same.score, 1e-4) << c.label;
+    EXPECT_LE(same.distance, 1e-5) << c.label;
+    EXPECT_LE(same.entropy, 1e-4) << c.label;
+    EXPECT_LE(same.mass, 1e-5) << c.label;
+    EXPECT_LE(mass_total, 1e-5) << c.label;
+    // Against float32: the bf16 forward moves scores by ~1e-2.
+    EXPECT_LE(cpu.prob, 5e-2) << c.label << " " << cpu.where;
+    EXPECT_LE(cpu.score, 5e-2) << c.label;
+    EXPECT_LE(cpu.distance, 2e-2) << c.label;
+    EXPECT_LE(cpu.entropy, 2e-2) << c.label;
+    EXPECT_LE(cpu.mass, 1e-2) << c.label;
+  }
 }
 
 }  // namespace
