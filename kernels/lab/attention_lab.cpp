@@ -1,11 +1,13 @@
 // attention_lab: validation and timing lab for the CUDA op kernels (llm.c
 // dev/cuda style). Draws random bf16 inputs, checks every op against the
 // float64 references of kernels/lab/reference.hpp (max abs / rel error, the
-// worst element with its head and position), then times the attention kernel
-// against its FLOP floor and, when given bench/torch_attention_baseline.py's
-// output (--sdpa FILE), against PyTorch SDPA.
+// worst element with its head and position), then times the attention kernels
+// against their FLOP floor and, when given bench/torch_attention_baseline.py's
+// output (--sdpa FILE), against PyTorch SDPA. Attention kernels: `mma`
+// (attention_forward_bf16, mma.sync), `wgmma` (attention_forward_wgmma_bf16,
+// Hopper), or both (the default); each is validated on every case and timed.
 //
-//   attention_lab [--sdpa FILE] [--reps N]
+//   attention_lab [--sdpa FILE] [--reps N] [--kernel mma|wgmma|both]
 // Exit status 1 when any check fails.
 #include <cuda_runtime.h>
 
@@ -188,6 +190,20 @@ bool validate_rope_keys() {
   return e.report();
 }
 
+enum class Kernel { mma, wgmma };
+const char* kernel_name(Kernel k) { return k == Kernel::mma ? "mma" : "wgmma"; }
+
+// Runs the chosen attention kernel; false when the wgmma kernel declines the
+// shape or device (the lab runs on a Hopper GPU, where that is a failure).
+bool run_attention(Kernel kernel, const bf16* q, const bf16* k, const bf16* v, const rk::DeviceRopeTable& rope,
+                   const rk::AttentionShape& shape, bf16* out, float* lse) {
+  if (kernel == Kernel::mma) {
+    rk::attention_forward_bf16(q, k, v, rope, shape, out, lse, nullptr);
+    return true;
+  }
+  return rk::attention_forward_wgmma_bf16(q, k, v, rope, shape, out, lse, nullptr);
+}
+
 struct AttnCase {
   const char* name;
   int T, Q, KV, d;
@@ -198,7 +214,7 @@ struct AttnCase {
 
 // Runs rope_keys + attention on one case and checks out and lse against the
 // float64 reference, every head, every position (or a sample incl. 0 and T-1).
-bool validate_attention(const AttnCase& c) {
+bool validate_attention(const AttnCase& c, Kernel kernel) {
   const int A = c.twins ? 2 * c.Q : c.Q;
   const auto table = host_table(c.d, 1e4, c.partial, c.T);
   auto dt = device_table(table);
@@ -207,7 +223,11 @@ bool validate_attention(const AttnCase& c) {
   Output<bf16> out(static_cast<std::size_t>(c.T) * A * c.d);
   Output<float> lse(static_cast<std::size_t>(A) * c.T);
   rk::rope_keys_bf16(k.d, c.T, c.KV, c.d, dt, nullptr);
-  rk::attention_forward_bf16(q.d, k.d, v.d, dt, {c.T, c.d, c.Q, c.KV, A, c.twins}, out.d, lse.d, nullptr);
+  if (!run_attention(kernel, q.d, k.d, v.d, dt, {c.T, c.d, c.Q, c.KV, A, c.twins}, out.d, lse.d)) {
+    std::printf("  %s [%s]: kernel declined the shape  [FAIL]\n", c.name, kernel_name(kernel));
+    rk::free_rope_table(dt);
+    return false;
+  }
   check(cudaDeviceSynchronize(), "attention");
   const auto o = out.fetch(), l = lse.fetch();
 
@@ -223,7 +243,8 @@ bool validate_attention(const AttnCase& c) {
   }
   // Output: bf16 P and V operands and a bf16 result; lse: fp32 from bf16-rounded rotated q and k.
   Errors eo{"", 1e-2, 2e-2, 1e-2}, el{"", 2e-2, 1e-3, 1e-3};
-  const std::string out_name = std::string(c.name) + " out", lse_name = std::string(c.name) + " lse";
+  const std::string tag = std::string(c.name) + " [" + kernel_name(kernel) + "]";
+  const std::string out_name = tag + " out", lse_name = tag + " lse";
   eo.op = out_name.c_str();
   el.op = lse_name.c_str();
   std::vector<double> row(c.d);
@@ -288,11 +309,23 @@ std::map<int, std::pair<double, double>> read_sdpa(const std::string& path) {
 int main(int argc, char** argv) {
   std::string sdpa_path;
   int reps = 20;
+  std::vector<Kernel> kernels = {Kernel::mma, Kernel::wgmma};
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--sdpa") && i + 1 < argc)
+    if (!std::strcmp(argv[i], "--sdpa") && i + 1 < argc) {
       sdpa_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc)
+    } else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
       reps = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--kernel") && i + 1 < argc) {
+      const std::string k = argv[++i];
+      if (k == "mma") {
+        kernels = {Kernel::mma};
+      } else if (k == "wgmma") {
+        kernels = {Kernel::wgmma};
+      } else if (k != "both") {
+        std::fprintf(stderr, "--kernel: mma, wgmma or both\n");
+        return 2;
+      }
+    }
   }
   std::printf("attention_lab: %s\n", rk::describe_cuda_devices().c_str());
   if (rk::cuda_devices().empty()) return 0;
@@ -309,8 +342,14 @@ int main(int argc, char** argv) {
       {"eh 4q/2kv d64 T513", 513, 4, 2, 64, true, 1.0, 0},
       {"rope 8q/8kv d128 T200 (G1)", 200, 8, 8, 128, false, 1.0, 0},
       {"ec 8q/4kv d128 T16384 sampled", 16384, 8, 4, 128, true, 1.0, 24},
+      // 12 pairs (pairs % 8 != 0): the wgmma kernel's element-by-element rotation.
+      {"eh 4q/2kv d64 T333 p0.375", 333, 4, 2, 64, true, 0.375, 0},
+      // T below the wgmma kernel's 128-key tile, and below one CTA's 16 positions.
+      {"ec 8q/4kv d128 T100", 100, 8, 4, 128, true, 1.0, 0},
+      {"rope 8q/1kv d64 T7 (G8)", 7, 8, 1, 64, false, 1.0, 0},
   };
-  for (const auto& c : cases) ok &= validate_attention(c);
+  for (const Kernel kernel : kernels)
+    for (const auto& c : cases) ok &= validate_attention(c, kernel);
 
   const auto sdpa = sdpa_path.empty() ? std::map<int, std::pair<double, double>>{} : read_sdpa(sdpa_path);
   double peak = 0;
@@ -322,8 +361,8 @@ int main(int argc, char** argv) {
     std::printf("timing on %s, %d SMs (median of %d, bf16 peak taken as %.0f TFLOP/s)\n", prop.name,
                 prop.multiProcessorCount, reps, peak);
   }
-  std::printf("  %-6s %-10s %-10s %-10s %-9s %-12s %-12s %-9s\n", "T", "attn ms", "keys ms", "TFLOP/s", "of peak",
-              "SDPA flash", "SDPA cudnn", "ours/flash");
+  std::printf("  %-6s %-7s %-10s %-10s %-10s %-9s %-12s %-12s %-10s %-10s\n", "T", "kernel", "attn ms", "keys ms",
+              "TFLOP/s", "of peak", "SDPA flash", "SDPA cudnn", "ours/flash", "ours/cudnn");
   for (int T : {4096, 16384}) {
     const int Q = 8, KV = 4, A = 16, d = 128;
     const auto table = host_table(d, 1e4, 1.0, T);
@@ -334,15 +373,24 @@ int main(int argc, char** argv) {
     Output<float> lse(static_cast<std::size_t>(A) * T);
     const rk::AttentionShape shape{T, d, Q, KV, A, true};
     const double keys_ms = time_ms([&] { rk::rope_keys_bf16(k.d, T, KV, d, dt, nullptr); }, reps);
-    const double ms = time_ms([&] { rk::attention_forward_bf16(q.d, k.d, v.d, dt, shape, out.d, lse.d, nullptr); }, reps);
-    const double flops = 4.0 * T * double(T) * d * A / 2;  // causal: half of QK^T and PV
-    const double tf = flops / (ms * 1e-3) / 1e12;
-    const auto it = sdpa.find(T);
-    const double flash = it == sdpa.end() ? 0 : it->second.first, cudnn = it == sdpa.end() ? 0 : it->second.second;
-    char ratio[32] = "-";
-    if (flash > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", tf / flash);
-    std::printf("  %-6d %-10.3f %-10.3f %-10.1f %-9.1f%% %-12.1f %-12.1f %-9s\n", T, ms, keys_ms, tf, 100 * tf / peak,
-                flash, cudnn, ratio);
+    for (const Kernel kernel : kernels) {
+      bool ran = true;
+      const double ms = time_ms([&] { ran &= run_attention(kernel, q.d, k.d, v.d, dt, shape, out.d, lse.d); }, reps);
+      if (!ran) {
+        std::printf("  %-6d %-7s declined the shape\n", T, kernel_name(kernel));
+        ok = false;
+        continue;
+      }
+      const double flops = 4.0 * T * double(T) * d * A / 2;  // causal: half of QK^T and PV
+      const double tf = flops / (ms * 1e-3) / 1e12;
+      const auto it = sdpa.find(T);
+      const double flash = it == sdpa.end() ? 0 : it->second.first, cudnn = it == sdpa.end() ? 0 : it->second.second;
+      char ratio[32] = "-", ratio_cudnn[32] = "-";
+      if (flash > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", tf / flash);
+      if (cudnn > 0) std::snprintf(ratio_cudnn, sizeof ratio_cudnn, "%.2fx", tf / cudnn);
+      std::printf("  %-6d %-7s %-10.3f %-10.3f %-10.1f %-9.1f%% %-12.1f %-12.1f %-10s %-10s\n", T, kernel_name(kernel),
+                  ms, keys_ms, tf, 100 * tf / peak, flash, cudnn, ratio, ratio_cudnn);
+    }
     rk::free_rope_table(dt);
   }
   std::printf("validation: %s\n", ok ? "ALL PASS" : "FAILURES");

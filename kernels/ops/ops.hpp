@@ -55,6 +55,12 @@ struct AttentionShape {
 // and the natural-log row log-sum-exp of the scaled scores lse [A, T] (fp32).
 void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
+// Hopper version (attention_wgmma.cu: wgmma, TMA), same arguments and results.
+// Returns false without launching when it does not apply: head_dim other than
+// 64 or 128, a device other than compute capability 9.0, or q, k, v not
+// 16-byte aligned; the caller then uses attention_forward_bf16.
+bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
+                                  const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
 // Whether attention_forward_bf16 and attention_distance_sums_bf16 take the
 // shape: d = 64 or 128, G = A / KV in {1, 2, 4, 8}.
 bool flash_attention_supports(const AttentionShape& shape);

@@ -1,0 +1,617 @@
+// Causal flash attention forward for Hopper (sm_90a): the semantics and host
+// API of attention_forward_bf16 (attention.cu: native GQA, RoPE++ real and
+// imaginary query heads rotated in the kernel, out [T, A*d] bf16, lse [A, T]),
+// with warpgroup MMA (wgmma), TMA loads and mbarriers.
+//
+// Tiling. One CTA = 3 warpgroups on 128 query rows: all G attention heads of
+// one KV head over P = 128 / G consecutive positions (row r: group head r / P,
+// position q0 + r % P), as in attention.cu. Warpgroup 0 is the producer: one
+// thread streams K and V tiles of 128 keys through two shared-memory stages
+// with cp.async.bulk.tensor (TMA, 128-byte swizzle), each tile completing on a
+// "full" mbarrier and handed back through an "empty" one. Warpgroups 1 and 2
+// are consumers of 64 rows each: they rotate their queries into shared memory
+// once, then per key tile S = Q K^T (wgmma m64n128k16, both operands from
+// shared memory), online softmax in fp32 registers, and O += P V (wgmma with
+// P from registers as bf16, V from shared memory, transposed). The loop is
+// software-pipelined inside each warpgroup: S of tile j is issued before P V
+// of tile j - 1, so the exponentials of tile j run while the tensor cores do
+// P V; and the two warpgroups take turns issuing (named-barrier ping-pong, as
+// in FlashAttention-3), so one's softmax overlaps the other's matrix products.
+// Only the last key tile of a CTA needs the causal mask. Queries are rotated
+// from 16-byte loads of q, its rotate_half partner and the cos/sin rows when
+// pairs % 8 == 0 (element by element otherwise).
+//
+// Shared-memory layout of every operand ([rows][d] bf16: Q rows, K keys,
+// V keys): column blocks of 64 (128 bytes), [d / 64][rows][64], each row of
+// a block holding its eight 16-byte chunks at chunk ^ (row % 8). This is the
+// TMA's 128-byte swizzle and wgmma's 128B-swizzle canonical layout (8-row
+// atoms of 1024 bytes), so all tile bases are 1024-byte aligned.
+#include <cuda.h>  // CUtensorMap (types only; the encoder is reached through the runtime)
+#include <cudaTypedefs.h>
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+
+#include "kernels/ops/check.cuh"
+#include "kernels/ops/ops.hpp"
+
+namespace ropescope::kernels {
+namespace {
+
+constexpr int kRows = 128;  // query rows per CTA (two consumer warpgroups of 64)
+constexpr int kKeys = 128;  // keys per K/V tile
+constexpr int kStages = 2;
+constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// ---- mbarriers -------------------------------------------------------------
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Waits until the phase of parity `parity` has completed.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+
+// 2-D TMA load of one box into shared memory, completing on `bar` (tx bytes).
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+
+// ---- wgmma -----------------------------------------------------------------
+// Shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"):
+// bits 0-13 start address >> 4, 16-29 leading-dimension byte offset >> 4,
+// 32-45 stride-dimension byte offset >> 4, 49-51 base offset (0: atoms are
+// 1024-byte aligned), 62-63 swizzle (1 = 128B).
+// K-major operands (Q as A, K as B): SBO = 1024 (next 8 rows); LBO unused
+// with 128B swizzle (encoded 1). A k-step of 16 elements inside the 128-byte
+// row is +32 bytes on the start address (the swizzle XOR applies to the
+// computed address, so the chunk index still lands right).
+// MN-major operand (V as B, transposed: N = d contiguous, K = keys): LBO =
+// distance between 64-column blocks (kKeys * 128 bytes), SBO = 1024 (next 8 keys).
+__device__ __forceinline__ uint64_t desc_encode(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving accesses to x across a wgmma wait.
+__device__ __forceinline__ void fence_reg(float& x) { asm volatile("" : "+f"(x)::"memory"); }
+__device__ __forceinline__ void fence_reg(uint32_t& x) { asm volatile("" : "+r"(x)::"memory"); }
+
+#define ACC8(d, i)                                                                                          \
+  "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
+      "+f"(d[i + 7])
+#define ACC32(d) ACC8(d, 0), ACC8(d, 8), ACC8(d, 16), ACC8(d, 24)
+#define ACC64(d) ACC32(d), ACC8(d, 32), ACC8(d, 40), ACC8(d, 48), ACC8(d, 56)
+#define REGS32                                                                                                  \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
+  "%24, %25, %26, %27, %28, %29, %30, %31}"
+#define REGS64                                                                                                  \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
+  "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, "  \
+  "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+
+// d (64 x 128 fp32) = (accumulate ? d : 0) + A (64 x 16, smem) * B (16 x 128, smem), both K-major.
+__device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " REGS64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+               : ACC64(d)
+               : "l"(da), "l"(db), "r"(accumulate));
+}
+// d (64 x N fp32) += A (64 x 16, registers) * B (16 x N, smem, MN-major: imm-trans-b = 1).
+__device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const uint32_t* a, uint64_t db) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " REGS64
+               ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+               : ACC64(d)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+__device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t* a, uint64_t db) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " REGS32
+               ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+               : ACC32(d)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+#undef ACC8
+#undef ACC32
+#undef ACC64
+#undef REGS32
+#undef REGS64
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+struct Params {
+  const bf16* q;       // [T, Q*D]
+  const float* cos;    // [T.., pairs]
+  const float* sin;
+  bf16* out;   // [T, A*D]
+  float* lse;  // [A, T]
+  int T, query_heads, kv_heads, group, pairs;
+  bool twins;
+  bool vec_rope;     // pairs % 8 == 0 and 16-byte aligned table: 16-byte query rotation path
+  float scale_log2;  // d^-0.5 * log2(e): scores go to exp2 directly
+};
+
+// Byte offsets inside the (1024-aligned) dynamic shared memory.
+template <int D>
+struct Layout {
+  static constexpr int kBlock = 64 * 2;                 // bytes of one 64-column row segment
+  static constexpr int kTile = kKeys * D * 2;           // one K or V stage
+  static constexpr int q = 0;                           // [D/64][kRows][64]
+  static constexpr int k = kRows * D * 2;               // [kStages][D/64][kKeys][64]
+  static constexpr int v = k + kStages * kTile;         // same
+  static constexpr int bars = v + kStages * kTile;      // full_k, full_v, empty_k, empty_v: [kStages] each
+  static constexpr int bytes = bars + 4 * kStages * 8 + 1024;  // + slack to align the base
+};
+
+// Byte offset of the 16-byte chunk `chunk` (8 columns) of row `row` in a
+// [D/64][rows][64] 128B-swizzled operand.
+__device__ __forceinline__ int swizzled(int row, int chunk, int rows) {
+  return (chunk >> 3) * rows * 128 + row * 128 + (((chunk & 7) ^ (row & 7)) << 4);
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_k, const __grid_constant__ CUtensorMap tmap_v,
+                           const Params p) {
+  using L = Layout<D>;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = smem_u32(smem_raw);
+  const uint32_t base = (raw + 1023) & ~1023u;
+  unsigned char* const sbase = smem_raw + (base - raw);
+  const uint32_t full_k = base + L::bars, full_v = full_k + 8 * kStages;
+  const uint32_t empty_k = full_v + 8 * kStages, empty_v = empty_k + 8 * kStages;
+
+  const int P = kRows / p.group;  // positions per CTA
+  // Heaviest (latest) position tiles first, so the causal tail fills the machine.
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * P;
+  const int kv = blockIdx.y;
+  const int q_last = min(q0 + P, p.T) - 1;
+  // P divides kKeys and q0 is a multiple of P, so every position of the CTA
+  // lies in the last key tile: earlier tiles need no mask, and each row sees
+  // at least one key (its own block's first) in every tile.
+  const int tiles = q_last / kKeys + 1;
+  const int tid = threadIdx.x;
+
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(full_k + 8 * s, 1);  // the producer's arrive.expect_tx
+      mbar_init(full_v + 8 * s, 1);
+      mbar_init(empty_k + 8 * s, 2);  // one arrival per consumer warpgroup
+      mbar_init(empty_v + 8 * s, 2);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (tid < 128) {
+    // Producer warpgroup: gives its registers to the consumers; one thread issues the TMA loads.
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    if (tid == 0) {
+      for (int j = 0; j < tiles; ++j) {
+        const int s = j % kStages;
+        const uint32_t parity = ((j / kStages) - 1) & 1;  // phase of the consumers' release of round j/kStages - 1
+        if (j >= kStages) mbar_wait(empty_k + 8 * s, parity);
+        mbar_expect_tx(full_k + 8 * s, L::kTile);
+        for (int b = 0; b < D / 64; ++b)
+          tma_load_2d(base + L::k + s * L::kTile + b * kKeys * L::kBlock, &tmap_k, kv * D + 64 * b, j * kKeys,
+                      full_k + 8 * s);
+        if (j >= kStages) mbar_wait(empty_v + 8 * s, parity);
+        mbar_expect_tx(full_v + 8 * s, L::kTile);
+        for (int b = 0; b < D / 64; ++b)
+          tma_load_2d(base + L::v + s * L::kTile + b * kKeys * L::kBlock, &tmap_v, kv * D + 64 * b, j * kKeys,
+                      full_v + 8 * s);
+      }
+    }
+    return;
+  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+
+  const int wg = (tid >> 7) - 1;  // consumer warpgroup 0 / 1: rows 64 wg .. 64 wg + 63
+  const int wt = tid & 127, warp = wt >> 5, lane = tid & 31;
+  const int qcols = p.query_heads * D, acols = p.kv_heads * p.group * D;
+
+  // Stage this warpgroup's rotated queries in 16-byte chunks (8 dims): row
+  // r = (group head r / P, position q0 + r % P). Attention head a = kv * G +
+  // r / P reads query head a / 2 (twins) or a and rotates it as real (HF
+  // q cos + rotate_half(q) sin) or imaginary (the same rotated by -pi/2:
+  // q sin - rotate_half(q) cos); dims >= 2 * pairs pass through. Thread wt
+  // owns chunk wt % (D / 8) of the rows 64 wg + wt / (D / 8) + i * 128 / (D / 8).
+  constexpr int kChunks = D / 16;  // chunks per thread: 64 rows x D / 8 chunks over 128 threads
+  const int i0 = (wt % (D / 8)) * 8;  // first dim of this thread's chunks
+  auto row_of = [&](int i) { return 64 * wg + wt / (D / 8) + i * (128 / (D / 8)); };
+  auto query_row = [&](int r, int t) {
+    const int a = kv * p.group + r / P;
+    return p.q + static_cast<long>(t) * qcols + (p.twins ? a >> 1 : a) * D;
+  };
+  auto is_imag = [&](int r) { return p.twins && ((kv * p.group + r / P) & 1); };
+  auto store_chunk = [&](int r, uint4 val) {
+    *reinterpret_cast<uint4*>(sbase + L::q + swizzled(r, i0 / 8, kRows)) = val;
+  };
+  if (p.vec_rope) {
+    // pairs % 8 == 0: a chunk is all rotary or all pass-through and its
+    // partner (rotate_half) is the chunk pairs / 8 away. Loads of a batch of
+    // chunks are all issued before the arithmetic; rows past T stay zero.
+    constexpr int kBatch = 4;
+    const bool rotary = i0 < 2 * p.pairs, first = i0 < p.pairs;
+    const int n0 = first ? i0 : i0 - p.pairs, partner = first ? i0 + p.pairs : i0 - p.pairs;
+    for (int b0 = 0; b0 < kChunks; b0 += kBatch) {
+      uint4 xq[kBatch], xp[kBatch];
+      float4 cv[kBatch][2], sv[kBatch][2];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int r = row_of(b0 + b), t = q0 + r % P;
+        xq[b] = xp[b] = make_uint4(0, 0, 0, 0);
+        cv[b][0] = cv[b][1] = sv[b][0] = sv[b][1] = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (t < p.T) {
+          const bf16* qrow = query_row(r, t);
+          xq[b] = *reinterpret_cast<const uint4*>(qrow + i0);
+          if (rotary) {
+            xp[b] = *reinterpret_cast<const uint4*>(qrow + partner);
+            const float4* cp = reinterpret_cast<const float4*>(p.cos + static_cast<long>(t) * p.pairs + n0);
+            const float4* sp = reinterpret_cast<const float4*>(p.sin + static_cast<long>(t) * p.pairs + n0);
+            cv[b][0] = cp[0];
+            cv[b][1] = cp[1];
+            sv[b][0] = sp[0];
+            sv[b][1] = sp[1];
+          }
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int r = row_of(b0 + b);
+        if (rotary) {
+          const bf16* x8 = reinterpret_cast<const bf16*>(&xq[b]);
+          const bf16* p8 = reinterpret_cast<const bf16*>(&xp[b]);
+          const float cs[8] = {cv[b][0].x, cv[b][0].y, cv[b][0].z, cv[b][0].w,
+                               cv[b][1].x, cv[b][1].y, cv[b][1].z, cv[b][1].w};
+          const float sn[8] = {sv[b][0].x, sv[b][0].y, sv[b][0].z, sv[b][0].w,
+                               sv[b][1].x, sv[b][1].y, sv[b][1].z, sv[b][1].w};
+          const bool imag = is_imag(r);
+          float val[8];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            const float x = __bfloat162float(x8[e]), pe = __bfloat162float(p8[e]);
+            // rotate_half(q)[i] = -q[i + pairs] for the first half, +q[i - pairs] for the second.
+            const float rh = first ? -pe : pe;
+            val[e] = imag ? x * sn[e] - rh * cs[e] : x * cs[e] + rh * sn[e];
+          }
+          store_chunk(r, make_uint4(pack_bf16(val[0], val[1]), pack_bf16(val[2], val[3]),
+                                    pack_bf16(val[4], val[5]), pack_bf16(val[6], val[7])));
+        } else {
+          store_chunk(r, xq[b]);
+        }
+      }
+    }
+  } else {
+    // Any pairs: element by element, partner and table entries loaded one by one.
+    for (int i = 0; i < kChunks; ++i) {
+      const int r = row_of(i), t = q0 + r % P;
+      float val[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+      if (t < p.T) {
+        const bf16* qrow = query_row(r, t);
+        const bool imag = is_imag(r);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const int d = i0 + e;
+          const float x = __bfloat162float(qrow[d]);
+          if (d < 2 * p.pairs) {
+            const int n = d < p.pairs ? d : d - p.pairs;  // pair (n, n + pairs)
+            const float cs = p.cos[static_cast<long>(t) * p.pairs + n], sn = p.sin[static_cast<long>(t) * p.pairs + n];
+            const float pe = __bfloat162float(qrow[d < p.pairs ? d + p.pairs : d - p.pairs]);
+            const float rh = d < p.pairs ? -pe : pe;
+            val[e] = imag ? x * sn - rh * cs : x * cs + rh * sn;
+          } else {
+            val[e] = x;
+          }
+        }
+      }
+      store_chunk(r, make_uint4(pack_bf16(val[0], val[1]), pack_bf16(val[2], val[3]), pack_bf16(val[4], val[5]),
+                                pack_bf16(val[6], val[7])));
+    }
+  }
+  // Generic-proxy stores read next by wgmma (async proxy): fence, then sync the warpgroup.
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory");
+
+  // This thread's accumulator rows (wgmma D fragment): r0 = 64 wg + 16 warp +
+  // lane / 4 and r1 = r0 + 8; element i of an accumulator is row r0 + 8 * ((i / 2) % 2),
+  // column 8 * (i / 4) + 2 * (lane % 4) + i % 2. P >= 16, so r0 and r1 share a head.
+  const int r0 = 64 * wg + 16 * warp + (lane >> 2);
+  const int pos0 = q0 + r0 % P, pos1 = pos0 + 8;
+  const int t4 = lane & 3;
+
+  const uint64_t q_desc = desc_encode(base + L::q + wg * 64 * L::kBlock, 16, 1024);
+  const uint64_t k_desc = desc_encode(base + L::k, 16, 1024);
+  const uint64_t v_desc = desc_encode(base + L::v, kKeys * L::kBlock, 1024);
+  // Descriptor start addresses advance in 16-byte units (the low field).
+  auto qk_offset = [](int kk, int rows) { return ((kk >> 2) * rows * L::kBlock + (kk & 3) * 32) >> 4; };
+
+  float s[64];                 // S tile: 64 rows x 128 keys
+  uint32_t pa[32];             // P of the previous tile as bf16 A fragments (4 per 16 keys)
+  float o[D / 2];              // O: 64 rows x D
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // running max (log2 units) and partial sums
+
+  auto issue_qk = [&](int stage) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+      wgmma_ss_n128(s, q_desc + qk_offset(kk, kRows), k_desc + ((stage * L::kTile) >> 4) + qk_offset(kk, kKeys),
+                    kk > 0);
+    wgmma_commit();
+  };
+  auto issue_pv = [&](int stage) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      // Keys 16 kk .. 16 kk + 15: 16 rows of 128 bytes into each 64-column block.
+      const uint64_t db = v_desc + ((stage * L::kTile + kk * 16 * L::kBlock) >> 4);
+      if constexpr (D == 128)
+        wgmma_rs_n128(o, pa + 4 * kk, db);
+      else
+        wgmma_rs_n64(o, pa + 4 * kk, db);
+    }
+    wgmma_commit();
+  };
+  // Online softmax of the tile in s (keys kbase ..); leaves exp2 values in s,
+  // the row sums in rs0/rs1 and the O correction factors in alpha0/alpha1.
+  float alpha0, alpha1, rs0, rs1;
+  auto softmax = [&](bool mask, int kbase) {
+    if (mask) {
+#pragma unroll
+      for (int n = 0; n < 16; ++n) {
+        const int key = kbase + 8 * n + 2 * t4;
+        if (key > pos0) s[4 * n] = -INFINITY;
+        if (key + 1 > pos0) s[4 * n + 1] = -INFINITY;
+        if (key > pos1) s[4 * n + 2] = -INFINITY;
+        if (key + 1 > pos1) s[4 * n + 3] = -INFINITY;
+      }
+    }
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < 16; ++n) {
+      mx0 = fmaxf(mx0, fmaxf(s[4 * n], s[4 * n + 1]));
+      mx1 = fmaxf(mx1, fmaxf(s[4 * n + 2], s[4 * n + 3]));
+    }
+    // A row lives in the 4 threads of a quad (lanes 4g .. 4g+3).
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mn0 = fmaxf(m0, mx0 * p.scale_log2), mn1 = fmaxf(m1, mx1 * p.scale_log2);
+    alpha0 = fast_exp2(m0 - mn0);  // 0 on the first tile (m = -inf)
+    alpha1 = fast_exp2(m1 - mn1);
+    m0 = mn0;
+    m1 = mn1;
+    rs0 = 0.f;
+    rs1 = 0.f;
+#pragma unroll
+    for (int n = 0; n < 16; ++n) {
+      s[4 * n] = fast_exp2(fmaf(s[4 * n], p.scale_log2, -mn0));
+      s[4 * n + 1] = fast_exp2(fmaf(s[4 * n + 1], p.scale_log2, -mn0));
+      s[4 * n + 2] = fast_exp2(fmaf(s[4 * n + 2], p.scale_log2, -mn1));
+      s[4 * n + 3] = fast_exp2(fmaf(s[4 * n + 3], p.scale_log2, -mn1));
+      rs0 += s[4 * n] + s[4 * n + 1];
+      rs1 += s[4 * n + 2] + s[4 * n + 3];
+    }
+  };
+  // Rescales O and the sums, and converts s to the bf16 A fragments of P V:
+  // the accumulators of n-tiles 2kk, 2kk+1 (keys 16kk .. 16kk+15) are exactly
+  // the A fragment of k-step kk (rows r0 / r1, keys 2 t4 + {0, 1} and + 8).
+  auto rescale_and_pack = [&]() {
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      o[4 * n] *= alpha0;
+      o[4 * n + 1] *= alpha0;
+      o[4 * n + 2] *= alpha1;
+      o[4 * n + 3] *= alpha1;
+    }
+    l0 = l0 * alpha0 + rs0;
+    l1 = l1 * alpha1 + rs1;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) pa[i] = pack_bf16(s[2 * i], s[2 * i + 1]);
+  };
+
+  // Warpgroup ping-pong: named barrier 3 + wg (256 threads: this warpgroup's
+  // sync and the other's arrive) grants this warpgroup one round of wgmma
+  // issues; it hands the turn to the other after. Rounds: tile 0's S, one per
+  // later tile (S_j and P V_{j-1}), the last P V.
+  const int sched_rounds = tiles + 1;
+  int round = 0;
+  auto sched_wait = [&]() {
+    asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory");
+  };
+  auto sched_pass = [&]() {
+    if (!(wg == 1 && round == sched_rounds - 1))  // keeps barrier 3's arrivals balanced
+      asm volatile("bar.arrive %0, 256;\n" ::"r"(3 + (wg ^ 1)) : "memory");
+    ++round;
+  };
+  if (wg == 1) asm volatile("bar.arrive 3, 256;\n" ::: "memory");  // warpgroup 0 goes first
+
+  // Tile 0: S, softmax, P.
+  mbar_wait(full_k, 0);
+  sched_wait();
+  issue_qk(0);
+  sched_pass();
+  wgmma_wait<0>();
+#pragma unroll
+  for (int i = 0; i < 64; ++i) fence_reg(s[i]);
+  if (wt == 0) mbar_arrive(empty_k);
+  softmax(tiles == 1, 0);
+  rescale_and_pack();
+
+  for (int j = 1; j < tiles; ++j) {
+    const int st = j % kStages, prev = (j - 1) % kStages;
+    mbar_wait(full_k + 8 * st, (j / kStages) & 1);
+    mbar_wait(full_v + 8 * prev, ((j - 1) / kStages) & 1);
+    sched_wait();
+    issue_qk(st);                                        // S_j = Q K_j^T
+    issue_pv(prev);                                      // O += P_{j-1} V_{j-1}
+    sched_pass();
+    wgmma_wait<1>();                                     // S_j done, P V still running
+#pragma unroll
+    for (int i = 0; i < 64; ++i) fence_reg(s[i]);
+    if (wt == 0) mbar_arrive(empty_k + 8 * st);
+    softmax(j == tiles - 1, j * kKeys);
+    wgmma_wait<0>();                                     // P V done: O and pa free again
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) fence_reg(o[i]);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) fence_reg(pa[i]);
+    if (wt == 0) mbar_arrive(empty_v + 8 * prev);
+    rescale_and_pack();
+  }
+  const int last = (tiles - 1) % kStages;
+  mbar_wait(full_v + 8 * last, ((tiles - 1) / kStages) & 1);
+  sched_wait();
+  issue_pv(last);
+  sched_pass();
+  wgmma_wait<0>();
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) fence_reg(o[i]);
+
+  // Epilogue: full row sums over the quad, normalise, write out and lse.
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const int a = kv * p.group + r0 / P;
+  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) {
+    const int col = a * D + 8 * n + 2 * t4;
+    if (pos0 < p.T)
+      *reinterpret_cast<__nv_bfloat162*>(p.out + static_cast<long>(pos0) * acols + col) =
+          __floats2bfloat162_rn(o[4 * n] * inv0, o[4 * n + 1] * inv0);
+    if (pos1 < p.T)
+      *reinterpret_cast<__nv_bfloat162*>(p.out + static_cast<long>(pos1) * acols + col) =
+          __floats2bfloat162_rn(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
+  }
+  if (t4 == 0) {
+    constexpr float kLn2 = 0.6931471805599453f;
+    if (pos0 < p.T) p.lse[static_cast<long>(a) * p.T + pos0] = (m0 + log2f(l0)) * kLn2;
+    if (pos1 < p.T) p.lse[static_cast<long>(a) * p.T + pos1] = (m1 + log2f(l1)) * kLn2;
+  }
+}
+
+// cuTensorMapEncodeTiled through the runtime's driver entry point (no libcuda link).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult status{};
+    cuda_check(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &status),
+               "cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)");
+    if (status != cudaDriverEntryPointSuccess || f == nullptr)
+      throw std::runtime_error("attention_forward_wgmma_bf16: cuTensorMapEncodeTiled not available");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// [T, cols] bf16 rows seen as 64-column x kKeys-row boxes with the 128-byte
+// swizzle; rows past T read as zeros.
+CUtensorMap kv_tensor_map(const bf16* base, int T, int cols) {
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(T)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * sizeof(bf16)};
+  const cuuint32_t box[2] = {64, kKeys};
+  const cuuint32_t elem_strides[2] = {1, 1};
+  const CUresult r = tensor_map_encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(base), dims,
+                                          strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) throw std::runtime_error("attention_forward_wgmma_bf16: cuTensorMapEncodeTiled failed");
+  return map;
+}
+
+template <int D>
+void launch(const bf16* k, const bf16* v, const Params& p, cudaStream_t stream) {
+  const int smem = Layout<D>::bytes;
+  auto kernel = attention_wgmma_kernel<D>;
+  cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+             "attention_wgmma smem attribute");
+  const CUtensorMap tk = kv_tensor_map(k, p.T, p.kv_heads * D), tv = kv_tensor_map(v, p.T, p.kv_heads * D);
+  const int P = kRows / p.group;
+  const dim3 grid((p.T + P - 1) / P, p.kv_heads);
+  kernel<<<grid, kThreads, smem, stream>>>(tk, tv, p);
+  cuda_check(cudaGetLastError(), "attention_wgmma_kernel launch");
+}
+
+bool device_is_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  cuda_check(cudaGetDevice(&dev), "cudaGetDevice");
+  cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "compute capability");
+  cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev), "compute capability");
+  return major == 9 && minor == 0;
+}
+
+}  // namespace
+
+bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
+                                  const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {
+  const int KV = shape.kv_heads, A = shape.attention_heads, d = shape.head_dim;
+  if (KV <= 0 || A % KV != 0) throw std::runtime_error("attention_forward_wgmma_bf16: A must be a multiple of KV");
+  const int G = A / KV;
+  if (G != 1 && G != 2 && G != 4 && G != 8)
+    throw std::runtime_error("attention_forward_wgmma_bf16: G = A / KV must be 1, 2, 4 or 8");
+  if (A != (shape.imaginary_twins ? 2 * shape.query_heads : shape.query_heads))
+    throw std::runtime_error("attention_forward_wgmma_bf16: A must be 2Q with imaginary twins, else Q");
+  if (rope.positions < shape.T || 2 * rope.pairs > d)
+    throw std::runtime_error("attention_forward_wgmma_bf16: rope table too small");
+  // Supported here: head_dim 64 or 128 on a compute-capability 9.0 device
+  // (the sm_90a code), 16-byte aligned q, k, v (TMA and vector loads).
+  const auto misaligned = [](const void* ptr) { return (reinterpret_cast<std::uintptr_t>(ptr) & 15) != 0; };
+  if ((d != 64 && d != 128) || shape.T <= 0 || misaligned(q) || misaligned(k) || misaligned(v) || !device_is_sm90())
+    return false;
+  const bool vec_rope = rope.pairs % 8 == 0 && !misaligned(rope.cos) && !misaligned(rope.sin);
+  const Params p{q, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
+                 shape.imaginary_twins, vec_rope,
+                 static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d)))};
+  if (d == 128)
+    launch<128>(k, v, p, stream);
+  else
+    launch<64>(k, v, p, stream);
+  return true;
+}
+
+}  // namespace ropescope::kernels
