@@ -111,7 +111,7 @@ __device__ __forceinline__ void tile_sums(const float (&s)[8][4], float scale_lo
 }
 
 template <int D>
-__global__ void __launch_bounds__(kThreads, 1) distance_sums_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params p) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
   // [K stages: 2 x kKeys x D bf16][Q tile, then the warps' scratch][prob, score accumulators: 2 x slots doubles]
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
