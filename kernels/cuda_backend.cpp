@@ -106,8 +106,10 @@ DeviceArray<float> upload_vector(const std::optional<io::TensorView>& t) {
   return t ? upload_vector(*t) : DeviceArray<float>();
 }
 
-// Token rows of the LM head per chunk: fp32 logits of at most this many bytes.
-constexpr std::size_t kLogitChunkBytes = std::size_t{256} << 20;
+// Token rows of the LM head per chunk: fp32 logits of at most this many bytes,
+// rounded down to a multiple of kLogitChunkAlign rows (whole GEMM tiles).
+constexpr std::size_t kLogitChunkBytes = std::size_t{512} << 20;
+constexpr long kLogitChunkAlign = 256;
 // keep_logits copies T x V floats to the host: at most this many (1 GiB).
 constexpr std::size_t kMaxKeptLogits = std::size_t{1} << 28;
 
@@ -260,8 +262,8 @@ std::string CudaBackend::precision() const {
       "cuda ({}): {} weights as stored (F64 rounded once to f32), norm weights and biases in fp32; bf16 "
       "activations; cuBLAS GEMMs with {} inputs (activations converted exactly from bf16) and fp32 accumulation, "
       "no TF32; fp32 residual stream; RMSNorm statistics in fp32; keys rotated then rounded to bf16; attention "
-      "softmax in fp32 (flash kernel for d = 64, 128: queries rotated and rounded to bf16 in the kernel, bf16 "
-      "probabilities times bf16 values, fp32 accumulation); query noise added in fp32 to the rotated query before "
+      "softmax in fp32 (flash kernels for d = 64, 128, wgmma on compute capability 9.0 else mma.sync: queries "
+      "rotated and rounded to bf16 in the kernel, bf16 probabilities times bf16 values, fp32 accumulation); query noise added in fp32 to the rotated query before "
       "its bf16 rounding; distance sums from scores recomputed with the forward's log-sum-exp, per-tile fp32 "
       "partial sums accumulated in fp64; RoPE tables as on the CPU (exact float128 reduction or HF float32), "
       "stored as float; fp32 logits and log-sum-exp, in chunks of tokens",
@@ -329,7 +331,10 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
 
   // Activations, grown to the longest sequence seen.
   if (s.ws.T < T) {
-    const long rows = std::max<long>(1, std::min<long>(T, static_cast<long>(kLogitChunkBytes / (4 * V))));
+    const long budget_rows = static_cast<long>(kLogitChunkBytes / (4 * V));
+    const long aligned_rows = budget_rows >= kLogitChunkAlign ? budget_rows / kLogitChunkAlign * kLogitChunkAlign
+                                                              : std::max<long>(1, budget_rows);
+    const long rows = std::min<long>(T, aligned_rows);
     const bool convert = s.wtype != WeightType::bf16;
     const long widest_in = std::max({h, O, I}), widest_out = std::max({Q, KV, I});
     const std::size_t bytes = 4ull * T * (1 + h + A + 1) + 4ull * rows * V +
@@ -526,10 +531,13 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     s.linear_bf16(ws.xn.get(), L.v, L.v_bias, ws.v.get(), T, KV, h);
     kernels::rope_keys_bf16(ws.k.get(), static_cast<int>(T), layout.kv_heads, static_cast<int>(d), *rope, stream);
     if (noisy) kernels::rotate_queries_bf16(ws.q.get(), *rope, shape, &noise, l, ws.rotated_q.get(), stream);
-    if (flash)
-      kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, attention_shape,
-                                      ws.attn.get(), ws.lse.get(), stream);
-    else
+    if (flash) {
+      // The Hopper kernel where it applies (wgmma, TMA), else the mma.sync one.
+      if (!kernels::attention_forward_wgmma_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, attention_shape,
+                                                 ws.attn.get(), ws.lse.get(), stream))
+        kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, attention_shape,
+                                        ws.attn.get(), ws.lse.get(), stream);
+    } else
       kernels::attention_simple_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, attention_shape,
                                      ws.attn.get(), ws.lse.get(), stream);
     if (observer) observe(l);

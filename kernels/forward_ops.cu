@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 
 #include "backend/query_noise_value.hpp"
@@ -54,14 +55,33 @@ __global__ void embed_kernel(const W* __restrict__ table, const std::int32_t* __
   for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = to_float(src[i]);
 }
 
+// One block per row; float4 reads of x and w when cols % 4 == 0 (rows of the
+// backend's buffers are then 16-byte aligned), four bf16 written at once.
 __global__ void rmsnorm_f32_kernel(const float* __restrict__ x, const float* __restrict__ w, bf16* __restrict__ y,
                                    int cols, float eps) {
   __shared__ float shared[kRowThreads / 32];
   const float* row = x + static_cast<std::size_t>(blockIdx.x) * cols;
+  bf16* out = y + static_cast<std::size_t>(blockIdx.x) * cols;
+  if (cols % 4 == 0) {
+    const float4* row4 = reinterpret_cast<const float4*>(row);
+    float sq = 0.f;
+    for (int i = threadIdx.x; i < cols / 4; i += blockDim.x) {
+      const float4 v = row4[i];
+      sq += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    const float inv = rsqrtf(block_sum(sq, shared) / static_cast<float>(cols) + eps);
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    for (int i = threadIdx.x; i < cols / 4; i += blockDim.x) {
+      const float4 v = row4[i], g = w4[i];
+      __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out + 4 * i);
+      o[0] = __floats2bfloat162_rn(v.x * inv * g.x, v.y * inv * g.y);
+      o[1] = __floats2bfloat162_rn(v.z * inv * g.z, v.w * inv * g.w);
+    }
+    return;
+  }
   float sq = 0.f;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) sq += row[i] * row[i];
   const float inv = rsqrtf(block_sum(sq, shared) / static_cast<float>(cols) + eps);
-  bf16* out = y + static_cast<std::size_t>(blockIdx.x) * cols;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) out[i] = __float2bfloat16(row[i] * inv * w[i]);
 }
 
@@ -166,13 +186,20 @@ __global__ void softmax_rows_kernel(const float* __restrict__ scores, float* __r
     probs[base + j] = j < visible ? expf(scores[base + j] - m) * inv : 0.f;
 }
 
-__global__ void next_token_nll_kernel(const float* __restrict__ logits, int V, const std::int32_t* __restrict__ targets,
-                                      float* __restrict__ nll) {
-  __shared__ float ms[kRowThreads / 32], ss[kRowThreads / 32];
-  const float* row = logits + static_cast<std::size_t>(blockIdx.x) * V;
+constexpr int kNllThreads = 512;
+
+// Online (max, sum of exp(x - max)) of one thread over some logits.
+struct LseState {
   float m = -INFINITY, s = 0.f;
-  for (int v = threadIdx.x; v < V; v += blockDim.x) {
-    const float x = row[v];
+  __device__ void add4(float a, float b, float c, float d) {
+    const float top = fmaxf(fmaxf(a, b), fmaxf(c, d));
+    if (top > m) {
+      s *= expf(m - top);
+      m = top;
+    }
+    s += (expf(a - m) + expf(b - m)) + (expf(c - m) + expf(d - m));
+  }
+  __device__ void add(float x) {
     if (x > m) {
       s = s * expf(m - x) + 1.f;
       m = x;
@@ -180,6 +207,31 @@ __global__ void next_token_nll_kernel(const float* __restrict__ logits, int V, c
       s += expf(x - m);
     }
   }
+};
+
+// One block per row. Rows are read as float4 (16-byte aligned when V % 4 == 0,
+// as for Llama vocabularies), two loads in flight per thread, so the kernel
+// runs at memory bandwidth rather than at one 4-byte load per thread in flight.
+__global__ void next_token_nll_kernel(const float* __restrict__ logits, int V, const std::int32_t* __restrict__ targets,
+                                      float* __restrict__ nll) {
+  __shared__ float ms[kNllThreads / 32], ss[kNllThreads / 32];
+  const float* row = logits + static_cast<std::size_t>(blockIdx.x) * V;
+  LseState st;
+  const bool aligned = V % 4 == 0 && reinterpret_cast<std::uintptr_t>(row) % 16 == 0;
+  const int quads = aligned ? V / 4 : 0;
+  const float4* row4 = reinterpret_cast<const float4*>(row);
+  int i = threadIdx.x;
+  for (; i + static_cast<int>(blockDim.x) < quads; i += 2 * blockDim.x) {
+    const float4 x = row4[i], y = row4[i + blockDim.x];
+    st.add4(x.x, x.y, x.z, x.w);
+    st.add4(y.x, y.y, y.z, y.w);
+  }
+  if (i < quads) {
+    const float4 x = row4[i];
+    st.add4(x.x, x.y, x.z, x.w);
+  }
+  for (int v = 4 * quads + threadIdx.x; v < V; v += blockDim.x) st.add(row[v]);
+  float m = st.m, s = st.s;
   for (int o = 16; o > 0; o >>= 1) lse_merge(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) {
@@ -357,7 +409,7 @@ void softmax_rows_f32(const float* scores, float* probs, long q_begin, long rows
 
 void next_token_nll_f32(const float* logits, int rows, int V, const std::int32_t* targets, float* nll,
                         cudaStream_t stream) {
-  next_token_nll_kernel<<<rows, kRowThreads, 0, stream>>>(logits, V, targets, nll);
+  next_token_nll_kernel<<<rows, kNllThreads, 0, stream>>>(logits, V, targets, nll);
   cuda_check(cudaGetLastError(), "next_token_nll_kernel launch");
 }
 

@@ -12,9 +12,10 @@
 // warp tile covers the 79 distances (wpos - kbase - 63) .. (wpos - kbase + 15).
 // Reduction per warp tile, in fp32, then into fp64 shared accumulators:
 //  - when those distances fall in one slot (most tiles beyond the exact
-//    region of a log-binned profile) or two, each thread keeps its sums (and
-//    with two slots the part beyond the boundary), the warp adds them up with
-//    shuffles and lane 0 adds 2 or 4 numbers to shared memory;
+//    region of a log-binned profile) or two, each thread adds its sums to a
+//    run kept in registers while the slot stays the same (far from the
+//    diagonal a bin spans many key tiles); when the slot changes the warp adds
+//    up the run with shuffles and lane 0 adds 2 numbers to shared memory;
 //  - otherwise (near the diagonal, where slots are single distances) the warp
 //    writes its tile to a shared scratch tile and lane i adds up diagonals
 //    i, i + 32, i + 64: one shared atomic per distance.
@@ -44,6 +45,7 @@ constexpr int kDiagonals = 16 + kKeys - 1;  // distances one warp tile spans
 // 32 consecutive words, so the diagonal sums are free of bank conflicts.
 constexpr int kScratchStride = kKeys + 1;
 constexpr int kScratchBytes = kWarps * 16 * kScratchStride * 4;
+constexpr int kThreadStatsBytes = kThreads * 2 * 8;  // two fp64 sums per thread
 
 struct Params {
   const bf16* q;  // [T, Q*D], unrotated
@@ -113,7 +115,8 @@ __device__ __forceinline__ void tile_sums(const float (&s)[8][4], float scale_lo
 template <int D>
 __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params p) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  // [K stages: 2 x kKeys x D bf16][Q tile, then the warps' scratch][prob, score accumulators: 2 x slots doubles]
+  // [K stages: 2 x kKeys x D bf16][Q tile, then the warps' scratch]
+  // [prob, score accumulators: 2 x slots doubles][per-thread stats: 2 x kThreads doubles]
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
   bf16* Qs = Ks + 2 * kKeys * D;
   float* scratch = reinterpret_cast<float*>(Qs);  // reused once the Q fragments are in registers
@@ -170,7 +173,28 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
   const float lse0 = pos0 < p.T ? p.lse[static_cast<long>(a) * p.T + pos0] * kLog2e : 0.f;
   const float lse1 = pos1 < p.T ? p.lse[static_cast<long>(a) * p.T + pos1] * kLog2e : 0.f;
   const int row_last = min(wpos + 15, p.T - 1);  // last position of this warp inside the sequence
-  double distance_acc = 0.0, entropy_acc = 0.0;  // entropy in log2 units until the end
+  // This thread's running sums of p (t - s) and -p log2 p, in fp64 shared
+  // memory (registers are all taken at 2 CTAs per SM).
+  double* thread_stats = acc_score + p.out.slots + 2 * tid;
+  thread_stats[0] = thread_stats[1] = 0.0;
+  // The current run of tiles whose pairs fall in one slot: keys go up as j
+  // does, so distances (and slots) only go down, and far from the diagonal a
+  // slot spans many tiles. Each thread keeps its share of the run's sums and
+  // the warp adds them up once, when the slot changes.
+  // fp32: a run holds at most a few hundred tiles of one thread (a bin of
+  // width w spans w / 64 tiles), so its rounding stays near 1e-6 relative.
+  int run_slot = -1;
+  float run_prob = 0.f, run_score = 0.f;
+  auto flush_run = [&]() {
+    if (run_slot < 0) return;
+    const float p_sum = warp_sum(run_prob), s_sum = warp_sum(run_score);
+    if (lane == 0) {
+      atomicAdd(acc_prob + run_slot, static_cast<double>(p_sum));
+      atomicAdd(acc_score + run_slot, static_cast<double>(s_sum));
+    }
+    run_slot = -1;
+    run_prob = run_score = 0.f;
+  };
 
   for (int j = 0; j < tiles; ++j) {
     cp_async_wait<0>();
@@ -216,22 +240,25 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
       tile_sums<true, false>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, INT_MAX, t);
     }
     // sum over the row of p (pos - key) = (pos - key0) sum p - sum p (8n + (c & 1)).
-    distance_acc += static_cast<double>(static_cast<float>(pos0 - key0) * t.p_row0 - t.k_row0) +
-                    static_cast<double>(static_cast<float>(pos1 - key0) * t.p_row1 - t.k_row1);
-    entropy_acc += t.entropy;
+    thread_stats[0] += static_cast<double>(static_cast<float>(pos0 - key0) * t.p_row0 - t.k_row0) +
+                       static_cast<double>(static_cast<float>(pos1 - key0) * t.p_row1 - t.k_row1);
+    thread_stats[1] += t.entropy;
     if (slot_hi - slot_lo <= 1) {
-      const float p_all = warp_sum(t.p_row0 + t.p_row1), s_all = warp_sum(t.s_all);
-      const float p_hi = warp_sum(t.p_hi), s_hi = warp_sum(t.s_hi);
-      if (lane == 0) {
-        atomicAdd(acc_prob + slot_lo, static_cast<double>(p_all - p_hi));
-        atomicAdd(acc_score + slot_lo, static_cast<double>(s_all - s_hi));
-        if (slot_hi > slot_lo) {
-          atomicAdd(acc_prob + slot_hi, static_cast<double>(p_hi));
-          atomicAdd(acc_score + slot_hi, static_cast<double>(s_hi));
-        }
+      // The part at slot_hi continues the run (it came from larger distances);
+      // the rest starts or continues the run of slot_lo.
+      if (run_slot != slot_hi) flush_run();
+      run_slot = slot_hi;
+      run_prob += t.p_hi;
+      run_score += t.s_hi;
+      if (slot_lo != slot_hi) {
+        flush_run();
+        run_slot = slot_lo;
       }
+      run_prob += t.p_row0 + t.p_row1 - t.p_hi;
+      run_score += t.s_all - t.s_hi;
       continue;
     }
+    flush_run();
     // Scratch path: probabilities (pass 0), then raw scores (pass 1). Tile
     // element (r, col) has distance (wpos - kbase - 63) + (r - col + 63); the
     // diagonal index i = r - col + 63 runs over 0 .. 78.
@@ -262,6 +289,7 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
     }
   }
 
+  flush_run();
   __syncthreads();  // all accumulators final
   double* prob_out = p.out.prob_sum + static_cast<long>(a) * p.out.slots;
   double* score_out = p.out.score_sum + static_cast<long>(a) * p.out.slots;
@@ -270,8 +298,7 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
     if (acc_prob[k] != 0.0) atomicAdd(prob_out + k, acc_prob[k]);
     if (acc_score[k] != 0.0) atomicAdd(score_out + k, acc_score[k] * p.scale);
   }
-  distance_acc = warp_sum(distance_acc);
-  entropy_acc = warp_sum(entropy_acc);
+  const double distance_acc = warp_sum(thread_stats[0]), entropy_acc = warp_sum(thread_stats[1]);
   if (lane == 0) {
     atomicAdd(p.out.stats + 2 * a, distance_acc);
     atomicAdd(p.out.stats + 2 * a + 1, entropy_acc * 0.6931471805599453);
@@ -284,12 +311,12 @@ int capacity() {
   cuda_check(cudaGetDevice(&device), "cudaGetDevice");
   cuda_check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
              "cudaDeviceGetAttribute");
-  return (optin - fixed_smem_bytes<D>()) / (2 * static_cast<int>(sizeof(double)));
+  return (optin - fixed_smem_bytes<D>() - kThreadStatsBytes) / (2 * static_cast<int>(sizeof(double)));
 }
 
 template <int D>
 void launch(const Params& p, cudaStream_t stream) {
-  const int smem = fixed_smem_bytes<D>() + 2 * static_cast<int>(sizeof(double)) * p.out.slots;
+  const int smem = fixed_smem_bytes<D>() + 2 * static_cast<int>(sizeof(double)) * p.out.slots + kThreadStatsBytes;
   cuda_check(cudaFuncSetAttribute(distance_sums_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "distance sums smem attribute");
   const dim3 grid((p.T + kRows - 1) / kRows, p.kv_heads * p.group);
