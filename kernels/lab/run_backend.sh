@@ -20,12 +20,14 @@ for step in $steps; do
       echo "test_gpu_backend exit $?"
       grep -E "^\[(maps|profile|ec|rope|eh|random|.*noise)|FAILED|PASSED|Failure|Expected|Which is" "$out/test_backend.log" | head -80 ;;
     sanitize)
-      filter='Fixtures/CudaMatchesCpu.NllAndHidden/ec:Fixtures/CudaMatchesCpu.NllAndHidden/rope_mha_bias:CudaDistanceProfiles.*:CudaAttentionMaps.*:CudaQueryNoise.*'
+      filter='Fixtures/CudaMatchesCpu.NllAndHidden/ec:Fixtures/CudaMatchesCpu.NllAndHidden/rope_mha_bias:Fixtures/CudaMatchesCpu.NllAndHidden/eh_tied:CudaMatchesCpuRandom.*:CudaDistanceProfiles.*:CudaAttentionMaps.*:CudaQueryNoise.*'
       for tool in memcheck racecheck; do
         compute-sanitizer --tool $tool --error-exitcode 9 build-carry/test_gpu_backend --gtest_filter="$filter" \
           > "$out/$tool.log" 2>&1
-        echo "compute-sanitizer $tool exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Invalid" "$out/$tool.log" | head -5
-      done ;;
+        echo "compute-sanitizer $tool exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Race reported|Invalid" "$out/$tool.log" | sort | uniq -c | head -8
+      done
+      compute-sanitizer --tool memcheck --error-exitcode 9 build-carry/test_gpu_attention > "$out/memcheck_attention.log" 2>&1
+      echo "compute-sanitizer memcheck (attention kernels) exit $?"; grep -E "ERROR SUMMARY" "$out/memcheck_attention.log" ;;
     lab)
       build-carry/forward_lab --tokens 4096,32768,65536 --reps 5 --profile 2>&1 | tee "$out/forward_lab.log" | grep -E "^(forward|profile|wrote)" ;;
   esac
