@@ -206,3 +206,94 @@ TEST(DistanceProfile, AggregateIsThePlainMeanOfHeads) {
   EXPECT_DOUBLE_EQ(mean.mass_beyond[0], (0.75 + 0.0) / 2);
   EXPECT_EQ(analysis::aggregate({}).heads, 0);
 }
+
+namespace {
+
+// Does on the host what the CUDA backend does on the GPU: reduces the blocks
+// of one sequence to the DistanceSums of the target's request, then hands
+// them to the target once per (layer, head).
+class SumsFromBlocks : public backend::AttentionObserver {
+ public:
+  SumsFromBlocks(analysis::ProfileObserver& target, const model::HeadLayout& layout, int layers)
+      : target_(target), layout_(layout), request_(*target.distance_sums_request()),
+        sums_(static_cast<std::size_t>(layers) * layout.attention_heads) {
+    for (auto& s : sums_) s.prob.assign(request_.slots, 0.0), s.score.assign(request_.slots, 0.0);
+  }
+  void on_block(const backend::AttentionBlock& b) override {
+    auto& s = sums_[static_cast<std::size_t>(b.layer) * layout_.attention_heads + b.head.index];
+    for (long t = b.q_begin; t < b.q_end; ++t)
+      for (long k = 0; k <= t; ++k) {
+        const double p = b.probabilities[(t - b.q_begin) * b.k_end + k], z = b.scores[(t - b.q_begin) * b.k_end + k];
+        const int slot = request_.slot_of_distance[t - k];
+        s.prob[slot] += p;
+        s.score[slot] += z;
+        s.distance += p * static_cast<double>(t - k);
+        if (p > 0) s.entropy -= p * std::log(p);
+      }
+  }
+  // Hands over and clears the sums of `sequence` (T tokens).
+  void flush(int sequence, long T) {
+    for (std::size_t i = 0; i < sums_.size(); ++i) {
+      auto& s = sums_[i];
+      const int layer = static_cast<int>(i / layout_.attention_heads), head = static_cast<int>(i % layout_.attention_heads);
+      target_.on_distance_sums({sequence, layer, layout_.head(head), T, s.prob, s.score, s.distance, s.entropy});
+      s.prob.assign(request_.slots, 0.0);
+      s.score.assign(request_.slots, 0.0);
+      s.distance = s.entropy = 0.0;
+    }
+  }
+
+ private:
+  struct Sums {
+    std::vector<double> prob, score;
+    double distance = 0, entropy = 0;
+  };
+  analysis::ProfileObserver& target_;
+  model::HeadLayout layout_;
+  const backend::DistanceSumsRequest& request_;
+  std::vector<Sums> sums_;
+};
+
+}  // namespace
+
+// The DistanceSums path of ProfileObserver (what the CUDA backend feeds it)
+// equals its block path: slots split the bins at mass thresholds that are not
+// bin edges (5, 14, 40), pair counts come from T alone, and two sequences of
+// different length (T = 40 and 23) accumulate into the same profile.
+TEST(DistanceProfile, DistanceSumsEqualBlocks) {
+  auto model = ropescope::testing::load_test_model("tests/data/models/ec");
+  cpu::CpuBackend backend(model);
+  const int layers = model->config.num_hidden_layers, heads = model->layout.attention_heads;
+  const auto bins = DistanceBins::log_spaced(4, 39, 8);
+  const std::vector<long> beyond{5, 14, 40};
+  analysis::ProfileObserver from_blocks(bins, beyond, layers, heads), from_sums(bins, beyond, layers, heads);
+  const auto* request = from_sums.distance_sums_request();
+  ASSERT_NE(request, nullptr);
+  ASSERT_EQ(request->slot_of_distance.size(), 40u);
+  EXPECT_EQ(request->slots, bins.size() + 2);  // 5 and 14 fall inside bins; 40 is past the largest distance
+  SumsFromBlocks reducer(from_sums, model->layout, layers);
+  backend::ForwardOptions options;
+  for (const long T : {40L, 23L}) {
+    const auto tokens = random_tokens(T, 256, static_cast<unsigned>(T));
+    options.observer = &from_blocks;
+    backend.forward({tokens}, options);
+    options.observer = &reducer;
+    backend.forward({tokens}, options);
+    reducer.flush(0, T);
+  }
+  for (int l = 0; l < layers; ++l)
+    for (int h = 0; h < heads; ++h) {
+      const DistanceProfile a = from_blocks.result(l, h), b = from_sums.result(l, h);
+      EXPECT_EQ(a.count, b.count);
+      EXPECT_EQ(a.queries, b.queries);
+      for (int k = 0; k < bins.size(); ++k) {
+        EXPECT_NEAR(a.prob_sum[k], b.prob_sum[k], 1e-12 * a.queries) << "bin " << k;
+        EXPECT_NEAR(a.score_sum[k], b.score_sum[k], 1e-9 * a.queries) << "bin " << k;
+      }
+      for (std::size_t j = 0; j < beyond.size(); ++j) EXPECT_NEAR(a.mass_sum[j], b.mass_sum[j], 1e-12 * a.queries);
+      EXPECT_NEAR(a.distance_sum, b.distance_sum, 1e-10 * a.distance_sum);
+      EXPECT_NEAR(a.entropy_sum, b.entropy_sum, 1e-10 * a.entropy_sum);
+    }
+  backend::DistanceSums short_sums{0, 0, model->layout.head(0), 3, {}, {}, 0, 0};
+  EXPECT_THROW(from_sums.on_distance_sums(short_sums), std::invalid_argument);
+}

@@ -107,6 +107,24 @@ TEST_F(ForwardProperties, NoiseWithZeroStdIsTheCleanModelAndNoiseIsReproducible)
   EXPECT_NE(backend.forward({tokens}, other_seed)[0].nll, n1);
 }
 
+TEST_F(ForwardProperties, WithoutTheLossNoNllAndTheSameLogitsAndHiddenStates) {
+  cpu::CpuBackend backend(ec);
+  auto tokens = random_tokens(50, ec->config.vocab_size, 2);
+  backend::ForwardOptions with, without;
+  with.keep_logits = with.keep_hidden = without.keep_logits = without.keep_hidden = true;
+  without.loss = false;
+  const auto a = backend.forward({tokens}, with)[0], b = backend.forward({tokens}, without)[0];
+  EXPECT_EQ(a.nll.size(), 49u);
+  EXPECT_TRUE(b.nll.empty());
+  EXPECT_EQ(a.logits, b.logits);
+  ASSERT_EQ(a.hidden.size(), b.hidden.size());
+  for (std::size_t l = 0; l < a.hidden.size(); ++l) EXPECT_EQ(a.hidden[l], b.hidden[l]);
+  without.keep_logits = false;
+  const auto c = backend.forward({tokens}, without)[0];
+  EXPECT_TRUE(c.nll.empty());
+  EXPECT_EQ(c.logits.size(), 0);
+}
+
 TEST_F(ForwardProperties, ImaginaryNoiseOnAVanillaModelIsAnArgumentError) {
   cpu::CpuBackend backend(rope);
   backend::ForwardOptions o;
