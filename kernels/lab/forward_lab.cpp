@@ -6,7 +6,10 @@
 // `ropescope profile`: 1024 exact distances, 16 log bins per decade, mass
 // beyond 64 / 256 / 1024; no LM head, as the CLI runs it), checked for
 // sum_t sum_s p = T per head.
-// Usage: forward_lab [--shape 376m|776m] [--dir DIR] [--tokens T1,T2,..] [--reps N] [--profile]
+// With --check-cpu, the first length is also run through the CPU backend
+// (float32 reference) and per-token NLL and every layer's residual stream are
+// compared, worst element named with its layer and position.
+// Usage: forward_lab [--shape 376m|776m] [--dir DIR] [--tokens T1,T2,..] [--reps N] [--profile] [--check-cpu]
 // Prints one line per measurement, starting "forward" or "profile", that
 // bench/gpu_targets.py reads.
 #include <fmt/format.h>
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "analysis/distance_profile.hpp"
+#include "cpu/cpu_backend.hpp"
 #include "kernels/cuda_backend.hpp"
 #include "kernels/lab/random_checkpoint.hpp"
 #include "model/weights.hpp"
@@ -62,7 +66,7 @@ int main(int argc, char** argv) {
   std::string shape_name = "376m", dir;
   std::vector<long> lengths{4096};
   int reps = 10;
-  bool profile = false;
+  bool profile = false, check_cpu = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -85,6 +89,8 @@ int main(int argc, char** argv) {
       reps = std::stoi(value());
     } else if (arg == "--profile") {
       profile = true;
+    } else if (arg == "--check-cpu") {
+      check_cpu = true;
     } else {
       throw std::invalid_argument("unknown argument " + arg);
     }
@@ -109,6 +115,33 @@ int main(int argc, char** argv) {
     std::uniform_int_distribution<std::int32_t> id(0, c.vocab_size - 1);
     std::vector<std::vector<std::int32_t>> tokens(1, std::vector<std::int32_t>(T));
     for (auto& t : tokens[0]) t = id(rng);
+    if (check_cpu && T == lengths.front()) {
+      rs::backend::ForwardOptions keep;
+      keep.keep_hidden = true;
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto cpu = rs::cpu::CpuBackend(model).forward(tokens, keep)[0];
+      const double cpu_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const auto gpu = backend.forward(tokens, keep)[0];
+      double nll_max = 0, nll_mean = 0;
+      long nll_at = 0;
+      for (std::size_t t = 0; t < cpu.nll.size(); ++t) {
+        const double diff = std::abs(gpu.nll[t] - cpu.nll[t]);
+        nll_mean += diff / static_cast<double>(cpu.nll.size());
+        if (diff > nll_max) nll_max = diff, nll_at = static_cast<long>(t);
+      }
+      fmt::print("check_cpu T={} cpu_s={:.1f} nll_max_abs_diff={:.3e} at position {} (cpu {:.5f}, cuda {:.5f}) "
+                 "nll_mean_abs_diff={:.3e}\n",
+                 T, cpu_s, nll_max, nll_at, cpu.nll[nll_at], gpu.nll[nll_at], nll_mean);
+      for (std::size_t l = 0; l < cpu.hidden.size(); ++l) {
+        const auto& r = cpu.hidden[l];
+        const auto& g = gpu.hidden[l];
+        Eigen::Index t, i;
+        const double worst = (g - r).cwiseAbs().maxCoeff(&t, &i);
+        fmt::print("check_cpu layer={} hidden_rel_norm={:.3e} worst_abs={:.3e} at position {} feature {} (cpu {:.4f}, "
+                   "cuda {:.4f}; layer max |x| {:.2f})\n",
+                   l, (g - r).norm() / r.norm(), worst, t, i, r(t, i), g(t, i), r.cwiseAbs().maxCoeff());
+      }
+    }
     const rs::backend::ForwardOptions options;
     double mean_nll = 0;
     const double forward_ms = median_ms(2, reps, [&] {
