@@ -205,18 +205,7 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
     const bf16* kt = Ks + (j & 1) * kKeys * D;
 
     float s[8][4];
-#pragma unroll
-    for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-      for (int np = 0; np < 4; ++np) {
-        uint32_t b0, b1, b2, b3;
-        ldmatrix_x4(b0, b1, b2, b3, kt + swz<D>(np * 16 + (lane & 7) + (lane >> 4) * 8, kk * 16 + ((lane >> 3) & 1) * 8));
-        mma_bf16(s[2 * np], qf[kk], b0, b1);
-        mma_bf16(s[2 * np + 1], qf[kk], b2, b3);
-      }
-    }
+    warp_scores<D>(qf, kt, lane, s);
 
     // Element (n, c): row pos0 (c < 2) or pos1, key kbase + 8n + 2 t4 + (c & 1).
     // Pairs with key > row, or rows past T (last CTA only), count nothing.

@@ -1,6 +1,7 @@
 // Device helpers shared by the mma.sync kernels (attention.cu,
 // attention_profile.cu): the XOR swizzle of shared-memory tiles, cp.async,
-// ldmatrix, the m16n8k16 bf16 tensor-core product, bf16 packing and exp2.
+// ldmatrix, the m16n8k16 bf16 tensor-core product, bf16 packing, exp2, and a
+// warp's 16 x 64 score tile.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -61,6 +62,27 @@ __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
+}
+
+// S = Q K^T for one warp: its 16 query rows (A fragments qf, one per 16 dims)
+// against the 64 keys of a swizzled [64, D] K tile, fp32 accumulators of 8
+// n-tiles of 8 keys. ldmatrix x4 on K rows gives b0/b1 of two n-tiles:
+// matrices (keys +0..7, dims +0..7), (+0..7, +8..15), (+8..15, +0..7), (+8..15, +8..15).
+template <int D>
+__device__ __forceinline__ void warp_scores(const uint32_t (&qf)[D / 16][4], const __nv_bfloat16* kt, int lane,
+                                            float (&s)[8][4]) {
+#pragma unroll
+  for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {
+      uint32_t b0, b1, b2, b3;
+      ldmatrix_x4(b0, b1, b2, b3, kt + swz<D>(np * 16 + (lane & 7) + (lane >> 4) * 8, kk * 16 + ((lane >> 3) & 1) * 8));
+      mma_bf16(s[2 * np], qf[kk], b0, b1);
+      mma_bf16(s[2 * np + 1], qf[kk], b2, b3);
+    }
+  }
 }
 
 }  // namespace ropescope::kernels::mma
