@@ -248,6 +248,26 @@ __global__ void next_token_nll_kernel(const float* __restrict__ logits, int V, c
 
 constexpr int kMaxHeadDim = 256;
 
+// The plain kernels' prologue (one warp): the rotated query of attention head
+// a at position t into query[0 .. d-1] (fp32, or rounded to bf16 with
+// round_query); returns the head's KV head.
+__device__ int stage_query_row(const bf16* __restrict__ q, const float* __restrict__ cos,
+                               const float* __restrict__ sin, int pairs, const AttentionShape& shape, int t, int a,
+                               bool round_query, float* query) {
+  const int d = shape.head_dim;
+  const int query_head = shape.imaginary_twins ? a / 2 : a;
+  const bool imaginary = shape.imaginary_twins && (a % 2 == 1);
+  const bf16* qrow = q + (static_cast<std::size_t>(t) * shape.query_heads + query_head) * d;
+  const std::size_t table_row = static_cast<std::size_t>(t) * pairs;
+  for (int i = threadIdx.x % 32; i < d; i += 32) {
+    const float r = rotated_query_dim(qrow, i, pairs, cos + table_row, sin + table_row,
+                                      imaginary ? QueryRotation::imaginary : QueryRotation::real);
+    query[i] = round_query ? __bfloat162float(__float2bfloat16(r)) : r;
+  }
+  __syncwarp();
+  return a / (shape.attention_heads / shape.kv_heads);
+}
+
 // Block = one warp for query position blockIdx.x, attention head blockIdx.y.
 __global__ void attention_simple_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
                                         const bf16* __restrict__ v, const float* __restrict__ cos,
@@ -255,15 +275,7 @@ __global__ void attention_simple_kernel(const bf16* __restrict__ q, const bf16* 
                                         bf16* __restrict__ out, float* __restrict__ lse) {
   __shared__ float query[kMaxHeadDim];
   const int t = blockIdx.x, a = blockIdx.y, lane = threadIdx.x, d = shape.head_dim;
-  const int query_head = shape.imaginary_twins ? a / 2 : a;
-  const bool imaginary = shape.imaginary_twins && (a % 2 == 1);
-  const int kv_head = a / (shape.attention_heads / shape.kv_heads);
-  const bf16* qrow = q + (static_cast<std::size_t>(t) * shape.query_heads + query_head) * d;
-  const std::size_t table_row = static_cast<std::size_t>(t) * pairs;
-  for (int i = lane; i < d; i += 32)
-    query[i] = rotated_query_dim(qrow, i, pairs, cos + table_row, sin + table_row,
-                                 imaginary ? QueryRotation::imaginary : QueryRotation::real);
-  __syncwarp();
+  const int kv_head = stage_query_row(q, cos, sin, pairs, shape, t, a, false, query);
   const float scale = rsqrtf(static_cast<float>(d));
   float acc[kMaxHeadDim / 32] = {};
   float m = -INFINITY, l = 0.f;
@@ -292,17 +304,7 @@ __global__ void distance_sums_simple_kernel(const bf16* __restrict__ q, const bf
                                             DistanceSumsOut out) {
   __shared__ float query[kMaxHeadDim];
   const int t = blockIdx.x, a = blockIdx.y, lane = threadIdx.x, d = shape.head_dim;
-  const int query_head = shape.imaginary_twins ? a / 2 : a;
-  const bool imaginary = shape.imaginary_twins && (a % 2 == 1);
-  const int kv_head = a / (shape.attention_heads / shape.kv_heads);
-  const bf16* qrow = q + (static_cast<std::size_t>(t) * shape.query_heads + query_head) * d;
-  const std::size_t table_row = static_cast<std::size_t>(t) * pairs;
-  for (int i = lane; i < d; i += 32) {
-    const float r = rotated_query_dim(qrow, i, pairs, cos + table_row, sin + table_row,
-                                      imaginary ? QueryRotation::imaginary : QueryRotation::real);
-    query[i] = round_query ? __bfloat162float(__float2bfloat16(r)) : r;
-  }
-  __syncwarp();
+  const int kv_head = stage_query_row(q, cos, sin, pairs, shape, t, a, round_query, query);
   const float scale = rsqrtf(static_cast<float>(d));
   const float row_lse = lse[static_cast<std::size_t>(a) * shape.T + t];
   const std::size_t kv_stride = static_cast<std::size_t>(shape.kv_heads) * d;

@@ -240,15 +240,8 @@ bool flash_attention_supports(const AttentionShape& shape) {
 
 void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {
-  const int KV = shape.kv_heads, A = shape.attention_heads, d = shape.head_dim;
-  if (KV <= 0 || A % KV != 0) throw std::runtime_error("attention_forward_bf16: A must be a multiple of KV");
-  const int G = A / KV;
-  if (G != 1 && G != 2 && G != 4 && G != 8)
-    throw std::runtime_error("attention_forward_bf16: G = A / KV must be 1, 2, 4 or 8");
-  if (A != (shape.imaginary_twins ? 2 * shape.query_heads : shape.query_heads))
-    throw std::runtime_error("attention_forward_bf16: A must be 2Q with imaginary twins, else Q");
-  if (rope.positions < shape.T || 2 * rope.pairs > d)
-    throw std::runtime_error("attention_forward_bf16: rope table too small");
+  const int KV = shape.kv_heads, d = shape.head_dim;
+  const int G = check_attention_shape("attention_forward_bf16", shape, rope);
   Params p{q, k, v, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
            shape.imaginary_twins, static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d)))};
   if (d == 128)

@@ -324,17 +324,15 @@ int distance_sums_slot_capacity(int head_dim) {
 void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
                                   const AttentionShape& shape, const float* lse, const DistanceSumsOut& out,
                                   cudaStream_t stream) {
-  if (!flash_attention_supports(shape))
-    throw std::runtime_error("attention_distance_sums_bf16: shape outside flash_attention_supports");
-  if (rope.positions < shape.T || 2 * rope.pairs > shape.head_dim)
-    throw std::runtime_error("attention_distance_sums_bf16: rope table too small");
+  const int G = check_attention_shape("attention_distance_sums_bf16", shape, rope);
+  if (shape.head_dim != 64 && shape.head_dim != 128)
+    throw std::runtime_error("attention_distance_sums_bf16: head_dim must be 64 or 128");
   if (out.slots < 1 || out.slots > distance_sums_slot_capacity(shape.head_dim))
     throw std::runtime_error("attention_distance_sums_bf16: " + std::to_string(out.slots) +
                              " slots, outside 1 .. distance_sums_slot_capacity");
   const double scale = 1.0 / std::sqrt(static_cast<double>(shape.head_dim));
-  const Params p{q, k, rope.cos, rope.sin, lse, shape.T, shape.query_heads, shape.kv_heads,
-                 shape.attention_heads / shape.kv_heads, rope.pairs, shape.imaginary_twins,
-                 static_cast<float>(scale * 1.4426950408889634), scale, out};
+  const Params p{q,  k,  rope.cos, rope.sin, lse, shape.T, shape.query_heads, shape.kv_heads, G, rope.pairs,
+                 shape.imaginary_twins, static_cast<float>(scale * 1.4426950408889634), scale, out};
   if (shape.head_dim == 128)
     launch<128>(p, stream);
   else

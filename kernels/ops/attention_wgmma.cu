@@ -35,6 +35,7 @@
 #include <stdexcept>
 
 #include "kernels/ops/check.cuh"
+#include "kernels/ops/mma.cuh"
 #include "kernels/ops/ops.hpp"
 
 namespace ropescope::kernels {
@@ -147,16 +148,8 @@ __device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t* a, 
 #undef REGS32
 #undef REGS64
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
+using mma::fast_exp2;
+using mma::pack_bf16;
 
 struct Params {
   const bf16* q;       // [T, Q*D]
@@ -589,15 +582,8 @@ bool device_is_sm90() {
 
 bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                                   const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {
-  const int KV = shape.kv_heads, A = shape.attention_heads, d = shape.head_dim;
-  if (KV <= 0 || A % KV != 0) throw std::runtime_error("attention_forward_wgmma_bf16: A must be a multiple of KV");
-  const int G = A / KV;
-  if (G != 1 && G != 2 && G != 4 && G != 8)
-    throw std::runtime_error("attention_forward_wgmma_bf16: G = A / KV must be 1, 2, 4 or 8");
-  if (A != (shape.imaginary_twins ? 2 * shape.query_heads : shape.query_heads))
-    throw std::runtime_error("attention_forward_wgmma_bf16: A must be 2Q with imaginary twins, else Q");
-  if (rope.positions < shape.T || 2 * rope.pairs > d)
-    throw std::runtime_error("attention_forward_wgmma_bf16: rope table too small");
+  const int KV = shape.kv_heads, d = shape.head_dim;
+  const int G = check_attention_shape("attention_forward_wgmma_bf16", shape, rope);
   // Supported here: head_dim 64 or 128 on a compute-capability 9.0 device
   // (the sm_90a code), 16-byte aligned q, k, v (TMA and vector loads).
   const auto misaligned = [](const void* ptr) { return (reinterpret_cast<std::uintptr_t>(ptr) & 15) != 0; };
