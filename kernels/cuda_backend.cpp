@@ -301,6 +301,7 @@ namespace {
 struct ObserverBuffers {
   // Distance sums.
   int slots = 0;
+  bool tensor_core_sums = false;  // attention_distance_sums_bf16, else the plain kernel (more slots, other shapes)
   DeviceArray<std::int32_t> slot_of_distance, slot_start;
   DeviceArray<double> prob_sum, score_sum, stats;  // [A, slots], [A, slots], [A, 2]
   std::vector<double> host_prob, host_score, host_stats;
@@ -414,6 +415,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   const backend::DistanceSumsRequest* sums_request = observer ? observer->distance_sums_request() : nullptr;
   if (sums_request) {
     ob.slots = sums_request->slots;
+    ob.tensor_core_sums = flash && ob.slots <= kernels::distance_sums_slot_capacity(static_cast<int>(d));
     std::vector<std::int32_t> start(ob.slots, -1);
     for (long D = T - 1; D >= 0; --D) start[sums_request->slot_of_distance[D]] = static_cast<std::int32_t>(D);
     ob.slot_of_distance = DeviceArray<std::int32_t>(T);
@@ -450,7 +452,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       check(cudaMemsetAsync(ob.stats.get(), 0, ob.stats.size() * sizeof(double), stream), "memset");
       const kernels::DistanceSumsOut out{ob.slot_of_distance.get(), ob.slot_start.get(), ob.slots,
                                          ob.prob_sum.get(),         ob.score_sum.get(),  ob.stats.get()};
-      if (flash && ob.slots <= kernels::distance_sums_slot_capacity(static_cast<int>(d)))
+      if (ob.tensor_core_sums)
         kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope, attention_shape, ws.lse.get(),
                                               out, stream);
       else

@@ -58,36 +58,16 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
   const int qcols = p.query_heads * D, kvcols = p.kv_heads * D;
   const int acols = p.kv_heads * p.group * D;
 
-  // Stage the rotated queries: row r = (group head r / P, position q0 + r % P).
-  // Attention head a = kv * G + r / P reads query head a / 2 (twins) or a and
-  // rotates it as real (HF q cos + rotate_half(q) sin) or imaginary (the same
-  // rotated by -pi/2: q sin - rotate_half(q) cos); dims >= 2 * pairs pass through.
-  for (int e = tid; e < kRows * D; e += kThreads) {
-    const int r = e / D, i = e % D;
-    const int a = kv * p.group + r / P, t = q0 + r % P;
-    float val = 0.f;
-    if (t < p.T) {
-      const int qh = p.twins ? a >> 1 : a;
-      const QueryRotation rotation = p.twins && (a & 1) ? QueryRotation::imaginary : QueryRotation::real;
-      const long table_row = static_cast<long>(t) * p.pairs;
-      val = rotated_query_dim(p.q + static_cast<long>(t) * qcols + qh * D, i, p.pairs, p.cos + table_row,
-                              p.sin + table_row, rotation);
-    }
-    Qs[swz<D>(r, i)] = __float2bfloat16(val);
-  }
+  // Stage the rotated queries: row r is group head r / P (attention head
+  // kv * G + r / P) at position q0 + r % P.
+  stage_rotated_queries<D, kRows, kThreads>(Qs, p.q, p.cos, p.sin, p.T, qcols, p.pairs, p.twins, tid, [&](int r) {
+    return make_int2(kv * p.group + r / P, q0 + r % P);
+  });
 
   // Loads key tile j (keys j*64 ..) of K and V into stage `stage`; rows past T are zeros.
   auto load_kv = [&](int j, int stage) {
-    bf16* kd = Ks + stage * kKeys * D;
-    bf16* vd = Vs + stage * kKeys * D;
-    for (int c = tid; c < kKeys * D / 8; c += kThreads) {
-      const int row = c / (D / 8), col = (c % (D / 8)) * 8;
-      const int key = j * kKeys + row;
-      const bool in = key < p.T;
-      const long g = static_cast<long>(in ? key : 0) * kvcols + kv * D + col;
-      cp_async16(kd + swz<D>(row, col), p.k + g, in ? 16 : 0);
-      cp_async16(vd + swz<D>(row, col), p.v + g, in ? 16 : 0);
-    }
+    load_tiles_async<D, kKeys, kThreads, 2>({Ks + stage * kKeys * D, Vs + stage * kKeys * D}, {p.k, p.v}, j, kvcols,
+                                            kv * D, p.T, tid);
     cp_async_commit();
   };
 
@@ -194,28 +174,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
     }
   }
 
-  // Epilogue: full row sums over the quad, normalise, write out and lse.
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const int a = kv * p.group + wrow / P;
-  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n) {
-    const int col = a * D + 8 * n + 2 * t4;  // this thread's c0, c1 (row g) and c2, c3 (row g + 8)
-    if (pos0 < p.T)
-      *reinterpret_cast<__nv_bfloat162*>(p.out + static_cast<long>(pos0) * acols + col) =
-          __floats2bfloat162_rn(o[n][0] * inv0, o[n][1] * inv0);
-    if (pos1 < p.T)
-      *reinterpret_cast<__nv_bfloat162*>(p.out + static_cast<long>(pos1) * acols + col) =
-          __floats2bfloat162_rn(o[n][2] * inv1, o[n][3] * inv1);
-  }
-  if (t4 == 0) {
-    constexpr float kLn2 = 0.6931471805599453f;
-    if (pos0 < p.T) p.lse[static_cast<long>(a) * p.T + pos0] = (m0 + log2f(l0)) * kLn2;
-    if (pos1 < p.T) p.lse[static_cast<long>(a) * p.T + pos1] = (m1 + log2f(l1)) * kLn2;
-  }
+  write_attention_rows<D>([&](int n, int c) { return o[n][c]; }, m0, m1, l0, l1, pos0, pos1, p.T,
+                          kv * p.group + wrow / P, acols, t4, p.out, p.lse);
 }
 
 template <int D>

@@ -130,28 +130,10 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
   const int* slot_of = p.out.slot_of_distance;
 
   for (int i = tid; i < 2 * p.out.slots; i += kThreads) acc_prob[i] = 0.0;
-  {
-    const int qh = p.twins ? a >> 1 : a;
-    const QueryRotation rotation = p.twins && (a & 1) ? QueryRotation::imaginary : QueryRotation::real;
-    for (int e = tid; e < kRows * D; e += kThreads) {
-      const int r = e / D, i = e % D, t = q0 + r;
-      float val = 0.f;
-      if (t < p.T) {
-        const long table_row = static_cast<long>(t) * p.pairs;
-        val = rotated_query_dim(p.q + static_cast<long>(t) * qcols + qh * D, i, p.pairs, p.cos + table_row,
-                                p.sin + table_row, rotation);
-      }
-      Qs[swz<D>(r, i)] = __float2bfloat16(val);
-    }
-  }
+  stage_rotated_queries<D, kRows, kThreads>(Qs, p.q, p.cos, p.sin, p.T, qcols, p.pairs, p.twins, tid,
+                                            [&](int r) { return make_int2(a, q0 + r); });
   auto load_k = [&](int j, int stage) {
-    bf16* kd = Ks + stage * kKeys * D;
-    for (int c = tid; c < kKeys * D / 8; c += kThreads) {
-      const int row = c / (D / 8), col = (c % (D / 8)) * 8;
-      const int key = j * kKeys + row;
-      const bool in = key < p.T;
-      cp_async16(kd + swz<D>(row, col), p.k + static_cast<long>(in ? key : 0) * kvcols + kv * D + col, in ? 16 : 0);
-    }
+    load_tiles_async<D, kKeys, kThreads, 1>({Ks + stage * kKeys * D}, {p.k}, j, kvcols, kv * D, p.T, tid);
     cp_async_commit();
   };
   const int q_last = min(q0 + kRows, p.T) - 1;

@@ -150,6 +150,7 @@ __device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t* a, 
 
 using mma::fast_exp2;
 using mma::pack_bf16;
+using mma::write_attention_rows;
 
 struct Params {
   const bf16* q;       // [T, Q*D]
@@ -503,28 +504,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
   for (int i = 0; i < D / 2; ++i) fence_reg(o[i]);
 
-  // Epilogue: full row sums over the quad, normalise, write out and lse.
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const int a = kv * p.group + r0 / P;
-  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n) {
-    const int col = a * D + 8 * n + 2 * t4;
-    if (pos0 < p.T)
-      *reinterpret_cast<__nv_bfloat162*>(p.out + static_cast<long>(pos0) * acols + col) =
-          __floats2bfloat162_rn(o[4 * n] * inv0, o[4 * n + 1] * inv0);
-    if (pos1 < p.T)
-      *reinterpret_cast<__nv_bfloat162*>(p.out + static_cast<long>(pos1) * acols + col) =
-          __floats2bfloat162_rn(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
-  }
-  if (t4 == 0) {
-    constexpr float kLn2 = 0.6931471805599453f;
-    if (pos0 < p.T) p.lse[static_cast<long>(a) * p.T + pos0] = (m0 + log2f(l0)) * kLn2;
-    if (pos1 < p.T) p.lse[static_cast<long>(a) * p.T + pos1] = (m1 + log2f(l1)) * kLn2;
-  }
+  write_attention_rows<D>([&](int n, int c) { return o[4 * n + c]; }, m0, m1, l0, l1, pos0, pos1, p.T,
+                          kv * p.group + r0 / P, acols, t4, p.out, p.lse);
 }
 
 // cuTensorMapEncodeTiled through the runtime's driver entry point (no libcuda link).

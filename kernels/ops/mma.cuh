@@ -1,12 +1,16 @@
-// Device helpers shared by the mma.sync kernels (attention.cu,
-// attention_profile.cu): the XOR swizzle of shared-memory tiles, cp.async,
-// ldmatrix, the m16n8k16 bf16 tensor-core product, bf16 packing, exp2, and a
-// warp's 16 x 64 score tile.
+// Device helpers shared by the flash kernels (attention.cu,
+// attention_profile.cu; attention_wgmma.cu takes packing, exp2 and the
+// epilogue): the XOR swizzle of shared-memory tiles, cp.async, ldmatrix, the
+// m16n8k16 bf16 tensor-core product, bf16 packing, exp2, the staging of
+// rotated queries and of key / value tiles, a warp's 16 x 64 score tile, and
+// the epilogue that writes normalised rows and their log-sum-exp.
 #pragma once
 
 #include <cuda_bf16.h>
 
 #include <cstdint>
+
+#include "kernels/ops/rope_query.cuh"
 
 namespace ropescope::kernels::mma {
 
@@ -82,6 +86,78 @@ __device__ __forceinline__ void warp_scores(const uint32_t (&qf)[D / 16][4], con
       mma_bf16(s[2 * np], qf[kk], b0, b1);
       mma_bf16(s[2 * np + 1], qf[kk], b2, b3);
     }
+  }
+}
+
+// Stages kRows rotated queries, rounded to bf16, into the swizzled [kRows, D]
+// tile Qs (all kThreads threads take part): row r is attention head a at
+// position t, {a, t} = row_of(r) (an int2); rows past T are zeros. Head a reads query
+// head a / 2 (twins) or a of q [T, qcols] and rotates it as real or, for the
+// odd twin, imaginary (rope_query.cuh).
+template <int D, int kRows, int kThreads, class RowOf>
+__device__ __forceinline__ void stage_rotated_queries(__nv_bfloat16* Qs, const __nv_bfloat16* q, const float* cos,
+                                                      const float* sin, int T, int qcols, int pairs, bool twins,
+                                                      int tid, RowOf row_of) {
+  for (int e = tid; e < kRows * D; e += kThreads) {
+    const int r = e / D, i = e % D;
+    const int2 head_pos = row_of(r);
+    const int a = head_pos.x, t = head_pos.y;
+    float val = 0.f;
+    if (t < T) {
+      const int qh = twins ? a >> 1 : a;
+      const QueryRotation rotation = twins && (a & 1) ? QueryRotation::imaginary : QueryRotation::real;
+      const long table_row = static_cast<long>(t) * pairs;
+      val = rotated_query_dim(q + static_cast<long>(t) * qcols + qh * D, i, pairs, cos + table_row, sin + table_row,
+                              rotation);
+    }
+    Qs[swz<D>(r, i)] = __float2bfloat16(val);
+  }
+}
+
+// Issues the cp.async copies (no commit) of rows j * kKeys .. of the D columns
+// starting at col0 of kMatrices [T, cols] bf16 matrices src[m] into the
+// swizzled [kKeys, D] tiles dst[m] (K, or K and V in one pass); rows past T
+// are zeros.
+template <int D, int kKeys, int kThreads, int kMatrices>
+__device__ __forceinline__ void load_tiles_async(__nv_bfloat16* const (&dst)[kMatrices],
+                                                 const __nv_bfloat16* const (&src)[kMatrices], int j, int cols,
+                                                 int col0, int T, int tid) {
+  for (int c = tid; c < kKeys * D / 8; c += kThreads) {
+    const int row = c / (D / 8), col = (c % (D / 8)) * 8;
+    const int key = j * kKeys + row;
+    const bool in = key < T;
+    const long offset = static_cast<long>(in ? key : 0) * cols + col0 + col;
+#pragma unroll
+    for (int m = 0; m < kMatrices; ++m) cp_async16(dst[m] + swz<D>(row, col), src[m] + offset, in ? 16 : 0);
+  }
+}
+
+// A flash kernel's epilogue for one thread of an m16n8 accumulator layout:
+// rows pos0 and pos1 (the thread's g and g + 8) of attention head a, columns
+// 8n + 2 t4 + {0, 1} of n-tile n as o(n, 0..3). Completes the row sums l over
+// the quad (lanes 4g .. 4g+3), writes out[pos, a * D + col] = o / l as bf16
+// and lse[a, pos] = (m + log2 l) ln 2 (m in log2 units); rows past T skipped.
+template <int D, class Acc>
+__device__ __forceinline__ void write_attention_rows(Acc o, float m0, float m1, float l0, float l1, int pos0, int pos1,
+                                                     int T, int a, long acols, int t4, __nv_bfloat16* out,
+                                                     float* lse) {
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) {
+    const int col = a * D + 8 * n + 2 * t4;
+    if (pos0 < T)
+      *reinterpret_cast<__nv_bfloat162*>(out + pos0 * acols + col) = __floats2bfloat162_rn(o(n, 0) * inv0, o(n, 1) * inv0);
+    if (pos1 < T)
+      *reinterpret_cast<__nv_bfloat162*>(out + pos1 * acols + col) = __floats2bfloat162_rn(o(n, 2) * inv1, o(n, 3) * inv1);
+  }
+  if (t4 == 0) {
+    constexpr float kLn2 = 0.6931471805599453f;
+    if (pos0 < T) lse[static_cast<long>(a) * T + pos0] = (m0 + log2f(l0)) * kLn2;
+    if (pos1 < T) lse[static_cast<long>(a) * T + pos1] = (m1 + log2f(l1)) * kLn2;
   }
 }
 
