@@ -127,23 +127,37 @@ TEST_P(CudaMatchesCpu, NllAndHidden) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaMatchesCpu, ::testing::ValuesIn(fixture_cases()),
                          [](const auto& info) { return info.param["case"].template get<std::string>(); });
 
-// Random checkpoints at the flash kernel's head dimensions.
-void random_case(const std::string& label, rs::kernels::lab::RandomModelShape shape, bool ablate_one) {
-  std::string why;
-  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+// A random checkpoint of `shape` (projection std 1 / sqrt(hidden)), written
+// under the temp directory, loaded, and its directory removed (the model's
+// memory map keeps the data).
+std::shared_ptr<const rs::model::Model> random_model(const std::string& label, rs::kernels::lab::RandomModelShape shape) {
   shape.std = 1.0f / std::sqrt(static_cast<float>(shape.hidden));
   const auto dir = std::filesystem::temp_directory_path() / ("ropescope_gpu_backend_" + label);
   rs::kernels::lab::write_random_checkpoint(dir, shape);
   auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(dir));
-  std::mt19937 rng(5);
-  std::uniform_int_distribution<std::int32_t> id(0, shape.vocab - 1);
-  std::vector<std::vector<std::int32_t>> tokens(1, std::vector<std::int32_t>(300));
-  for (auto& x : tokens[0]) x = id(rng);
+  std::filesystem::remove_all(dir);
+  return model;
+}
+
+// T ids uniform in [0, vocab) from mt19937(seed) (the numbers in kernels/NOTES.md were measured with these).
+std::vector<std::int32_t> uniform_tokens(long T, int vocab, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::int32_t> id(0, vocab - 1);
+  std::vector<std::int32_t> t(T);
+  for (auto& x : t) x = id(rng);
+  return t;
+}
+
+// Random checkpoints at the flash kernels' head dimensions.
+void random_case(const std::string& label, rs::kernels::lab::RandomModelShape shape, bool ablate_one) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  const auto model = random_model(label, shape);
+  const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(300, shape.vocab, 5)};
   ForwardOptions options;
   options.keep_hidden = true;
   if (ablate_one) options.ablation.heads = {{0, 1}, {1, 2}};
   compare(label, model, tokens, options);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(CudaMatchesCpuRandom, EcHeadDim128) {
@@ -174,21 +188,6 @@ TEST(CudaBackendRefuses, HugeLogitsAndBadTokens) {
 
 // ---- Query noise, attention maps and distance profiles on the GPU ----------
 
-std::shared_ptr<const rs::model::Model> random_model(const std::string& label, rs::kernels::lab::RandomModelShape shape) {
-  shape.std = 1.0f / std::sqrt(static_cast<float>(shape.hidden));
-  const auto dir = std::filesystem::temp_directory_path() / ("ropescope_gpu_backend_" + label);
-  rs::kernels::lab::write_random_checkpoint(dir, shape);
-  return std::make_shared<const rs::model::Model>(rs::model::load_model(dir));
-}
-
-std::vector<std::int32_t> random_tokens(long T, int vocab, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<std::int32_t> id(0, vocab - 1);
-  std::vector<std::int32_t> t(T);
-  for (auto& x : t) x = id(rng);
-  return t;
-}
-
 // Noise on either component, on test models (plain kernels) and a d = 128 EC
 // model (flash kernel): the same noise values as the CPU, so the same
 // tolerance as the clean forward; and the noise must change the result.
@@ -204,7 +203,7 @@ TEST(CudaQueryNoise, MatchesCpu) {
       {"eh", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/eh")))},
       {"ec_d128", random_model("noise_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3})}};
   for (const auto& c : cases) {
-    const std::vector<std::vector<std::int32_t>> tokens{random_tokens(200, c.model->config.vocab_size, 9)};
+    const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(200, c.model->config.vocab_size, 9)};
     for (const auto kind : {rs::model::HeadKind::real, rs::model::HeadKind::imaginary}) {
       ForwardOptions options;
       options.keep_hidden = true;
@@ -229,7 +228,7 @@ TEST(CudaAttentionMaps, MatchCpu) {
     auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/" + name)));
     const long T = 97;
     const bool virtual_im = model->layout.variant == rs::model::Variant::rope;
-    const std::vector<std::vector<std::int32_t>> tokens{random_tokens(T, model->config.vocab_size, 4)};
+    const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(T, model->config.vocab_size, 4)};
     rs::testing::MapRecorder cpu_maps(T, virtual_im), gpu_maps(T, virtual_im);
     ForwardOptions options;
     options.observer = &cpu_maps;
@@ -330,7 +329,7 @@ TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
     const std::vector<long> beyond{64, 256, 1024};
     rs::analysis::ProfileObserver sums(bins, beyond, layers, heads);
     BlockProfileObserver gpu_blocks(bins, beyond, layers, heads), cpu_blocks(bins, beyond, layers, heads);
-    const std::vector<std::vector<std::int32_t>> tokens{random_tokens(c.T, c.model->config.vocab_size, 21)};
+    const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(c.T, c.model->config.vocab_size, 21)};
     ForwardOptions options;
     if (c.noise) options.noise = rs::backend::QueryNoise{rs::model::HeadKind::imaginary, 0.5, 99};
     rs::cuda::CudaBackend gpu(c.model);
