@@ -83,7 +83,9 @@ cudaDataType_t cuda_type(WeightType type) {
 std::size_t type_size(WeightType type) { return type == WeightType::f32 ? 4 : 2; }
 
 // A matrix in its stored dtype, byte for byte (F64, held as f32, is rounded once).
-DeviceArray<std::byte> upload_matrix(const io::TensorView& t) {
+// Row selections (fused or permuted projections) are refused before this (unsupported_features).
+DeviceArray<std::byte> upload_matrix(const model::WeightView& w) {
+  const io::TensorView& t = w.tensor;
   DeviceArray<std::byte> d(t.numel() * type_size(weight_type(t.dtype())));
   if (t.dtype() == io::Dtype::F64) {
     const std::vector<float> f = t.to_float();
@@ -95,14 +97,15 @@ DeviceArray<std::byte> upload_matrix(const io::TensorView& t) {
 }
 
 // Norm weights and biases as fp32 (exact for bf16, f16 and f32 checkpoints).
-DeviceArray<float> upload_vector(const io::TensorView& t) {
-  const std::vector<float> f = t.to_float();
+DeviceArray<float> upload_vector(const model::WeightView& t) {
+  std::vector<float> f(t.numel());
+  t.to_float(f);
   DeviceArray<float> d(f.size());
   check(cudaMemcpy(d.get(), f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice), "upload vector");
   return d;
 }
 
-DeviceArray<float> upload_vector(const std::optional<io::TensorView>& t) {
+DeviceArray<float> upload_vector(const std::optional<model::WeightView>& t) {
   return t ? upload_vector(*t) : DeviceArray<float>();
 }
 
@@ -199,6 +202,32 @@ struct CudaBackend::State {
   }
 };
 
+std::vector<std::string> unsupported_features(const model::Model& m) {
+  const auto& a = m.config.arch;
+  std::vector<std::string> out;
+  if (a.block != model::BlockKind::pre_norm) out.push_back(fmt::format("block kind \"{}\"", model::to_string(a.block)));
+  if (a.norm.kind != model::NormKind::rms) out.push_back(fmt::format("{} norms", model::to_string(a.norm.kind)));
+  if (!a.mlp.gated || a.mlp.act != model::Activation::silu)
+    out.push_back(fmt::format("{} {} MLP", a.mlp.gated ? "gated" : "plain", model::to_string(a.mlp.act)));
+  if (a.attention.qk_norm != model::QkNormKind::none) out.push_back("qk-norm");
+  if (a.attention.softcap) out.push_back("attention logit softcap");
+  if (a.attention.scale != 1.0 / std::sqrt(static_cast<double>(m.layout.head_dim)))
+    out.push_back(fmt::format("attention scale {} (not head_dim^-0.5)", a.attention.scale));
+  if (a.any_window()) out.push_back("sliding-window attention");
+  if (a.any_nope()) out.push_back("NoPE layers");
+  if (a.local_rope) out.push_back("per-layer RoPE tables");
+  if (a.embedding_multiplier != 1 || a.residual_multiplier != 1 || a.logit_multiplier != 1)
+    out.push_back("embedding / residual / logit multipliers");
+  if (a.final_softcap) out.push_back("final logit softcap");
+  bool gathered = false;
+  for (const auto& l : m.weights.layers)
+    for (const auto* v : {&l.q_proj, &l.k_proj, &l.v_proj, &l.up_proj}) gathered |= v->gathered();
+  for (const auto& l : m.weights.layers)
+    if (l.gate_proj) gathered |= l.gate_proj->gathered();
+  if (gathered) out.push_back("fused or permuted projections (split or reordered at load)");
+  return out;
+}
+
 CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
     : model_(std::move(model)), state_(std::make_unique<State>()) {
   std::string why;
@@ -208,6 +237,9 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
     throw ArgumentError(fmt::format("CUDA backend: device {} does not exist ({})", device,
                                     kernels::describe_cuda_devices()));
   const auto& layout = model_->layout;
+  if (const auto missing = unsupported_features(*model_); !missing.empty())
+    throw ArgumentError(fmt::format("CUDA backend: {} uses what the CUDA backend does not implement yet: {} (run it "
+                                    "with --device cpu)", model_->config.arch.family, fmt::join(missing, "; ")));
   if (layout.head_dim % 2 != 0 || layout.head_dim > 256)
     throw ArgumentError(fmt::format("CUDA backend: head_dim {} is not supported (even, at most 256)", layout.head_dim));
   auto& s = *state_;
@@ -221,20 +253,20 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
   const auto& w = model_->weights;
   s.wtype = weight_type(w.embed_tokens.dtype());
   s.embed = upload_matrix(w.embed_tokens);
-  if (w.lm_head.bytes().data() == w.embed_tokens.bytes().data()) {
+  if (w.lm_head.tensor.bytes().data() == w.embed_tokens.tensor.bytes().data()) {
     s.lm_head = s.embed.get();
   } else {
     s.lm_head_own = upload_matrix(w.lm_head);
     s.lm_head = s.lm_head_own.get();
   }
-  s.final_norm = upload_vector(w.norm);
+  s.final_norm = upload_vector(w.norm.weight);
   for (const auto& lw : w.layers) {
     State::Layer l;
     l.q = upload_matrix(lw.q_proj);
     l.k = upload_matrix(lw.k_proj);
     l.v = upload_matrix(lw.v_proj);
     l.o = upload_matrix(lw.o_proj);
-    l.gate = upload_matrix(lw.gate_proj);
+    l.gate = upload_matrix(*lw.gate_proj);
     l.up = upload_matrix(lw.up_proj);
     l.down = upload_matrix(lw.down_proj);
     l.q_bias = upload_vector(lw.q_bias);
@@ -244,8 +276,8 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
     l.gate_bias = upload_vector(lw.gate_bias);
     l.up_bias = upload_vector(lw.up_bias);
     l.down_bias = upload_vector(lw.down_bias);
-    l.input_norm = upload_vector(lw.input_layernorm);
-    l.post_norm = upload_vector(lw.post_attention_layernorm);
+    l.input_norm = upload_vector(lw.attn_norm->weight);
+    l.post_norm = upload_vector(lw.mlp_norm->weight);
     s.layers.push_back(std::move(l));
   }
 }
@@ -325,7 +357,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   const long h = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, d = layout.head_dim;
   const long Q = layout.q_rows(), KV = layout.kv_rows(), O = layout.o_columns();
   const int A = layout.attention_heads;
-  const float eps = static_cast<float>(c.rms_norm_eps);
+  const float eps = static_cast<float>(c.arch.norm.eps);
   cudaStream_t stream = s.stream;
   const bool noisy = options.noise && options.noise->std > 0;
   backend::AttentionObserver* observer = options.observer;

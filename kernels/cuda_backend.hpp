@@ -15,10 +15,16 @@
 
 namespace ropescope::cuda {
 
+// The features of `model` (model/architecture.hpp) this backend does not
+// implement yet, by name; empty when it runs the model exactly. The
+// constructor refuses a model with any, so no GPU result ignores a feature.
+std::vector<std::string> unsupported_features(const model::Model& model);
+
 class CudaBackend : public backend::Backend {
  public:
   // Throws ArgumentError (with the CUDA runtime's reason) when `device` is not
-  // usable, or when the model's shapes are outside what the kernels take.
+  // usable, when the model has unsupported_features, or when its shapes are
+  // outside what the kernels take.
   explicit CudaBackend(std::shared_ptr<const model::Model> model, int device = 0);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;

@@ -32,6 +32,11 @@ RunRecord::RunRecord(const std::string& command, const backend::Backend& backend
                     {"head_dim", m.layout.head_dim},
                     {"rope_theta", m.config.rope.base},
                     {"rope_scaling", theory::to_string(m.config.rope.scaling.type)}};
+  json_["model"]["family"] = m.config.arch.family;
+  json_["model"]["architecture"] = model::to_json(m.config.arch);
+  std::vector<std::string> warnings = m.warnings;
+  warnings.insert(warnings.end(), backend.notices().begin(), backend.notices().end());
+  json_["warnings"] = warnings;
   json_["backend"] = backend.name();
   json_["precision"] = backend.precision();
 }

@@ -30,7 +30,8 @@ struct AttentionBlock {
   int layer = 0;
   model::AttentionHead head;  // index, kind (real / imaginary), query head, KV head
   long q_begin = 0, q_end = 0, k_end = 0;
-  const float* scores = nullptr;         // pre-softmax, scaled by d^-0.5 (after noise, if any)
+  const float* scores = nullptr;         // pre-softmax: q.k times the layer's scale, softcapped where the model
+                                         // does, after noise; -inf where masked (future keys, outside a window)
   const float* probabilities = nullptr;  // softmax of scores
   // Vanilla RoPE models only, when the observer asks: the discarded imaginary
   // scores (query rotated by -pi/2), which do not affect the model's output.
@@ -105,7 +106,8 @@ struct ForwardOptions {
   bool keep_hidden = false;  // the residual stream after every layer, [T, hidden] each
   bool loss = true;          // false: skip the LM head (nll empty; logits only if keep_logits), e.g. for analyses of attention
   model::AnglePrecision angles = model::AnglePrecision::exact;
-  std::optional<theory::RopeSpec> rope_override;  // inference-time base / scaling change
+  std::optional<theory::RopeSpec> rope_override;  // inference-time base / scaling change of the model's main
+                                                  // (global) table; local tables and NoPE layers are unchanged
 };
 
 struct ForwardResult {
@@ -131,6 +133,14 @@ class Backend {
   // ArgumentError naming the sequence and position of an out-of-vocabulary id.
   virtual std::vector<ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                              const ForwardOptions& options) = 0;
+
+  // What a run on this backend must show and record besides the model's own
+  // warnings: why it was chosen (e.g. a CUDA fallback and the features behind it).
+  const std::vector<std::string>& notices() const { return notices_; }
+  void add_notice(std::string notice) { notices_.push_back(std::move(notice)); }
+
+ private:
+  std::vector<std::string> notices_;
 };
 
 }  // namespace ropescope::backend

@@ -1,6 +1,7 @@
 // `ropescope info MODEL_DIR`: the architecture of a checkpoint as ropescope
-// reads it (variant, heads and their real/imaginary split, GQA, RoPE, parameter
-// counts, KV-cache size, dtype, files); --json for machines.
+// reads it (family and every feature that differs from Llama, windows and RoPE
+// per layer, variant, heads and their real/imaginary split, GQA, RoPE,
+// parameter counts, KV-cache size, dtype, files); --json for machines.
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +41,11 @@ nlohmann::json scaling_json(const theory::RopeScaling& s) {
     j["low_freq_factor"] = s.low_freq_factor;
     j["high_freq_factor"] = s.high_freq_factor;
   }
+  if (s.type == theory::ScalingType::longrope) {
+    j["short_factor"] = s.short_factor;
+    j["long_factor"] = s.long_factor;
+    if (s.attention_factor != 0) j["attention_factor"] = s.attention_factor;
+  }
   return j;
 }
 
@@ -70,6 +76,8 @@ nlohmann::json info_json(const model::Model& m, const model::ParameterCounts& p)
       {"variant", model::to_string(c.variant)},
       {"variant_source", m.variant_source},
       {"model_type", c.model_type},
+      {"family", c.arch.family},
+      {"architecture", model::to_json(c.arch)},
       {"layers", c.num_hidden_layers},
       {"hidden_size", c.hidden_size},
       {"intermediate_size", c.intermediate_size},
@@ -86,10 +94,7 @@ nlohmann::json info_json(const model::Model& m, const model::ParameterCounts& p)
                 {"rotary_dim", c.rope.rotary_dim()},
                 {"max_position_embeddings", c.max_position_embeddings},
                 {"scaling", scaling_json(c.rope.scaling)}}},
-      {"rms_norm_eps", c.rms_norm_eps},
       {"tie_word_embeddings", c.tie_word_embeddings},
-      {"attention_bias", c.attention_bias},
-      {"mlp_bias", c.mlp_bias},
       {"dtype", std::string(io::to_string(c.dtype))},
       {"parameters", {{"embedding", p.embedding}, {"attention", p.attention}, {"mlp", p.mlp}, {"norm", p.norm},
                       {"lm_head", p.lm_head}, {"total", p.total()}}},
@@ -103,6 +108,16 @@ nlohmann::json info_json(const model::Model& m, const model::ParameterCounts& p)
 void print_text(const nlohmann::json& j) {
   const auto& heads = j["attention_heads"];
   fmt::print("model             {}\n", j["directory"].get<std::string>());
+  const auto& arch = j["architecture"];
+  fmt::print("family            {}{}\n", j["family"].get<std::string>(),
+             j["model_type"] != j["family"] ? fmt::format(" (text part of a {} checkpoint)", j["model_type"].get<std::string>())
+                                            : std::string());
+  fmt::print("norms             {} eps {}, {}\n", arch["norm"]["kind"].get<std::string>(), arch["norm"]["eps"].dump(),
+             arch["block"].get<std::string>());
+  fmt::print("MLP               {} {}{}\n", arch["mlp"]["gated"].get<bool>() ? "gated" : "plain",
+             arch["mlp"]["activation"].get<std::string>(), arch["mlp"]["bias"].get<bool>() ? " with biases" : "");
+  fmt::print("attention scale   {}\n", arch["attention"]["scale"].dump());
+  for (const auto& feature : arch["features"]) fmt::print("feature           {}\n", feature.get<std::string>());
   fmt::print("variant           {} [from {}]\n", variant_description(model::parse_variant(j["variant"])),
              j["variant_source"].get<std::string>());
   fmt::print("layers            {}\n", j["layers"].get<int>());
@@ -111,6 +126,9 @@ void print_text(const nlohmann::json& j) {
   fmt::print("query heads       {} (config.json: num_attention_heads {}, num_key_value_heads {})\n",
              j["query_heads"].get<int>(), j["config_heads"]["num_attention_heads"].get<int>(),
              j["config_heads"]["num_key_value_heads"].get<int>());
+  if (arch.contains("local_rope"))
+    fmt::print("local RoPE        base {}, scaling {} (sliding-window layers)\n", arch["local_rope"]["base"].dump(),
+               arch["local_rope"]["scaling"].get<std::string>());
   if (heads["imaginary"].get<int>() > 0)
     fmt::print("attention heads   {}: {} real + {} imaginary (head 2j real, 2j+1 imaginary, of query head j)\n",
                heads["total"].get<int>(), heads["real"].get<int>(), heads["imaginary"].get<int>());

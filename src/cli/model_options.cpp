@@ -26,6 +26,20 @@ void add_model_options(CLI::App* cmd, ModelArgs& args) {
   cmd->add_flag("-q,--quiet", args.quiet, "no progress on stderr");
 }
 
+namespace {
+
+// The model's warnings and the backend's notices, on stderr unless --quiet
+// (the sidecars record them either way).
+std::unique_ptr<backend::Backend> announced(std::unique_ptr<backend::Backend> backend, bool quiet) {
+  if (!quiet) {
+    for (const auto& w : backend->model().warnings) fmt::print(stderr, "ropescope: warning: {}\n", w);
+    for (const auto& n : backend->notices()) fmt::print(stderr, "ropescope: note: {}\n", n);
+  }
+  return backend;
+}
+
+}  // namespace
+
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
   if (args.device != "auto" && args.device != "cpu" && args.device != "cuda")
     throw ArgumentError(fmt::format("--device '{}' is not one of cpu, cuda, auto", args.device));
@@ -37,13 +51,21 @@ std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
   if (args.device == "cuda" && !use_cuda)
     throw ArgumentError(fmt::format("--device cuda: no usable CUDA device ({})", why_none));
   auto model = std::make_shared<const model::Model>(model::load_model(args.model_dir, load));
-  if (use_cuda) return std::make_unique<cuda::CudaBackend>(model);
+  if (use_cuda) {
+    const auto missing = cuda::unsupported_features(*model);
+    if (args.device == "cuda" || missing.empty())
+      return announced(std::make_unique<cuda::CudaBackend>(model), args.quiet);
+    auto cpu = std::make_unique<cpu::CpuBackend>(model);
+    cpu->add_notice(fmt::format("--device auto: running on the CPU: the CUDA backend does not implement yet: {}",
+                                fmt::join(missing, "; ")));
+    return announced(std::move(cpu), args.quiet);
+  }
 #else
   if (args.device == "cuda")
     throw ArgumentError("--device cuda: this build has no CUDA backend (built without nvcc); use --device cpu");
   auto model = std::make_shared<const model::Model>(model::load_model(args.model_dir, load));
 #endif
-  return std::make_unique<cpu::CpuBackend>(model);
+  return announced(std::make_unique<cpu::CpuBackend>(model), args.quiet);
 }
 
 std::vector<std::int32_t> load_input_tokens(const ModelArgs& args, int vocab_size) {

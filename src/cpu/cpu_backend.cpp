@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "backend/decoder.hpp"
 #include "backend/query_noise_value.hpp"
 #include "core/error.hpp"
 
@@ -20,19 +21,33 @@ using model::HeadKind;
 
 namespace {
 
-Matrix to_matrix(const io::TensorView& t) {
-  Matrix m(static_cast<Eigen::Index>(t.shape().at(0)), static_cast<Eigen::Index>(t.shape().at(1)));
+Matrix to_matrix(const model::WeightView& t) {
+  const auto shape = t.shape();
+  Matrix m(static_cast<Eigen::Index>(shape.at(0)), static_cast<Eigen::Index>(shape.size() > 1 ? shape[1] : 1));
   t.to_float(std::span<float>(m.data(), static_cast<std::size_t>(m.size())));
   return m;
 }
 
-Eigen::VectorXf to_vector(const io::TensorView& t) {
+Eigen::VectorXf to_vector(const model::WeightView& t) {
   Eigen::VectorXf v(static_cast<Eigen::Index>(t.numel()));
   t.to_float(std::span<float>(v.data(), static_cast<std::size_t>(v.size())));
   return v;
 }
 
-Eigen::VectorXf to_vector(const std::optional<io::TensorView>& t) { return t ? to_vector(*t) : Eigen::VectorXf(); }
+Eigen::VectorXf to_vector(const std::optional<model::WeightView>& t) { return t ? to_vector(*t) : Eigen::VectorXf(); }
+
+// The concatenation of several views (StableLM's per-head qk-norm tensors).
+Eigen::VectorXf to_vector(const std::vector<model::WeightView>& parts) {
+  std::size_t n = 0;
+  for (const auto& p : parts) n += p.numel();
+  Eigen::VectorXf v(static_cast<Eigen::Index>(n));
+  std::size_t at = 0;
+  for (const auto& p : parts) {
+    p.to_float(std::span<float>(v.data() + at, p.numel()));
+    at += p.numel();
+  }
+  return v;
+}
 
 // y = x W^T + b for x [T, in], W [out, in] (HF's storage order).
 Matrix linear(const Matrix& x, const Matrix& w, const Eigen::VectorXf& bias) {
@@ -51,8 +66,44 @@ Matrix rotated(const Matrix& q, int d, const model::RopeTable& rope, HeadKind ki
   return out;
 }
 
+// Normalises one row segment x[0..n) in place with `spec` and weight w (bias b
+// may be null): the statistics in float64, the product in float32.
+void normalize(float* x, long n, const model::NormSpec& spec, const float* w, const float* b) {
+  double mean = 0;
+  if (spec.kind == model::NormKind::layer_norm) {
+    for (long i = 0; i < n; ++i) mean += x[i];
+    mean /= static_cast<double>(n);
+  }
+  double square = 0;
+  for (long i = 0; i < n; ++i) square += (x[i] - mean) * (x[i] - mean);
+  const float inv = static_cast<float>(1.0 / std::sqrt(square / static_cast<double>(n) + spec.eps));
+  const float m = static_cast<float>(mean);
+  for (long i = 0; i < n; ++i) {
+    const float scale = spec.kind == model::NormKind::rms_offset ? 1.0f + w[i] : w[i];
+    x[i] = (x[i] - m) * inv * scale + (b ? b[i] : 0.0f);
+  }
+}
+
+// qk-norm on a projection [T, heads * d]: per head with one shared weight, per
+// head with a weight per head, or over the whole row.
+void qk_norm(Matrix& x, int d, model::QkNormKind kind, const model::NormSpec& spec, const Eigen::VectorXf& weight) {
+  if (kind == model::QkNormKind::none) return;
+  const long width = x.cols();
+  const int heads = static_cast<int>(width / d);
+#pragma omp parallel for schedule(static)
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    float* row = x.row(t).data();
+    if (kind == model::QkNormKind::full_width) {
+      normalize(row, width, spec, weight.data(), nullptr);
+      continue;
+    }
+    for (int h = 0; h < heads; ++h)
+      normalize(row + h * d, d, spec, weight.data() + (kind == model::QkNormKind::per_head_weights ? h * d : 0), nullptr);
+  }
+}
+
 // Turns each row of masked scores into probabilities over the visible keys
-// 0 .. q_begin + i (vectorised exp; the sum in float64).
+// 0 .. q_begin + i (vectorised exp; the sum in float64). Masked keys are -inf.
 void causal_softmax(const Matrix& scores, Matrix& probs, long q_begin) {
   probs.resizeLike(scores);
   for (Eigen::Index i = 0; i < scores.rows(); ++i) {
@@ -65,10 +116,34 @@ void causal_softmax(const Matrix& scores, Matrix& probs, long q_begin) {
   }
 }
 
-void mask_future(Matrix& scores, long q_begin) {
+// Scale, softcap, then the causal mask and (window > 0) the sliding-window
+// mask: key j is visible to query i iff i - window < j <= i.
+void finish_scores(Matrix& scores, float scale, const std::optional<double>& softcap, long q_begin, long window) {
+  scores *= scale;
+  if (softcap) {
+    const float cap = static_cast<float>(*softcap);
+    scores = cap * (scores.array() / cap).tanh();
+  }
   const float minus_inf = -std::numeric_limits<float>::infinity();
-  for (Eigen::Index i = 0; i < scores.rows(); ++i)
-    scores.row(i).tail(scores.cols() - (q_begin + i) - 1).setConstant(minus_inf);
+  for (Eigen::Index i = 0; i < scores.rows(); ++i) {
+    const long query = q_begin + i;
+    scores.row(i).tail(scores.cols() - query - 1).setConstant(minus_inf);
+    if (window > 0 && query - window + 1 > 0) scores.row(i).head(query - window + 1).setConstant(minus_inf);
+  }
+}
+
+Matrix activation(const Matrix& x, model::Activation act) {
+  switch (act) {
+    case model::Activation::silu:
+      return x.array() / (1.0f + (-x.array()).exp());
+    case model::Activation::gelu_erf:
+      return x.unaryExpr([](float v) { return 0.5f * v * (1.0f + std::erf(v * static_cast<float>(M_SQRT1_2))); });
+    case model::Activation::gelu_tanh: {
+      const float k = static_cast<float>(std::sqrt(2.0 / M_PI));
+      return 0.5f * x.array() * (1.0f + (k * (x.array() + 0.044715f * x.array().cube())).tanh());
+    }
+  }
+  return x;
 }
 
 std::uint64_t physical_memory_bytes() {
@@ -77,20 +152,69 @@ std::uint64_t physical_memory_bytes() {
 
 }  // namespace
 
+// The decoder driver's operations on one sequence (backend/decoder.hpp).
+struct CpuBackend::LayerOps {
+  using Activations = Matrix;
+  const CpuBackend& backend;
+  int sequence;
+  const LayerTables& tables;
+  const backend::ForwardOptions& options;
+
+  Matrix norm(int layer, backend::NormSlot slot, const Matrix& x) const {
+    const Layer& l = backend.layers_[layer];
+    const Norm& n = slot == backend::NormSlot::attn        ? l.attn_norm
+                    : slot == backend::NormSlot::post_attn ? l.post_attn_norm
+                    : slot == backend::NormSlot::mlp       ? l.mlp_norm
+                                                           : l.post_mlp_norm;
+    return backend.norm(x, n, backend.model_->config.arch.norm);
+  }
+  Matrix attention(int layer, const Matrix& x) const {
+    const Layer& l = backend.layers_[layer];
+    return linear(backend.attention(sequence, layer, x, tables.of(backend.model_->config.arch, layer), options), l.o,
+                  l.o_bias);
+  }
+  Matrix mlp(int layer, const Matrix& x) const { return backend.mlp(backend.layers_[layer], x); }
+  void add(Matrix& x, const Matrix& y, double scale) const {
+    if (scale == 1.0) x += y;
+    else x += static_cast<float>(scale) * y;
+  }
+};
+
+const model::RopeTable* CpuBackend::LayerTables::of(const model::Architecture& arch, int layer) const {
+  switch (arch.layers.at(layer).rope) {
+    case model::LayerRope::none: return nullptr;
+    case model::LayerRope::global: return global.get();
+    case model::LayerRope::local: return local.get();
+  }
+  return nullptr;
+}
+
 CpuBackend::CpuBackend(std::shared_ptr<const model::Model> model, CpuOptions options)
     : model_(std::move(model)), options_(options) {
   if (options_.query_block < 1) throw ArgumentError("query block size must be >= 1");
+  auto to_norm = [](const std::optional<model::NormWeights>& w) {
+    Norm n;
+    if (w) {
+      n.weight = to_vector(w->weight);
+      n.bias = to_vector(w->bias);
+    }
+    return n;
+  };
   const auto& w = model_->weights;
   embed_ = to_matrix(w.embed_tokens);
   lm_head_ = to_matrix(w.lm_head);
-  final_norm_ = to_vector(w.norm);
+  final_norm_ = to_norm(std::optional<model::NormWeights>(w.norm));
   for (const auto& lw : w.layers) {
     Layer l;
+    l.attn_norm = to_norm(lw.attn_norm);
+    l.post_attn_norm = to_norm(lw.post_attn_norm);
+    l.mlp_norm = to_norm(lw.mlp_norm);
+    l.post_mlp_norm = to_norm(lw.post_mlp_norm);
     l.q = to_matrix(lw.q_proj);
     l.k = to_matrix(lw.k_proj);
     l.v = to_matrix(lw.v_proj);
     l.o = to_matrix(lw.o_proj);
-    l.gate = to_matrix(lw.gate_proj);
+    if (lw.gate_proj) l.gate = to_matrix(*lw.gate_proj);
     l.up = to_matrix(lw.up_proj);
     l.down = to_matrix(lw.down_proj);
     l.q_bias = to_vector(lw.q_bias);
@@ -100,19 +224,20 @@ CpuBackend::CpuBackend(std::shared_ptr<const model::Model> model, CpuOptions opt
     l.gate_bias = to_vector(lw.gate_bias);
     l.up_bias = to_vector(lw.up_bias);
     l.down_bias = to_vector(lw.down_bias);
-    l.input_norm = to_vector(lw.input_layernorm);
-    l.post_norm = to_vector(lw.post_attention_layernorm);
+    l.q_norm = to_vector(lw.q_norm);
+    l.k_norm = to_vector(lw.k_norm);
     layers_.push_back(std::move(l));
   }
 }
 
 std::string CpuBackend::precision() const {
   return "cpu: float32 weights, activations and matmuls (Eigen); RoPE angles reduced exactly in float128 "
-         "(or HF float32 on request); RMSNorm, softmax and log-sum-exp sums in float64";
+         "(or HF float32 on request); norm statistics, softmax and log-sum-exp sums in float64";
 }
 
-std::shared_ptr<const model::RopeTable> CpuBackend::rope_table(long T, const backend::ForwardOptions& options) {
-  const auto key = model::rope_table_key(options.rope_override.value_or(model_->config.rope), options.angles, T);
+std::shared_ptr<const model::RopeTable> CpuBackend::rope_table(const theory::RopeSpec& spec, long T,
+                                                               const backend::ForwardOptions& options) {
+  const auto key = model::rope_table_key(spec, options.angles, T);
   std::lock_guard lock(rope_cache_mutex_);
   for (auto& c : rope_cache_) {
     if (c.key == key) {
@@ -153,19 +278,21 @@ std::vector<backend::ForwardResult> CpuBackend::forward(const std::vector<std::v
 backend::ForwardResult CpuBackend::forward_one(int sequence, const std::vector<std::int32_t>& tokens,
                                                const backend::ForwardOptions& options) {
   const long T = static_cast<long>(tokens.size());
-  const auto rope = rope_table(T, options);
+  const model::Architecture& arch = model_->config.arch;
+  LayerTables tables;
+  tables.global = rope_table(options.rope_override.value_or(model_->config.rope), T, options);
+  if (arch.local_rope) tables.local = rope_table(*arch.local_rope, T, options);
   backend::ForwardResult result;
 
   Matrix x(T, embed_.cols());
   for (long t = 0; t < T; ++t) x.row(t) = embed_.row(tokens[t]);
+  if (arch.embedding_multiplier != 1.0) x *= static_cast<float>(arch.embedding_multiplier);
 
-  for (int l = 0; l < static_cast<int>(layers_.size()); ++l) {
-    const Layer& layer = layers_[l];
-    x += linear(attention(sequence, l, rms_norm(x, layer.input_norm), *rope, options), layer.o, layer.o_bias);
-    x += mlp(layer, rms_norm(x, layer.post_norm));
-    if (options.keep_hidden) result.hidden.push_back(x);
-  }
-  const Matrix final_hidden = rms_norm(x, final_norm_);
+  LayerOps ops{*this, sequence, tables, options};
+  backend::run_layers(ops, arch, x, [&](int, const Matrix& h) {
+    if (options.keep_hidden) result.hidden.push_back(h);
+  });
+  const Matrix final_hidden = norm(x, final_norm_, arch.norm);
 
   // Next-token loss in chunks of rows, so T x V logits are never needed at once.
   const long V = lm_head_.rows();
@@ -176,6 +303,11 @@ backend::ForwardResult CpuBackend::forward_one(int sequence, const std::vector<s
   for (long t0 = 0; t0 < T; t0 += kChunk) {
     const long rows = std::min(kChunk, T - t0);
     Matrix logits = final_hidden.middleRows(t0, rows) * lm_head_.transpose();
+    if (arch.logit_multiplier != 1.0) logits *= static_cast<float>(arch.logit_multiplier);
+    if (arch.final_softcap) {
+      const float cap = static_cast<float>(*arch.final_softcap);
+      logits = cap * (logits.array() / cap).tanh();
+    }
     for (long i = 0; i < rows && t0 + i < T - 1 && options.loss; ++i) {
       const float max = logits.row(i).maxCoeff();
       double sum = 0;
@@ -187,41 +319,43 @@ backend::ForwardResult CpuBackend::forward_one(int sequence, const std::vector<s
   return result;
 }
 
-Matrix CpuBackend::rms_norm(const Matrix& x, const Eigen::VectorXf& weight) const {
-  Matrix y(x.rows(), x.cols());
-  const double eps = model_->config.rms_norm_eps;
-  for (Eigen::Index t = 0; t < x.rows(); ++t) {
-    const double mean_square = x.row(t).cast<double>().squaredNorm() / static_cast<double>(x.cols());
-    const float inv = static_cast<float>(1.0 / std::sqrt(mean_square + eps));
-    y.row(t) = (x.row(t) * inv).cwiseProduct(weight.transpose());
-  }
+Matrix CpuBackend::norm(const Matrix& x, const Norm& weights, const model::NormSpec& spec) const {
+  Matrix y = x;
+  const float* b = weights.bias.size() ? weights.bias.data() : nullptr;
+  for (Eigen::Index t = 0; t < x.rows(); ++t) normalize(y.row(t).data(), y.cols(), spec, weights.weight.data(), b);
   return y;
 }
 
 Matrix CpuBackend::mlp(const Layer& layer, const Matrix& x) const {
-  Matrix gate = linear(x, layer.gate, layer.gate_bias);
-  const Matrix up = linear(x, layer.up, layer.up_bias);
-  gate = gate.array() / (1.0f + (-gate.array()).exp());  // silu
-  return linear(gate.cwiseProduct(up), layer.down, layer.down_bias);
+  const auto act = model_->config.arch.mlp.act;
+  if (layer.gate.size() == 0) return linear(activation(linear(x, layer.up, layer.up_bias), act), layer.down, layer.down_bias);
+  const Matrix gate = activation(linear(x, layer.gate, layer.gate_bias), act);
+  return linear(gate.cwiseProduct(linear(x, layer.up, layer.up_bias)), layer.down, layer.down_bias);
 }
 
-Matrix CpuBackend::attention(int sequence, int layer_index, const Matrix& x, const model::RopeTable& rope,
+Matrix CpuBackend::attention(int sequence, int layer_index, const Matrix& x, const model::RopeTable* rope,
                              const backend::ForwardOptions& options) const {
   const Layer& layer = layers_[layer_index];
   const auto& layout = model_->layout;
+  const auto& spec = model_->config.arch.attention;
+  const long window = model_->config.arch.window(layer_index);
   const int d = layout.head_dim;
   const long T = x.rows();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const float scale = static_cast<float>(spec.scale);
   backend::AttentionObserver* observer = options.observer;
+  // Virtual imaginary scores exist only where the layer rotates (not on NoPE layers).
   const bool virtual_imaginary =
-      observer && observer->wants_virtual_imaginary() && layout.variant == model::Variant::rope;
+      observer && observer->wants_virtual_imaginary() && layout.variant == model::Variant::rope && rope;
 
-  const Matrix q = linear(x, layer.q, layer.q_bias);
-  const Matrix k = rotated(linear(x, layer.k, layer.k_bias), d, rope, HeadKind::real);
+  Matrix q = linear(x, layer.q, layer.q_bias);
+  Matrix k = linear(x, layer.k, layer.k_bias);
   const Matrix v = linear(x, layer.v, layer.v_bias);
-  const Matrix q_real = rotated(q, d, rope, HeadKind::real);
+  qk_norm(q, d, spec.qk_norm, spec.qk_norm_spec, layer.q_norm);
+  qk_norm(k, d, spec.qk_norm, spec.qk_norm_spec, layer.k_norm);
+  if (rope) k = rotated(k, d, *rope, HeadKind::real);
+  const Matrix q_real = rope ? rotated(q, d, *rope, HeadKind::real) : q;
   const bool need_imaginary = layout.variant != model::Variant::rope || virtual_imaginary;
-  const Matrix q_imaginary = need_imaginary ? rotated(q, d, rope, HeadKind::imaginary) : Matrix();
+  const Matrix q_imaginary = need_imaginary ? rotated(q, d, *rope, HeadKind::imaginary) : Matrix();
 
   Matrix out = Matrix::Zero(T, layout.o_columns());
   const long block = options_.query_block;
@@ -243,16 +377,14 @@ Matrix CpuBackend::attention(int sequence, int layer_index, const Matrix& x, con
     for (long q0 = 0; q0 < T; q0 += block) {
       const long rows = std::min(block, T - q0), visible = q0 + rows;
       scores.noalias() = query.middleRows(q0, rows) * keys.topRows(visible).transpose();
-      scores *= scale;
-      mask_future(scores, q0);
+      finish_scores(scores, scale, spec.softcap, q0, window);
       causal_softmax(scores, probs, q0);
       if (observed) {
         backend::AttentionBlock b{sequence, layer_index, head, q0, visible, visible, scores.data(), probs.data(), nullptr};
         if (virtual_imaginary) {
           virtual_scores.noalias() =
               q_imaginary.middleCols(head.query_head * d, d).middleRows(q0, rows) * keys.topRows(visible).transpose();
-          virtual_scores *= scale;
-          mask_future(virtual_scores, q0);
+          finish_scores(virtual_scores, scale, spec.softcap, q0, window);
           b.virtual_imaginary_scores = virtual_scores.data();
         }
         observer->on_block(b);

@@ -1,8 +1,10 @@
-// The CPU reference backend: the trusted rung of the ladder. A readable HF
-// Llama forward pass (RoPE, RoPE++ EC and EH) in Eigen, float32 storage and
-// matmuls, float64 where precision demands it (RoPE angles, RMSNorm and
-// softmax sums, log-sum-exp of the logits). Attention runs in blocks of
-// queries, never as a T x T matrix for all heads at once.
+// The CPU reference backend: the trusted rung of the ladder. A readable
+// forward pass of every architecture model/architecture.hpp describes (RoPE,
+// RoPE++ EC and EH on the Llama layout) in Eigen, float32 storage and matmuls,
+// float64 where precision demands it (RoPE angles, norm statistics, softmax
+// sums, log-sum-exp of the logits). The layer loop is backend/decoder.hpp's;
+// this file supplies its operations. Attention runs in blocks of queries,
+// never as a T x T matrix for all heads at once.
 #pragma once
 
 #include <memory>
@@ -27,24 +29,35 @@ class CpuBackend : public backend::Backend {
                                               const backend::ForwardOptions& options) override;
 
  private:
+  struct Norm {
+    Eigen::VectorXf weight, bias;  // empty when the slot has no norm; bias empty without one
+  };
   struct Layer {
-    backend::Matrix q, k, v, o, gate, up, down;  // [out, in], float32
+    Norm attn_norm, post_attn_norm, mlp_norm, post_mlp_norm;
+    backend::Matrix q, k, v, o, gate, up, down;  // [out, in], float32; gate empty for a plain MLP
     Eigen::VectorXf q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;  // empty when absent
-    Eigen::VectorXf input_norm, post_norm;
+    Eigen::VectorXf q_norm, k_norm;  // qk-norm weights, empty when absent
+  };
+  struct LayerOps;  // backend/decoder.hpp's operations for one sequence (cpu_backend.cpp)
+  // The RoPE tables of one forward: rope[l] for layer l, nullptr on NoPE layers.
+  struct LayerTables {
+    std::shared_ptr<const model::RopeTable> global, local;
+    const model::RopeTable* of(const model::Architecture& arch, int layer) const;
   };
 
   backend::ForwardResult forward_one(int sequence, const std::vector<std::int32_t>& tokens,
                                      const backend::ForwardOptions& options);
-  backend::Matrix attention(int sequence, int layer, const backend::Matrix& x, const model::RopeTable& rope,
+  backend::Matrix attention(int sequence, int layer, const backend::Matrix& x, const model::RopeTable* rope,
                             const backend::ForwardOptions& options) const;
   backend::Matrix mlp(const Layer& layer, const backend::Matrix& x) const;
-  backend::Matrix rms_norm(const backend::Matrix& x, const Eigen::VectorXf& weight) const;
-  std::shared_ptr<const model::RopeTable> rope_table(long T, const backend::ForwardOptions& options);
+  backend::Matrix norm(const backend::Matrix& x, const Norm& weights, const model::NormSpec& spec) const;
+  std::shared_ptr<const model::RopeTable> rope_table(const theory::RopeSpec& spec, long T,
+                                                     const backend::ForwardOptions& options);
 
   std::shared_ptr<const model::Model> model_;
   CpuOptions options_;
   backend::Matrix embed_, lm_head_;
-  Eigen::VectorXf final_norm_;
+  Norm final_norm_;
   std::vector<Layer> layers_;
   struct CachedRope {
     model::RopeTableKey key;

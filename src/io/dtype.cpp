@@ -122,4 +122,11 @@ float load_as_float(const std::byte* bytes, Dtype dtype, std::size_t index) {
   throw std::logic_error("load_as_float: " + std::string(to_string(dtype)) + " is not a float dtype");
 }
 
+double round_to_dtype(double x, Dtype dtype) {
+  const float f = static_cast<float>(x);
+  if (dtype == Dtype::BF16) return bf16_to_float(float_to_bf16(f));
+  if (dtype == Dtype::F16) return f16_to_float(float_to_f16(f));
+  return f;
+}
+
 }  // namespace ropescope::io

@@ -31,6 +31,8 @@ float f16_to_float(std::uint16_t bits);
 // Round to nearest, ties to even; overflow goes to infinity; NaN stays NaN (quiet).
 std::uint16_t float_to_bf16(float value);
 std::uint16_t float_to_f16(float value);
+// x rounded to float32 and then to `dtype` (BF16 / F16 round to nearest even; F32 and F64 to float32).
+double round_to_dtype(double x, Dtype dtype);
 
 // Element `index` of a little-endian array of `dtype` starting at `bytes`
 // (any alignment), converted to float. `dtype` must satisfy is_float_dtype.

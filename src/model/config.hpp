@@ -1,5 +1,10 @@
-// ModelConfig: everything ropescope needs from a Hugging Face Llama
-// config.json, in one flat struct, plus the RoPE++ variant.
+// ModelConfig: everything ropescope needs from a Hugging Face config.json, in
+// one flat struct: sizes, the RoPE table(s), the RoPE++ variant, and the
+// family's Architecture (model/architecture.hpp). Every family of
+// ARCHITECTURES.md is parsed by its own rules (defaults, key names, v4
+// rope_scaling and v5 rope_parameters, nested per layer type); an unknown
+// model_type, an unsupported value of a key that changes the numbers, or a
+// feature not modelled exactly is a FormatError naming the key.
 //
 // How config.json's head counts map to tensors (ROPEPP.md section 4; the
 // reference code, OpenMOSS/rope_pp modeling_llama_rope_pp.py, does the same):
@@ -19,6 +24,7 @@
 #include <vector>
 
 #include "io/dtype.hpp"
+#include "model/architecture.hpp"
 #include "theory/rope_frequencies.hpp"
 
 namespace ropescope::model {
@@ -33,8 +39,11 @@ std::string to_string(Variant variant);
 // "rope", "ec", "eh" (also "imag2" -> ec, "imag1" -> eh). Throws ArgumentError otherwise.
 Variant parse_variant(const std::string& name);
 
+// The model_type values parse_model_config accepts, in the order of the docs.
+const std::vector<std::string>& supported_families();
+
 struct ModelConfig {
-  std::string model_type = "llama";
+  std::string model_type = "llama";  // config.json's (for a Gemma 3 multimodal file: "gemma3", its text part is arch.family)
   int vocab_size = 0;
   int hidden_size = 0;
   int intermediate_size = 0;
@@ -42,20 +51,22 @@ struct ModelConfig {
   int num_attention_heads = 0;      // H, as config.json states it (see above)
   int num_key_value_heads = 0;      // KV, as config.json states it (default H)
   int head_dim = 0;                 // d (default hidden_size / H)
-  double rms_norm_eps = 1e-6;
   int max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;
-  bool mlp_bias = false;
   io::Dtype dtype = io::Dtype::F32;  // torch_dtype / dtype; when config.json has none, the weights' dtype
   bool dtype_in_config = false;
-  theory::RopeSpec rope;             // head_dim, rope_theta, partial rotary, position scaling
+  theory::RopeSpec rope;             // the main (full-attention) table: head_dim, rope_theta, partial rotary, scaling
+  Architecture arch;                 // norms, block, MLP, attention extras, windows, RoPE per layer
+  std::string tensor_prefix;         // "" or, for a Gemma 3 multimodal checkpoint, "language_model."
+  std::vector<std::string> ignored_tensor_prefixes;  // parts of a multimodal checkpoint a text analysis never reads
   Variant variant = Variant::rope;   // resolved by load_model (rope_config, override, shapes)
   std::optional<Variant> rope_config_variant;  // what config.json's rope_config says, if it has one
 };
 
 // Parses a config.json object. `source` names it in messages (FormatError
-// "<source>: <field>: ..."). Non-fatal oddities are appended to `warnings`.
+// "<source>: <field>: ..."). Keys that neither the family's description reads
+// nor the list of keys known not to change the numbers (token ids, dropout,
+// generation settings) are appended to `warnings`.
 ModelConfig parse_model_config(const nlohmann::json& config, const std::string& source,
                                std::vector<std::string>* warnings = nullptr);
 // Reads and parses `path` (config.json).

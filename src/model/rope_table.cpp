@@ -8,7 +8,12 @@
 namespace ropescope::model {
 
 RopeTableKey rope_table_key(const theory::RopeSpec& spec, AnglePrecision angles, long T) {
-  return {spec, angles, spec.scaling.type == theory::ScalingType::dynamic ? T : 0};
+  // dynamic NTK depends on T itself; longrope only on which side of the original length T falls.
+  const auto& sc = spec.scaling;
+  long dependence = 0;
+  if (sc.type == theory::ScalingType::dynamic) dependence = T;
+  if (sc.type == theory::ScalingType::longrope) dependence = T > sc.original_max_position ? 2 : 1;
+  return {spec, angles, dependence};
 }
 
 RopeTable make_rope_table(const theory::RopeSpec& spec, long positions, AnglePrecision precision,

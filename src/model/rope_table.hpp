@@ -30,7 +30,8 @@ struct RopeTable {
 };
 
 // Which table a forward of T tokens rotates with: the spec, the angle path,
-// and T itself when the frequencies depend on it (dynamic NTK), else 0. A table
+// and what of T the frequencies depend on (dynamic NTK: T itself; longrope: 1
+// on the short path, 2 on the long path; else 0). A table
 // built for more positions serves every shorter sequence with the same key;
 // both backends cache their tables by it.
 struct RopeTableKey {

@@ -1,24 +1,26 @@
-// A loaded model: config, head layout, and flat per-layer views of the
-// weights (llama2.c style), each checked for presence, dtype and shape at load.
-// Views point into the memory-mapped safetensors files (nothing is copied) and
-// keep their file mapped while they live.
+// A loaded model: config (with its Architecture), head layout, and flat
+// per-layer views of the weights (llama2.c style), each checked for presence,
+// dtype and shape at load. Views point into the memory-mapped safetensors
+// files (nothing is copied) and keep their file mapped while they live.
 //
-// Tensor names and shapes are HF Llama's ([out, in]; Q, KV, A from HeadLayout,
-// h = hidden_size, I = intermediate_size, V = vocab_size, d = head_dim):
-//   model.embed_tokens.weight [V, h]          model.norm.weight [h]
-//   lm_head.weight [V, h] (absent when tie_word_embeddings)
-//   model.layers.{i}.input_layernorm.weight [h]
-//   model.layers.{i}.self_attn.{q,k,v}_proj.weight [Q*d | KV*d | KV*d, h]  (+ .bias if attention_bias)
-//   model.layers.{i}.self_attn.o_proj.weight [h, A*d]                     (+ .bias [h])
-//   model.layers.{i}.post_attention_layernorm.weight [h]
-//   model.layers.{i}.mlp.{gate,up}_proj.weight [I, h], mlp.down_proj.weight [h, I]  (+ .bias if mlp_bias)
-// Old rotary_emb.inv_freq buffers are ignored; any other extra tensor is a warning.
+// Every family names its tensors in one table (weights.cpp, `names_of`); the
+// views below are the same for all of them ([out, in]; Q, KV, A from
+// HeadLayout, h = hidden_size, I = intermediate_size, V = vocab_size, d = head_dim):
+//   embed [V, h], lm_head [V, h] (the embed view when tied), final_norm [h]
+//   per layer: norms [h] as the block kind places them, q [Q*d, h], k/v [KV*d, h],
+//   o [h, A*d], optional biases, qk-norm weights, gate/up [I, h], down [h, I].
+// Fused tensors (Phi-3 qkv_proj / gate_up_proj, GPT-NeoX's per-head
+// query_key_value, GLM's gate_up_proj) become row selections of one tensor;
+// an interleaved-rotary checkpoint (Cohere, GLM) gets its q/k rows permuted
+// into the rotate_half order (ARCHITECTURES.md 1.6). Every tensor in the files
+// must be consumed: anything else is a FormatError naming it.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,31 +30,60 @@
 
 namespace ropescope::model {
 
+// A checked tensor, or chosen rows of one (a fused projection's part, or
+// rows permuted). The tensor is viewed as [rows, row_elements]; a 1-D tensor
+// (bias, norm weight) has rows of one element.
+struct WeightView {
+  io::TensorView tensor;
+  std::vector<std::uint64_t> rows;  // empty: every row in order; else these rows, in this order
+  std::uint64_t row_elements = 1;
+
+  bool gathered() const { return !rows.empty(); }
+  std::uint64_t row_count() const;
+  std::uint64_t numel() const { return row_count() * row_elements; }
+  io::Dtype dtype() const { return tensor.dtype(); }
+  // Shape as the model uses it: [row_count, row_elements], or [row_count] for a 1-D tensor.
+  std::vector<std::uint64_t> shape() const;
+  // The selected rows converted to float, row-major (out.size() == numel()).
+  void to_float(std::span<float> out) const;
+  std::vector<float> to_float() const;
+};
+
+struct NormWeights {
+  WeightView weight;
+  std::optional<WeightView> bias;  // LayerNorm with bias
+};
+
 struct LayerWeights {
-  io::TensorView input_layernorm;                         // [h]
-  io::TensorView q_proj, k_proj, v_proj;                  // [Q*d, h], [KV*d, h], [KV*d, h]
-  io::TensorView o_proj;                                  // [h, A*d]
-  std::optional<io::TensorView> q_bias, k_bias, v_bias;   // attention_bias: [Q*d], [KV*d], [KV*d]
-  std::optional<io::TensorView> o_bias;                   // attention_bias: [h]
-  io::TensorView post_attention_layernorm;                // [h]
-  io::TensorView gate_proj, up_proj;                      // [I, h]
-  io::TensorView down_proj;                               // [h, I]
-  std::optional<io::TensorView> gate_bias, up_bias;       // mlp_bias: [I]
-  std::optional<io::TensorView> down_bias;                // mlp_bias: [h]
+  std::optional<NormWeights> attn_norm;       // before attention (absent for post-norm blocks)
+  std::optional<NormWeights> post_attn_norm;  // on the attention output (sandwich, post-norm)
+  std::optional<NormWeights> mlp_norm;        // before the MLP (absent for parallel_shared_norm and post-norm)
+  std::optional<NormWeights> post_mlp_norm;   // on the MLP output (sandwich, post-norm)
+  WeightView q_proj, k_proj, v_proj;          // [Q*d, h], [KV*d, h], [KV*d, h]
+  WeightView o_proj;                          // [h, A*d]
+  std::optional<WeightView> q_bias, k_bias, v_bias;  // [Q*d], [KV*d], [KV*d]
+  std::optional<WeightView> o_bias;                  // [h]
+  // qk-norm weights, concatenated in this order: [d] (one shared by every head), [Q*d] / [KV*d] (per-head
+  // weights, full width); StableLM stores one [d] tensor per head, so these are lists of views.
+  std::vector<WeightView> q_norm, k_norm;
+  std::optional<WeightView> gate_proj;        // [I, h]; absent for a plain (non-gated) MLP
+  WeightView up_proj;                         // [I, h] (a plain MLP's input projection)
+  WeightView down_proj;                       // [h, I]
+  std::optional<WeightView> gate_bias, up_bias, down_bias;  // [I], [I], [h]
 };
 
 struct Weights {
-  io::TensorView embed_tokens;  // [V, h]
+  WeightView embed_tokens;  // [V, h]
   std::vector<LayerWeights> layers;
-  io::TensorView norm;          // [h]
-  io::TensorView lm_head;       // [V, h]; the embed_tokens view when tied
+  NormWeights norm;         // final norm [h]
+  WeightView lm_head;       // [V, h]; the embed_tokens view when tied
 };
 
 struct ParameterCounts {
   std::uint64_t embedding = 0;  // embed_tokens
-  std::uint64_t attention = 0;  // q, k, v, o (and biases), all layers
+  std::uint64_t attention = 0;  // q, k, v, o, their biases and qk-norms, all layers
   std::uint64_t mlp = 0;        // gate, up, down (and biases), all layers
-  std::uint64_t norm = 0;       // RMSNorm weights, all layers and the final one
+  std::uint64_t norm = 0;       // layer norm weights (and biases), all layers and the final one
   std::uint64_t lm_head = 0;    // 0 when tied
   std::uint64_t total() const { return embedding + attention + mlp + norm + lm_head; }
 };
@@ -68,13 +99,15 @@ struct Model {
   std::string variant_source;          // "rope_config", "override", "tensor shapes" or "default"
   std::shared_ptr<const io::Checkpoint> checkpoint;
   Weights weights;
-  std::vector<std::string> warnings;   // extra tensors, odd config keys
+  ParameterCounts parameters;          // counted from the tensors consumed (a fused tensor once)
+  std::vector<std::string> warnings;   // config keys nothing reads, parts of a checkpoint not used
 };
 
 // Loads `directory` (config.json + safetensors). Throws FormatError naming the
-// file, tensor and expectation for anything missing or malformed, and for a
-// variant contradiction between config.json, `options.variant` and the
-// tensor shapes (ArgumentError when the override is the odd one out).
+// file, tensor and expectation for anything missing, malformed or left over,
+// and for a variant contradiction between config.json, `options.variant` and
+// the tensor shapes (ArgumentError when the override is the odd one out, or
+// when it asks for RoPE++ on a family that has no RoPE++ checkpoints).
 Model load_model(const std::filesystem::path& directory, const LoadOptions& options = {});
 
 ParameterCounts count_parameters(const Model& model);

@@ -24,6 +24,7 @@ std::string to_string(ScalingType type) {
     case ScalingType::yarn: return "yarn";
     case ScalingType::yarn_ropepp: return "yarn_ropepp";
     case ScalingType::llama3: return "llama3";
+    case ScalingType::longrope: return "longrope";
   }
   return "unknown";
 }
@@ -57,6 +58,16 @@ void RopeSpec::validate() const {
   std::string name = to_string(sc.type);
   if (!(sc.factor > 0.0) || !std::isfinite(sc.factor))
     throw ArgumentError(fmt::format("{} scaling factor must be a finite number > 0, got {}", name, sc.factor));
+  if (sc.type == ScalingType::longrope) {
+    if (sc.original_max_position <= 0)
+      throw ArgumentError(fmt::format("longrope scaling needs original_max_position_embeddings > 0, got {}",
+                                      sc.original_max_position));
+    for (const auto* list : {&sc.short_factor, &sc.long_factor})
+      if (static_cast<int>(list->size()) != r / 2)
+        throw ArgumentError(fmt::format("longrope needs {} short and long factors (rotary dim {} / 2), got {}", r / 2,
+                                        r, list->size()));
+    return;
+  }
   if (sc.type != ScalingType::linear && sc.factor < 1.0)
     throw ArgumentError(fmt::format("{} scaling factor must be >= 1, got {}", name, sc.factor));
   if (sc.type != ScalingType::linear && sc.original_max_position <= 0)
@@ -86,6 +97,9 @@ double yarn_correction_dim(double rotations, int dim, double base, int max_posit
 
 FrequencyProfile::FrequencyProfile(const RopeSpec& spec, long sequence_length) : spec_(spec) {
   spec_.validate();
+  if (spec_.scaling.type == ScalingType::longrope)
+    throw ArgumentError("longrope scales each pair by a listed factor: it has no continuous frequency profile "
+                        "(integral decay curves are not defined for it)");
   const auto& sc = spec_.scaling;
   const int r = spec_.rotary_dim();
   base_ = spec_.base;
@@ -188,7 +202,37 @@ template float128 FrequencyProfile::evaluate<float128>(float128) const;
 
 double FrequencyProfile::operator()(double x) const { return evaluate<double>(x); }
 
+namespace {
+
+// HF _compute_longrope_parameters: theta_n = 1 / (ext_n base^(2n/r)), ext the
+// long list iff T > original; magnitude sqrt(1 + ln s / ln original) for s > 1.
+RopeFrequencies longrope_frequencies(const RopeSpec& spec, long sequence_length) {
+  spec.validate();
+  const auto& sc = spec.scaling;
+  const bool long_path = sequence_length > sc.original_max_position;
+  const auto& ext = long_path ? sc.long_factor : sc.short_factor;
+  RopeFrequencies f;
+  f.head_dim = spec.head_dim;
+  f.rotary_dim = spec.rotary_dim();
+  f.magnitude = sc.attention_factor > 0.0 ? sc.attention_factor
+                : sc.factor <= 1.0       ? 1.0
+                                         : std::sqrt(1.0 + std::log(sc.factor) / std::log(double(sc.original_max_position)));
+  const int pairs = f.rotary_dim / 2;
+  f.theta.resize(pairs);
+  f.theta_lo.resize(pairs);
+  for (int n = 0; n < pairs; ++n) {
+    const float128 e = static_cast<float>(ext[n]);
+    const float128 theta = 1 / (e * pow(float128(spec.base), float128(2 * n) / f.rotary_dim));
+    f.theta[n] = static_cast<double>(theta);
+    f.theta_lo[n] = static_cast<double>(theta - f.theta[n]);
+  }
+  return f;
+}
+
+}  // namespace
+
 RopeFrequencies rope_frequencies(const RopeSpec& spec, long sequence_length) {
+  if (spec.scaling.type == ScalingType::longrope) return longrope_frequencies(spec, sequence_length);
   return rope_frequencies(FrequencyProfile(spec, sequence_length));
 }
 

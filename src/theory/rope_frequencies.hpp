@@ -20,6 +20,7 @@ enum class ScalingType {
   yarn,         // HF transformers' YaRN (beta_fast/beta_slow ramp over correction dims, mscale)
   yarn_ropepp,  // YaRN as the RoPE++ reference code implements it (ramp over rotations r_n, 0.1 ln s + 1)
   llama3,       // HF "llama3" (low/high frequency factors over wavelengths)
+  longrope,     // HF "longrope" (Phi-3): theta_n / ext_n with per-pair lists, long list when T > original length
 };
 
 std::string to_string(ScalingType type);
@@ -40,6 +41,8 @@ struct RopeScaling {
   // llama3
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
+  // longrope: one factor per rotating pair (r/2 each); `factor` (max_position / original) sets the magnitude
+  std::vector<double> short_factor, long_factor;
 
   bool operator==(const RopeScaling&) const = default;
 };
@@ -70,7 +73,12 @@ struct RopeFrequencies {
 };
 
 // Frequencies for `spec`. `sequence_length` matters only for the dynamic type
-// (HF uses max(sequence_length, original_max_position)).
+// (HF uses max(sequence_length, original_max_position)) and for longrope (the
+// long factors when sequence_length > original_max_position, as HF switches
+// for the whole sequence).
+// longrope has no continuous profile (its factors are a list): FrequencyProfile
+// refuses it, and its frequencies base^(-2n/r) / float32(ext_n) are formed
+// directly in float128 (the factors rounded to float32 as HF stores them).
 RopeFrequencies rope_frequencies(const RopeSpec& spec, long sequence_length = 0);
 
 // The continuous frequency profile behind the discrete frequencies:

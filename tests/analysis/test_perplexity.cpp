@@ -206,19 +206,19 @@ std::vector<double> zero_attention_nll(const ropescope::model::Model& m, const s
   auto rms_norm = [&](const std::vector<double>& x, const std::vector<float>& w) {
     double ms = 0;
     for (double v : x) ms += v * v;
-    const double inv = 1.0 / std::sqrt(ms / h + c.rms_norm_eps);
+    const double inv = 1.0 / std::sqrt(ms / h + c.arch.norm.eps);
     std::vector<double> y(h);
     for (long i = 0; i < h; ++i) y[i] = x[i] * inv * w[i];
     return y;
   };
   const auto embed = m.weights.embed_tokens.to_float(), lm_head = m.weights.lm_head.to_float(),
-             final_norm = m.weights.norm.to_float();
+             final_norm = m.weights.norm.weight.to_float();
   std::vector<double> nll;
   for (long t = 0; t + 1 < T; ++t) {
     std::vector<double> x(h);
     for (long i = 0; i < h; ++i) x[i] = embed[tokens[t] * h + i];
     for (const auto& layer : m.weights.layers) {
-      const auto post = layer.post_attention_layernorm.to_float(), gate = layer.gate_proj.to_float(),
+      const auto post = layer.mlp_norm->weight.to_float(), gate = layer.gate_proj->to_float(),
                  up = layer.up_proj.to_float(), down = layer.down_proj.to_float();
       const auto n = rms_norm(x, post);
       std::vector<double> a(I);
@@ -248,7 +248,8 @@ TEST(Conditions, AblatingEveryHeadEqualsZeroAttentionModel) {
   for (const char* name : {"rope", "ec", "eh", "eh_tied"}) {
     auto backend = backend_for(name);
     const auto& m = backend.model();
-    ASSERT_FALSE(m.config.attention_bias || m.config.mlp_bias) << "the hand-built model assumes no biases";
+    ASSERT_FALSE(m.config.arch.attention.qkv_bias || m.config.arch.attention.o_bias || m.config.arch.mlp.bias)
+        << "the hand-built model assumes no biases";
     const auto tokens = test_tokens(24, 11);
     ForwardOptions ablate;
     ablate.ablation.all_real = ablate.ablation.all_imaginary = true;

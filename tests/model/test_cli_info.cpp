@@ -67,8 +67,12 @@ TEST(CliInfo, ErrorsAndExitCodes) {
   r = run("info /nonexistent/dir");
   EXPECT_EQ(r.status, 2) << r.out;
   ropescope::test::TempDir dir;
-  ropescope::test::write_file(dir / "config.json", "{\"hidden_size\": 1}");
+  ropescope::test::write_file(dir / "config.json", "{\"model_type\": \"llama\", \"hidden_size\": 1}");
   r = run("info " + dir.path().string());
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("\"vocab_size\" is missing"), std::string::npos) << r.out;
+  ropescope::test::write_file(dir / "config.json", "{\"hidden_size\": 1}");
+  r = run("info " + dir.path().string());
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("\"model_type\" is missing; supported families: llama, mistral"), std::string::npos) << r.out;
 }

@@ -1,5 +1,8 @@
 // config.json parsing: HF Llama fields and defaults, rope_scaling (4.x),
-// rope_parameters (5.x), the RoPE++ rope_config, and the errors for bad values.
+// rope_parameters (5.x), the RoPE++ rope_config, the family table (unknown
+// model_type refused, unread keys reported), and the errors for bad values.
+// Every family's parsing is checked end to end against transformers in
+// tests/model/test_architectures.cpp.
 #include <gtest/gtest.h>
 
 #include "core/error.hpp"
@@ -13,7 +16,7 @@ using theory::ScalingType;
 namespace {
 
 json base() {
-  return json::parse(R"({"vocab_size": 256, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+  return json::parse(R"({"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                          "num_attention_heads": 4})");
 }
 
@@ -36,7 +39,10 @@ TEST(ModelConfig, HfDefaults) {
   const ModelConfig c = parse(base());
   EXPECT_EQ(c.num_key_value_heads, 4);
   EXPECT_EQ(c.head_dim, 16);
-  EXPECT_EQ(c.rms_norm_eps, 1e-6);
+  EXPECT_EQ(c.arch.norm.eps, 1e-6);
+  EXPECT_EQ(c.arch.family, "llama");
+  EXPECT_EQ(c.arch.block, BlockKind::pre_norm);
+  EXPECT_EQ(c.arch.attention.scale, 0.25);
   EXPECT_EQ(c.max_position_embeddings, 2048);
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_FALSE(c.dtype_in_config);
@@ -60,7 +66,7 @@ TEST(ModelConfig, AllFields) {
   EXPECT_EQ(c.rope.base, 500000.0);
   EXPECT_EQ(c.rope.partial_rotary_factor, 0.5);
   EXPECT_EQ(c.max_position_embeddings, 32768);
-  EXPECT_TRUE(c.tie_word_embeddings && c.attention_bias && c.mlp_bias);
+  EXPECT_TRUE(c.tie_word_embeddings && c.arch.attention.qkv_bias && c.arch.attention.o_bias && c.arch.mlp.bias);
   EXPECT_EQ(c.dtype, io::Dtype::BF16);
   EXPECT_TRUE(c.dtype_in_config);
   j.erase("torch_dtype");
@@ -181,11 +187,16 @@ TEST(ModelConfig, BadValuesNameTheField) {
   j["torch_dtype"] = "int8";
   expect_error(j, "cfg: \"torch_dtype\" is \"int8\", expected bfloat16, float16 or float32");
   j = base();
-  j["hidden_act"] = "gelu";
-  expect_error(j, "cfg: \"hidden_act\" is \"gelu\", expected \"silu\" (the Llama SwiGLU MLP)");
+  j["hidden_act"] = "relu";
+  expect_error(j, "cfg: \"hidden_act\" is \"relu\", expected silu, gelu, gelu_new or gelu_pytorch_tanh");
   j = base();
-  j["rope_scaling"] = {{"type", "longrope"}, {"factor", 2.0}};
-  expect_error(j, "cfg: rope_scaling: \"type\" is \"longrope\", expected one of default, linear, dynamic, yarn, llama3");
+  j["rope_scaling"] = {{"type", "longrope"}, {"factor", 2.0}, {"original_max_position_embeddings", 16}};
+  expect_error(j, "cfg: rope_scaling: \"short_factor\" is missing (longrope needs 8 factors, one per rotating pair)");
+  j["rope_scaling"] = {{"type", "longrope"}, {"short_factor", json::array({1, 2})}, {"long_factor", json::array({1, 2})},
+                       {"original_max_position_embeddings", 16}};
+  expect_error(j, "cfg: rope_scaling: \"short_factor\" has 2 entries, expected a list of 8 numbers (rotary dim / 2)");
+  j["rope_scaling"] = {{"type", "frob"}, {"factor", 2.0}};
+  expect_error(j, "cfg: rope_scaling: \"type\" is \"frob\", expected one of default, linear, dynamic, yarn, llama3, longrope");
   j["rope_scaling"] = {{"type", "linear"}};
   expect_error(j, "cfg: rope_scaling: \"linear\" scaling needs \"factor\"");
   j["rope_scaling"] = {{"type", "linear"}, {"rope_type", "yarn"}, {"factor", 2.0}};
@@ -197,15 +208,41 @@ TEST(ModelConfig, BadValuesNameTheField) {
   EXPECT_THROW(parse(j), FormatError);
 }
 
-TEST(ModelConfig, WarningsForUnknownScalingKeysAndModelType) {
+TEST(ModelConfig, UnknownKeysWarnUnknownFamiliesAreRefused) {
   json j = base();
-  j["model_type"] = "mistral";
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}, {"frobnicate", 1}};
+  j["my_setting"] = 3;
+  j["bos_token_id"] = 1;  // known not to change the numbers: no warning
   std::vector<std::string> warnings;
   parse(j, &warnings);
   ASSERT_EQ(warnings.size(), 2u);
-  EXPECT_EQ(warnings[0], "cfg: model_type is \"mistral\"; reading it as a Llama model");
-  EXPECT_EQ(warnings[1], "cfg: rope_scaling: ignoring unknown key \"frobnicate\"");
+  EXPECT_EQ(warnings[0], "cfg: rope_scaling: ignoring unknown key \"frobnicate\"");
+  EXPECT_EQ(warnings[1], "cfg: key \"my_setting\" is not read by the llama description (ropescope does not know "
+                         "whether it changes the numbers)");
+
+  j = base();
+  j["model_type"] = "frobnicate";
+  try {
+    parse(j);
+    ADD_FAILURE() << "an unknown model_type was accepted";
+  } catch (const FormatError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("cfg: model_type \"frobnicate\" is not supported; supported families: llama, mistral, qwen2"),
+              std::string::npos) << what;
+  }
+  j["model_type"] = "qwen3_moe";
+  EXPECT_THROW(parse(j), FormatError);
+  j.erase("model_type");
+  EXPECT_THROW(parse(j), FormatError);
+  // A family's own keys: Mistral's window (default 4096 when the key is absent, none when null).
+  j = base();
+  j["model_type"] = "mistral";
+  j["num_key_value_heads"] = 2;  // Mistral's default is 8
+  EXPECT_EQ(parse(j).arch.window(0), 4096);
+  j["sliding_window"] = nullptr;
+  EXPECT_EQ(parse(j).arch.window(1), 0);
+  j["sliding_window"] = 0;
+  expect_error(j, "cfg: \"sliding_window\" is 0, expected a positive integer");
 }
 
 TEST(ModelConfig, VariantNames) {

@@ -87,7 +87,8 @@ TEST(LoadModel, RopeEcEh) {
       EXPECT_EQ(l.v_proj.shape(), (std::vector<std::uint64_t>{std::uint64_t(w.kv_rows), 32}));
       EXPECT_EQ(l.o_proj.shape(), (std::vector<std::uint64_t>{32, std::uint64_t(w.o_columns)}));
       EXPECT_FALSE(l.q_bias.has_value());
-      for (float x : l.input_layernorm.to_float()) EXPECT_NEAR(x, 1.0f, 0.6f);  // 1 + N(0, 0.1^2)
+      ASSERT_TRUE(l.attn_norm.has_value());
+      for (float x : l.attn_norm->weight.tensor.to_float()) EXPECT_NEAR(x, 1.0f, 0.6f);  // 1 + N(0, 0.1^2)
     }
     EXPECT_EQ(m.weights.embed_tokens.shape(), (std::vector<std::uint64_t>{256, 32}));
     EXPECT_EQ(m.weights.lm_head.shape(), (std::vector<std::uint64_t>{256, 32}));
@@ -98,7 +99,7 @@ TEST(LoadModel, TiedEmbeddingsShareTheView) {
   const Model m = load_model(models() / "eh_tied");
   EXPECT_TRUE(m.config.tie_word_embeddings);
   EXPECT_EQ(m.config.dtype, io::Dtype::F16);
-  EXPECT_EQ(m.weights.lm_head.bytes().data(), m.weights.embed_tokens.bytes().data());
+  EXPECT_EQ(m.weights.lm_head.tensor.bytes().data(), m.weights.embed_tokens.tensor.bytes().data());
   const auto p = count_parameters(m);
   EXPECT_EQ(p.lm_head, 0u);
   EXPECT_EQ(p.embedding, 256u * 32);
@@ -184,7 +185,7 @@ TEST(LoadModel, WrongShapeAndDtype) {
                                                  ": tensor \"model.norm.weight\" is F32, expected BF16 (config.json torch_dtype)");
 }
 
-TEST(LoadModel, ExtraTensorsAreWarnings) {
+TEST(LoadModel, ExtraTensorsAreRefused) {
   test::TempDir dir;
   ModelCopy copy("eh_tied");
   auto extra = copy.at("model.norm.weight");
@@ -193,9 +194,9 @@ TEST(LoadModel, ExtraTensorsAreWarnings) {
   extra.name = "model.extra.weight";
   copy.tensors.push_back(extra);
   copy.write(dir.path());
-  const Model m = load_model(dir.path());
-  ASSERT_EQ(m.warnings.size(), 1u);
-  EXPECT_EQ(m.warnings[0], (dir / "model.safetensors").string() + ": unexpected tensor \"model.extra.weight\" ignored");
+  expect_load_error<FormatError>(dir.path(), (dir / "model.safetensors").string() +
+                                                 ": unexpected tensor \"model.extra.weight\" (llama does not use it); "
+                                                 "refusing a checkpoint that is not modelled exactly");
 }
 
 TEST(LoadModel, NotADirectory) {
