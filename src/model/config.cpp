@@ -45,6 +45,13 @@ class Fields {
     return object_.contains(key);
   }
 
+  int nonnegative_int(const std::string& key, int fallback) const {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_number_integer() || v->get<std::int64_t>() < 0 || v->get<std::int64_t>() > 1'000'000'000)
+      fail(key, fmt::format("is {}, expected a non-negative integer", v->dump()));
+    return static_cast<int>(v->get<std::int64_t>());
+  }
   int positive_int(const std::string& key, std::optional<int> fallback = std::nullopt) const {
     const json* v = find(key);
     if (!v) {
@@ -202,6 +209,7 @@ theory::RopeScaling parse_scaling(const json& object, const std::string& source,
 // What differs between families in the shared readers.
 struct FamilyRules {
   std::optional<int> default_kv_heads;      // nullopt: H
+  bool kv_heads_key = true;                 // false: KV = H always (GPT-NeoX has no GQA; transformers ignores the key)
   std::optional<int> default_head_dim;      // when the key is absent (nullopt: hidden / H)
   bool head_dim_key = true;                 // false: D = hidden / H always (a different head_dim key is an error)
   int default_max_position = 2048;
@@ -238,7 +246,10 @@ void parse_sizes(const Fields& f, const FamilyRules& rules, ModelConfig& c) {
   c.intermediate_size = f.positive_int("intermediate_size");
   c.num_hidden_layers = f.positive_int("num_hidden_layers");
   c.num_attention_heads = f.positive_int("num_attention_heads");
-  c.num_key_value_heads = f.positive_int("num_key_value_heads", rules.default_kv_heads.value_or(c.num_attention_heads));
+  c.num_key_value_heads = rules.kv_heads_key
+                              ? f.positive_int("num_key_value_heads", rules.default_kv_heads.value_or(c.num_attention_heads))
+                              : c.num_attention_heads;
+  if (!rules.kv_heads_key) (void)f.present("num_key_value_heads");  // written by transformers, never used
   const bool divisible = c.hidden_size % c.num_attention_heads == 0;
   if (rules.head_dim_key && f.has("head_dim")) {
     c.head_dim = f.positive_int("head_dim");
@@ -421,7 +432,7 @@ void qwen_windows(const Fields& f, ModelConfig& c) {
   const bool use = f.boolean("use_sliding_window", false);
   const std::optional<long> window = use ? optional_window(f, 4096) : std::nullopt;
   if (!use) (void)f.present("sliding_window");  // read and ignored, as transformers does
-  const int first = f.positive_int("max_window_layers", 28);
+  const int first = f.nonnegative_int("max_window_layers", 28);
   set_windows(f, c, sliding_layers(f, c.num_hidden_layers, [&](int i) { return window && i >= first; }), window);
 }
 
@@ -454,6 +465,7 @@ void smollm3(const Fields& f, ModelConfig& c) {
   const int L = c.num_hidden_layers;
   std::vector<bool> rope(L);
   if (const json* list = f.find("no_rope_layers")) {
+    (void)f.present("no_rope_layer_interval");  // only the default list is built from it
     if (!list->is_array() || static_cast<int>(list->size()) != L)
       f.fail("no_rope_layers", fmt::format("is {}, expected a list of {} entries (1 = RoPE, 0 = NoPE)", list->dump(), L));
     for (int i = 0; i < L; ++i) {
@@ -474,6 +486,8 @@ void smollm3(const Fields& f, ModelConfig& c) {
 }
 
 void gemma_common(const Fields& f, ModelConfig& c) {
+  if (f.boolean("use_bidirectional_attention", false))
+    f.fail("use_bidirectional_attention", "is true (EmbeddingGemma): bidirectional attention is not a causal LM");
   auto& a = c.arch;
   a.norm = {NormKind::rms_offset, f.number("rms_norm_eps", 1e-6)};
   const bool bias = f.boolean("attention_bias", false);
@@ -506,8 +520,6 @@ void gemma2_common(const Fields& f, ModelConfig& c, int pattern, std::optional<d
 void gemma2(const Fields& f, ModelConfig& c) { gemma2_common(f, c, 2, 50.0, 30.0); }
 
 void gemma3_text(const Fields& f, ModelConfig& c) {
-  if (f.boolean("use_bidirectional_attention", false))
-    f.fail("use_bidirectional_attention", "is true (EmbeddingGemma): bidirectional attention is not a causal LM");
   gemma2_common(f, c, f.positive_int("sliding_window_pattern", 6), std::nullopt, std::nullopt);
   (void)f.present("attn_logit_softcapping");  // read and ignored: transformers' Gemma 3 never applies it
   c.arch.attention.qk_norm = QkNormKind::per_head;
@@ -652,7 +664,7 @@ const std::map<std::string, Family>& families() {
     t["phi3"] = {{.default_max_position = 4096}, phi3};
     t["olmo2"] = {{}, olmo2};
     t["olmo3"] = {{.default_theta = 5e5, .nested_rope = true}, olmo3};
-    t["gpt_neox"] = {{.head_dim_key = false, .theta_key = "rotary_emb_base", .default_partial = 0.25,
+    t["gpt_neox"] = {{.kv_heads_key = false, .head_dim_key = false, .theta_key = "rotary_emb_base", .default_partial = 0.25,
                       .partial_key = "rotary_pct"},
                      gpt_neox};
     t["stablelm"] = {{.default_kv_heads = 32, .head_dim_key = false, .default_max_position = 4096, .default_partial = 0.25},
