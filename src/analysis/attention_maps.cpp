@@ -40,6 +40,12 @@ AttentionMapRecorder::AttentionMapRecorder(const model::Model& model, MapRequest
     throw ArgumentError(fmt::format("--virtual-imaginary needs a vanilla RoPE model; this one is {} (its imaginary heads are "
                                     "real heads of the model: select them with --heads)",
                                     model::to_string(model.layout.variant)));
+  if (request_.virtual_imaginary)
+    for (int l : request_.layers)
+      if (!model.config.arch.has_rope(l))
+        throw ArgumentError(fmt::format("--virtual-imaginary: layer {} of this {} model is NoPE (it rotates nothing, so "
+                                        "there is no imaginary score to report); leave it out of --layers",
+                                        l, model.config.arch.family));
 
   index_.assign(static_cast<std::size_t>(layers) * heads_per_layer_, -1);
   for (int l : request_.layers)

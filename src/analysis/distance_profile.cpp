@@ -59,7 +59,7 @@ DistanceBins DistanceBins::from_edges(long exact_limit, long max_distance, const
 }
 
 DistanceProfile::DistanceProfile(int bins, std::vector<long> beyond_thresholds)
-    : prob_sum(bins, 0.0), score_sum(bins, 0.0), count(bins, 0), beyond(std::move(beyond_thresholds)),
+    : prob_sum(bins, 0.0), score_sum(bins, 0.0), count(bins, 0), score_count(bins, 0), beyond(std::move(beyond_thresholds)),
       mass_sum(beyond.size(), 0.0) {
   for (std::size_t i = 0; i < beyond.size(); ++i)
     if (beyond[i] < 0 || (i > 0 && beyond[i] <= beyond[i - 1]))
@@ -83,8 +83,11 @@ void DistanceProfile::add_rows(const DistanceBins& bins, const float* probabilit
       const double pv = p[s];
       const int b = bins.bin_of(D);
       prob_sum[b] += pv;
-      score_sum[b] += z[s];
       ++count[b];
+      if (z[s] != -std::numeric_limits<float>::infinity()) {
+        score_sum[b] += z[s];
+        ++score_count[b];
+      }
       distance += pv * static_cast<double>(D);
       if (pv > 0) entropy -= pv * std::log(pv);
       far += pv;
@@ -103,6 +106,7 @@ DistanceProfile& DistanceProfile::operator+=(const DistanceProfile& other) {
     prob_sum[b] += other.prob_sum[b];
     score_sum[b] += other.score_sum[b];
     count[b] += other.count[b];
+    score_count[b] += other.score_count[b];
   }
   for (std::size_t i = 0; i < mass_sum.size(); ++i) mass_sum[i] += other.mass_sum[i];
   distance_sum += other.distance_sum;
@@ -116,7 +120,7 @@ double ratio(double sum, double n) { return n > 0 ? sum / n : std::numeric_limit
 }  // namespace
 
 double DistanceProfile::mean_prob(int bin) const { return ratio(prob_sum[bin], static_cast<double>(count[bin])); }
-double DistanceProfile::mean_score(int bin) const { return ratio(score_sum[bin], static_cast<double>(count[bin])); }
+double DistanceProfile::mean_score(int bin) const { return ratio(score_sum[bin], static_cast<double>(score_count[bin])); }
 double DistanceProfile::mean_distance() const { return ratio(distance_sum, static_cast<double>(queries)); }
 double DistanceProfile::entropy() const { return ratio(entropy_sum, static_cast<double>(queries)); }
 double DistanceProfile::mass_beyond(std::size_t i) const { return ratio(mass_sum[i], static_cast<double>(queries)); }
@@ -172,7 +176,9 @@ void ProfileObserver::on_distance_sums(const backend::DistanceSums& sums) {
   // Pairs at distance D in a sequence of T tokens: T - D (queries D .. T-1).
   for (int b = 0; b < bins_.size() && bins_.lo(b) < sums.T; ++b) {
     const std::int64_t lo = bins_.lo(b), hi = std::min<std::int64_t>(bins_.hi(b), sums.T - 1);
-    p.count[b] += (hi - lo + 1) * sums.T - (lo + hi) * (hi - lo + 1) / 2;
+    const std::int64_t pairs = (hi - lo + 1) * sums.T - (lo + hi) * (hi - lo + 1) / 2;
+    p.count[b] += pairs;
+    p.score_count[b] += pairs;  // backends reducing by distance run no windowed layers (they refuse them)
   }
   for (std::size_t j = 0; j < first_slot_beyond_.size(); ++j)
     for (int k = first_slot_beyond_[j]; k < request_.slots; ++k) p.mass_sum[j] += sums.prob_sum[k];
@@ -197,15 +203,21 @@ ProfileAggregate aggregate(const std::vector<const DistanceProfile*>& profiles) 
   a.mean_prob.assign(bins, 0.0);
   a.mean_score.assign(bins, 0.0);
   a.mass_beyond.assign(thresholds, 0.0);
+  // Scores: mean over the heads that have visible pairs in the bin (a windowed layer's heads have none beyond it).
+  std::vector<int> scored(bins, 0);
+  for (const auto* p : profiles)
+    for (int b = 0; b < bins; ++b) scored[b] += p->score_count[b] > 0;
   for (const auto* p : profiles) {
     for (int b = 0; b < bins; ++b) {
       a.mean_prob[b] += p->mean_prob(b) / a.heads;
-      a.mean_score[b] += p->mean_score(b) / a.heads;
+      if (p->score_count[b] > 0) a.mean_score[b] += p->mean_score(b) / scored[b];
     }
     a.mean_distance += p->mean_distance() / a.heads;
     a.entropy += p->entropy() / a.heads;
     for (std::size_t i = 0; i < thresholds; ++i) a.mass_beyond[i] += p->mass_beyond(i) / a.heads;
   }
+  for (int b = 0; b < bins; ++b)
+    if (!scored[b]) a.mean_score[b] = std::numeric_limits<double>::quiet_NaN();
   return a;
 }
 

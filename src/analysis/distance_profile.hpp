@@ -10,8 +10,11 @@
 //
 // Derived per-head statistics (all averages are over query rows, every query
 // of every window weighing the same; p(t, .) is one row of probabilities):
-//   mean probability / score in bin b = sum of p (score) over all (t, s) with
-//       t - s in b / number of such pairs;
+//   mean probability in bin b = sum of p over all causal (t, s) with t - s in b
+//       / number of such pairs (pairs a sliding window masks count, with p = 0,
+//       so a windowed layer shows no mass beyond its window);
+//   mean score in bin b = the same over the visible pairs only (a masked pair
+//       has no score); NaN where a bin has none;
 //   mean attention distance = mean over queries of sum_s p(t,s) * (t - s);
 //   entropy (nats)          = mean over queries of -sum_s p(t,s) log p(t,s);
 //   mass beyond X           = mean over queries of sum_{t - s >= X} p(t,s).
@@ -60,6 +63,7 @@ class DistanceBins {
 struct DistanceProfile {
   std::vector<double> prob_sum, score_sum;  // [bins]
   std::vector<std::int64_t> count;          // [bins]: (t, s) pairs with t - s in the bin
+  std::vector<std::int64_t> score_count;    // [bins]: those of them visible (not masked by a window)
   std::vector<long> beyond;                 // thresholds X of mass_sum
   std::vector<double> mass_sum;             // [beyond]: sum over queries of sum_{t-s >= X} p
   double distance_sum = 0;                  // sum over queries of sum_s p (t - s)
@@ -71,7 +75,8 @@ struct DistanceProfile {
 
   // Adds query rows q_begin .. q_end-1 of a row-major block whose row i holds
   // query q_begin + i and whose column j is key j (row stride `stride` floats);
-  // only keys 0 .. q are read (the causal part).
+  // only keys 0 .. q are read (the causal part); keys with a score of -inf
+  // (masked by a sliding window) add to the pair count, not to the scores.
   void add_rows(const DistanceBins& bins, const float* probabilities, const float* scores, long q_begin, long q_end,
                 long stride);
   // Throws std::invalid_argument when the bins or thresholds differ.

@@ -102,7 +102,7 @@ void run_profile(const ProfileOptions& o) {
   const int nb = bins.size();
   std::vector<double> mean_prob, mean_score;
   std::vector<std::int64_t> bin_edges;
-  std::string csv = "layer,head,kind,bin_lo,bin_hi,count,mean_prob,mean_score\n";
+  std::string csv = "layer,head,kind,bin_lo,bin_hi,count,mean_prob,mean_score,score_count\n";
   nlohmann::json per_head = nlohmann::json::array();
   nlohmann::json per_layer = nlohmann::json::array();
   std::vector<const analysis::DistanceProfile*> model_real, model_imaginary;
@@ -117,8 +117,8 @@ void run_profile(const ProfileOptions& o) {
       for (int b = 0; b < nb; ++b) {
         mean_prob.push_back(p.mean_prob(b));
         mean_score.push_back(p.mean_score(b));
-        csv += fmt::format("{},{},{},{},{},{},{:.17g},{:.17g}\n", l, h, kind, bins.lo(b), bins.hi(b), p.count[b],
-                           p.mean_prob(b), p.mean_score(b));
+        csv += fmt::format("{},{},{},{},{},{},{:.17g},{:.17g},{}\n", l, h, kind, bins.lo(b), bins.hi(b), p.count[b],
+                           p.mean_prob(b), p.mean_score(b), p.score_count[b]);
       }
       nlohmann::json mass;
       for (std::size_t i = 0; i < beyond.size(); ++i) mass[std::to_string(beyond[i])] = p.mass_beyond(i);
@@ -140,7 +140,9 @@ void run_profile(const ProfileOptions& o) {
   const nlohmann::json definitions = {
       {"distance", "D = t - s for query position t and key position s within a window (t >= s)"},
       {"mean_prob", "sum of p(t,s) over all (t,s) with D in the bin / count of such pairs"},
-      {"mean_score", "the same for the pre-softmax score (scaled by d^-0.5, after noise if any)"},
+      {"mean_score", "sum of the pre-softmax score (times the layer's scale, softcapped where the model does, after "
+                     "noise if any) over the visible pairs with D in the bin / score_count (pairs a sliding window "
+                     "masks have no score; null where a bin has none)"},
       {"mean_distance", "mean over queries of sum_s p(t,s) (t - s)"},
       {"entropy", "mean over queries of -sum_s p(t,s) ln p(t,s) (nats)"},
       {"mass_beyond", "for each X: mean over queries of sum_{t-s >= X} p(t,s)"},

@@ -110,7 +110,8 @@ void causal_softmax(const Matrix& scores, Matrix& probs, long q_begin) {
     const Eigen::Index visible = q_begin + i + 1;
     const auto row = scores.row(i).head(visible);
     auto p = probs.row(i).head(visible);
-    p = (row.array() - row.maxCoeff()).exp();
+    // Eigen's vectorised exp clamps its argument near -88, so masked keys (-inf) are set to exactly 0.
+    p = (row.array() == -std::numeric_limits<float>::infinity()).select(0.0f, (row.array() - row.maxCoeff()).exp());
     p *= static_cast<float>(1.0 / p.cast<double>().sum());
     probs.row(i).tail(probs.cols() - visible).setZero();
   }

@@ -297,3 +297,46 @@ TEST(DistanceProfile, DistanceSumsEqualBlocks) {
   backend::DistanceSums short_sums{0, 0, model->layout.head(0), 3, {}, {}, 0, 0};
   EXPECT_THROW(from_sums.on_distance_sums(short_sums), std::invalid_argument);
 }
+
+// A sliding-window layer has no attention mass at or beyond its window (HF's
+// edge: a query sees W keys, itself included), its scores beyond it are not
+// averaged (no visible pairs), while a full layer of the same model reaches
+// further. Gemma 2's fixture: layer 0 windowed (W = 8), layer 1 full.
+TEST(DistanceProfile, SlidingWindowLayerHasNoMassBeyondItsWindow) {
+  auto model = ropescope::testing::load_test_model("tests/data/arch/gemma2");
+  ASSERT_EQ(model->config.arch.window(0), 8);
+  ASSERT_EQ(model->config.arch.window(1), 0);
+  cpu::CpuBackend backend(model, cpu::CpuOptions{5});
+  const long T = 40, W = 8;
+  const int layers = model->config.num_hidden_layers, heads = model->layout.attention_heads;
+  const auto bins = DistanceBins::log_spaced(16, T - 1, 4);
+  analysis::ProfileObserver profile(bins, {W - 1, W}, layers, heads, 1);
+  backend::ForwardOptions options;
+  options.observer = &profile;
+  backend.forward({random_tokens(T, model->config.vocab_size, 3)}, options);
+  for (int h = 0; h < heads; ++h) {
+    const auto windowed = profile.result(0, h), full = profile.result(1, h);
+    EXPECT_GT(windowed.mass_beyond(0), 0.0) << "distance W-1 is visible";
+    EXPECT_EQ(windowed.mass_beyond(1), 0.0) << "head " << h;
+    EXPECT_GT(full.mass_beyond(1), 1e-3) << "head " << h;
+    for (int b = 0; b < bins.size(); ++b) {
+      EXPECT_EQ(windowed.count[b], full.count[b]);  // every causal pair counts for probabilities
+      if (bins.lo(b) >= W) {
+        EXPECT_EQ(windowed.mean_prob(b), 0.0) << "bin " << b;
+        EXPECT_EQ(windowed.score_count[b], 0) << "bin " << b;
+        EXPECT_TRUE(std::isnan(windowed.mean_score(b))) << "bin " << b;
+        EXPECT_TRUE(std::isfinite(full.mean_score(b))) << "bin " << b;
+      } else {
+        EXPECT_EQ(windowed.score_count[b], windowed.count[b]) << "bin " << b;
+      }
+    }
+  }
+  // Aggregates average scores over the heads that have them: finite where the full layer has pairs.
+  std::vector<analysis::DistanceProfile> all;
+  for (int l = 0; l < layers; ++l)
+    for (int h = 0; h < heads; ++h) all.push_back(profile.result(l, h));
+  std::vector<const analysis::DistanceProfile*> pointers;
+  for (const auto& p : all) pointers.push_back(&p);
+  const auto a = analysis::aggregate(pointers);
+  for (int b = 0; b < bins.size(); ++b) EXPECT_TRUE(std::isfinite(a.mean_score[b])) << "bin " << b;
+}
