@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -372,3 +373,32 @@ TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
 }
 
 }  // namespace
+
+// What the CUDA backend does not implement is named, family by family, before
+// any device is touched (so this runs without a GPU): the Llama layout (with
+// biases and llama3 scaling) needs nothing; every other feature is listed.
+TEST(CudaBackendRefuses, FeaturesItDoesNotImplement) {
+  auto features = [](const std::string& name) {
+    const auto m = rs::model::load_model(std::string(ROPESCOPE_SOURCE_DIR) + "/tests/data/arch/" + name);
+    return rs::cuda::unsupported_features(m);
+  };
+  auto lists = [&](const std::string& name, const std::string& feature) {
+    const auto f = features(name);
+    return std::any_of(f.begin(), f.end(), [&](const std::string& x) { return x.find(feature) != std::string::npos; });
+  };
+  EXPECT_TRUE(features("llama3").empty());
+  EXPECT_TRUE(features("mistral_null").empty());
+  EXPECT_TRUE(lists("mistral_swa", "sliding-window attention"));
+  EXPECT_TRUE(lists("qwen3", "qk-norm"));
+  EXPECT_TRUE(lists("gemma2", "attention logit softcap"));
+  EXPECT_TRUE(lists("gemma2", "final logit softcap"));
+  EXPECT_TRUE(lists("gemma2", "sandwich norms"));
+  EXPECT_TRUE(lists("gemma3_text", "per-layer RoPE tables"));
+  EXPECT_TRUE(lists("granite", "attention scale"));
+  EXPECT_TRUE(lists("smollm3", "NoPE layers"));
+  EXPECT_TRUE(lists("phi3", "fused or permuted projections"));
+  EXPECT_TRUE(lists("gpt_neox_parallel", "layernorm norms"));
+  EXPECT_TRUE(lists("gpt_neox_parallel", "plain gelu (erf) MLP"));
+  EXPECT_TRUE(lists("cohere", "fused or permuted projections"));
+  EXPECT_TRUE(lists("olmo2", "post-norm"));
+}
