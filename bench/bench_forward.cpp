@@ -2,7 +2,13 @@
 // PyTorch CPU on the same model and input length, in the same run.
 //
 //   bench_forward [--threads N] [--repeats N] [--tokens T1,T2,...] [--model DIR]
+//                 [--baseline reference|transformers] [--python PYTHON]
 //
+// --baseline transformers times HF transformers' own model class instead
+// (bench/torch_arch_cpu_baseline.py: float32, SDPA where the class supports
+// it, else eager; any family), run with --python (default python3, which then
+// needs tests/reference/requirements-oracle.txt); both sides then report their
+// best run, as that script does.
 // Without --model it writes the benchmark model (RoPE++ EC, hidden 256, 4
 // layers, 4 q / 2 kv heads, d 64, MLP 768, vocab 256: ~3.5 M parameters) with
 // bench/torch_forward_baseline.py --make-model into a temporary directory.
@@ -41,12 +47,14 @@ std::string run_capture(const std::string& command) {
 int main(int argc, char** argv) {
   int threads = 2, repeats = 3;
   std::vector<long> lengths = {512, 4096};
-  std::string model_dir;
+  std::string model_dir, baseline = "reference", python = "python3";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--threads") threads = std::stoi(value);
     else if (flag == "--repeats") repeats = std::stoi(value);
     else if (flag == "--model") model_dir = value;
+    else if (flag == "--baseline") baseline = value;
+    else if (flag == "--python") python = value;
     else if (flag == "--tokens") {
       lengths.clear();
       for (std::size_t p = 0; p < value.size();) {
@@ -59,11 +67,17 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (baseline != "reference" && baseline != "transformers") {
+    fmt::print(stderr, "--baseline must be reference or transformers\n");
+    return 2;
+  }
+  const bool hf = baseline == "transformers";
   const std::string script = std::string(ROPESCOPE_SOURCE_DIR) + "/bench/torch_forward_baseline.py";
+  const std::string hf_script = std::string(ROPESCOPE_SOURCE_DIR) + "/bench/torch_arch_cpu_baseline.py";
   std::filesystem::path temp;
   if (model_dir.empty()) {
     temp = std::filesystem::temp_directory_path() / fmt::format("ropescope-bench-model-{}", getpid());
-    run_capture(fmt::format("python3 {} --make-model {}", script, temp.string()));
+    run_capture(fmt::format("{} {} --make-model {}", python, script, temp.string()));
     model_dir = temp.string();
   }
   omp_set_num_threads(threads);
@@ -71,12 +85,15 @@ int main(int argc, char** argv) {
 
   auto model = std::make_shared<const ropescope::model::Model>(ropescope::model::load_model(model_dir));
   ropescope::cpu::CpuBackend backend(model);
-  fmt::print("model {}: {} layers, hidden {}, variant {}, {} threads\n", model_dir, model->config.num_hidden_layers,
-             model->config.hidden_size, ropescope::model::to_string(model->layout.variant), threads);
-  fmt::print("{:>7} {:>16} {:>16} {:>14}\n", "T", "ropescope tok/s", "PyTorch tok/s", "ratio (ours/pt)");
+  fmt::print("model {}: {} {} layers, hidden {}, variant {}, {} threads, baseline {}\n", model_dir,
+             model->config.arch.family, model->config.num_hidden_layers, model->config.hidden_size,
+             ropescope::model::to_string(model->layout.variant), threads, hf ? "transformers (best run)" : "reference (median run)");
+  fmt::print("{:>7} {:>16} {:>16} {:>14}\n", "T", "ropescope tok/s", hf ? "transformers" : "PyTorch tok/s", "ratio (ours/pt)");
   for (long T : lengths) {
-    auto baseline = nlohmann::json::parse(
-        run_capture(fmt::format("python3 {} {} --tokens {} --threads {} --repeats {}", script, model_dir, T, threads, repeats)));
+    const std::string command =
+        hf ? fmt::format("{} {} {} --tokens {} --threads {} --repeat {}", python, hf_script, model_dir, T, threads, repeats)
+           : fmt::format("{} {} {} --tokens {} --threads {} --repeats {}", python, script, model_dir, T, threads, repeats);
+    auto reference = nlohmann::json::parse(run_capture(command));
     std::mt19937 rng(0);
     std::vector<std::int32_t> tokens(T);
     for (auto& t : tokens) t = static_cast<std::int32_t>(rng() % model->config.vocab_size);
@@ -88,7 +105,8 @@ int main(int argc, char** argv) {
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     std::sort(seconds.begin(), seconds.end());
-    const double ours = T / seconds[seconds.size() / 2], theirs = baseline["tokens_per_s"].get<double>();
+    const double ours = T / (hf ? seconds.front() : seconds[seconds.size() / 2]);
+    const double theirs = reference["tokens_per_s"].get<double>();
     fmt::print("{:>7} {:>16.0f} {:>16.0f} {:>14.2f}\n", T, ours, theirs, ours / theirs);
   }
   if (!temp.empty()) std::filesystem::remove_all(temp);

@@ -172,7 +172,7 @@ TEST(CliProfile, OutputsAgreeAndLoadWithNumpy) {
 
   auto csv = lines_of(read_text(prefix + ".csv"));
   ASSERT_EQ(csv.size(), 1u + 16 * bins);
-  EXPECT_EQ(csv[0], "layer,head,kind,bin_lo,bin_hi,count,mean_prob,mean_score");
+  EXPECT_EQ(csv[0], "layer,head,kind,bin_lo,bin_hi,count,mean_prob,mean_score,score_count");
   EXPECT_EQ(csv[1].rfind("0,0,real,0,0,192,", 0), 0u) << csv[1];  // D = 0: one pair per query
   auto [shape, prob] = read_npy<double>(prefix + "_prob.npy");
   EXPECT_EQ(shape, fmt::format("2, 8, {}", bins));
