@@ -221,6 +221,7 @@ struct FamilyRules {
   bool nested_rope = false;                 // per-layer-type rope_parameters (Gemma 3, OLMo 3)
   std::optional<double> default_local_theta;  // Gemma 3's rope_local_base_freq default
   bool allows_rope_config = false;          // the RoPE++ reference's rope_config (Llama files only)
+  bool has_windows = false;                 // sliding-window attention exists in this family
 };
 
 struct Parsed {
@@ -647,31 +648,33 @@ const std::map<std::string, Family>& families() {
     FamilyRules llama_rules;
     llama_rules.allows_rope_config = true;
     t["llama"] = {llama_rules, llama};
-    t["mistral"] = {{.default_kv_heads = 8, .default_max_position = 131072}, mistral};
-    t["qwen2"] = {{.default_kv_heads = 32, .default_max_position = 32768}, qwen2};
-    t["qwen3"] = {{.default_kv_heads = 32, .default_head_dim = 128, .default_max_position = 32768}, qwen3};
+    t["mistral"] = {{.default_kv_heads = 8, .default_max_position = 131072, .has_windows = true}, mistral};
+    t["qwen2"] = {{.default_kv_heads = 32, .default_max_position = 32768, .has_windows = true}, qwen2};
+    t["qwen3"] = {{.default_kv_heads = 32, .default_head_dim = 128, .default_max_position = 32768, .has_windows = true}, qwen3};
     t["granite"] = {{}, granite};
-    t["smollm3"] = {{.default_kv_heads = 4, .default_max_position = 32768, .default_tied = true, .default_theta = 2e6},
+    t["smollm3"] = {{.default_kv_heads = 4, .default_max_position = 32768, .default_tied = true, .default_theta = 2e6,
+                     .has_windows = true},
                     smollm3};
     t["gemma"] = {{.default_kv_heads = 16, .default_head_dim = 256, .default_max_position = 8192, .default_tied = true},
                   gemma};
-    t["gemma2"] = {{.default_kv_heads = 4, .default_head_dim = 256, .default_max_position = 8192, .default_tied = true},
+    t["gemma2"] = {{.default_kv_heads = 4, .default_head_dim = 256, .default_max_position = 8192, .default_tied = true,
+                    .has_windows = true},
                    gemma2};
     t["gemma3_text"] = {{.default_kv_heads = 4, .default_head_dim = 256, .default_max_position = 131072,
                          .default_tied = true, .default_theta = 1e6, .nested_rope = true,
-                         .default_local_theta = 10000.0},
+                         .default_local_theta = 10000.0, .has_windows = true},
                         gemma3_text};
-    t["phi3"] = {{.default_max_position = 4096}, phi3};
+    t["phi3"] = {{.default_max_position = 4096, .has_windows = true}, phi3};
     t["olmo2"] = {{}, olmo2};
-    t["olmo3"] = {{.default_theta = 5e5, .nested_rope = true}, olmo3};
+    t["olmo3"] = {{.default_theta = 5e5, .nested_rope = true, .has_windows = true}, olmo3};
     t["gpt_neox"] = {{.kv_heads_key = false, .head_dim_key = false, .theta_key = "rotary_emb_base", .default_partial = 0.25,
                       .partial_key = "rotary_pct"},
                      gpt_neox};
     t["stablelm"] = {{.default_kv_heads = 32, .head_dim_key = false, .default_max_position = 4096, .default_partial = 0.25},
                      stablelm};
-    t["starcoder2"] = {{.default_kv_heads = 2, .default_max_position = 4096, .default_tied = true}, starcoder2};
+    t["starcoder2"] = {{.default_kv_heads = 2, .default_max_position = 4096, .default_tied = true, .has_windows = true}, starcoder2};
     t["cohere"] = {{.default_max_position = 8192, .default_tied = true, .default_theta = 5e5}, cohere};
-    t["cohere2"] = {{.head_dim_key = false, .default_max_position = 8192, .default_tied = true}, cohere2};
+    t["cohere2"] = {{.head_dim_key = false, .default_max_position = 8192, .default_tied = true, .has_windows = true}, cohere2};
     t["glm"] = {{.default_kv_heads = 2, .default_head_dim = 128, .default_max_position = 131072, .default_partial = 0.5},
                 glm};
     t["glm4"] = {{.default_kv_heads = 2, .default_head_dim = 128, .default_max_position = 131072, .default_partial = 0.5},
@@ -752,6 +755,11 @@ ModelConfig parse_family(const json& config, const std::string& source, const st
   parse_sizes(f, rules, c);
   parse_rope(f, rules, c, warnings);
   it->second.parse(f, c);
+  if (!rules.has_windows && (f.has("sliding_window") || f.boolean("use_sliding_window", false)))
+    f.fail(f.has("sliding_window") ? "sliding_window" : "use_sliding_window",
+           fmt::format("is {}, but {} has no sliding-window attention (transformers would ignore it; refusing a "
+                       "config that may not mean what it says)",
+                       f.find(f.has("sliding_window") ? "sliding_window" : "use_sliding_window")->dump(), model_type));
   if (rules.allows_rope_config) parse_rope_config(f, c);
   c.variant = c.rope_config_variant.value_or(Variant::rope);
   if (c.rope.scaling.type == theory::ScalingType::longrope && c.arch.local_rope)

@@ -245,6 +245,27 @@ TEST(ModelConfig, UnknownKeysWarnUnknownFamiliesAreRefused) {
   expect_error(j, "cfg: \"sliding_window\" is 0, expected a positive integer");
 }
 
+TEST(ModelConfig, ValuesAFamilyDoesNotAllowAreRefused) {
+  json j = base();
+  j["sliding_window"] = 512;  // Llama has no sliding window
+  expect_error(j, "cfg: \"sliding_window\" is 512, but llama has no sliding-window attention (transformers would ignore "
+                  "it; refusing a config that may not mean what it says)");
+  j = base();
+  j["model_type"] = "phi3";
+  j["partial_rotary_factor"] = 0.3;  // int(16 * 0.3) = 4 ok; 0.45 gives 7
+  EXPECT_EQ(parse(j).rope.rotary_dim(), 4);
+  j["partial_rotary_factor"] = 0.45;
+  expect_error(j, "cfg: RoPE settings: rotary dimension int(16 * 0.45) = 7 must be even and >= 2");
+  j["partial_rotary_factor"] = 0.5;
+  j["rope_scaling"] = {{"type", "longrope"}, {"original_max_position_embeddings", 16}, {"short_factor", json::array({1, 2, 3, 4})}};
+  expect_error(j, "cfg: rope_scaling: \"long_factor\" is missing (longrope needs 4 factors, one per rotating pair)");
+  j = base();
+  j["model_type"] = "gemma2";
+  j["num_key_value_heads"] = 2;
+  j["layer_types"] = {"sliding_attention", "global"};
+  expect_error(j, "cfg: \"layer_types\" entry 1 is \"global\", expected \"full_attention\" or \"sliding_attention\"");
+}
+
 TEST(ModelConfig, VariantNames) {
   EXPECT_EQ(parse_variant("ec"), Variant::ec);
   EXPECT_EQ(parse_variant("imag1"), Variant::eh);

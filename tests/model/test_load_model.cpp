@@ -28,13 +28,16 @@ struct ModelCopy {
   std::vector<Tensor> tensors;
   nlohmann::json config;
 
-  explicit ModelCopy(const std::string& name) {
-    const io::Checkpoint ck(models() / name);
+  explicit ModelCopy(const std::string& name) : ModelCopy(models() / name, 0) {}
+  // A copy of any model directory.
+  static ModelCopy of(const std::filesystem::path& directory) { return ModelCopy(directory, 0); }
+  ModelCopy(const std::filesystem::path& directory, int) {
+    const io::Checkpoint ck(directory);
     for (const auto& n : ck.names()) {
       const auto v = ck.tensor(n);
       tensors.push_back({n, v.dtype(), v.shape(), {v.bytes().begin(), v.bytes().end()}});
     }
-    config = nlohmann::json::parse(test::read_file(models() / name / "config.json"));
+    config = nlohmann::json::parse(test::read_file(directory / "config.json"));
   }
   Tensor& at(const std::string& name) {
     for (auto& t : tensors)
@@ -197,6 +200,18 @@ TEST(LoadModel, ExtraTensorsAreRefused) {
   expect_load_error<FormatError>(dir.path(), (dir / "model.safetensors").string() +
                                                  ": unexpected tensor \"model.extra.weight\" (llama does not use it); "
                                                  "refusing a checkpoint that is not modelled exactly");
+}
+
+TEST(LoadModel, FusedTensorsOfTheWrongSizeAreRefused) {
+  test::TempDir dir;
+  auto copy = ModelCopy::of(test::source_dir() / "tests/data/arch/phi3");
+  auto& qkv = copy.at("model.layers.1.self_attn.qkv_proj.weight");  // [(2 + 2 x 1) x 16, 32]
+  qkv.shape[0] -= 16;
+  qkv.bytes.resize(qkv.bytes.size() - 16 * 32 * 4);
+  copy.write(dir.path());
+  expect_load_error<FormatError>(dir.path(), (dir / "model.safetensors").string() +
+                                                 ": tensor \"model.layers.1.self_attn.qkv_proj.weight\" has shape [48, 32], "
+                                                 "expected [64, 32] (fused q, k, v: (2 + 2 x 1) heads x d 16)");
 }
 
 TEST(LoadModel, NotADirectory) {
