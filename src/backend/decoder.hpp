@@ -4,12 +4,18 @@
 // supplies an Ops type with
 //   using Activations = ...;                                  // [T, hidden]
 //   Activations norm(int layer, NormSlot slot, const Activations& x);
-//   Activations attention(int layer, const Activations& x);   // through o_proj (and its bias)
-//   Activations mlp(int layer, const Activations& x);
-//   void add(Activations& x, const Activations& y, double scale);   // x += scale * y
-// and calls run_layers after embedding; the final norm, LM head and loss stay
-// with the backend (they are chunked differently on CPU and GPU).
+//   // out += scale * post(o_proj(attention(in))), post the norm in that slot when given:
+//   void attention(int layer, const Activations& in, Activations& out, double scale, std::optional<NormSlot> post);
+//   // out += scale * post(mlp(in)):
+//   void mlp(int layer, const Activations& in, Activations& out, double scale, std::optional<NormSlot> post);
+// `in` may be `out` itself (post-norm blocks): an implementation reads all of
+// `in` before it writes `out`. Branches that add straight into the residual
+// stream let a GPU fuse the add into the output projection's GEMM (beta = 1).
+// The backend embeds before run_layers; the final norm, LM head and loss stay
+// with it (they are chunked differently on CPU and GPU).
 #pragma once
+
+#include <optional>
 
 #include "model/architecture.hpp"
 
@@ -23,28 +29,28 @@ void decoder_layer(Ops& ops, const model::Architecture& arch, int layer, typenam
   const double r = arch.residual_multiplier;
   switch (arch.block) {
     case model::BlockKind::pre_norm:
-      ops.add(x, ops.attention(layer, ops.norm(layer, NormSlot::attn, x)), r);
-      ops.add(x, ops.mlp(layer, ops.norm(layer, NormSlot::mlp, x)), r);
+      ops.attention(layer, ops.norm(layer, NormSlot::attn, x), x, r, std::nullopt);
+      ops.mlp(layer, ops.norm(layer, NormSlot::mlp, x), x, r, std::nullopt);
       return;
     case model::BlockKind::sandwich:
-      ops.add(x, ops.norm(layer, NormSlot::post_attn, ops.attention(layer, ops.norm(layer, NormSlot::attn, x))), r);
-      ops.add(x, ops.norm(layer, NormSlot::post_mlp, ops.mlp(layer, ops.norm(layer, NormSlot::mlp, x))), r);
+      ops.attention(layer, ops.norm(layer, NormSlot::attn, x), x, r, NormSlot::post_attn);
+      ops.mlp(layer, ops.norm(layer, NormSlot::mlp, x), x, r, NormSlot::post_mlp);
       return;
     case model::BlockKind::post_norm:
-      ops.add(x, ops.norm(layer, NormSlot::post_attn, ops.attention(layer, x)), r);
-      ops.add(x, ops.norm(layer, NormSlot::post_mlp, ops.mlp(layer, x)), r);
+      ops.attention(layer, x, x, r, NormSlot::post_attn);
+      ops.mlp(layer, x, x, r, NormSlot::post_mlp);
       return;
-    case model::BlockKind::parallel_shared_norm: {
+    case model::BlockKind::parallel_shared_norm: {  // both branches read the same normed x
       const auto h = ops.norm(layer, NormSlot::attn, x);
-      auto branch = ops.attention(layer, h);
-      ops.add(branch, ops.mlp(layer, h), 1.0);
-      ops.add(x, branch, r);
+      ops.attention(layer, h, x, r, std::nullopt);
+      ops.mlp(layer, h, x, r, std::nullopt);
       return;
     }
-    case model::BlockKind::parallel_two_norms: {
-      auto branch = ops.attention(layer, ops.norm(layer, NormSlot::attn, x));
-      ops.add(branch, ops.mlp(layer, ops.norm(layer, NormSlot::mlp, x)), 1.0);
-      ops.add(x, branch, r);
+    case model::BlockKind::parallel_two_norms: {  // both norms of the same x, taken before either branch adds
+      const auto h_attn = ops.norm(layer, NormSlot::attn, x);
+      const auto h_mlp = ops.norm(layer, NormSlot::mlp, x);
+      ops.attention(layer, h_attn, x, r, std::nullopt);
+      ops.mlp(layer, h_mlp, x, r, std::nullopt);
       return;
     }
   }

@@ -161,23 +161,29 @@ struct CpuBackend::LayerOps {
   const LayerTables& tables;
   const backend::ForwardOptions& options;
 
+  const Norm& slot_norm(int layer, backend::NormSlot slot) const {
+    const Layer& l = backend.layers_[layer];
+    return slot == backend::NormSlot::attn        ? l.attn_norm
+           : slot == backend::NormSlot::post_attn ? l.post_attn_norm
+           : slot == backend::NormSlot::mlp       ? l.mlp_norm
+                                                  : l.post_mlp_norm;
+  }
   Matrix norm(int layer, backend::NormSlot slot, const Matrix& x) const {
-    const Layer& l = backend.layers_[layer];
-    const Norm& n = slot == backend::NormSlot::attn        ? l.attn_norm
-                    : slot == backend::NormSlot::post_attn ? l.post_attn_norm
-                    : slot == backend::NormSlot::mlp       ? l.mlp_norm
-                                                           : l.post_mlp_norm;
-    return backend.norm(x, n, backend.model_->config.arch.norm);
+    return backend.norm(x, slot_norm(layer, slot), backend.model_->config.arch.norm);
   }
-  Matrix attention(int layer, const Matrix& x) const {
-    const Layer& l = backend.layers_[layer];
-    return linear(backend.attention(sequence, layer, x, tables.of(backend.model_->config.arch, layer), options), l.o,
-                  l.o_bias);
+  // out += scale * post(branch)
+  void add(int layer, Matrix branch, Matrix& out, double scale, std::optional<backend::NormSlot> post) const {
+    if (post) branch = norm(layer, *post, branch);
+    if (scale == 1.0) out += branch;
+    else out += static_cast<float>(scale) * branch;
   }
-  Matrix mlp(int layer, const Matrix& x) const { return backend.mlp(backend.layers_[layer], x); }
-  void add(Matrix& x, const Matrix& y, double scale) const {
-    if (scale == 1.0) x += y;
-    else x += static_cast<float>(scale) * y;
+  void attention(int layer, const Matrix& in, Matrix& out, double scale, std::optional<backend::NormSlot> post) const {
+    const Layer& l = backend.layers_[layer];
+    const auto* rope = tables.of(backend.model_->config.arch, layer);
+    add(layer, linear(backend.attention(sequence, layer, in, rope, options), l.o, l.o_bias), out, scale, post);
+  }
+  void mlp(int layer, const Matrix& in, Matrix& out, double scale, std::optional<backend::NormSlot> post) const {
+    add(layer, backend.mlp(backend.layers_[layer], in), out, scale, post);
   }
 };
 
