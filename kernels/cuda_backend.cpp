@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "backend/decoder.hpp"
 #include "core/error.hpp"
 #include "kernels/device_info.hpp"
 #include "kernels/forward_ops.hpp"
@@ -556,13 +557,37 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   kernels::embed_rows_f32(s.embed.get(), s.wtype, ws.tokens.get(), ws.x.get(), static_cast<int>(T),
                           static_cast<int>(h), stream);
 
-  for (int l = 0; l < static_cast<int>(s.layers.size()); ++l) {
+  // The decoder loop (backend/decoder.hpp) over this forward's buffers: the
+  // fp32 residual stream ws.x and the bf16 normed copy ws.xn. Only what
+  // unsupported_features lets through reaches here (pre-norm blocks, no post
+  // norms, residual multiplier 1); anything else is a logic error.
+  struct Buffers {
+    float* residual = nullptr;
+    const bf16* normed = nullptr;
+  };
+  auto unsupported = [](const char* what) {
+    return Error(fmt::format("CUDA backend: {} reached the forward (unsupported_features should have refused it)", what));
+  };
+  auto norm = [&](int l, backend::NormSlot slot, const Buffers& x) -> Buffers {
     const auto& L = s.layers[l];
-    kernels::rmsnorm_f32_bf16(ws.x.get(), L.input_norm.get(), ws.xn.get(), static_cast<int>(T), static_cast<int>(h),
-                              eps, stream);
-    s.linear_bf16(ws.xn.get(), L.q, L.q_bias, ws.q.get(), T, Q, h);
-    s.linear_bf16(ws.xn.get(), L.k, L.k_bias, ws.k.get(), T, KV, h);
-    s.linear_bf16(ws.xn.get(), L.v, L.v_bias, ws.v.get(), T, KV, h);
+    if (!x.residual) throw unsupported("a norm of a normed buffer");
+    const float* weight = slot == backend::NormSlot::attn  ? L.input_norm.get()
+                          : slot == backend::NormSlot::mlp ? L.post_norm.get()
+                                                           : throw unsupported("a post-branch norm");
+    kernels::rmsnorm_f32_bf16(x.residual, weight, ws.xn.get(), static_cast<int>(T), static_cast<int>(h), eps, stream);
+    return {nullptr, ws.xn.get()};
+  };
+  auto check_branch = [&](const Buffers& in, const Buffers& out, double scale, std::optional<backend::NormSlot> post) {
+    if (!in.normed || !out.residual) throw unsupported("a branch without a pre-norm");
+    if (post) throw unsupported("a post-branch norm");
+    if (scale != 1.0) throw unsupported("a residual multiplier");
+  };
+  auto attention = [&](int l, const Buffers& in, Buffers& out, double scale, std::optional<backend::NormSlot> post) {
+    check_branch(in, out, scale, post);
+    const auto& L = s.layers[l];
+    s.linear_bf16(in.normed, L.q, L.q_bias, ws.q.get(), T, Q, h);
+    s.linear_bf16(in.normed, L.k, L.k_bias, ws.k.get(), T, KV, h);
+    s.linear_bf16(in.normed, L.v, L.v_bias, ws.v.get(), T, KV, h);
     kernels::rope_keys_bf16(ws.k.get(), static_cast<int>(T), layout.kv_heads, static_cast<int>(d), *rope, stream);
     if (noisy) kernels::rotate_queries_bf16(ws.q.get(), *rope, shape, &noise, l, ws.rotated_q.get(), stream);
     if (flash) {
@@ -579,22 +604,26 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       if (options.ablation.ablates(l, layout.head(a)))
         check(cudaMemset2DAsync(ws.attn.get() + a * d, O * sizeof(bf16), 0, d * sizeof(bf16), T, stream),
               "zero ablated head");
-    s.residual_add(ws.attn.get(), L.o, L.o_bias, ws.x.get(), T, h, O);
-
-    kernels::rmsnorm_f32_bf16(ws.x.get(), L.post_norm.get(), ws.xn.get(), static_cast<int>(T), static_cast<int>(h),
-                              eps, stream);
-    s.linear_bf16(ws.xn.get(), L.gate, L.gate_bias, ws.gate.get(), T, I, h);
-    s.linear_bf16(ws.xn.get(), L.up, L.up_bias, ws.up.get(), T, I, h);
+    s.residual_add(ws.attn.get(), L.o, L.o_bias, out.residual, T, h, O);  // out += o_proj(attn): GEMM with beta = 1
+  };
+  auto mlp = [&](int l, const Buffers& in, Buffers& out, double scale, std::optional<backend::NormSlot> post) {
+    check_branch(in, out, scale, post);
+    const auto& L = s.layers[l];
+    s.linear_bf16(in.normed, L.gate, L.gate_bias, ws.gate.get(), T, I, h);
+    s.linear_bf16(in.normed, L.up, L.up_bias, ws.up.get(), T, I, h);
     kernels::swiglu_bf16(ws.gate.get(), ws.up.get(), ws.act.get(), static_cast<std::size_t>(T) * I, stream);
-    s.residual_add(ws.act.get(), L.down, L.down_bias, ws.x.get(), T, h, I);
-    if (options.keep_hidden) {
-      Matrix hidden(T, h);
-      check(cudaMemcpyAsync(hidden.data(), ws.x.get(), T * h * sizeof(float), cudaMemcpyDeviceToHost, stream),
-            "copy hidden state");
-      check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-      result.hidden.push_back(std::move(hidden));
-    }
-  }
+    s.residual_add(ws.act.get(), L.down, L.down_bias, out.residual, T, h, I);
+  };
+  backend::CallableOps<Buffers, decltype(norm), decltype(attention), decltype(mlp)> ops{norm, attention, mlp};
+  Buffers x{ws.x.get(), nullptr};
+  backend::run_layers(ops, c.arch, x, [&](int, const Buffers&) {
+    if (!options.keep_hidden) return;
+    Matrix hidden(T, h);
+    check(cudaMemcpyAsync(hidden.data(), ws.x.get(), T * h * sizeof(float), cudaMemcpyDeviceToHost, stream),
+          "copy hidden state");
+    check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    result.hidden.push_back(std::move(hidden));
+  });
   kernels::rmsnorm_f32_bf16(ws.x.get(), s.final_norm.get(), ws.xn.get(), static_cast<int>(T), static_cast<int>(h), eps,
                             stream);
 

@@ -1,4 +1,6 @@
-// The CUDA backend: the Backend interface (backend/backend.hpp) on one GPU.
+// The CUDA backend: the Backend interface (backend/backend.hpp) on one GPU,
+// running the same decoder loop as the CPU backend (backend/decoder.hpp) for
+// the Llama layout; other features are refused (unsupported_features).
 // Weights are uploaded once in their stored dtype; matmuls run through cuBLAS
 // (fp32 accumulation); activations are bf16 and the residual stream fp32;
 // RMSNorm, RoPE keys, attention and SwiGLU are the kernels of kernels/ops and

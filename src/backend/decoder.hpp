@@ -56,6 +56,23 @@ void decoder_layer(Ops& ops, const model::Architecture& arch, int layer, typenam
   }
 }
 
+// An Ops type made of three callables, for backends that keep their buffers
+// in local state (the CUDA backend's forward).
+template <class Act, class Norm, class Attention, class Mlp>
+struct CallableOps {
+  using Activations = Act;
+  Norm norm_fn;
+  Attention attention_fn;
+  Mlp mlp_fn;
+  Act norm(int layer, NormSlot slot, const Act& x) { return norm_fn(layer, slot, x); }
+  void attention(int layer, const Act& in, Act& out, double scale, std::optional<NormSlot> post) {
+    attention_fn(layer, in, out, scale, post);
+  }
+  void mlp(int layer, const Act& in, Act& out, double scale, std::optional<NormSlot> post) {
+    mlp_fn(layer, in, out, scale, post);
+  }
+};
+
 // Every layer in order; after_layer(l, x) runs after layer l (hidden-state capture, checks).
 template <class Ops, class AfterLayer>
 void run_layers(Ops& ops, const model::Architecture& arch, typename Ops::Activations& x, AfterLayer&& after_layer) {
