@@ -40,7 +40,9 @@ TEST_P(EveryFamily, PplProfileAndAttnRun) {
   TempDir dir;
   const std::string tokens = token_file(dir, 96);
   const std::string common = kArch + name + " --tokens " + tokens + " --device cpu --quiet ";
-  auto r = run_ropescope("ppl " + common + "--lengths 16,32 --curve 32 --out " + (dir / "p").string());
+  // Noise on the real queries, ablation and a RoPE override: one condition each.
+  auto r = run_ropescope("ppl " + common + "--lengths 16,32 --curve 32 --noise-real 0.5 --ablate real "
+                         "--scaling type=linear,factor=2 --out " + (dir / "p").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto sidecar = read_json(dir / "p.csv.json");
   const std::string family = read_json(kArch + name + "/case.json")["family"];
@@ -51,6 +53,10 @@ TEST_P(EveryFamily, PplProfileAndAttnRun) {
   r = run_ropescope("profile " + common + "--window 32 --exact-limit 8 --out " + (dir / "pr").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run_ropescope("attn " + common + "--start 4 --length 8 --out " + (dir / "maps").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Virtual imaginary scores of a layer with RoPE (layer 0 rotates in every fixture).
+  r = run_ropescope("attn " + common + "--layers 0 --virtual-imaginary --start 4 --length 8 --out " +
+                    (dir / "virtual").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
 }
 
