@@ -3,7 +3,8 @@
 # against the CPU backend: NLL, hidden states, query noise, attention maps,
 # distance profiles), compute-sanitizer memcheck and racecheck on a subset of
 # it, and forward_lab (plain forward and exact distance profiles of the 376M
-# EC shape). Binaries come prebuilt in build-carry/ (see run_device.sh).
+# EC shape). Binaries come prebuilt in build-carry/ (see run_device.sh):
+# test_gpu_backend, test_gpu_attention, forward_lab and the ropescope CLI.
 # Logs go to $OUT (or ./lab-out).
 #   kernels/lab/run_backend.sh [test] [sanitize] [lab]   (default: all three)
 set -uo pipefail
@@ -16,7 +17,7 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu -
 for step in $steps; do
   case $step in
     test)
-      build-carry/test_gpu_backend > "$out/test_backend.log" 2>&1
+      ROPESCOPE_BINARY=$PWD/build-carry/ropescope build-carry/test_gpu_backend > "$out/test_backend.log" 2>&1
       echo "test_gpu_backend exit $?"
       grep -E "^\[(maps|profile|ec|rope|eh|random|.*noise)|FAILED|PASSED|Failure|Expected|Which is" "$out/test_backend.log" | head -80 ;;
     sanitize)

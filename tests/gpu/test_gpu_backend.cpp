@@ -22,6 +22,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <fstream>
 #include <limits>
 #include <random>
@@ -379,7 +382,7 @@ TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
 // biases and llama3 scaling) needs nothing; every other feature is listed.
 TEST(CudaBackendRefuses, FeaturesItDoesNotImplement) {
   auto features = [](const std::string& name) {
-    const auto m = rs::model::load_model(std::string(ROPESCOPE_SOURCE_DIR) + "/tests/data/arch/" + name);
+    const auto m = rs::model::load_model(source_path("tests/data/arch/" + name));
     return rs::cuda::unsupported_features(m);
   };
   auto lists = [&](const std::string& name, const std::string& feature) {
@@ -401,4 +404,44 @@ TEST(CudaBackendRefuses, FeaturesItDoesNotImplement) {
   EXPECT_TRUE(lists("gpt_neox_parallel", "plain gelu (erf) MLP"));
   EXPECT_TRUE(lists("cohere", "fused or permuted projections"));
   EXPECT_TRUE(lists("olmo2", "post-norm"));
+}
+
+// --device auto on a model the CUDA backend does not implement runs on the CPU
+// and says so on stderr and in the sidecar; --device cuda refuses it (exit 2)
+// naming the features. The CLI binary is ROPESCOPE_BINARY from the environment
+// when set (the GPU machine runs binaries built elsewhere).
+TEST(CudaBackendRefuses, AutoFallsBackToTheCpuAndSaysSo) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  const char* env = std::getenv("ROPESCOPE_BINARY");
+  const std::string binary = env ? env : ROPESCOPE_BINARY;
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("ropescope-auto-{}", getpid());
+  std::filesystem::create_directories(dir);
+  std::vector<std::uint32_t> ids(40);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::uint32_t>(i * 7 % 64);
+  std::ofstream(dir / "tokens.u32", std::ios::binary).write(reinterpret_cast<const char*>(ids.data()), ids.size() * 4);
+  auto run = [&](const std::string& device, const std::string& out) {
+    const std::string command = fmt::format("{} ppl {} --tokens {} --device {} --lengths 16 --out {} 2>{}", binary,
+                                            source_path("tests/data/arch/gemma2"), (dir / "tokens.u32").string(),
+                                            device, (dir / out).string(), (dir / (out + ".err")).string());
+    const int status = std::system((command + " >/dev/null").c_str());
+    std::ifstream err(dir / (out + ".err"));
+    return std::pair<int, std::string>{WEXITSTATUS(status), std::string(std::istreambuf_iterator<char>(err), {})};
+  };
+  const auto [auto_status, auto_err] = run("auto", "auto");
+  EXPECT_EQ(auto_status, 0) << auto_err;
+  EXPECT_NE(auto_err.find("ropescope: note: --device auto: running on the CPU: the CUDA backend does not implement yet:"),
+            std::string::npos)
+      << auto_err;
+  std::ifstream sidecar_file(dir / "auto.csv.json");
+  const auto sidecar = nlohmann::json::parse(sidecar_file);
+  EXPECT_EQ(sidecar["backend"], "cpu");
+  ASSERT_EQ(sidecar["warnings"].size(), 1u) << sidecar["warnings"].dump();
+  EXPECT_NE(sidecar["warnings"][0].get<std::string>().find("attention logit softcap"), std::string::npos);
+  const auto [cuda_status, cuda_err] = run("cuda", "cuda");
+  EXPECT_EQ(cuda_status, 2) << cuda_err;
+  EXPECT_NE(cuda_err.find("CUDA backend: gemma2 uses what the CUDA backend does not implement yet"), std::string::npos)
+      << cuda_err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "cuda.csv"));
+  std::filesystem::remove_all(dir);
 }
