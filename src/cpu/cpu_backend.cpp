@@ -66,9 +66,9 @@ Matrix rotated(const Matrix& q, int d, const model::RopeTable& rope, HeadKind ki
   return out;
 }
 
-// Normalises one row segment x[0..n) in place with `spec` and weight w (bias b
-// may be null): the statistics in float64, the product in float32.
-void normalize(float* x, long n, const model::NormSpec& spec, const float* w, const float* b) {
+// Normalises one row segment x[0..n) into y (which may be x) with `spec` and
+// weight w (bias b may be null): the statistics in float64, the product in float32.
+void normalize(const float* x, float* y, long n, const model::NormSpec& spec, const float* w, const float* b) {
   double mean = 0;
   if (spec.kind == model::NormKind::layer_norm) {
     for (long i = 0; i < n; ++i) mean += x[i];
@@ -80,7 +80,7 @@ void normalize(float* x, long n, const model::NormSpec& spec, const float* w, co
   const float m = static_cast<float>(mean);
   for (long i = 0; i < n; ++i) {
     const float scale = spec.kind == model::NormKind::rms_offset ? 1.0f + w[i] : w[i];
-    x[i] = (x[i] - m) * inv * scale + (b ? b[i] : 0.0f);
+    y[i] = (x[i] - m) * inv * scale + (b ? b[i] : 0.0f);
   }
 }
 
@@ -94,26 +94,30 @@ void qk_norm(Matrix& x, int d, model::QkNormKind kind, const model::NormSpec& sp
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     float* row = x.row(t).data();
     if (kind == model::QkNormKind::full_width) {
-      normalize(row, width, spec, weight.data(), nullptr);
+      normalize(row, row, width, spec, weight.data(), nullptr);
       continue;
     }
     for (int h = 0; h < heads; ++h)
-      normalize(row + h * d, d, spec, weight.data() + (kind == model::QkNormKind::per_head_weights ? h * d : 0), nullptr);
+      normalize(row + h * d, row + h * d, d, spec,
+                weight.data() + (kind == model::QkNormKind::per_head_weights ? h * d : 0), nullptr);
   }
 }
 
-// Turns each row of masked scores into probabilities over the visible keys
-// 0 .. q_begin + i (vectorised exp; the sum in float64). Masked keys are -inf.
-void causal_softmax(const Matrix& scores, Matrix& probs, long q_begin) {
+// Turns each row of masked scores into probabilities over the visible keys of
+// query q = q_begin + i: first .. q, with first = q - window + 1 under a
+// sliding window (else 0); every other key gets exactly 0 (vectorised exp;
+// the sum in float64).
+void causal_softmax(const Matrix& scores, Matrix& probs, long q_begin, long window) {
   probs.resizeLike(scores);
   for (Eigen::Index i = 0; i < scores.rows(); ++i) {
-    const Eigen::Index visible = q_begin + i + 1;
-    const auto row = scores.row(i).head(visible);
-    auto p = probs.row(i).head(visible);
-    // Eigen's vectorised exp clamps its argument near -88, so masked keys (-inf) are set to exactly 0.
-    p = (row.array() == -std::numeric_limits<float>::infinity()).select(0.0f, (row.array() - row.maxCoeff()).exp());
+    const long query = q_begin + i;
+    const long first = window > 0 ? std::max<long>(0, query - window + 1) : 0;
+    const auto row = scores.row(i).segment(first, query - first + 1);
+    auto p = probs.row(i).segment(first, query - first + 1);
+    p = (row.array() - row.maxCoeff()).exp();
     p *= static_cast<float>(1.0 / p.cast<double>().sum());
-    probs.row(i).tail(probs.cols() - visible).setZero();
+    probs.row(i).head(first).setZero();
+    probs.row(i).tail(probs.cols() - query - 1).setZero();
   }
 }
 
@@ -327,9 +331,9 @@ backend::ForwardResult CpuBackend::forward_one(int sequence, const std::vector<s
 }
 
 Matrix CpuBackend::norm(const Matrix& x, const Norm& weights, const model::NormSpec& spec) const {
-  Matrix y = x;
+  Matrix y(x.rows(), x.cols());
   const float* b = weights.bias.size() ? weights.bias.data() : nullptr;
-  for (Eigen::Index t = 0; t < x.rows(); ++t) normalize(y.row(t).data(), y.cols(), spec, weights.weight.data(), b);
+  for (Eigen::Index t = 0; t < x.rows(); ++t) normalize(x.row(t).data(), y.row(t).data(), x.cols(), spec, weights.weight.data(), b);
   return y;
 }
 
@@ -385,7 +389,7 @@ Matrix CpuBackend::attention(int sequence, int layer_index, const Matrix& x, con
       const long rows = std::min(block, T - q0), visible = q0 + rows;
       scores.noalias() = query.middleRows(q0, rows) * keys.topRows(visible).transpose();
       finish_scores(scores, scale, spec.softcap, q0, window);
-      causal_softmax(scores, probs, q0);
+      causal_softmax(scores, probs, q0, window);
       if (observed) {
         backend::AttentionBlock b{sequence, layer_index, head, q0, visible, visible, scores.data(), probs.data(), nullptr};
         if (virtual_imaginary) {
