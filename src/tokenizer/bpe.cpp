@@ -11,50 +11,44 @@
 namespace ropescope::tokenizer {
 
 Bpe::Bpe(BpeConfig config, const std::string& where)
-    : vocab_(std::move(config.vocab)),
-      unk_token_(std::move(config.unk_token)),
+    : unk_token_(std::move(config.unk_token)),
       prefix_(std::move(config.continuing_subword_prefix)),
       suffix_(std::move(config.end_of_word_suffix)),
       fuse_unk_(config.fuse_unk),
       byte_fallback_(config.byte_fallback),
       ignore_merges_(config.ignore_merges) {
+  vocab_.reserve(config.vocab.size());
+  for (const auto& [token, id] : config.vocab) vocab_.assign(token, id);
   std::size_t prefix_length = prefix_ ? prefix_->size() : 0;
   merges_.reserve(config.merges.size());
   std::string merged;
   for (std::size_t rank = 0; rank < config.merges.size(); ++rank) {
     const auto& [a, b] = config.merges[rank];
     auto ia = vocab_.find(a), ib = vocab_.find(b);
-    if (ia == vocab_.end() || ib == vocab_.end())
-      throw FormatError(fmt::format("{}.merges[{}]: '{}' is not in the vocabulary", where, rank,
-                                    ia == vocab_.end() ? a : b));
+    if (!ia || !ib)
+      throw FormatError(fmt::format("{}.merges[{}]: '{}' is not in the vocabulary", where, rank, !ia ? a : b));
     if (b.size() < prefix_length || b.compare(0, prefix_length, *prefix_) != 0)
       throw FormatError(fmt::format("{}.merges[{}]: '{}' does not start with the continuing_subword_prefix", where,
                                     rank, b));
     merged.assign(a).append(b, prefix_length);
     auto im = vocab_.find(merged);
-    if (im == vocab_.end())
+    if (!im)
       throw FormatError(fmt::format("{}.merges[{}]: the merged token '{}' is not in the vocabulary", where, rank, merged));
-    // A pair listed twice keeps its last rank (HF collects the list into a map).
-    merges_[(std::uint64_t(ia->second) << 32) | ib->second] = {std::uint32_t(rank), im->second};
+    merges_.assign(*ia, *ib, std::uint32_t(rank), *im);
   }
   for (int b = 0; b < 256; ++b) {
-    auto it = vocab_.find(fmt::format("<0x{:02X}>", b));
-    byte_ids_[b] = it == vocab_.end() ? -1 : std::int64_t(it->second);
+    auto id = vocab_.find(fmt::format("<0x{:02X}>", b));
+    byte_ids_[b] = id ? std::int64_t(*id) : -1;
   }
 }
 
-std::optional<std::uint32_t> Bpe::token_to_id(std::string_view token) const {
-  auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
-}
+std::optional<std::uint32_t> Bpe::token_to_id(std::string_view token) const { return vocab_.find(token); }
 
 void Bpe::tokenize(std::string_view piece, std::vector<std::uint32_t>& out) const {
   if (piece.empty()) return;
   if (ignore_merges_) {
-    auto it = vocab_.find(piece);
-    if (it != vocab_.end()) {
-      out.push_back(it->second);
+    if (auto id = vocab_.find(piece)) {
+      out.push_back(*id);
       return;
     }
   }
@@ -91,10 +85,7 @@ void Bpe::merge_word(std::string_view word, std::vector<std::uint32_t>& out) con
   };
   std::optional<std::uint32_t> pending_unk;
   std::optional<std::uint32_t> unk_id;
-  if (unk_token_) {
-    auto it = vocab_.find(*unk_token_);
-    if (it != vocab_.end()) unk_id = it->second;
-  }
+  if (unk_token_) unk_id = vocab_.find(*unk_token_);
   std::string with_affixes;
   std::size_t pos = 0;
   while (pos < word.size()) {
@@ -109,13 +100,12 @@ void Bpe::merge_word(std::string_view word, std::vector<std::uint32_t>& out) con
       unit = with_affixes;
     }
     pos += length;
-    auto it = vocab_.find(unit);
-    if (it != vocab_.end()) {
+    if (auto id = vocab_.find(unit)) {
       if (pending_unk) {
         add(*pending_unk);
         pending_unk.reset();
       }
-      add(it->second);
+      add(*id);
       continue;
     }
     if (byte_fallback_) {
@@ -136,10 +126,7 @@ void Bpe::merge_word(std::string_view word, std::vector<std::uint32_t>& out) con
   }
   if (pending_unk) add(*pending_unk);
 
-  auto find_merge = [&](std::uint32_t left, std::uint32_t right) -> const std::pair<std::uint32_t, std::uint32_t>* {
-    auto it = merges_.find((std::uint64_t(left) << 32) | right);
-    return it == merges_.end() ? nullptr : &it->second;
-  };
+  auto find_merge = [&](std::uint32_t left, std::uint32_t right) { return merges_.find(left, right); };
   std::priority_queue<Merge> queue;
   for (int i = 0; i + 1 < int(symbols.size()); ++i)
     if (auto* m = find_merge(symbols[i].id, symbols[i + 1].id)) queue.push({m->first, m->second, i});

@@ -7,19 +7,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "tokenizer/flat_map.hpp"
 
 namespace ropescope::tokenizer {
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-using Vocab = std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>>;
-
 struct BpeConfig {
-  Vocab vocab;
+  std::vector<std::pair<std::string, std::uint32_t>> vocab;  // in file order; a repeated token keeps its last id
   std::vector<std::pair<std::string, std::string>> merges;  // in rank order
   std::optional<std::string> unk_token, continuing_subword_prefix, end_of_word_suffix;
   bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
@@ -34,16 +29,15 @@ class Bpe {
   // Appends the ids of one pre-tokenized piece to `out` (nothing for an empty piece).
   void tokenize(std::string_view piece, std::vector<std::uint32_t>& out) const;
 
-  const Vocab& vocab() const { return vocab_; }
+  const StringIdMap& vocab() const { return vocab_; }
   std::optional<std::uint32_t> token_to_id(std::string_view token) const;
   bool byte_fallback() const { return byte_fallback_; }
 
  private:
   void merge_word(std::string_view word, std::vector<std::uint32_t>& out) const;
 
-  Vocab vocab_;
-  // (left id << 32 | right id) -> (rank, merged id)
-  std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> merges_;
+  StringIdMap vocab_;
+  PairMap merges_;  // (left id, right id) -> (rank, merged id)
   std::optional<std::string> unk_token_, prefix_, suffix_;
   bool fuse_unk_, byte_fallback_, ignore_merges_;
   std::int64_t byte_ids_[256];  // id of "<0xHH>" or -1

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -23,16 +24,19 @@ namespace ropescope::tokenizer {
 using nlohmann::json;
 
 struct Tokenizer::Cache::Map {
-  std::unordered_map<std::string, std::vector<std::uint32_t>, StringHash, std::equal_to<>> words;
+  StringIdMap words;                                 // word -> index into spans
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> spans;  // (first, count) in ids
+  std::vector<std::uint32_t> ids;
 };
 Tokenizer::Cache::Cache() : map(std::make_unique<Map>()) {}
 Tokenizer::Cache::~Cache() = default;
 
 namespace {
 
-// HF's BPE cache: words shorter than 256 bytes, at most 10,000 of them.
+// The BPE memo: words shorter than 256 bytes (as HF), at most 2^18 of them (HF keeps
+// 10,000; more only saves time on large multilingual inputs, the ids are the same).
 constexpr std::size_t cache_max_word = 256;
-constexpr std::size_t cache_capacity = 10000;
+constexpr std::size_t cache_capacity = std::size_t(1) << 18;
 
 struct AddedToken {
   std::string content;
@@ -145,6 +149,171 @@ std::uint32_t id_value(const json& value, const std::string& where) {
   return value.get<std::uint32_t>();
 }
 
+
+// tokenizer.json into a DOM, except model.vocab and model.merges (hundreds of
+// thousands of entries), which go straight into lists: a DOM node per entry
+// would take most of the load time. A vocab or merges that is not an object /
+// array is left in the DOM, to be refused there with its path.
+class TokenizerJsonSax {
+ public:
+  using number_integer_t = json::number_integer_t;
+  using number_unsigned_t = json::number_unsigned_t;
+  using number_float_t = json::number_float_t;
+  using string_t = json::string_t;
+  using binary_t = json::binary_t;
+
+  TokenizerJsonSax(json& root, const std::string& where) : dom_(root, true), where_(where) {}
+
+  std::vector<std::pair<std::string, std::uint32_t>> vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+  bool have_vocab = false, have_merges = false;
+  std::string error;  // a malformed entry, with its JSON path
+
+  bool null() { return intercepted() ? bad() : (flush(), dom_.null()); }
+  bool boolean(bool v) { return intercepted() ? bad() : (flush(), dom_.boolean(v)); }
+  bool number_integer(number_integer_t v) { return intercepted() ? bad() : (flush(), dom_.number_integer(v)); }
+  bool number_unsigned(number_unsigned_t v) {
+    if (mode_ == Mode::vocab && depth_ == container_depth_) {
+      if (v > 0x7FFFFFFFull) return bad();
+      vocab.emplace_back(std::move(vocab_key_), std::uint32_t(v));
+      return true;
+    }
+    return intercepted() ? bad() : (flush(), dom_.number_unsigned(v));
+  }
+  bool number_float(number_float_t v, const string_t& s) { return intercepted() ? bad() : (flush(), dom_.number_float(v, s)); }
+  bool binary(binary_t& v) { return intercepted() ? bad() : (flush(), dom_.binary(v)); }
+  bool string(string_t& v) {
+    if (mode_ == Mode::merges) {
+      if (depth_ == container_depth_) {  // legacy "a b"
+        if (saw_pair_) return bad_merge_mix();
+        saw_string_ = true;
+        ++merge_index_;
+        if (v.rfind("#version", 0) == 0) return true;
+        std::size_t space = v.find(' ');
+        if (space == std::string::npos || v.find(' ', space + 1) != std::string::npos)
+          return fail(fmt::format("{}.model.merges[{}]: a merge string must be two tokens separated by one space",
+                                  where_, merge_index_ - 1));
+        merges.emplace_back(v.substr(0, space), v.substr(space + 1));
+        return true;
+      }
+      if (depth_ == container_depth_ + 1 && pair_.size() < 2) {
+        pair_.push_back(std::move(v));
+        return true;
+      }
+      return bad();
+    }
+    return intercepted() ? bad() : (flush(), dom_.string(v));
+  }
+  bool start_object(std::size_t n) {
+    if (pending_ == Mode::vocab) {
+      pending_ = Mode::none;
+      mode_ = Mode::vocab;
+      have_vocab = true;
+      container_depth_ = ++depth_;
+      return true;
+    }
+    if (intercepted()) return bad();
+    flush();
+    ++depth_;
+    return dom_.start_object(n);
+  }
+  bool key(string_t& k) {
+    if (mode_ == Mode::vocab) {
+      vocab_key_ = std::move(k);
+      return true;
+    }
+    if (intercepted()) return bad();
+    if (depth_ == 1) top_key_ = k;
+    if (depth_ == 2 && top_key_ == "model" && (k == "vocab" || k == "merges")) {
+      pending_ = k == "vocab" ? Mode::vocab : Mode::merges;
+      pending_key_ = k;
+      return true;
+    }
+    return dom_.key(k);
+  }
+  bool end_object() {
+    if (mode_ == Mode::vocab && depth_ == container_depth_) {
+      mode_ = Mode::none;
+      --depth_;
+      return true;
+    }
+    if (intercepted()) return bad();
+    --depth_;
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) {
+    if (pending_ == Mode::merges) {
+      pending_ = Mode::none;
+      mode_ = Mode::merges;
+      have_merges = true;
+      container_depth_ = ++depth_;
+      return true;
+    }
+    if (mode_ == Mode::merges && depth_ == container_depth_) {
+      if (saw_string_) return bad_merge_mix();
+      saw_pair_ = true;
+      ++depth_;
+      pair_.clear();
+      return true;
+    }
+    if (intercepted()) return bad();
+    flush();
+    ++depth_;
+    return dom_.start_array(n);
+  }
+  bool end_array() {
+    if (mode_ == Mode::merges) {
+      if (depth_ == container_depth_) {
+        mode_ = Mode::none;
+        --depth_;
+        return true;
+      }
+      if (pair_.size() != 2) return bad();
+      merges.emplace_back(std::move(pair_[0]), std::move(pair_[1]));
+      ++merge_index_;
+      --depth_;
+      return true;
+    }
+    if (intercepted()) return bad();
+    --depth_;
+    return dom_.end_array();
+  }
+  bool parse_error(std::size_t position, const std::string& token, const nlohmann::detail::exception& e) {
+    return dom_.parse_error(position, token, e);
+  }
+
+ private:
+  enum class Mode { none, vocab, merges };
+  bool intercepted() const { return mode_ != Mode::none; }
+  // A vocab / merges key whose value is not the expected container goes to the DOM after all.
+  void flush() {
+    if (pending_ == Mode::none) return;
+    pending_ = Mode::none;
+    dom_.key(pending_key_);
+  }
+  bool fail(std::string message) {
+    error = std::move(message);
+    return false;
+  }
+  bool bad() {
+    if (mode_ == Mode::vocab)
+      return fail(fmt::format("{}.model.vocab[{}]: expected a token id", where_, json(vocab_key_).dump()));
+    return fail(fmt::format("{}.model.merges[{}]: expected \"a b\" or [\"a\", \"b\"]", where_, merge_index_));
+  }
+  bool bad_merge_mix() {
+    return fail(fmt::format("{}.model.merges[{}]: strings and pairs mixed in one merges list", where_, merge_index_));
+  }
+
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  std::string where_;
+  Mode mode_ = Mode::none, pending_ = Mode::none;
+  int depth_ = 0, container_depth_ = 0;
+  std::string top_key_, pending_key_, vocab_key_;
+  std::vector<std::string> pair_;
+  std::size_t merge_index_ = 0;
+  bool saw_string_ = false, saw_pair_ = false;
+};
+
 }  // namespace
 
 struct Tokenizer::Impl {
@@ -156,27 +325,39 @@ struct Tokenizer::Impl {
   bool has_post = false;
   std::optional<Bpe> model;
   std::vector<AddedToken> added;
-  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> added_ids;
+  std::unordered_map<std::string, std::uint32_t> added_ids;
   std::unordered_set<std::uint32_t> added_id_set;
   TokenMatcher raw_matcher, normalized_matcher;  // values index `added`
   std::vector<std::string> id_to_token;          // "" where no token has that id
-  std::vector<std::uint32_t> decoded_length;     // bytes of token_text(id)
+  // Bytes of token_text(id), computed on the first encode_with_bytes.
+  mutable std::vector<std::uint32_t> decoded_length;
+  mutable std::once_flag decoded_length_once;
+  const std::vector<std::uint32_t>& decoded_lengths() const {
+    std::call_once(decoded_length_once, [&] {
+      decoded_length.resize(limit);
+      for (std::uint32_t id = 0; id < limit; ++id) decoded_length[id] = std::uint32_t(text_of(id, false).size());
+    });
+    return decoded_length;
+  }
   std::uint32_t limit = 0;
 
   std::string token_string(std::uint32_t id) const { return id < id_to_token.size() ? id_to_token[id] : std::string(); }
 
   void model_tokens(std::string_view piece, std::vector<std::uint32_t>& out, Cache* cache) const {
     if (cache && piece.size() < cache_max_word) {
-      auto& words = cache->map->words;
-      auto it = words.find(piece);
-      if (it != words.end()) {
-        out.insert(out.end(), it->second.begin(), it->second.end());
+      auto& map = *cache->map;
+      if (auto index = map.words.find(piece)) {
+        auto [first, count] = map.spans[*index];
+        out.insert(out.end(), map.ids.begin() + first, map.ids.begin() + first + count);
         return;
       }
       std::size_t before = out.size();
       model->tokenize(piece, out);
-      if (words.size() < cache_capacity)
-        words.emplace(std::string(piece), std::vector<std::uint32_t>(out.begin() + long(before), out.end()));
+      if (map.words.size() < cache_capacity) {
+        map.words.assign(piece, std::uint32_t(map.spans.size()));
+        map.spans.emplace_back(std::uint32_t(map.ids.size()), std::uint32_t(out.size() - before));
+        map.ids.insert(map.ids.end(), out.begin() + long(before), out.end());
+      }
       return;
     }
     model->tokenize(piece, out);
@@ -280,8 +461,9 @@ struct Tokenizer::Impl {
   void share_bytes(const std::vector<std::uint32_t>& ids, std::size_t first, std::size_t length,
                    std::vector<std::uint32_t>& bytes) const {
     std::size_t remaining = length;
+    const auto& decoded = decoded_lengths();
     for (std::size_t i = first; i < ids.size(); ++i) {
-      std::size_t take = i + 1 == ids.size() ? remaining : std::min<std::size_t>(remaining, decoded_length[ids[i]]);
+      std::size_t take = i + 1 == ids.size() ? remaining : std::min<std::size_t>(remaining, decoded[ids[i]]);
       bytes.push_back(std::uint32_t(take));
       remaining -= take;
     }
@@ -335,15 +517,17 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
 }
 
 Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin) {
+  std::string at = origin + ": $";
   json root;
+  TokenizerJsonSax sax(root, at);
   try {
-    root = json::parse(text);
+    bool ok = json::sax_parse(text, &sax);
+    if (!ok && !sax.error.empty()) throw FormatError(sax.error);
   } catch (const json::exception& e) {
     throw FormatError(fmt::format("{}: not valid JSON: {}", origin, e.what()));
   }
   auto impl = std::make_unique<Impl>();
   impl->origin = origin;
-  std::string at = origin + ": $";
   if (!root.is_object()) refuse(at, "expected an object");
   for (const char* unmodelled : {"truncation", "padding"}) {
     auto it = root.find(unmodelled);
@@ -383,46 +567,23 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
   config.fuse_unk = optional_bool("fuse_unk");
   config.byte_fallback = optional_bool("byte_fallback");
   config.ignore_merges = optional_bool("ignore_merges");
-  auto vocab_it = model.find("vocab");
-  if (vocab_it == model.end() || !vocab_it->is_object()) refuse(mat + ".vocab", "missing or not an object");
-  std::uint32_t max_id = 0;
-  bool any = false;
-  config.vocab.reserve(vocab_it->size());
-  for (auto it = vocab_it->begin(); it != vocab_it->end(); ++it) {
-    std::uint32_t id = id_value(it.value(), fmt::format("{}.vocab[{}]", mat, json(it.key()).dump()));
-    config.vocab.emplace(it.key(), id);
-    max_id = std::max(max_id, id);
-    any = true;
-  }
-  auto merges_it = model.find("merges");
-  if (merges_it == model.end() || !merges_it->is_array()) refuse(mat + ".merges", "missing or not an array");
-  std::size_t rank = 0;
-  for (std::size_t i = 0; i < merges_it->size(); ++i) {
-    const json& m = (*merges_it)[i];
-    std::string where = fmt::format("{}.merges[{}]", mat, i);
-    if (m.is_string()) {
-      const std::string& line = m.get_ref<const std::string&>();
-      if (line.rfind("#version", 0) == 0) continue;
-      std::size_t space = line.find(' ');
-      if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos)
-        refuse(where, "a merge string must be two tokens separated by one space");
-      config.merges.emplace_back(line.substr(0, space), line.substr(space + 1));
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      config.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
-    } else {
-      refuse(where, "expected \"a b\" or [\"a\", \"b\"]");
-    }
-    ++rank;
-  }
-  // The vocabulary's ids, for display and for the merged id lookup.
-  std::size_t model_vocab_size = config.vocab.size();
-  impl->id_to_token.assign(any ? max_id + 1 : 0, std::string());
-  for (const auto& [token, id] : config.vocab) {
-    if (!impl->id_to_token[id].empty())
-      refuse(mat + ".vocab", fmt::format("id {} is given to two tokens", id));
-    impl->id_to_token[id] = token;
-  }
+  if (!sax.have_vocab) refuse(mat + ".vocab", "missing or not an object");
+  if (!sax.have_merges) refuse(mat + ".merges", "missing or not an array");
+  config.vocab = std::move(sax.vocab);
+  config.merges = std::move(sax.merges);
   impl->model.emplace(std::move(config), mat);
+  // The vocabulary's ids, for display.
+  const StringIdMap& vocab = impl->model->vocab();
+  std::uint32_t max_id = 0;
+  for (const auto& entry : vocab.entries()) max_id = std::max(max_id, entry.id);
+  std::size_t model_vocab_size = vocab.size();
+  impl->id_to_token.assign(model_vocab_size ? max_id + 1 : 0, std::string());
+  std::vector<bool> seen(impl->id_to_token.size());
+  for (const auto& entry : vocab.entries()) {
+    if (seen[entry.id]) refuse(mat + ".vocab", fmt::format("id {} is given to two tokens", entry.id));
+    seen[entry.id] = true;
+    impl->id_to_token[entry.id] = std::string(vocab.view(entry));
+  }
 
   // Normalizer, pre-tokenizer, post-processor, decoder.
   auto component = [&](const char* key) -> const json* {
@@ -500,9 +661,6 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
   impl->limit = std::uint32_t(impl->id_to_token.size());
   for (std::uint32_t id : impl->post.before) impl->limit = std::max(impl->limit, id + 1);
   for (std::uint32_t id : impl->post.after) impl->limit = std::max(impl->limit, id + 1);
-  impl->decoded_length.resize(impl->limit);
-  for (std::uint32_t id = 0; id < impl->limit; ++id)
-    impl->decoded_length[id] = std::uint32_t(impl->text_of(id, false).size());
   return Tokenizer(std::move(impl));
 }
 
