@@ -22,7 +22,7 @@ flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 "$CXX" "${flags[@]}" tests/fuzz/fuzz_safetensors_header.cpp \
   src/io/safetensors_header.cpp src/io/strict_json.cpp src/io/dtype.cpp \
   -lfmt -o "$out/fuzz_safetensors_header"
-tokenizer_sources=(src/tokenizer/utf8.cpp src/tokenizer/regex.cpp src/tokenizer/bpe.cpp src/tokenizer/pipeline.cpp
+tokenizer_sources=(src/tokenizer/utf8.cpp src/tokenizer/regex.cpp src/tokenizer/bpe.cpp src/tokenizer/pipeline.cpp src/tokenizer/split_llama3.cpp
                    src/tokenizer/tokenizer.cpp)
 "$CXX" "${flags[@]}" tests/fuzz/fuzz_tokenizer_json.cpp "${tokenizer_sources[@]}" -lonig -lutf8proc -lfmt \
   -o "$out/fuzz_tokenizer_json"

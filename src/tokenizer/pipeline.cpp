@@ -6,6 +6,7 @@
 #include <array>
 
 #include "core/error.hpp"
+#include "tokenizer/split_llama3.hpp"
 #include "tokenizer/utf8.hpp"
 
 namespace ropescope::tokenizer {
@@ -209,14 +210,18 @@ void split_piece(const Piece& piece, const std::vector<std::pair<std::pair<std::
 
 class Split final : public PreTokenizer {
  public:
-  Split(std::unique_ptr<Regex> regex, Behavior behavior, bool invert)
-      : regex_(std::move(regex)), behavior_(behavior), invert_(invert) {}
+  // `hand_digits` > 0: the pattern is Llama 3's (3) or Qwen2's (1), matched by llama3_matches.
+  Split(std::unique_ptr<Regex> regex, Behavior behavior, bool invert, int hand_digits)
+      : regex_(std::move(regex)), behavior_(behavior), invert_(invert), hand_digits_(hand_digits) {}
   void apply(std::vector<Piece>& pieces) const override {
     std::vector<Piece> out;
     out.reserve(pieces.size() * 4);
     thread_local std::vector<std::pair<std::pair<std::size_t, std::size_t>, bool>> matches;
     for (const Piece& piece : pieces) {
-      find_matches(*regex_, piece.text, invert_, matches);
+      if (hand_digits_)
+        hand_matches(piece.text, matches);
+      else
+        find_matches(*regex_, piece.text, invert_, matches);
       split_piece(piece, matches, behavior_, out);
     }
     pieces = std::move(out);
@@ -224,9 +229,23 @@ class Split final : public PreTokenizer {
   std::string name() const override { return "Split"; }
 
  private:
+  // find_matches for the hand-written matcher (whose matches cover the text: no gaps).
+  void hand_matches(std::string_view text, std::vector<std::pair<std::pair<std::size_t, std::size_t>, bool>>& out) const {
+    out.clear();
+    if (text.empty()) {
+      out.push_back({{0, 0}, invert_});
+      return;
+    }
+    thread_local std::vector<std::pair<std::size_t, std::size_t>> spans;
+    spans.clear();
+    llama3_matches(text, hand_digits_, spans);
+    for (auto span : spans) out.push_back({span, !invert_});
+  }
+
   std::unique_ptr<Regex> regex_;
   Behavior behavior_;
   bool invert_;
+  int hand_digits_;
 };
 
 // Digits: every numeric character (Rust's char::is_numeric: Nd, Nl, No) is a
@@ -566,8 +585,14 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& wh
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::string& where) {
   std::string type = type_of(j, where);
   if (type == "Split") {
-    return std::make_unique<Split>(make_pattern(member(j, "pattern", where), where + ".pattern"),
-                                   parse_behavior(j, where), bool_member(j, "invert", where, std::nullopt));
+    const json& pattern = member(j, "pattern", where);
+    int hand_digits = 0;
+    if (pattern.is_object() && pattern.size() == 1 && pattern.contains("Regex") && pattern["Regex"].is_string()) {
+      const std::string& text = pattern["Regex"].get_ref<const std::string&>();
+      hand_digits = text == llama3_pattern ? 3 : text == qwen2_pattern ? 1 : 0;
+    }
+    return std::make_unique<Split>(make_pattern(pattern, where + ".pattern"), parse_behavior(j, where),
+                                   bool_member(j, "invert", where, std::nullopt), hand_digits);
   }
   if (type == "ByteLevel")
     return std::make_unique<ByteLevel>(bool_member(j, "add_prefix_space", where, std::nullopt),
