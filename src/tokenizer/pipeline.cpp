@@ -294,7 +294,7 @@ class ByteLevel final : public PreTokenizer {
     split.reserve(pieces.size());
     thread_local std::vector<std::pair<std::pair<std::size_t, std::size_t>, bool>> matches;
     for (Piece& piece : pieces) {
-      if (add_prefix_space_ && (piece.text.empty() || piece.text[0] != ' ')) piece.text.insert(0, " ");
+      if (add_prefix_space_ && (piece.text.empty() || piece.text[0] != ' ')) piece.text.insert(piece.text.begin(), ' ');
       if (regex_) {
         find_matches(*regex_, piece.text, false, matches);
         split_piece(piece, matches, Behavior::isolated, split);

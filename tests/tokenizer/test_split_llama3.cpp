@@ -46,13 +46,13 @@ class Oracle {
 // joins "a", a digit forms a run with "1" (Llama 3), white space joins " " runs.
 char hand_class(char32_t cp) {
   Matches m;
-  llama3_matches("a" + utf8(cp), 3, m);
+  llama3_matches(std::string("a").append(utf8(cp)), 3, m);
   if (m.size() == 1) return 'L';
   m.clear();
-  llama3_matches("1" + utf8(cp), 3, m);
+  llama3_matches(std::string("1").append(utf8(cp)), 3, m);
   if (m.size() == 1) return 'N';
   m.clear();
-  llama3_matches("\t" + utf8(cp) + "\t", 3, m);
+  llama3_matches(std::string("\t").append(utf8(cp)).append("\t"), 3, m);
   if (m.size() == 1) return 's';
   return 'o';
 }
