@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <oniguruma.h>
 
+#include <memory>
 #include <mutex>
 
 #include "core/error.hpp"
@@ -53,17 +54,18 @@ Regex::Regex(const std::string& source, const std::string& where)
                                   reinterpret_cast<const char*>(message)));
   }
   regex_ = regex;
-  region_ = onig_region_new();
 }
 
 Regex::~Regex() {
-  if (region_) onig_region_free(static_cast<OnigRegion*>(region_), 1);
   if (regex_) onig_free(static_cast<OnigRegex>(regex_));
 }
 
 void Regex::find_all(std::string_view text, std::vector<std::pair<std::size_t, std::size_t>>& matches) const {
   matches.clear();
-  auto* region = static_cast<OnigRegion*>(region_);
+  // A region per call: a Regex is shared by the threads that encode documents.
+  std::unique_ptr<OnigRegion, void (*)(OnigRegion*)> owned(onig_region_new(),
+                                                           [](OnigRegion* r) { onig_region_free(r, 1); });
+  OnigRegion* region = owned.get();
   const auto* begin = reinterpret_cast<const OnigUChar*>(text.data());
   const auto* end = begin + text.size();
   std::size_t search_from = 0;

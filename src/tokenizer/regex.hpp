@@ -28,8 +28,7 @@ class Regex {
 
  private:
   std::string pattern_;
-  void* regex_ = nullptr;   // OnigRegex
-  void* region_ = nullptr;  // OnigRegion, reused (a Regex is used by one thread at a time)
+  void* regex_ = nullptr;  // OnigRegex (searching it from several threads at once is safe)
 };
 
 // `text` with Rust's regex::escape applied (what HF does to String patterns).

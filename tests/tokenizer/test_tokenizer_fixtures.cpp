@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "tokenizer/tokenizer.hpp"
 
@@ -59,9 +60,23 @@ TEST_P(Fixture, SameIdsAsHfTokenizers) {
     EXPECT_EQ(with_bytes.ids, ids);
     std::size_t total = 0;
     for (auto b : with_bytes.bytes) total += b;
-    if (plain_count(tokenizer, text) > 0) EXPECT_EQ(total, text.size()) << "text " << i;
+    if (plain_count(tokenizer, text) > 0) {
+      EXPECT_EQ(total, text.size()) << "text " << i;
+    }
   }
   EXPECT_EQ(mismatches, 0) << "of " << texts.size() << " texts";
+
+  // One tokenizer shared by threads (each with its own cache) gives the same ids.
+  std::vector<std::vector<std::vector<std::uint32_t>>> per_thread(4);
+  std::vector<std::thread> threads;
+  for (auto& result : per_thread)
+    threads.emplace_back([&tokenizer, &texts, &result] {
+      Tokenizer::Cache own;
+      for (const auto& t : texts) result.push_back(tokenizer.encode(t.get<std::string>(), true, &own));
+    });
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    for (const auto& result : per_thread) EXPECT_EQ(result[i], tokenizer.encode(texts[i].get<std::string>())) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, Fixture,
