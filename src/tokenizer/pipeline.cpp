@@ -382,7 +382,7 @@ class PreTokenizerSequence final : public PreTokenizer {
 
 class ByteLevelDecoder final : public Decoder {
  public:
-  void apply(std::vector<std::string>& tokens, bool) const override {
+  void apply(std::vector<std::string>& tokens, bool exact) const override {
     std::string bytes;
     for (const std::string& token : tokens) {
       std::string decoded;
@@ -401,7 +401,8 @@ class ByteLevelDecoder final : public Decoder {
       }
       bytes += all ? decoded : token;
     }
-    tokens.assign(1, bytes);
+    std::size_t replaced;
+    tokens.assign(1, exact ? replace_invalid_utf8(bytes, replaced) : bytes);  // from_utf8_lossy
   }
   std::string name() const override { return "ByteLevel"; }
 
@@ -421,21 +422,22 @@ class ByteLevelDecoder final : public Decoder {
 
 class MetaspaceDecoder final : public Decoder {
  public:
-  MetaspaceDecoder(std::string replacement, bool strip_first) : replacement_(std::move(replacement)), strip_first_(strip_first) {}
-  void apply(std::vector<std::string>& tokens, bool) const override {
+  MetaspaceDecoder(std::string replacement, bool drop_in_first) : replacement_(std::move(replacement)), drop_in_first_(drop_in_first) {}
+  void apply(std::vector<std::string>& tokens, bool exact) const override {
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       std::string out;
       std::size_t pos = 0;
       std::string& token = tokens[i];
+      // As HF: in the first token every replacement character is dropped (unless prepend_scheme is never).
+      const bool drop = exact && i == 0 && drop_in_first_;
       while (pos < token.size()) {
         if (token.compare(pos, replacement_.size(), replacement_) == 0) {
-          out += ' ';
+          if (!drop) out += ' ';
           pos += replacement_.size();
         } else {
           out += token[pos++];
         }
       }
-      if (i == 0 && strip_first_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
       token = std::move(out);
     }
   }
@@ -443,13 +445,13 @@ class MetaspaceDecoder final : public Decoder {
 
  private:
   std::string replacement_;
-  bool strip_first_;
+  bool drop_in_first_;
 };
 
 class ReplaceDecoder final : public Decoder {
  public:
   explicit ReplaceDecoder(std::unique_ptr<Normalizer> replace) : replace_(std::move(replace)) {}
-  void apply(std::vector<std::string>& tokens, bool) const override {
+  void apply(std::vector<std::string>& tokens, bool /*exact*/) const override {
     for (std::string& token : tokens) replace_->apply(token);
   }
   std::string name() const override { return "Replace"; }
@@ -460,19 +462,51 @@ class ReplaceDecoder final : public Decoder {
 
 class ByteFallbackDecoder final : public Decoder {
  public:
-  void apply(std::vector<std::string>& tokens, bool) const override {
+  void apply(std::vector<std::string>& tokens, bool exact) const override {
+    // Runs of <0xHH> tokens become their bytes: one piece if they are UTF-8, else one U+FFFD per byte (HF).
+    std::vector<std::string> out;
+    std::string run;
+    std::size_t run_length = 0;
+    auto flush = [&] {
+      if (!run_length) return;
+      if (!exact) {
+        for (char c : run) out.emplace_back(1, c);
+      } else if (find_invalid_utf8(run) == std::string::npos) {
+        out.push_back(run);
+      } else {
+        for (std::size_t k = 0; k < run_length; ++k) out.emplace_back("\xEF\xBF\xBD");
+      }
+      run.clear();
+      run_length = 0;
+    };
     for (std::string& token : tokens) {
-      if (token.size() == 6 && token.compare(0, 3, "<0x") == 0 && token[5] == '>' && std::isxdigit(token[3]) &&
-          std::isxdigit(token[4]))
-        token = std::string(1, char(std::stoi(token.substr(3, 2), nullptr, 16)));
+      int byte = byte_token(token);
+      if (byte >= 0) {
+        run += char(byte);
+        ++run_length;
+      } else {
+        flush();
+        out.push_back(std::move(token));
+      }
     }
+    flush();
+    tokens = std::move(out);
   }
   std::string name() const override { return "ByteFallback"; }
+
+ private:
+  // HF: six characters "<0x" H H ">" whose hex digits parse (either case).
+  static int byte_token(const std::string& token) {
+    if (token.size() != 6 || token.compare(0, 3, "<0x") != 0 || token[5] != '>') return -1;
+    auto hex = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (c | 0x20) - 'a' + 10; };
+    if (!std::isxdigit(static_cast<unsigned char>(token[3])) || !std::isxdigit(static_cast<unsigned char>(token[4]))) return -1;
+    return hex(token[3]) * 16 + hex(token[4]);
+  }
 };
 
 class FuseDecoder final : public Decoder {
  public:
-  void apply(std::vector<std::string>& tokens, bool) const override {
+  void apply(std::vector<std::string>& tokens, bool /*exact*/) const override {
     std::string all;
     for (const std::string& t : tokens) all += t;
     tokens.assign(1, all);
@@ -483,8 +517,8 @@ class FuseDecoder final : public Decoder {
 class StripDecoder final : public Decoder {
  public:
   StripDecoder(char32_t content, std::size_t start, std::size_t stop) : content_(content), start_(start), stop_(stop) {}
-  void apply(std::vector<std::string>& tokens, bool with_strip) const override {
-    if (!with_strip) return;
+  void apply(std::vector<std::string>& tokens, bool exact) const override {
+    if (!exact) return;
     for (std::string& token : tokens) {
       std::vector<std::pair<std::size_t, char32_t>> chars;
       for (std::size_t pos = 0; pos < token.size();) {
@@ -510,8 +544,8 @@ class StripDecoder final : public Decoder {
 class DecoderSequence final : public Decoder {
  public:
   explicit DecoderSequence(std::vector<std::unique_ptr<Decoder>> steps) : steps_(std::move(steps)) {}
-  void apply(std::vector<std::string>& tokens, bool with_strip) const override {
-    for (const auto& step : steps_) step->apply(tokens, with_strip);
+  void apply(std::vector<std::string>& tokens, bool exact) const override {
+    for (const auto& step : steps_) step->apply(tokens, exact);
   }
   std::string name() const override { return "Sequence"; }
 

@@ -54,8 +54,10 @@ PostProcessor make_post_processor(const nlohmann::json& json, const std::string&
 class Decoder {
  public:
   virtual ~Decoder() = default;
-  // `tokens` in, decoded pieces out (HF's decode_chain). `with_strip` false skips Strip steps.
-  virtual void apply(std::vector<std::string>& tokens, bool with_strip) const = 0;
+  // `tokens` in, decoded pieces out. `exact`: HF's decode_chain. Otherwise the
+  // bytes each token stands for: no Strip, every Metaspace replacement a space,
+  // byte tokens and byte-level characters kept as raw bytes (maybe part of a character).
+  virtual void apply(std::vector<std::string>& tokens, bool exact) const = 0;
   virtual std::string name() const = 0;
 };
 std::unique_ptr<Decoder> make_decoder(const nlohmann::json& json, const std::string& where);

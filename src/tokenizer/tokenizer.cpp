@@ -327,6 +327,8 @@ struct Tokenizer::Impl {
   std::vector<AddedToken> added;
   std::unordered_map<std::string, std::uint32_t> added_ids;
   std::unordered_set<std::uint32_t> added_id_set;
+  // Normalized added tokens whose normalized form differs: HF decodes them from that form.
+  std::unordered_map<std::uint32_t, std::string> decode_forms;
   TokenMatcher raw_matcher, normalized_matcher;  // values index `added`
   std::vector<std::string> id_to_token;          // "" where no token has that id
   // Bytes of token_text(id), computed on the first encode_with_bytes.
@@ -335,7 +337,7 @@ struct Tokenizer::Impl {
   const std::vector<std::uint32_t>& decoded_lengths() const {
     std::call_once(decoded_length_once, [&] {
       decoded_length.resize(limit);
-      for (std::uint32_t id = 0; id < limit; ++id) decoded_length[id] = std::uint32_t(text_of(id, false).size());
+      for (std::uint32_t id = 0; id < limit; ++id) decoded_length[id] = std::uint32_t(text_of(id).size());
     });
     return decoded_length;
   }
@@ -469,10 +471,10 @@ struct Tokenizer::Impl {
     }
   }
 
-  // Added tokens are shown as their content; other tokens go through the decoder.
-  std::string text_of(std::uint32_t id, bool with_strip) const {
+  // The bytes one token stands for: added tokens their content, others through the decoder's raw mode.
+  std::string text_of(std::uint32_t id) const {
     std::vector<std::string> tokens{token_string(id)};
-    if (decoder && !added_id_set.count(id)) decoder->apply(tokens, with_strip);
+    if (decoder && !added_id_set.count(id)) decoder->apply(tokens, false);
     std::string out;
     for (const auto& t : tokens) out += t;
     return out;
@@ -651,6 +653,7 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
       std::string pattern = token.content;
       if (impl->normalizer) impl->normalizer->apply(pattern);
       impl->normalized_matcher.add(pattern, i);
+      if (pattern != token.content) impl->decode_forms[token.id] = pattern;
     } else {
       impl->raw_matcher.add(token.content, i);
     }
@@ -676,14 +679,22 @@ Encoding Tokenizer::encode_with_bytes(std::string_view text, bool add_special_to
   return out;
 }
 
-std::string Tokenizer::token_text(std::uint32_t id) const { return impl_->text_of(id, false); }
+std::string Tokenizer::token_text(std::uint32_t id) const { return impl_->text_of(id); }
 
 std::string Tokenizer::decode(const std::vector<std::uint32_t>& ids) const {
   std::vector<std::string> tokens;
-  for (std::uint32_t id : ids) tokens.push_back(impl_->token_string(id));
-  if (impl_->decoder) impl_->decoder->apply(tokens, true);
+  for (std::uint32_t id : ids)
+    if (auto form = impl_->decode_forms.find(id); form != impl_->decode_forms.end())
+      tokens.push_back(form->second);
+    else if (id < impl_->id_to_token.size())
+      tokens.push_back(impl_->token_string(id));  // HF skips unknown ids
   std::string joined;
-  for (const auto& t : tokens) joined += t;
+  if (impl_->decoder) {
+    impl_->decoder->apply(tokens, true);
+    for (const auto& t : tokens) joined += t;
+  } else {
+    for (std::size_t i = 0; i < tokens.size(); ++i) joined += (i ? " " : "") + tokens[i];  // HF joins with spaces
+  }
   std::size_t replaced;
   return replace_invalid_utf8(joined, replaced);
 }

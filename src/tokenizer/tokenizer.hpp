@@ -48,11 +48,13 @@ class Tokenizer {
   std::vector<std::uint32_t> encode(std::string_view text, bool add_special_tokens = true, Cache* cache = nullptr) const;
   Encoding encode_with_bytes(std::string_view text, bool add_special_tokens = true, Cache* cache = nullptr) const;
 
-  // The text one token stands for, for labels: the decoder applied to it
-  // alone, without Strip (bytes that are not UTF-8 on their own are kept as is).
+  // The bytes one token stands for, for labels and byte counts: an added
+  // token's content, else the token through the decoder without Strip, each
+  // Metaspace replacement a space, byte tokens as raw bytes (possibly part of
+  // a character, so not always UTF-8).
   std::string token_text(std::uint32_t id) const;
-  // The decoder applied to a sequence of ids (Strip included), as HF's decode
-  // with skip_special_tokens=false; invalid UTF-8 replaced by U+FFFD.
+  // HF's Tokenizer.decode(ids, skip_special_tokens=False): the decoder chain
+  // over the tokens' strings (joined by spaces without a decoder).
   std::string decode(const std::vector<std::uint32_t>& ids) const;
 
   // One more than the largest id the tokenizer can produce.

@@ -294,6 +294,7 @@ def main():
                     line["unicode_newer_than_14"] = newer
                 if i < len(cases):
                     line["ids_no_special"] = tok.encode(t, add_special_tokens=False).ids
+                    line["decoded"] = tok.decode(line["ids"], skip_special_tokens=False)
                 f.write(json.dumps(line, separators=(",", ":")) + "\n")
         print(name, len(text), "bytes", file=sys.stderr)
 

@@ -1,6 +1,7 @@
 // The tokenizer against HF tokenizers: every fixture of tests/data/tokenizers
 // (one trained tokenizer.json per model family's shape, written by
-// tests/tokenizer/make_fixtures.py) encodes every test text to the committed ids.
+// tests/tokenizer/make_fixtures.py) encodes every test text to the committed
+// ids, and decodes the edge cases' ids to HF's decode.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -50,6 +51,9 @@ TEST_P(Fixture, SameIdsAsHfTokenizers) {
         continue;
       }
       if (++mismatches <= 5) ADD_FAILURE() << "text " << i << ": " << nlohmann::json(text).dump();
+    }
+    if (expected[i].contains("decoded")) {
+      EXPECT_EQ(tokenizer.decode(want), expected[i]["decoded"].get<std::string>()) << "decode of text " << i;
     }
     if (expected[i].contains("ids_no_special") && !expected[i].contains("unicode_newer_than_14")) {
       auto plain = tokenizer.encode(text, false);
