@@ -55,7 +55,7 @@ std::unique_ptr<Regex> make_pattern(const json& pattern, const std::string& wher
   auto it = pattern.begin();
   if (!it.value().is_string()) refuse(where + "." + it.key(), "expected a string");
   std::string text = it.value().get<std::string>();
-  if (it.key() == "String") return std::make_unique<Regex>(regex_escape(text), where);
+  if (it.key() == "String") return Regex::literal(text, where);
   if (it.key() == "Regex") return std::make_unique<Regex>(text, where);
   refuse(where, fmt::format("unsupported pattern kind \"{}\" (expected String or Regex)", it.key()));
 }

@@ -60,8 +60,19 @@ Regex::~Regex() {
   if (regex_) onig_free(static_cast<OnigRegex>(regex_));
 }
 
+std::unique_ptr<Regex> Regex::literal(const std::string& text, const std::string& where) {
+  auto regex = std::make_unique<Regex>(regex_escape(text), where);
+  regex->literal_ = text;
+  return regex;
+}
+
 void Regex::find_all(std::string_view text, std::vector<std::pair<std::size_t, std::size_t>>& matches) const {
   matches.clear();
+  if (!literal_.empty()) {
+    for (std::size_t at = text.find(literal_); at != std::string_view::npos; at = text.find(literal_, at + literal_.size()))
+      matches.emplace_back(at, at + literal_.size());
+    return;
+  }
   // A region per call: a Regex is shared by the threads that encode documents.
   std::unique_ptr<OnigRegion, void (*)(OnigRegion*)> owned(onig_region_new(),
                                                            [](OnigRegion* r) { onig_region_free(r, 1); });

@@ -14,6 +14,9 @@ class Regex {
  public:
   // Throws FormatError (with `where`, the JSON path) if Oniguruma rejects the pattern.
   Regex(const std::string& pattern, const std::string& where);
+  // HF's String patterns: `text` escaped as a regex. A non-empty one is searched
+  // for directly (leftmost, non-overlapping: what the escaped regex matches).
+  static std::unique_ptr<Regex> literal(const std::string& text, const std::string& where);
   ~Regex();
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
@@ -28,6 +31,7 @@ class Regex {
 
  private:
   std::string pattern_;
+  std::string literal_;    // non-empty: search for this text instead of running the regex
   void* regex_ = nullptr;  // OnigRegex (searching it from several threads at once is safe)
 };
 
