@@ -103,6 +103,7 @@ void run_attn(const AttnOptions& o) {
       {"window", window},
       {"maps", maps}};
   if (!input.labels.empty()) manifest["token_text"] = token_labels(input, r.key_begin(), r.key_end());
+  record.fields()["tokens"] = input.description;
   record.fields()["window"] = window;
   record.fields()["maps"] = recorder.maps().size();
   record.fields()["shape"] = shape;

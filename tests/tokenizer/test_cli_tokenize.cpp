@@ -1,8 +1,8 @@
 // Text input end to end: `ropescope tokenize` (ids, sidecar, summary,
 // --no-special, invalid UTF-8), and --text on ppl (bits per byte from the
 // bytes of the scored tokens: a byte-identity tokenizer must give exactly the
-// numbers of --bytes) and attn (token text in the manifest); ids beyond the
-// model's embedding rows refused before any forward pass.
+// numbers of --bytes), profile (the same) and attn (token text in the
+// manifest); ids beyond the model's embedding rows refused before any forward pass.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -163,4 +163,20 @@ TEST(CliTextInput, AttnManifestLabelsPositions) {
   EXPECT_EQ(manifest["token_text"]["text"],
             (nlohmann::json{"n", " ", "\xEF\xBF\xBD", "\xEF\xBF\xBD", " ", "m"}));
   EXPECT_EQ(manifest["token_text"]["ids"][2], 0xC3);
+}
+
+TEST(CliTextInput, ProfileSameAsBytesInput) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; text.size() < 300; ++i) text += "distance " + std::to_string(i) + " profile. ";
+  write_file(dir / "in.txt", text);
+  write_file(dir / "bytes.json", byte_identity_tokenizer());
+  const std::string common = " --window 64 --exact-limit 16 --device cpu --quiet --out ";
+  auto a = run_ropescope("profile " + kModels + "ec --tokens " + (dir / "in.txt").string() + " --bytes" + common +
+                         (dir / "a").string());
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  auto b = run_ropescope("profile " + kModels + "ec --text " + (dir / "in.txt").string() + " --tokenizer " +
+                         (dir / "bytes.json").string() + common + (dir / "b").string());
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(read_text(dir / "a.csv"), read_text(dir / "b.csv"));
 }
