@@ -488,12 +488,13 @@ Tokenizer::~Tokenizer() = default;
 
 std::filesystem::path find_tokenizer_json(const std::filesystem::path& path) {
   std::error_code ec;
-  if (std::filesystem::is_regular_file(path, ec)) return path;
-  if (!std::filesystem::is_directory(path, ec))
+  const bool is_file = std::filesystem::is_regular_file(path, ec);
+  if (is_file && path.extension() != ".model") return path;
+  if (!is_file && !std::filesystem::is_directory(path, ec))
     throw ArgumentError(fmt::format("tokenizer '{}': no such file or directory", path.string()));
   auto json_path = path / "tokenizer.json";
-  if (std::filesystem::is_regular_file(json_path, ec)) return json_path;
-  auto model_path = path / "tokenizer.model";
+  if (!is_file && std::filesystem::is_regular_file(json_path, ec)) return json_path;
+  auto model_path = is_file ? path : path / "tokenizer.model";
   if (std::filesystem::is_regular_file(model_path, ec)) {
     std::string head = read_file(model_path).substr(0, 4096);
     // tiktoken rank files are lines of "<base64 token> <rank>"; SentencePiece models are protobuf (binary).
@@ -505,10 +506,10 @@ std::filesystem::path find_tokenizer_json(const std::filesystem::path& path) {
     std::string what = tiktoken ? "tiktoken BPE ranks (base64 token and rank per line, as in Llama 3's original/)"
                                 : "a SentencePiece model (protobuf)";
     throw ArgumentError(fmt::format(
-        "'{}' holds no tokenizer.json, only tokenizer.model, which is {}. ropescope reads only HF tokenizer.json: "
+        "'{}' {} {}. ropescope reads only HF tokenizer.json: "
         "take tokenizer.json from the model's Hugging Face repository, or convert once with transformers "
         "(AutoTokenizer.from_pretrained(dir).save_pretrained(dir) writes tokenizer.json)",
-        path.string(), what));
+        path.string(), is_file ? "is a tokenizer.model:" : "holds no tokenizer.json, only a tokenizer.model:", what));
   }
   throw ArgumentError(fmt::format("'{}' holds no tokenizer.json", path.string()));
 }

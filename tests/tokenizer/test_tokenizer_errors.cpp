@@ -153,4 +153,10 @@ TEST(TokenizerErrors, TokenizerModelOnlyIsNamed) {
   } catch (const ArgumentError& e) {
     EXPECT_NE(std::string(e.what()).find("tiktoken BPE ranks"), std::string::npos) << e.what();
   }
+  try {
+    Tokenizer::load(dir / "tokenizer.model");  // the file itself
+    ADD_FAILURE();
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("tiktoken BPE ranks"), std::string::npos) << e.what();
+  }
 }
