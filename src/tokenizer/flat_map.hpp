@@ -34,7 +34,6 @@ class StringIdMap {
  public:
   struct Entry {
     std::uint32_t offset, length, id;
-    std::uint32_t hash;
   };
 
   void reserve(std::size_t n) {
@@ -49,16 +48,15 @@ class StringIdMap {
     std::uint64_t h = hash_bytes(key);
     std::size_t mask = slots_.size() - 1;
     for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-      std::uint32_t slot = slots_[i];
+      std::uint64_t slot = slots_[i];
       if (slot == empty) {
-        slots_[i] = std::uint32_t(entries_.size());
-        entries_.push_back({std::uint32_t(arena_.size()), std::uint32_t(key.size()), id, std::uint32_t(h)});
+        slots_[i] = (h & 0xFFFFFFFF00000000ull) | entries_.size();
+        entries_.push_back({std::uint32_t(arena_.size()), std::uint32_t(key.size()), id});
         arena_.append(key);
         return;
       }
-      Entry& e = entries_[slot];
-      if (e.hash == std::uint32_t(h) && view(e) == key) {
-        e.id = id;
+      if ((slot >> 32) == (h >> 32) && view(entries_[std::uint32_t(slot)]) == key) {
+        entries_[std::uint32_t(slot)].id = id;
         return;
       }
     }
@@ -67,11 +65,15 @@ class StringIdMap {
     if (slots_.empty()) return std::nullopt;
     std::uint64_t h = hash_bytes(key);
     std::size_t mask = slots_.size() - 1;
+    // A slot holds the upper half of its key's hash beside the entry index, so
+    // most mismatches are settled without touching the entry.
     for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-      std::uint32_t slot = slots_[i];
+      std::uint64_t slot = slots_[i];
       if (slot == empty) return std::nullopt;
-      const Entry& e = entries_[slot];
-      if (e.hash == std::uint32_t(h) && view(e) == key) return e.id;
+      if ((slot >> 32) == (h >> 32)) {
+        const Entry& e = entries_[std::uint32_t(slot)];
+        if (view(e) == key) return e.id;
+      }
     }
   }
   std::size_t size() const { return entries_.size(); }
@@ -79,19 +81,20 @@ class StringIdMap {
   std::string_view view(const Entry& e) const { return std::string_view(arena_).substr(e.offset, e.length); }
 
  private:
-  static constexpr std::uint32_t empty = 0xFFFFFFFFu;
+  static constexpr std::uint64_t empty = ~0ull;
   void rehash(std::size_t size) {
     slots_.assign(size, empty);
     std::size_t mask = size - 1;
     for (std::uint32_t k = 0; k < entries_.size(); ++k) {
-      std::size_t i = hash_bytes(view(entries_[k])) & mask;
+      std::uint64_t h = hash_bytes(view(entries_[k]));
+      std::size_t i = h & mask;
       while (slots_[i] != empty) i = (i + 1) & mask;
-      slots_[i] = k;
+      slots_[i] = (h & 0xFFFFFFFF00000000ull) | k;
     }
   }
   std::string arena_;
   std::vector<Entry> entries_;
-  std::vector<std::uint32_t> slots_;
+  std::vector<std::uint64_t> slots_;  // (upper 32 bits of the hash) << 32 | entry index, or empty
 };
 
 // (left id, right id) -> (rank, merged id).

@@ -330,7 +330,8 @@ struct Tokenizer::Impl {
   // Normalized added tokens whose normalized form differs: HF decodes them from that form.
   std::unordered_map<std::uint32_t, std::string> decode_forms;
   TokenMatcher raw_matcher, normalized_matcher;  // values index `added`
-  std::vector<std::string> id_to_token;          // "" where no token has that id
+  // Views into the model's vocabulary or `added` (both fixed once loaded); empty where no token has that id.
+  std::vector<std::string_view> id_to_token;
   // Bytes of token_text(id), computed on the first encode_with_bytes.
   mutable std::vector<std::uint32_t> decoded_length;
   mutable std::once_flag decoded_length_once;
@@ -343,7 +344,9 @@ struct Tokenizer::Impl {
   }
   std::uint32_t limit = 0;
 
-  std::string token_string(std::uint32_t id) const { return id < id_to_token.size() ? id_to_token[id] : std::string(); }
+  std::string token_string(std::uint32_t id) const {
+    return id < id_to_token.size() ? std::string(id_to_token[id]) : std::string();
+  }
 
   void model_tokens(std::string_view piece, std::vector<std::uint32_t>& out, Cache* cache) const {
     if (cache && piece.size() < cache_max_word) {
@@ -580,12 +583,12 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
   std::uint32_t max_id = 0;
   for (const auto& entry : vocab.entries()) max_id = std::max(max_id, entry.id);
   std::size_t model_vocab_size = vocab.size();
-  impl->id_to_token.assign(model_vocab_size ? max_id + 1 : 0, std::string());
+  impl->id_to_token.assign(model_vocab_size ? max_id + 1 : 0, std::string_view());
   std::vector<bool> seen(impl->id_to_token.size());
   for (const auto& entry : vocab.entries()) {
     if (seen[entry.id]) refuse(mat + ".vocab", fmt::format("id {} is given to two tokens", entry.id));
     seen[entry.id] = true;
-    impl->id_to_token[entry.id] = std::string(vocab.view(entry));
+    impl->id_to_token[entry.id] = vocab.view(entry);
   }
 
   // Normalizer, pre-tokenizer, post-processor, decoder.
@@ -660,7 +663,7 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
     }
     impl->added_id_set.insert(token.id);
     if (token.id >= impl->id_to_token.size()) impl->id_to_token.resize(token.id + 1);
-    impl->id_to_token[token.id] = token.content;
+    impl->id_to_token[token.id] = token.content;  // `added` is complete: its strings stay where they are
   }
   impl->limit = std::uint32_t(impl->id_to_token.size());
   for (std::uint32_t id : impl->post.before) impl->limit = std::max(impl->limit, id + 1);
