@@ -11,6 +11,7 @@ packages=(
   gnuplot-nox
   python3 python3-pip python3-venv
   clang libclang-rt-14-dev
+  libonig-dev libutf8proc-dev
 )
 
 missing=()

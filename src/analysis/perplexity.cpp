@@ -55,16 +55,20 @@ std::vector<Window> sliding_windows(long N, long L, long stride) {
 
 SlidingWindowResult sliding_window_perplexity(backend::Backend& backend, std::span<const std::int32_t> tokens, long L,
                                               long stride, const backend::ForwardOptions& options, bool byte_level,
-                                              Progress* progress) {
+                                              Progress* progress, std::span<const std::uint32_t> token_bytes) {
+  if (!token_bytes.empty() && token_bytes.size() != tokens.size())
+    throw ArgumentError(fmt::format("token_bytes has {} entries for {} tokens", token_bytes.size(), tokens.size()));
   const auto windows = sliding_windows(static_cast<long>(tokens.size()), L, stride);
   double sum = 0;
-  long scored = 0;
+  long scored = 0, bytes = 0;
   run_windows(
       backend, tokens, static_cast<long>(windows.size()), L, [&](long i) { return windows[i].begin; },
       [&](long i, const std::vector<double>& nll) {
         // nll[j] is the loss of target begin + j + 1, so target t sits at j = t - begin - 1.
         for (long j = windows[i].first_target - windows[i].begin - 1; j < L - 1; ++j) sum += nll[j];
         scored += windows[i].begin + L - windows[i].first_target;
+        if (!token_bytes.empty())
+          for (long t = windows[i].first_target; t < windows[i].begin + L; ++t) bytes += token_bytes[t];
       },
       options, progress);
   SlidingWindowResult r;
@@ -75,6 +79,10 @@ SlidingWindowResult sliding_window_perplexity(backend::Backend& backend, std::sp
   r.mean_nll = sum / static_cast<double>(scored);
   r.ppl = std::exp(r.mean_nll);
   if (byte_level) r.bits_per_byte = r.mean_nll / std::numbers::ln2;
+  if (!token_bytes.empty()) {
+    r.bytes_scored = bytes;
+    if (bytes > 0) r.bits_per_byte = sum / std::numbers::ln2 / static_cast<double>(bytes);
+  }
   return r;
 }
 

@@ -41,15 +41,21 @@ struct SlidingWindowResult {
   long tokens_scored = 0;
   double mean_nll = 0;  // sum of -ln p over scored tokens / tokens_scored (nats)
   double ppl = 0;       // exp(mean_nll)
-  std::optional<double> bits_per_byte;  // byte-level input: mean_nll / ln 2 (one token is one byte)
+  // sum of -ln p over scored tokens / ln 2 / the text bytes those tokens stand for:
+  // byte-level input (one token is one byte) or tokenized text (token_bytes given)
+  std::optional<double> bits_per_byte;
+  std::optional<long> bytes_scored;  // the bytes behind the scored tokens, when token_bytes is given
 };
 
 // Strided sliding-window perplexity (see sliding_windows for the exact scoring).
 // `byte_level`: the tokens are the bytes of the text, so bits per token are bits per byte.
-// `progress` (optional) advances once per window.
+// `progress` (optional) advances once per window. `token_bytes` (optional, one
+// per token): the text bytes each token stands for (tokenizer::Encoding::bytes);
+// bits per byte then divide by the bytes of exactly the scored tokens.
 SlidingWindowResult sliding_window_perplexity(backend::Backend& backend, std::span<const std::int32_t> tokens, long L,
                                               long stride, const backend::ForwardOptions& options, bool byte_level,
-                                              Progress* progress = nullptr);
+                                              Progress* progress = nullptr,
+                                              std::span<const std::uint32_t> token_bytes = {});
 
 // A log bin of target positions [begin, end): [1,2), [2,4), [4,8), ... cut at T.
 struct PositionBin {

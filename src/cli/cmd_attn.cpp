@@ -57,7 +57,8 @@ void run_attn(const AttnOptions& o) {
   const auto limit = parse_bytes(o.max_memory);
   auto backend = open_backend(o.model);
   const auto& model = backend->model();
-  auto tokens = load_input_tokens(o.model, model.config.vocab_size);
+  const auto input = load_input(o.model, model.config.vocab_size);
+  const auto& tokens = input.ids;
   analysis::RunRecord record("attn", *backend);
 
   analysis::MapRequest request{o.layers, o.heads, o.start, o.length, o.full_rows, o.scores, o.virtual_imaginary};
@@ -101,6 +102,8 @@ void run_attn(const AttnOptions& o) {
       {"arrays", arrays},
       {"window", window},
       {"maps", maps}};
+  if (!input.labels.empty()) manifest["token_text"] = token_labels(input, r.key_begin(), r.key_end());
+  record.fields()["tokens"] = input.description;
   record.fields()["window"] = window;
   record.fields()["maps"] = recorder.maps().size();
   record.fields()["shape"] = shape;

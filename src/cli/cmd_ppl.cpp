@@ -31,7 +31,8 @@ constexpr const char* kPerplexityDefinition =
     "window's end (its last S tokens, fewer for the tail window), never its own first token. For S < L every token "
     "except the first is scored exactly once (tokens_scored = N-1). mean_nll = (sum of -ln p(token | preceding tokens "
     "in its window) over the scored tokens) / tokens_scored, in nats; ppl = exp(mean_nll); bits_per_byte = "
-    "mean_nll / ln 2 for byte-level input (one token per byte).";
+    "mean_nll / ln 2 for byte-level input (one token per byte), and for --text the sum of -ln p over the scored "
+    "tokens / ln 2 / the text bytes those tokens stand for (the tokenizer's bytes per token, which partition the text).";
 constexpr const char* kCurveDefinition =
     "Per-position loss curve at length T: non-overlapping windows [kT, (k+1)T), k < min(--max-windows, N/T), one "
     "forward pass each; mean_nll at target position p (1..T-1) is the mean over windows of -ln p(token p | tokens "
@@ -138,9 +139,10 @@ void run_ppl(const PplOptions& o) {
   auto backend = open_backend(o.model);
   const auto& model = backend->model();
   const auto conditions = build_conditions(o, model, base);
-  const auto tokens = load_input_tokens(o.model, model.config.vocab_size);
+  const auto input = load_input(o.model, model.config.vocab_size);
+  const auto& tokens = input.ids;
   const long N = static_cast<long>(tokens.size());
-  const bool byte_level = o.model.bytes || o.model.token_format == "bytes";
+  const bool byte_level = input.byte_level;
   const long training = model.config.max_position_embeddings;
 
   std::vector<long> strides;
@@ -164,7 +166,8 @@ void run_ppl(const PplOptions& o) {
   for (std::size_t c = 0; c < conditions.size(); ++c) {
     for (std::size_t i = 0; i < o.lengths.size(); ++i)
       results[c].push_back(analysis::sliding_window_perplexity(*backend, tokens, o.lengths[i], strides[i],
-                                                               conditions[c].options, byte_level, &progress));
+                                                               conditions[c].options, byte_level, &progress,
+                                                               input.bytes));
     if (o.curve > 0)
       curves.push_back(analysis::position_loss_curve(*backend, tokens, o.curve, o.max_windows, conditions[c].options,
                                                      &progress));
@@ -194,7 +197,7 @@ void run_ppl(const PplOptions& o) {
   for (const auto& c : conditions) condition_list.push_back(c.description);
   auto& f = record.fields();
   f["perplexity_definition"] = kPerplexityDefinition;
-  f["tokens"] = {{"path", o.model.tokens_path}, {"count", N}, {"byte_level", byte_level}};
+  f["tokens"] = input.description;
   f["training_length"] = training;
   f["lengths"] = o.lengths;
   f["strides"] = strides;
@@ -208,7 +211,7 @@ void run_ppl(const PplOptions& o) {
                   {"tokens_scored", "tokens whose loss is counted"},
                   {"mean_nll", "mean -ln p over scored tokens (nats)"},
                   {"ppl", "exp(mean_nll)"},
-                  {"bits_per_byte", "mean_nll / ln 2, byte-level input only (else empty)"},
+                  {"bits_per_byte", "bits per byte of text: byte-level input or --text (else empty)"},
                   {"beyond_training", "L > max_position_embeddings of the model"},
                   {"curve_ppl", "exp(mean curve NLL over positions 1..L-1), with --curve T >= L (else empty)"}};
   io::OutputGroup outputs;
@@ -253,7 +256,8 @@ void run_ppl(const PplOptions& o) {
   outputs.commit();
   fmt::print("{}", table);
   fmt::print("{} tokens{}; training length {} (* = beyond); ppl = exp(sum NLL of scored tokens / tokens scored)\n", N,
-             byte_level ? " (bytes)" : "", training);
+             byte_level ? " (bytes)" : input.bytes.empty() ? "" : " (tokenized text; bpb over the scored tokens' bytes)",
+             training);
 }
 
 }  // namespace

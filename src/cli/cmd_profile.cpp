@@ -75,7 +75,8 @@ void run_profile(const ProfileOptions& o) {
 
   auto backend = open_backend(o.model);
   const auto& model = backend->model();
-  const auto tokens = load_input_tokens(o.model, model.config.vocab_size);
+  const auto input = load_input(o.model, model.config.vocab_size);
+  const auto& tokens = input.ids;
   const long available = static_cast<long>(tokens.size()) / T;
   if (available == 0)
     throw ArgumentError(fmt::format("--window {} is longer than the token input ({} tokens)", T, tokens.size()));
@@ -156,6 +157,7 @@ void run_profile(const ProfileOptions& o) {
   summary["layers"] = per_layer;
   summary["model"] = {{"real", aggregate_json(analysis::aggregate(model_real), beyond)},
                       {"imaginary", aggregate_json(analysis::aggregate(model_imaginary), beyond)}};
+  record.fields()["tokens"] = input.description;
   record.fields()["profile"] = run;
   record.fields()["definitions"] = definitions;
 

@@ -5,6 +5,8 @@
 
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "tokenizer/text_input.hpp"
+#include "tokenizer/utf8.hpp"
 #ifdef ROPESCOPE_HAVE_CUDA
 #include "kernels/cuda_backend.hpp"
 #include "kernels/device_info.hpp"
@@ -14,7 +16,14 @@ namespace ropescope::cli {
 
 void add_model_options(CLI::App* cmd, ModelArgs& args) {
   cmd->add_option("model", args.model_dir, "HF model directory (config.json + *.safetensors)")->required();
-  cmd->add_option("-t,--tokens", args.tokens_path, "token file (.npy of int32/int64/uint16/uint32, or raw)")->required();
+  auto* tokens = cmd->add_option("-t,--tokens", args.tokens_path, "token file (.npy of int32/int64/uint16/uint32, or raw)");
+  auto* text = cmd->add_option("--text", args.text_path, "UTF-8 text file, tokenized with the model's tokenizer.json");
+  tokens->excludes(text);
+  text->excludes(tokens);
+  cmd->add_option("--tokenizer", args.tokenizer_path, "with --text: tokenizer.json or its directory (default: MODEL)");
+  cmd->add_flag("--no-special", args.no_special, "with --text: no special tokens (HF add_special_tokens=False)");
+  cmd->add_flag("--replace-invalid", args.replace_invalid,
+                "with --text: replace invalid UTF-8 by U+FFFD (errors=\"replace\") instead of refusing it");
   cmd->add_flag("--bytes", args.bytes, "treat the token file as raw bytes, one token each (byte-level models)");
   cmd->add_option("--format", args.token_format, "token file format: npy, raw or bytes (default: from --bytes / extension)");
   cmd->add_option("--dtype", args.raw_dtype, "integer type of a raw token file: uint16, uint32, int32, int64")
@@ -68,7 +77,68 @@ std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
   return announced(std::make_unique<cpu::CpuBackend>(model), args.quiet);
 }
 
+namespace {
+
+InputTokens tokenize_input(const ModelArgs& args, int vocab_size) {
+  if (args.bytes || !args.token_format.empty())
+    throw ArgumentError("--text takes no --bytes / --format (those describe a --tokens file)");
+  const std::string tokenizer_path = args.tokenizer_path.empty() ? args.model_dir : args.tokenizer_path;
+  const auto tokenizer = tokenizer::Tokenizer::load(tokenizer_path);
+  auto text = tokenizer::tokenize_file(tokenizer, args.text_path, !args.no_special, args.replace_invalid);
+  if (text.replaced > 0)
+    fmt::print(stderr, "ropescope: --text '{}': replaced {} invalid UTF-8 sequence(s) by U+FFFD\n", args.text_path,
+               text.replaced);
+  InputTokens input;
+  const auto& ids = text.encoding.ids;
+  if (ids.empty()) throw ArgumentError(fmt::format("--text '{}' gives no tokens", args.text_path));
+  input.ids.reserve(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] >= static_cast<std::uint32_t>(vocab_size))
+      throw ArgumentError(fmt::format("--text '{}': token {} ('{}', id {}) is beyond the model's {} embedding rows: "
+                                      "the tokenizer does not belong to this model",
+                                      args.text_path, i, tokenizer.token_text(ids[i]), ids[i], vocab_size));
+    input.ids.push_back(static_cast<std::int32_t>(ids[i]));
+    input.labels.push_back(tokenizer.token_text(ids[i]));
+  }
+  input.bytes = std::move(text.encoding.bytes);
+  input.description = {{"text", args.text_path},
+                       {"tokenizer", tokenizer.origin()},
+                       {"tokenizer_pipeline", tokenizer.describe()},
+                       {"add_special_tokens", !args.no_special},
+                       {"text_bytes", text.text_bytes},
+                       {"invalid_utf8_replaced", text.replaced},
+                       {"count", input.ids.size()},
+                       {"byte_level", false}};
+  return input;
+}
+
+}  // namespace
+
+InputTokens load_input(const ModelArgs& args, int vocab_size) {
+  if (!args.text_path.empty()) return tokenize_input(args, vocab_size);
+  if (args.tokens_path.empty()) throw ArgumentError("give the input as --tokens FILE or --text FILE");
+  if (!args.tokenizer_path.empty() || args.no_special || args.replace_invalid)
+    throw ArgumentError("--tokenizer, --no-special and --replace-invalid go with --text");
+  InputTokens input;
+  input.ids = load_input_tokens(args, vocab_size);
+  input.byte_level = args.bytes || args.token_format == "bytes";
+  input.description = {{"path", args.tokens_path}, {"count", input.ids.size()}, {"byte_level", input.byte_level}};
+  return input;
+}
+
+nlohmann::json token_labels(const InputTokens& input, long begin, long end) {
+  nlohmann::json ids = nlohmann::json::array(), texts = nlohmann::json::array();
+  for (long p = begin; p < end; ++p) {
+    std::size_t replaced;
+    ids.push_back(input.ids[p]);
+    texts.push_back(tokenizer::replace_invalid_utf8(input.labels[p], replaced));
+  }
+  return {{"first_position", begin}, {"ids", ids}, {"text", texts}};
+}
+
 std::vector<std::int32_t> load_input_tokens(const ModelArgs& args, int vocab_size) {
+  if (!args.text_path.empty()) return tokenize_input(args, vocab_size).ids;
+  if (args.tokens_path.empty()) throw ArgumentError("give the input as --tokens FILE or --text FILE");
   io::TokenInput input;
   input.path = args.tokens_path;
   input.raw_dtype = args.raw_dtype;

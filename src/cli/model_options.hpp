@@ -1,10 +1,12 @@
 // Options shared by the model subcommands (attn, profile, ppl): the model
-// directory, the token input, the variant override, the device, the angle
+// directory, the token input (a token file, or --text tokenized with the
+// model's tokenizer.json), the variant override, the device, the angle
 // precision and --quiet; and opening the model on the chosen backend.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "backend/backend.hpp"
@@ -18,22 +20,46 @@ struct ModelArgs {
   std::string token_format;  // npy | raw | bytes (default: bytes with --bytes, else by extension)
   bool bytes = false;
   std::string raw_dtype = "uint32";
+  std::string text_path;       // --text FILE, instead of --tokens
+  std::string tokenizer_path;  // --tokenizer PATH (default: the model directory)
+  bool no_special = false;     // --no-special: add_special_tokens=false
+  bool replace_invalid = false;
   std::string variant;        // rope | ec | eh override
   std::string device = "auto";
   std::string angles = "exact";
   bool quiet = false;
 };
 
-// Adds MODEL_DIR (positional), --tokens, --bytes, --format, --dtype, --variant,
-// --device, --angles, --quiet to `cmd`.
+// Adds MODEL_DIR (positional), --tokens, --bytes, --format, --dtype, --text,
+// --tokenizer, --no-special, --replace-invalid, --variant, --device, --angles,
+// --quiet to `cmd`.
 void add_model_options(CLI::App* cmd, ModelArgs& args);
+
+// The model's input: token ids and, for --text, what each token stands for.
+struct InputTokens {
+  std::vector<std::int32_t> ids;
+  bool byte_level = false;            // one token per byte (--bytes / --format bytes)
+  std::vector<std::uint32_t> bytes;   // --text: text bytes per token (tokenizer::Encoding::bytes)
+  std::vector<std::string> labels;    // --text: each token's text (for attention-map labels)
+  nlohmann::json description;         // for the sidecar: source, tokenizer, counts
+};
+
+// Reads --tokens, or tokenizes --text (refusing invalid UTF-8 unless
+// --replace-invalid, and ids beyond the model's `vocab_size` embedding rows),
+// before any forward pass.
+InputTokens load_input(const ModelArgs& args, int vocab_size);
 
 // Loads the model and creates the backend `args.device` names. auto: CUDA when
 // built and a device is present, else CPU. Throws ArgumentError for a device
 // this build cannot provide.
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args);
 
-// The token ids of --tokens, checked against the model's vocabulary.
+// For the manifest of attention maps: {"first_position", "ids", "text"} of
+// positions [begin, end) of a --text input, each text valid UTF-8 (a token
+// that is part of a character shows U+FFFD).
+nlohmann::json token_labels(const InputTokens& input, long begin, long end);
+
+// The token ids of --tokens or --text, checked against the model's vocabulary.
 std::vector<std::int32_t> load_input_tokens(const ModelArgs& args, int vocab_size);
 
 // The forward options the shared flags imply (angle precision).

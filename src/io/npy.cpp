@@ -23,6 +23,8 @@ template <>
 constexpr const char* npy_descr<std::int32_t>() { return "<i4"; }
 template <>
 constexpr const char* npy_descr<std::int64_t>() { return "<i8"; }
+template <>
+constexpr const char* npy_descr<std::uint32_t>() { return "<u4"; }
 
 }  // namespace
 
@@ -60,6 +62,8 @@ template void write_npy<std::int32_t>(const std::filesystem::path&, std::span<co
                                       const std::vector<std::uint64_t>&);
 template void write_npy<std::int64_t>(const std::filesystem::path&, std::span<const std::int64_t>,
                                       const std::vector<std::uint64_t>&);
+template void write_npy<std::uint32_t>(const std::filesystem::path&, std::span<const std::uint32_t>,
+                                       const std::vector<std::uint64_t>&);
 
 NpyIntegers read_npy_integers(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -127,6 +127,19 @@ TEST(Perplexity, EqualsDirectComputationFromLogits) {
     ASSERT_TRUE(result.bits_per_byte.has_value());
     EXPECT_DOUBLE_EQ(*result.bits_per_byte, result.mean_nll / std::numbers::ln2);
     EXPECT_FALSE(sliding_window_perplexity(backend, tokens, L, S, {}, false).bits_per_byte.has_value());
+
+    // Tokenized text: bits per byte divide by the bytes of exactly the scored tokens.
+    std::vector<std::uint32_t> token_bytes(N);
+    long bytes = 0;
+    for (long t = 0; t < N; ++t) {
+      token_bytes[t] = static_cast<std::uint32_t>(1 + (t * 7) % 5);
+      if (done[t]) bytes += token_bytes[t];
+    }
+    auto text = sliding_window_perplexity(backend, tokens, L, S, {}, false, nullptr, token_bytes);
+    ASSERT_TRUE(text.bytes_scored.has_value());
+    EXPECT_EQ(*text.bytes_scored, bytes);
+    ASSERT_TRUE(text.bits_per_byte.has_value());
+    EXPECT_NEAR(*text.bits_per_byte, sum / std::numbers::ln2 / static_cast<double>(bytes), 1e-5) << name;
   }
 }
 

@@ -1,0 +1,43 @@
+// Reading and tokenizing a text file (see text_input.hpp).
+#include "tokenizer/text_input.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "tokenizer/utf8.hpp"
+
+namespace ropescope::tokenizer {
+
+TokenizedText tokenize_file(const Tokenizer& tokenizer, const std::filesystem::path& path, bool add_special_tokens,
+                            bool replace_invalid) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw ArgumentError(fmt::format("--text '{}': not a readable file", path.string()));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ArgumentError(fmt::format("--text '{}': cannot open", path.string()));
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  std::string text = buffer.str();
+  TokenizedText out;
+  out.file_bytes = text.size();
+  std::size_t invalid = find_invalid_utf8(text);
+  if (invalid != std::string::npos) {
+    if (!replace_invalid)
+      throw ArgumentError(fmt::format("--text '{}': not valid UTF-8 at byte offset {} (--replace-invalid replaces "
+                                      "invalid sequences by U+FFFD, as Python's errors=\"replace\")",
+                                      path.string(), invalid));
+    text = replace_invalid_utf8(text, out.replaced);
+  }
+  out.text_bytes = text.size();
+  auto start = std::chrono::steady_clock::now();
+  Tokenizer::Cache cache;
+  out.encoding = tokenizer.encode_with_bytes(text, add_special_tokens, &cache);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+}  // namespace ropescope::tokenizer
