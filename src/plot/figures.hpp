@@ -1,0 +1,32 @@
+// `ropescope plot`: one figure per kind of analysis output, drawn from the
+// outputs alone (CSV, npy, summary JSON and their sidecars), several runs on
+// one figure where the kind compares runs.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ropescope::plot {
+
+struct PlotRequest {
+  std::string kind;                           // one of plot_kinds()
+  std::vector<std::filesystem::path> inputs;  // the outputs to draw, one per run
+  std::filesystem::path output;               // .png, .svg or .pdf
+  std::string title;                          // empty: a title from the kind
+  std::vector<std::string> labels;            // one per input; empty: from the sidecars
+  std::vector<std::string> conditions;        // ppl/curve/ablation: conditions to draw; empty: all
+};
+
+// The kinds, each with what it reads, for usage messages.
+struct PlotKind {
+  std::string name, input;
+};
+const std::vector<PlotKind>& plot_kinds();
+
+// Draws the figure. ArgumentError for a bad request (unknown kind, an input of
+// the wrong kind or missing, runs that cannot share axes); Error when gnuplot
+// fails. Nothing is left at `output` on failure.
+void draw(const PlotRequest& request);
+
+}  // namespace ropescope::plot
