@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "core/error.hpp"
 #include "plot/figures.hpp"
 
 namespace ropescope::cli {
@@ -21,7 +23,18 @@ void add_plot_command(CLI::App& app) {
   cmd->add_option("--title", request->title, "figure title (default: one for the kind)");
   cmd->add_option("--labels", request->labels, "one label per input (default: model names from the sidecars)")->delimiter(',');
   cmd->add_option("--conditions", request->conditions, "ppl, curve, ablation: conditions to draw (default: all)")->delimiter(',');
-  cmd->callback([request] { plot::draw(*request); });
+  auto size = std::make_shared<std::string>();
+  cmd->add_option("--size", *size, "figure size in pixels, WIDTHxHEIGHT (pdf: 100 px per inch; default: one per kind)");
+  cmd->callback([request, size] {
+    if (!size->empty()) {
+      int used = 0;
+      if (std::sscanf(size->c_str(), "%dx%d%n", &request->size.width_px, &request->size.height_px, &used) != 2 ||
+          used != static_cast<int>(size->size()) || request->size.width_px < 100 || request->size.height_px < 100 ||
+          request->size.width_px > 20000 || request->size.height_px > 20000)
+        throw ArgumentError(fmt::format("--size '{}': expected WIDTHxHEIGHT in pixels, each 100 to 20000", *size));
+    }
+    plot::draw(*request);
+  });
 }
 
 }  // namespace ropescope::cli

@@ -46,6 +46,8 @@ std::string label_of(const PlotRequest& r, std::size_t i, const std::string& fal
   return r.labels.empty() ? fallback : r.labels[i];
 }
 
+FigureSize size_of(const PlotRequest& r, FigureSize fallback) { return r.size.width_px > 0 ? r.size : fallback; }
+
 std::string title_or(const PlotRequest& r, std::string_view fallback) { return quote(r.title.empty() ? fallback : r.title); }
 
 // A vertical dotted line at each training length.
@@ -54,7 +56,7 @@ void mark_training_lengths(Figure& figure, const std::set<long>& lengths) {
   for (long length : lengths) {
     ++tag;
     figure.command(fmt::format("set arrow {} from {}, graph 0 to {}, graph 1 nohead dt 3 lw 1.5 lc rgb 'gray30'\n"
-                               "set label {} {} at {}, graph 0.97 right offset -0.5,0 font ',9' tc rgb 'gray30'",
+                               "set label {} {} at {}, graph 0.04 right offset -0.5,0 font ',9' tc rgb 'gray30'",
                                tag, length, length, tag, quote(fmt::format("training length {}", length)), length));
   }
 }
@@ -100,7 +102,7 @@ void draw_decay(const PlotRequest& r) {
     const auto& d = c.distance;
     if (d.size() > 2 && d[0] > 0 && (d[2] - d[1]) > 1.01 * (d[1] - d[0])) log_x = true;
   }
-  Figure figure(r.output, {1200, 500});
+  Figure figure(r.output, size_of(r, {1200, 500}));
   figure.command(fmt::format("set multiplot layout 1,2 title {} noenhanced\nset grid\nset key top right font ',9'\n"
                              "set xlabel 'relative distance D'\n{}",
                              title_or(r, "Expected attention score by distance: discrete sums (solid), integral form (dashed)"),
@@ -172,7 +174,7 @@ void draw_ppl(const PlotRequest& r) {
     if (run.training_length > 0) training.insert(run.training_length);
     for (std::size_t row = 0; row < run.table.rows.size(); ++row) has_bpb |= !std::isnan(run.table.number(row, "bits_per_byte"));
   }
-  Figure figure(r.output, {has_bpb ? 1300 : 750, 500});
+  Figure figure(r.output, size_of(r, {has_bpb ? 1300 : 750, 500}));
   figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid\nset key top left font ',9'\n"
                              "set logscale x 2\nset xlabel 'context length L (tokens)'",
                              has_bpb ? 2 : 1, title_or(r, "Perplexity vs context length")));
@@ -248,7 +250,7 @@ void draw_noise(const PlotRequest& r) {
       ++length_index;
     }
   }
-  Figure figure(r.output, {900, 550});
+  Figure figure(r.output, size_of(r, {900, 550}));
   figure.command(fmt::format("set title {} noenhanced\nset grid\nset key top left font ',9'\nset logscale y\n"
                              "set xlabel 'noise std'\nset ylabel 'perplexity'",
                              title_or(r, "Gaussian noise on the real vs imaginary query component")));
@@ -306,10 +308,10 @@ void draw_ablation(const PlotRequest& r) {
       }
     ++group;
   }
-  Figure figure(r.output, {1000, 550});
+  Figure figure(r.output, size_of(r, {1000, 550}));
   figure.command(fmt::format("set title {} noenhanced\nset grid ytics\nset key top left font ',9'\nset logscale y\n"
                              "set ylabel 'perplexity'\nset xtics ({})\nset xrange [-0.6:{}]\nset yrange [1:*]\n"
-                             "set boxwidth {}\nset style fill solid 0.85 border lc rgb 'gray20'",
+                             "set boxwidth {}\nset style fill solid 1.0 border lc rgb 'gray20'",
                              title_or(r, "Perplexity with real or imaginary heads ablated"), xtics,
                              static_cast<double>(lengths.size()) - 0.4, width * 0.95));
   std::vector<std::string> items;
@@ -344,7 +346,7 @@ void draw_curve(const PlotRequest& r) {
   for (const auto& c : conditions)
     if (std::find(found.begin(), found.end(), c) == found.end())
       throw ArgumentError(fmt::format("--conditions: '{}' is in none of the inputs", c));
-  Figure figure(r.output, {900, 550});
+  Figure figure(r.output, size_of(r, {900, 550}));
   figure.command(fmt::format("set title {} noenhanced\nset grid\nset key top left font ',9'\nset logscale x 2\n"
                              "set xlabel 'target position in the window (log bins)'\nset ylabel 'mean NLL (nats per token)'",
                              title_or(r, "Loss by position in the window")));
@@ -385,7 +387,8 @@ std::vector<double> numbers(const nlohmann::json& array) {
   return out;
 }
 
-std::vector<ProfileRun> read_profile_runs(const PlotRequest& r, bool need_bins) {
+// Profile runs share distance axes (one window, the same layers); mean-distance panels need not.
+std::vector<ProfileRun> read_profile_runs(const PlotRequest& r, bool shared_axes) {
   std::vector<ProfileRun> runs;
   for (std::size_t i = 0; i < r.inputs.size(); ++i) {
     const auto& path = r.inputs[i];
@@ -397,7 +400,7 @@ std::vector<ProfileRun> read_profile_runs(const PlotRequest& r, bool need_bins) 
       throw ArgumentError(fmt::format("{}: not {}", path.string(), kProfileWhat));
     ProfileRun run{path, "", summary, read_sidecar(path), {}};
     run.label = label_of(r, i, label_from_sidecar(run.sidecar, path));
-    if (need_bins) {
+    if (shared_axes) {
       const std::string name = path.filename().string(), suffix = "_summary.json";
       if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
         throw ArgumentError(fmt::format("{}: expected a name PREFIX_summary.json, beside PREFIX_bins.npy", path.string()));
@@ -410,11 +413,11 @@ std::vector<ProfileRun> read_profile_runs(const PlotRequest& r, bool need_bins) 
       for (std::size_t b = 0; b < bins.shape[0]; ++b)
         run.distance.push_back(0.5 * static_cast<double>(bins.values[2 * b] + bins.values[2 * b + 1]));
     }
-    if (!runs.empty() && summary["window"] != runs[0].summary["window"])
+    if (shared_axes && !runs.empty() && summary["window"] != runs[0].summary["window"])
       throw ArgumentError(fmt::format("{}: window {} differs from {}'s window {}; runs on one figure must share the window",
                                       path.string(), summary["window"].dump(), runs[0].path.string(),
                                       runs[0].summary["window"].dump()));
-    if (!runs.empty() && summary["layers"].size() != runs[0].summary["layers"].size())
+    if (shared_axes && !runs.empty() && summary["layers"].size() != runs[0].summary["layers"].size())
       throw ArgumentError(fmt::format("{}: {} layers, {} has {}; runs on one profile figure must have the same layers",
                                       path.string(), summary["layers"].size(), runs[0].path.string(),
                                       runs[0].summary["layers"].size()));
@@ -452,7 +455,7 @@ void draw_profile(const PlotRequest& r) {
     }
     theories.push_back(std::move(t));
   }
-  Figure figure(r.output, {static_cast<int>(360 * layers + 120), 760});
+  Figure figure(r.output, size_of(r, {static_cast<int>(360 * layers + 120), 760}));
   figure.command(fmt::format("set multiplot layout 2,{} title {} noenhanced\nset grid\nset key top right font ',8'\n"
                              "set logscale x\nset xrange [1:{}]\nset xlabel 'distance D = t - s'",
                              layers,
@@ -506,9 +509,9 @@ void draw_meandist(const PlotRequest& r) {
   double top = 0;
   for (const auto& run : runs)
     for (const auto& head : run.summary["heads"]) top = std::max(top, head.value("mean_distance", 0.0));
-  Figure figure(r.output, {static_cast<int>(520 * runs.size() + 80), 460});
+  Figure figure(r.output, size_of(r, {static_cast<int>(520 * runs.size() + 80), 460}));
   figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid ytics\nset key top left font ',9'\n"
-                             "set style fill solid 0.85 noborder\nset boxwidth 0.8\nset yrange [0:{}]\n"
+                             "set style fill solid 1.0 noborder\nset boxwidth 0.8\nset yrange [0:{}]\n"
                              "set ylabel 'mean attention distance (tokens)'\nset xlabel 'head, grouped by layer'",
                              runs.size(), title_or(r, "Mean attention distance per head"), top * 1.15));
   for (const auto& run : runs) {
@@ -561,7 +564,7 @@ void draw_attn(const PlotRequest& r) {
   }
   std::size_t columns = 0;
   for (auto [layer, n] : per_layer) columns = std::max(columns, n);
-  Figure figure(r.output, {static_cast<int>(290 * columns + 40), static_cast<int>(270 * layers.size() + 60)});
+  Figure figure(r.output, size_of(r, {static_cast<int>(290 * columns + 40), static_cast<int>(270 * layers.size() + 60)}));
   figure.command(fmt::format("set multiplot layout {},{} title {} noenhanced\n"
                              "set palette defined (0 '#440154', 0.25 '#3b528b', 0.5 '#21918c', 0.75 '#5ec962', 1 '#fde725')\n"
                              "set size ratio -1\nset cbrange [0:*]\nset tics out font ',8'\nset xlabel 'key position' font ',9'\n"

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "plot/gnuplot.hpp"
+
 namespace ropescope::plot {
 
 struct PlotRequest {
@@ -16,6 +18,7 @@ struct PlotRequest {
   std::string title;                          // empty: a title from the kind
   std::vector<std::string> labels;            // one per input; empty: from the sidecars
   std::vector<std::string> conditions;        // ppl/curve/ablation: conditions to draw; empty: all
+  FigureSize size{0, 0};                      // pixels; 0: a size that suits the kind and its inputs
 };
 
 // The kinds, each with what it reads, for usage messages.
