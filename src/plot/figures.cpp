@@ -175,7 +175,7 @@ void draw_ppl(const PlotRequest& r) {
     for (std::size_t row = 0; row < run.table.rows.size(); ++row) has_bpb |= !std::isnan(run.table.number(row, "bits_per_byte"));
   }
   Figure figure(r.output, size_of(r, {has_bpb ? 1300 : 750, 500}));
-  figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid\nset key top left font ',9'\n"
+  figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid\nset key top left opaque font ',9'\n"
                              "set logscale x 2\nset xlabel 'context length L (tokens)'",
                              has_bpb ? 2 : 1, title_or(r, "Perplexity vs context length")));
   mark_training_lengths(figure, training);
@@ -251,7 +251,7 @@ void draw_noise(const PlotRequest& r) {
     }
   }
   Figure figure(r.output, size_of(r, {900, 550}));
-  figure.command(fmt::format("set title {} noenhanced\nset grid\nset key top left font ',9'\nset logscale y\n"
+  figure.command(fmt::format("set title {} noenhanced\nset grid\nset key top left opaque font ',9'\nset logscale y\n"
                              "set xlabel 'noise std'\nset ylabel 'perplexity'",
                              title_or(r, "Gaussian noise on the real vs imaginary query component")));
   std::vector<std::string> items;
@@ -309,7 +309,7 @@ void draw_ablation(const PlotRequest& r) {
     ++group;
   }
   Figure figure(r.output, size_of(r, {1000, 550}));
-  figure.command(fmt::format("set title {} noenhanced\nset grid ytics\nset key top left font ',9'\nset logscale y\n"
+  figure.command(fmt::format("set title {} noenhanced\nset grid ytics\nset key top left opaque font ',9'\nset logscale y\n"
                              "set ylabel 'perplexity'\nset xtics ({})\nset xrange [-0.6:{}]\nset yrange [1:*]\n"
                              "set boxwidth {}\nset style fill solid 1.0 border lc rgb 'gray20'",
                              title_or(r, "Perplexity with real or imaginary heads ablated"), xtics,
@@ -347,7 +347,7 @@ void draw_curve(const PlotRequest& r) {
     if (std::find(found.begin(), found.end(), c) == found.end())
       throw ArgumentError(fmt::format("--conditions: '{}' is in none of the inputs", c));
   Figure figure(r.output, size_of(r, {900, 550}));
-  figure.command(fmt::format("set title {} noenhanced\nset grid\nset key top left font ',9'\nset logscale x 2\n"
+  figure.command(fmt::format("set title {} noenhanced\nset grid\nset key top left opaque font ',9'\nset logscale x 2\n"
                              "set xlabel 'target position in the window (log bins)'\nset ylabel 'mean NLL (nats per token)'",
                              title_or(r, "Loss by position in the window")));
   mark_training_lengths(figure, training);
@@ -456,7 +456,7 @@ void draw_profile(const PlotRequest& r) {
     theories.push_back(std::move(t));
   }
   Figure figure(r.output, size_of(r, {static_cast<int>(360 * layers + 120), 760}));
-  figure.command(fmt::format("set multiplot layout 2,{} title {} noenhanced\nset grid\nset key top right font ',8'\n"
+  figure.command(fmt::format("set multiplot layout 2,{} title {} noenhanced\nset grid\nset key top right opaque font ',8'\n"
                              "set logscale x\nset xrange [1:{}]\nset xlabel 'distance D = t - s'",
                              layers,
                              title_or(r, fmt::format("Attention by distance, real vs imaginary heads (window {})", window)),
@@ -510,7 +510,7 @@ void draw_meandist(const PlotRequest& r) {
   for (const auto& run : runs)
     for (const auto& head : run.summary["heads"]) top = std::max(top, head.value("mean_distance", 0.0));
   Figure figure(r.output, size_of(r, {static_cast<int>(520 * runs.size() + 80), 460}));
-  figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid ytics\nset key top left font ',9'\n"
+  figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid ytics\nset key top left opaque font ',9'\n"
                              "set style fill solid 1.0 noborder\nset boxwidth 0.8\nset yrange [0:{}]\n"
                              "set ylabel 'mean attention distance (tokens)'\nset xlabel 'head, grouped by layer'",
                              runs.size(), title_or(r, "Mean attention distance per head"), top * 1.15));
