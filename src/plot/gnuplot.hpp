@@ -10,7 +10,6 @@
 
 #include <sys/types.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <memory>
