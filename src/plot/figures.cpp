@@ -48,6 +48,11 @@ std::string label_of(const PlotRequest& r, std::size_t i, const std::string& fal
 
 FigureSize size_of(const PlotRequest& r, FigureSize fallback) { return r.size.width_px > 0 ? r.size : fallback; }
 
+// Refuses a figure without a single series: the inputs hold no rows that it draws.
+void require_series(const std::vector<std::string>& items, const PlotRequest& r, std::string_view what) {
+  if (items.empty()) throw ArgumentError(fmt::format("{}: no rows to draw (expected {})", r.inputs[0].string(), what));
+}
+
 std::string title_or(const PlotRequest& r, std::string_view fallback) { return quote(r.title.empty() ? fallback : r.title); }
 
 // A vertical dotted line at each training length.
@@ -197,6 +202,7 @@ void draw_ppl(const PlotRequest& r) {
         items.push_back(styled(figure.points(x, y),
                                fmt::format("with linespoints lw 2 pt 7 ps 0.7 dt {} lc rgb '{}'", c + 1, cycle(kColours, k)), label));
       }
+    require_series(items, r, kPplWhat);
     figure.plot(items);
   }
   figure.command("unset multiplot");
@@ -256,6 +262,7 @@ void draw_noise(const PlotRequest& r) {
                              title_or(r, "Gaussian noise on the real vs imaginary query component")));
   std::vector<std::string> items;
   for (const auto& line : lines) items.push_back(styled(figure.points(line.x, line.y), line.style, line.label));
+  require_series(items, r, "noise conditions at two or more std values");
   figure.plot(items);
   figure.finish();
 }
@@ -366,8 +373,7 @@ void draw_curve(const PlotRequest& r) {
       items.push_back(styled(figure.points(x, y),
                              fmt::format("with linespoints lw 2 pt 7 ps 0.6 dt {} lc rgb '{}'", c + 1, cycle(kColours, k)), label));
     }
-  if (items.empty())
-    throw ArgumentError(fmt::format("{}: no log_bin rows for the conditions drawn (expected {})", r.inputs[0].string(), kCurveWhat));
+  require_series(items, r, kCurveWhat);
   figure.plot(items);
   figure.finish();
 }
