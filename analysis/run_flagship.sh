@@ -29,7 +29,7 @@ sidecar() {  # sidecar FILE SOURCES DERIVATION: JSON beside a file this script d
 figures() {
   log "figures (ropescope plot)"
   for d in 128 64; do
-    both decay decay_d$d $F/decay_d$d.csv --title "Expected attention score by distance, d = $d, base 1e4: discrete sums (solid), integral form (dashed)"
+    both decay decay_d$d $F/decay_d$d.csv --title "Expected attention score by distance, d = $d, base 1e4: discrete sums (thin), integral form (bold)"
   done
   for L in 16 64; do
     both attn attn_ec_$L $F/attn_ec_$L --title "RoPE++ EC demo model, first $L bytes of validation text: real heads beside their imaginary twins"

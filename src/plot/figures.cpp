@@ -73,11 +73,7 @@ long training_length_of(const nlohmann::json& sidecar) {
 // ---- decay ----------------------------------------------------------------
 
 void draw_decay(const PlotRequest& r) {
-  struct Curve {
-    std::string label;
-    std::vector<double> distance, re_discrete, im_discrete, re_integral, im_integral;
-  };
-  std::vector<Curve> curves;
+  std::vector<DecayCurve> curves;
   for (std::size_t i = 0; i < r.inputs.size(); ++i) {
     Table t = read_table(r.inputs[i], kDecayColumns, kDecayWhat);
     std::map<std::string, std::size_t> by_variant;
@@ -86,7 +82,7 @@ void draw_decay(const PlotRequest& r) {
       const std::string& variant = t.text(row, "variant");
       auto [it, added] = by_variant.emplace(variant, curves.size());
       if (added) curves.push_back({variant, {}, {}, {}, {}, {}});
-      Curve& c = curves[it->second];
+      DecayCurve& c = curves[it->second];
       c.distance.push_back(t.number(row, "distance"));
       c.re_discrete.push_back(t.number(row, "re_discrete"));
       c.im_discrete.push_back(t.number(row, "im_discrete"));
@@ -95,41 +91,12 @@ void draw_decay(const PlotRequest& r) {
     }
     if (curves.size() == first) throw ArgumentError(fmt::format("{}: no rows (expected {})", r.inputs[i].string(), kDecayWhat));
     if (r.inputs.size() > 1 || !r.labels.empty()) {
-      for (std::size_t k = first; k < curves.size(); ++k) {
-        std::string file_label = label_of(r, i, r.inputs[i].stem().string());
+      const std::string file_label = label_of(r, i, r.inputs[i].stem().string());
+      for (std::size_t k = first; k < curves.size(); ++k)
         curves[k].label = curves.size() - first == 1 ? file_label : file_label + " " + curves[k].label;
-      }
     }
   }
-  // Log-spaced distances (`decay --log`) are drawn on a log axis.
-  bool log_x = false;
-  for (const auto& c : curves) {
-    const auto& d = c.distance;
-    if (d.size() > 2 && d[0] > 0 && (d[2] - d[1]) > 1.01 * (d[1] - d[0])) log_x = true;
-  }
-  Figure figure(r.output, size_of(r, {1200, 500}));
-  figure.command(fmt::format("set multiplot layout 1,2 title {} noenhanced\nset grid\nset key top right font ',9'\n"
-                             "set xlabel 'relative distance D'\n{}",
-                             title_or(r, "Expected attention score by distance: discrete sums (solid), integral form (dashed)"),
-                             log_x ? "set logscale x\nset format x '10^{%T}'" : ""));
-  for (bool real : {true, false}) {
-    figure.command(fmt::format("set title {}\nset ylabel {}",
-                               quote(real ? "Real attention (RoPE): c_{re}(D)" : "Imaginary attention (RoPE++): c_{im}(D)"),
-                               quote(real ? "c_{re}(D)" : "c_{im}(D)")));
-    std::vector<std::string> items;
-    for (std::size_t k = 0; k < curves.size(); ++k) {
-      const Curve& c = curves[k];
-      const std::string& colour = cycle(kColours, k);
-      items.push_back(styled(figure.points(c.distance, real ? c.re_discrete : c.im_discrete),
-                             fmt::format("with lines lw 2 lc rgb '{}'", colour), c.label + " (discrete)"));
-      items.push_back(styled(figure.points(c.distance, real ? c.re_integral : c.im_integral),
-                             fmt::format("with lines lw 2 dt 2 lc rgb '{}'", colour), c.label + " (integral)"));
-    }
-    items.push_back("0 with lines lc rgb 'gray50' notitle");
-    figure.plot(items);
-  }
-  figure.command("unset multiplot");
-  figure.finish();
+  draw_decay_curves(curves, r.output, size_of(r, {1200, 500}), r.title);
 }
 
 // ---- ppl, noise, ablation: rows of `ropescope ppl` CSVs --------------------
@@ -598,6 +565,45 @@ void draw_attn(const PlotRequest& r) {
 }
 
 }  // namespace
+
+void draw_decay_curves(const std::vector<DecayCurve>& curves, const std::filesystem::path& output, FigureSize size,
+                       const std::string& title) {
+  // Log-spaced distances (`decay --log`) are drawn on a log axis, without D = 0.
+  bool log_x = false;
+  for (const auto& c : curves) {
+    const auto& d = c.distance;
+    const std::size_t i = d.size() > 3 && d[0] == 0 ? 1 : 0;
+    if (d.size() > i + 2 && d[i] > 0 && (d[i + 2] - d[i + 1]) > 1.01 * (d[i + 1] - d[i])) log_x = true;
+  }
+  Figure figure(output, size);
+  figure.command(fmt::format("set multiplot layout 1,2{}\nset grid lc rgb '#dddddd'\nset key top right box opaque\n"
+                             "set xlabel 'relative distance D'\nset autoscale xfix\n{}",
+                             title.empty() ? "" : " title " + quote(title) + " noenhanced",
+                             log_x ? "set logscale x\nset format x '10^{%L}'" : ""));
+  const bool labelled = curves.size() > 1;
+  for (bool real : {true, false}) {
+    figure.command(fmt::format("set title {}\nset ylabel {}",
+                               quote(real ? "Real attention (RoPE): expected score" : "Imaginary attention (RoPE++): expected score"),
+                               quote(real ? "c_{re}(D)" : "c_{im}(D)")));
+    std::vector<std::string> items;
+    for (std::size_t k = 0; k < curves.size(); ++k) {
+      const DecayCurve& c = curves[k];
+      std::vector<double> distance = c.distance;
+      if (log_x)
+        for (auto& d : distance)
+          if (d <= 0) d = std::nan("");
+      const std::string& colour = cycle(kColours, k);
+      items.push_back(styled(figure.points(distance, real ? c.re_discrete : c.im_discrete),
+                             fmt::format("with lines lw 1 lc rgb '#80{}'", colour.substr(1)),
+                             labelled ? c.label + " (discrete)" : "discrete sum"));
+      items.push_back(styled(figure.points(distance, real ? c.re_integral : c.im_integral),
+                             fmt::format("with lines lw 2.5 lc rgb '{}'", colour), labelled ? c.label + " (integral)" : "integral (Si/Ci)"));
+    }
+    figure.plot(items);
+  }
+  figure.command("unset multiplot");
+  figure.finish();
+}
 
 const std::vector<PlotKind>& plot_kinds() {
   static const std::vector<PlotKind> kinds = {

@@ -27,6 +27,17 @@ struct PlotKind {
 };
 const std::vector<PlotKind>& plot_kinds();
 
+// Theoretical decay curves of one variant, as `ropescope decay` computes them.
+struct DecayCurve {
+  std::string label;
+  std::vector<double> distance, re_discrete, im_discrete, re_integral, im_integral;
+};
+// The Figure-1-style figure of `curves` (real and imaginary panels; discrete
+// sums thin, integral forms bold); log-spaced distances on a log axis. Used
+// by `plot decay` and `decay --plot`.
+void draw_decay_curves(const std::vector<DecayCurve>& curves, const std::filesystem::path& output, FigureSize size,
+                       const std::string& title);
+
 // Draws the figure. ArgumentError for a bad request (unknown kind, an input of
 // the wrong kind or missing, runs that cannot share axes); Error when gnuplot
 // fails. Nothing is left at `output` on failure.

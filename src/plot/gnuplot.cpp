@@ -52,15 +52,6 @@ std::string quote(std::string_view text) {
   return out + "'";
 }
 
-std::string data_block(std::string_view name, const std::vector<std::vector<double>>& rows) {
-  std::string out = fmt::format("{} << EOD\n", name);
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size(); ++i) out += fmt::format("{}{:.10g}", i ? " " : "", row[i]);
-    out += '\n';
-  }
-  return out + "EOD\n";
-}
-
 Figure::Figure(std::filesystem::path output, FigureSize size) : output_(std::move(output)) {
   const std::string terminal = terminal_for(output_, size);
   image_ = io::temporary_path_for(output_);
@@ -171,12 +162,6 @@ void Figure::finish() {
   }
   std::filesystem::rename(image_, output_);
   finished_ = true;
-}
-
-void render(const std::string& body, const std::filesystem::path& output, FigureSize size) {
-  Figure figure(output, size);
-  figure.command(body);
-  figure.finish();
 }
 
 }  // namespace ropescope::plot

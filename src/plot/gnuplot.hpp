@@ -65,13 +65,6 @@ class Figure {
   bool finished_ = false;
 };
 
-// Renders `body` (gnuplot commands after `set terminal/output`) to `output`.
-// Throws Error with gnuplot's own message when it fails or is not installed.
-void render(const std::string& body, const std::filesystem::path& output, FigureSize size = {});
-
-// A gnuplot inline data block named `name` (e.g. "$D0"), one row per line.
-std::string data_block(std::string_view name, const std::vector<std::vector<double>>& rows);
-
 // A gnuplot string literal (single-quoted, quotes doubled).
 std::string quote(std::string_view text);
 
