@@ -181,7 +181,11 @@ double noise_std(const std::string& condition, const std::string& kind) {
   if (condition == "clean") return 0;
   const std::string prefix = "noise_" + kind + "_std=";
   if (condition.rfind(prefix, 0) != 0) return std::nan("");
-  return std::stod(condition.substr(prefix.size()));
+  try {
+    return std::stod(condition.substr(prefix.size()));
+  } catch (const std::exception&) {
+    return std::nan("");  // not a noise condition this figure reads
+  }
 }
 
 void draw_noise(const PlotRequest& r) {
@@ -620,14 +624,18 @@ void draw(const PlotRequest& r) {
   if (r.inputs.empty()) throw ArgumentError(fmt::format("plot {}: no input given", r.kind));
   if (!r.labels.empty() && r.labels.size() != r.inputs.size())
     throw ArgumentError(fmt::format("--labels: {} labels for {} inputs; expected one per input", r.labels.size(), r.inputs.size()));
-  if (r.kind == "decay") return draw_decay(r);
-  if (r.kind == "ppl") return draw_ppl(r);
-  if (r.kind == "noise") return draw_noise(r);
-  if (r.kind == "ablation") return draw_ablation(r);
-  if (r.kind == "curve") return draw_curve(r);
-  if (r.kind == "profile") return draw_profile(r);
-  if (r.kind == "meandist") return draw_meandist(r);
-  if (r.kind == "attn") return draw_attn(r);
+  const std::map<std::string, void (*)(const PlotRequest&)> kinds = {
+      {"decay", draw_decay}, {"ppl", draw_ppl},         {"noise", draw_noise},       {"ablation", draw_ablation},
+      {"curve", draw_curve}, {"profile", draw_profile}, {"meandist", draw_meandist}, {"attn", draw_attn}};
+  if (auto it = kinds.find(r.kind); it != kinds.end()) {
+    try {
+      return it->second(r);
+    } catch (const nlohmann::json::exception& e) {  // a summary or manifest without the fields it should have
+      std::string files;
+      for (const auto& in : r.inputs) files += (files.empty() ? "" : ", ") + in.string();
+      throw FormatError(fmt::format("{}: unexpected content for plot {}: {}", files, r.kind, e.what()));
+    }
+  }
   std::string names;
   for (const auto& k : plot_kinds()) names += (names.empty() ? "" : ", ") + k.name;
   throw ArgumentError(fmt::format("plot: unknown kind '{}' (expected one of: {})", r.kind, names));
