@@ -18,6 +18,7 @@
 #include "io/csv.hpp"
 #include "io/run_metadata.hpp"
 #include "cli/rope_spec_args.hpp"
+#include "plot/figures.hpp"
 #include "plot/gnuplot.hpp"
 #include "theory/decay.hpp"
 
@@ -121,35 +122,6 @@ nlohmann::json describe(const Variant& v, const theory::DecayModel& model) {
           {"theta", model.frequencies().theta}};
 }
 
-std::string decay_plot_script(const std::vector<Variant>& variants, const std::vector<std::vector<std::vector<double>>>& rows,
-                              bool log_spaced) {
-  static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"};
-  std::string s;
-  for (std::size_t i = 0; i < variants.size(); ++i) s += plot::data_block(fmt::format("$V{}", i), rows[i]);
-  s += "set multiplot layout 1,2\n";
-  s += "set grid lc rgb '#dddddd'\nset key top right box opaque\nset xlabel 'relative distance D'\nset autoscale xfix\n";
-  if (log_spaced) s += "set logscale x\nset format x '10^{%L}'\n";
-  for (int panel = 0; panel < 2; ++panel) {
-    bool re = panel == 0;
-    s += fmt::format("set title {}\nset ylabel {}\n",
-                     plot::quote(re ? "Real attention (RoPE): expected score" : "Imaginary attention (RoPE++): expected score"),
-                     plot::quote(re ? "c_{re}(D)" : "c_{im}(D)"));
-    s += "plot ";
-    for (std::size_t i = 0; i < variants.size(); ++i) {
-      std::string colour = colours[i % 8];
-      int integral_col = re ? 2 : 3, discrete_col = re ? 4 : 5;
-      bool labelled = variants.size() > 1;
-      s += fmt::format("{}$V{} using 1:{} with lines lw 1 lc rgb '#80{}' title {} noenhanced, ", i ? ", " : "", i, discrete_col,
-                       colour.substr(1), plot::quote(labelled ? variants[i].label + " (discrete)" : "discrete sum"));
-      s += fmt::format("$V{} using 1:{} with lines lw 2.5 lc rgb '{}' title {} noenhanced", i, integral_col, colour,
-                       plot::quote(labelled ? variants[i].label + " (integral)" : "integral (Si/Ci)"));
-    }
-    s += "\n";
-  }
-  s += "unset multiplot\n";
-  return s;
-}
-
 void run_decay(const DecayOptions& o) {
   auto started = std::chrono::steady_clock::now();
   if (o.head_dim < 2 || o.head_dim % 2) throw ArgumentError(fmt::format("--head-dim must be even and >= 2, got {}", o.head_dim));
@@ -183,18 +155,23 @@ void run_decay(const DecayOptions& o) {
                                  : nlohmann::json{{"range", o.range}, {"count", distances.size()}};
 
   std::string csv = "variant,distance,re_integral,im_integral,re_discrete,im_discrete,relative_bound\n";
-  std::vector<std::vector<std::vector<double>>> plot_rows(variants.size());
+  std::vector<plot::DecayCurve> curves(variants.size());
   nlohmann::json described = nlohmann::json::array();
   for (std::size_t i = 0; i < variants.size(); ++i) {
     theory::DecayModel model(variants[i].spec, variants[i].sequence_length);
     described.push_back(describe(variants[i], model));
+    curves[i].label = variants[i].label;
     for (double D : distances) {
       auto in = model.integral(D);
       auto di = model.discrete(D);
       double bound = model.relative_bound(D);
       csv += fmt::format("{},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g}\n", io::csv_quote(variants[i].label), D, in.re, in.im,
                          di.re, di.im, bound);
-      if (!log_spaced || D > 0) plot_rows[i].push_back({D, in.re, in.im, di.re, di.im});
+      curves[i].distance.push_back(D);
+      curves[i].re_integral.push_back(in.re);
+      curves[i].im_integral.push_back(in.im);
+      curves[i].re_discrete.push_back(di.re);
+      curves[i].im_discrete.push_back(di.im);
     }
   }
   meta["variants"] = described;
@@ -234,7 +211,7 @@ void run_decay(const DecayOptions& o) {
 
   if (o.out != "-") io::write_file_atomic(o.out, csv);
   else if (!report) fmt::print("{}", csv);
-  for (const auto& p : o.plots) plot::render(decay_plot_script(variants, plot_rows, log_spaced), p);
+  for (const auto& p : o.plots) plot::draw_decay_curves(curves, p, {}, "");
 
   meta["outputs"] = {{"csv", o.out == "-" ? (report ? nlohmann::json(nullptr) : nlohmann::json("stdout")) : nlohmann::json(o.out)},
                      {"plots", o.plots}};

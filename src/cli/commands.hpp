@@ -14,5 +14,6 @@ void add_ppl_command(CLI::App& app);
 void add_attn_command(CLI::App& app);
 void add_profile_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_plot_command(CLI::App& app);
 
 }  // namespace ropescope::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   ropescope::cli::add_attn_command(app);
   ropescope::cli::add_profile_command(app);
   ropescope::cli::add_tokenize_command(app);
+  ropescope::cli::add_plot_command(app);
 
   try {
     app.parse(argc, argv);

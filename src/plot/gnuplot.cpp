@@ -3,13 +3,18 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <gnuplot-iostream.h>
 #include <sstream>
+#include <utility>
 
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
@@ -37,15 +42,6 @@ std::string read_all(const std::filesystem::path& path) {
   return text.str();
 }
 
-// Removes the listed files when it goes out of scope.
-struct TemporaryFiles {
-  std::vector<std::filesystem::path> paths;
-  ~TemporaryFiles() {
-    std::error_code ignored;
-    for (const auto& p : paths) std::filesystem::remove(p, ignored);
-  }
-};
-
 }  // namespace
 
 void check_plot_path(const std::filesystem::path& output) { terminal_for(output, {}); }
@@ -56,49 +52,116 @@ std::string quote(std::string_view text) {
   return out + "'";
 }
 
-std::string data_block(std::string_view name, const std::vector<std::vector<double>>& rows) {
-  std::string out = fmt::format("{} << EOD\n", name);
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size(); ++i) out += fmt::format("{}{:.10g}", i ? " " : "", row[i]);
-    out += '\n';
-  }
-  return out + "EOD\n";
-}
-
-void render(const std::string& body, const std::filesystem::path& output, FigureSize size) {
-  const std::string terminal = terminal_for(output, size);
-  TemporaryFiles temp;
-  const auto image = io::temporary_path_for(output);
-  const auto script = io::temporary_path_for(output.parent_path() / (output.filename().string() + ".gp"));
-  const auto messages = io::temporary_path_for(output.parent_path() / (output.filename().string() + ".log"));
-  temp.paths = {image, script, messages};
-  io::write_file_atomic(script, fmt::format("{}\nset output {}\n{}\nunset output\n", terminal,
-                                            quote(image.string()), body));
-
+Figure::Figure(std::filesystem::path output, FigureSize size) : output_(std::move(output)) {
+  const std::string terminal = terminal_for(output_, size);
+  image_ = io::temporary_path_for(output_);
+  messages_ = io::temporary_path_for(output_.parent_path() / (output_.filename().string() + ".log"));
+  // A gnuplot that dies early must surface as its exit status, not kill us on the next write.
+  signal(SIGPIPE, SIG_IGN);
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw Error(fmt::format("cannot draw '{}': pipe: {}", output_.string(), std::strerror(errno)));
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, messages.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::string program = "gnuplot", script_arg = script.string();
-  char* argv[] = {program.data(), script_arg.data(), nullptr};
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, "gnuplot", &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_addopen(&actions, 2, messages_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::string program = "gnuplot";
+  char* argv[] = {program.data(), nullptr};
+  int rc = posix_spawnp(&pid_, "gnuplot", &actions, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (rc == ENOENT) {
-    throw Error(fmt::format("cannot draw '{}': gnuplot is not installed or not on PATH (Debian: apt-get install gnuplot-nox)",
-                            output.string()));
+  close(fds[0]);
+  if (rc != 0) {
+    close(fds[1]);
+    std::error_code ignored;
+    std::filesystem::remove(messages_, ignored);
+    pid_ = -1;
+    if (rc == ENOENT)
+      throw Error(fmt::format("cannot draw '{}': gnuplot is not installed or not on PATH (Debian: apt-get install gnuplot-nox)",
+                              output_.string()));
+    throw Error(fmt::format("cannot draw '{}': starting gnuplot failed: {}", output_.string(), std::strerror(rc)));
   }
-  if (rc != 0) throw Error(fmt::format("cannot draw '{}': starting gnuplot failed: {}", output.string(), std::strerror(rc)));
+  // Gnuplot writes through the descriptor (its own buffer) and fcloses the FILE when destroyed.
+  std::FILE* pipe = fdopen(fds[1], "w");
+  if (!pipe) {
+    close(fds[1]);
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    throw Error(fmt::format("cannot draw '{}': fdopen: {}", output_.string(), std::strerror(errno)));
+  }
+  gnuplot_ = std::make_unique<Gnuplot>(pipe);
+  command(fmt::format("{}\nset output {}", terminal, quote(image_.string())));
+}
+
+Figure::~Figure() {
+  if (finished_) return;
+  stop();
+  std::error_code ignored;
+  std::filesystem::remove(image_, ignored);
+  std::filesystem::remove(messages_, ignored);
+}
+
+void Figure::stop() {
+  gnuplot_.reset();  // flushes and closes the pipe
+  if (pid_ > 0) {
+    if (!finished_) kill(pid_, SIGTERM);
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+  }
+}
+
+void Figure::command(std::string_view commands) { *gnuplot_ << std::string(commands) << '\n'; }
+
+std::string Figure::points(const std::vector<double>& x, const std::vector<double>& y) {
+  std::vector<std::pair<double, double>> rows;
+  for (std::size_t i = 0; i < x.size() && i < y.size(); ++i)
+    if (!std::isnan(x[i]) && !std::isnan(y[i])) rows.emplace_back(x[i], y[i]);
+  if (rows.empty()) rows.emplace_back(std::nan(""), std::nan(""));  // an item with no point to draw
+  std::string spec = "'-' binary" + gnuplot_->binFmt1d(rows, "record");
+  pending_.push_back([rows = std::move(rows)](Gnuplot& gp) { gp.sendBinary1d(rows); });
+  return spec;
+}
+
+std::string Figure::image(const std::vector<float>& values, std::size_t rows, std::size_t cols, double x0, double y0) {
+  std::vector<std::vector<float>> grid(rows, std::vector<float>(cols));
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) grid[r][c] = values[r * cols + c];
+  // binFmt2d sends grid[r][c] with c fastest, as array=(cols,rows): x is the column, y the row.
+  std::string spec = fmt::format("'-' binary{} origin=({},{})", gnuplot_->binFmt2d(grid, "array"), x0, y0);
+  pending_.push_back([grid = std::move(grid)](Gnuplot& gp) { gp.sendBinary2d(grid); });
+  return spec;
+}
+
+void Figure::plot(const std::vector<std::string>& items) {
+  std::string line = "plot ";
+  for (std::size_t i = 0; i < items.size(); ++i) line += (i ? ", " : "") + items[i];
+  command(line);
+  for (auto& send : pending_) send(*gnuplot_);
+  pending_.clear();
+}
+
+void Figure::finish() {
+  command("unset output\nexit");
+  gnuplot_.reset();  // flushes and closes the pipe: gnuplot reads to its end
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
-  std::string log = read_all(messages);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !std::filesystem::exists(image)) {
-    throw Error(fmt::format("gnuplot failed drawing '{}' ({}): {}", output.string(),
+  pid_ = -1;
+  std::string log = read_all(messages_);
+  std::error_code ignored;
+  std::filesystem::remove(messages_, ignored);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !std::filesystem::exists(image_) ||
+      std::filesystem::file_size(image_) == 0) {
+    std::filesystem::remove(image_, ignored);
+    finished_ = true;
+    while (!log.empty() && (log.back() == '\n' || log.back() == ' ')) log.pop_back();
+    throw Error(fmt::format("gnuplot failed drawing '{}' ({}): {}", output_.string(),
                             WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status)) : "killed by a signal",
                             log.empty() ? "no message" : log));
   }
-  std::filesystem::rename(image, output);
+  std::filesystem::rename(image_, output_);
+  finished_ = true;
 }
 
 }  // namespace ropescope::plot

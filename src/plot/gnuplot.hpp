@@ -1,31 +1,69 @@
-// Figures through gnuplot: a script (with its data inline) is run by the
-// gnuplot executable, the terminal chosen from the output's extension (.png,
-// .svg, .pdf). The figure is written to a temporary file and renamed when
-// gnuplot exits 0, so a failed plot leaves nothing behind; gnuplot's exit
-// status and its messages are checked and reported.
+// Figures through gnuplot. A Figure spawns the gnuplot executable itself with
+// its stdin on a pipe and its stderr in a file, and drives it through
+// gnuplot-iostream's `Gnuplot` constructed on that pipe (FILE*): commands as
+// text, arrays inline with its binary senders (no temporary data files). The
+// terminal comes from the output's extension (.png, .svg, .pdf). The figure is
+// written to a temporary file and renamed only when gnuplot exits 0, so a
+// failed plot leaves nothing behind; gnuplot's exit status and messages are
+// checked and reported.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+namespace gnuplotio {
+class Gnuplot;
+}
+
 namespace ropescope::plot {
 
 struct FigureSize {
-  int width_px = 1200;   // png/svg; pdf uses the same aspect at 100 px per inch
+  int width_px = 1200;  // png/svg; pdf uses the same aspect at 100 px per inch
   int height_px = 500;
 };
 
 // Checks that `output` has a supported extension; throws ArgumentError naming it otherwise.
 void check_plot_path(const std::filesystem::path& output);
 
-// Renders `body` (gnuplot commands after `set terminal/output`) to `output`.
-// Throws Error with gnuplot's own message when it fails or is not installed.
-void render(const std::string& body, const std::filesystem::path& output, FigureSize size = {});
+class Figure {
+ public:
+  // Starts gnuplot on a temporary image beside `output`. Throws Error when
+  // gnuplot cannot be started, ArgumentError for an unsupported extension.
+  Figure(std::filesystem::path output, FigureSize size);
+  // Without finish(): stops gnuplot and removes the temporary files.
+  ~Figure();
+  Figure(const Figure&) = delete;
+  Figure& operator=(const Figure&) = delete;
 
-// A gnuplot inline data block named `name` (e.g. "$D0"), one row per line.
-std::string data_block(std::string_view name, const std::vector<std::vector<double>>& rows);
+  // Sends gnuplot commands (a newline is added).
+  void command(std::string_view commands);
+  // A plot item reading the points (x[i], y[i]) inline, as binary float64
+  // records; points where x or y is NaN are left out. Returns the item's
+  // data specification ("'-' binary ..."), to be followed by its style.
+  std::string points(const std::vector<double>& x, const std::vector<double>& y);
+  // A plot item reading a rows x cols image (row-major) inline, as binary
+  // float32; pixel (c, r) is drawn at x = x0 + c, y = y0 + r.
+  std::string image(const std::vector<float>& values, std::size_t rows, std::size_t cols, double x0, double y0);
+  // Sends "plot ITEM, ITEM, ..." and then the inline data of the items.
+  void plot(const std::vector<std::string>& items);
+  // Ends gnuplot, checks its exit status and renames the figure to `output`.
+  void finish();
+
+ private:
+  void stop();
+
+  std::filesystem::path output_, image_, messages_;
+  pid_t pid_ = -1;
+  std::unique_ptr<gnuplotio::Gnuplot> gnuplot_;
+  std::vector<std::function<void(gnuplotio::Gnuplot&)>> pending_;
+  bool finished_ = false;
+};
 
 // A gnuplot string literal (single-quoted, quotes doubled).
 std::string quote(std::string_view text);
