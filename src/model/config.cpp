@@ -208,9 +208,9 @@ theory::RopeScaling parse_scaling(const json& object, const std::string& source,
 
 // What differs between families in the shared readers.
 struct FamilyRules {
-  std::optional<int> default_kv_heads;      // nullopt: H
+  std::optional<int> default_kv_heads = std::nullopt;  // nullopt: H
   bool kv_heads_key = true;                 // false: KV = H always (GPT-NeoX has no GQA; transformers ignores the key)
-  std::optional<int> default_head_dim;      // when the key is absent (nullopt: hidden / H)
+  std::optional<int> default_head_dim = std::nullopt;  // when the key is absent (nullopt: hidden / H)
   bool head_dim_key = true;                 // false: D = hidden / H always (a different head_dim key is an error)
   int default_max_position = 2048;
   bool default_tied = false;
@@ -219,17 +219,10 @@ struct FamilyRules {
   double default_partial = 1.0;
   std::string partial_key = "partial_rotary_factor";
   bool nested_rope = false;                 // per-layer-type rope_parameters (Gemma 3, OLMo 3)
-  std::optional<double> default_local_theta;  // Gemma 3's rope_local_base_freq default
+  std::optional<double> default_local_theta = std::nullopt;  // Gemma 3's rope_local_base_freq default
   bool allows_rope_config = false;          // the RoPE++ reference's rope_config (Llama files only)
   bool has_windows = false;                 // sliding-window attention exists in this family
 };
-
-struct Parsed {
-  ModelConfig c;
-  const Fields* f = nullptr;
-};
-
-double parse_eps(const Fields& f, const std::string& key, double fallback) { return f.number(key, fallback); }
 
 Activation parse_activation(const Fields& f, const std::string& key, const std::string& fallback,
                             bool gelu_means_tanh = false) {

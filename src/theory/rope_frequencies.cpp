@@ -118,6 +118,7 @@ FrequencyProfile::FrequencyProfile(const RopeSpec& spec, long sequence_length) :
   };
   const double s = sc.factor;
   switch (sc.type) {
+    case ScalingType::longrope:  // refused above
     case ScalingType::none:
     case ScalingType::dynamic:
       add(0.0, 1.0, true, 1.0);
@@ -173,6 +174,7 @@ Real FrequencyProfile::evaluate(Real x) const {
   const Real theta = pow(Real(base_), -x);
   const Real s = sc.factor;
   switch (sc.type) {
+    case ScalingType::longrope:  // never built (the constructor refuses it)
     case ScalingType::none:
     case ScalingType::dynamic:
       return theta;
