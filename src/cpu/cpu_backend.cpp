@@ -66,28 +66,33 @@ Matrix rotated(const Matrix& q, int d, const model::RopeTable& rope, HeadKind ki
   return out;
 }
 
-// Normalises one row segment x[0..n) into y (which may be x) with `spec` and
-// weight w (bias b may be null): the statistics in float64, the product in float32.
-void normalize(const float* x, float* y, long n, const model::NormSpec& spec, const float* w, const float* b) {
-  double mean = 0;
-  if (spec.kind == model::NormKind::layer_norm) {
-    for (long i = 0; i < n; ++i) mean += x[i];
-    mean /= static_cast<double>(n);
-  }
-  double square = 0;
-  for (long i = 0; i < n; ++i) square += (x[i] - mean) * (x[i] - mean);
+// Normalises one row segment x[0..n) into y (which may be x) with `spec`,
+// weight w and bias b (b may be null). `offset_weight` is w as the norm
+// multiplies it (1 + w for Gemma's rms_offset). The statistics in float64,
+// the product in float32, vectorised by Eigen.
+void normalize(const float* x, float* y, long n, const model::NormSpec& spec, const float* offset_weight, const float* b) {
+  using Row = Eigen::Map<const Eigen::ArrayXf>;
+  const Row in(x, n), w(offset_weight, n);
+  const auto wide = in.cast<double>();
+  const double mean = spec.kind == model::NormKind::layer_norm ? wide.mean() : 0.0;
+  const double square = (wide - mean).square().sum();
   const float inv = static_cast<float>(1.0 / std::sqrt(square / static_cast<double>(n) + spec.eps));
-  const float m = static_cast<float>(mean);
-  for (long i = 0; i < n; ++i) {
-    const float scale = spec.kind == model::NormKind::rms_offset ? 1.0f + w[i] : w[i];
-    y[i] = (x[i] - m) * inv * scale + (b ? b[i] : 0.0f);
-  }
+  Eigen::Map<Eigen::ArrayXf> out(y, n);
+  if (b) out = (in - static_cast<float>(mean)) * inv * w + Row(b, n);
+  else out = (in - static_cast<float>(mean)) * inv * w;
+}
+
+// The weight a norm multiplies by: w, or 1 + w for rms_offset (in float32, as HF's Gemma).
+Eigen::VectorXf norm_multiplier(const Eigen::VectorXf& w, const model::NormSpec& spec) {
+  if (spec.kind != model::NormKind::rms_offset) return w;
+  return (w.array() + 1.0f).matrix();
 }
 
 // qk-norm on a projection [T, heads * d]: per head with one shared weight, per
 // head with a weight per head, or over the whole row.
-void qk_norm(Matrix& x, int d, model::QkNormKind kind, const model::NormSpec& spec, const Eigen::VectorXf& weight) {
+void qk_norm(Matrix& x, int d, model::QkNormKind kind, const model::NormSpec& spec, const Eigen::VectorXf& stored) {
   if (kind == model::QkNormKind::none) return;
+  const Eigen::VectorXf weight = norm_multiplier(stored, spec);
   const long width = x.cols();
   const int heads = static_cast<int>(width / d);
 #pragma omp parallel for schedule(static)
@@ -332,8 +337,9 @@ backend::ForwardResult CpuBackend::forward_one(int sequence, const std::vector<s
 
 Matrix CpuBackend::norm(const Matrix& x, const Norm& weights, const model::NormSpec& spec) const {
   Matrix y(x.rows(), x.cols());
+  const Eigen::VectorXf w = norm_multiplier(weights.weight, spec);
   const float* b = weights.bias.size() ? weights.bias.data() : nullptr;
-  for (Eigen::Index t = 0; t < x.rows(); ++t) normalize(x.row(t).data(), y.row(t).data(), x.cols(), spec, weights.weight.data(), b);
+  for (Eigen::Index t = 0; t < x.rows(); ++t) normalize(x.row(t).data(), y.row(t).data(), x.cols(), spec, w.data(), b);
   return y;
 }
 
