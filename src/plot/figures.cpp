@@ -518,6 +518,25 @@ void draw_meandist(const PlotRequest& r) {
 
 // ---- attn ----------------------------------------------------------------------
 
+// Tick labels "('text' position, ...)" for positions first .. first+count-1
+// from the manifest's token_text (written by `attn --text`), or "" when it has
+// none. Control characters show as U+00B7 so a newline token stays one label.
+std::string token_ticks(const nlohmann::json& manifest, long first, std::size_t count) {
+  if (!manifest.contains("token_text")) return "";
+  const auto& t = manifest["token_text"];
+  if (!t.contains("first_position") || !t.contains("text") || !t["text"].is_array()) return "";
+  const long base = t["first_position"].get<long>();
+  std::vector<std::string> items;
+  for (std::size_t i = 0; i < count; ++i) {
+    const long at = first + static_cast<long>(i) - base;
+    if (at < 0 || at >= static_cast<long>(t["text"].size()) || !t["text"][at].is_string()) return "";
+    std::string label;
+    for (char c : t["text"][at].get<std::string>()) label += static_cast<unsigned char>(c) < 0x20 ? "\xc2\xb7" : std::string(1, c);
+    items.push_back(fmt::format("{} {}", quote(label), first + static_cast<long>(i)));
+  }
+  return "(" + fmt::format("{}", fmt::join(items, ", ")) + ")";
+}
+
 void draw_attn(const PlotRequest& r) {
   if (r.inputs.size() != 1) throw ArgumentError("plot attn: expected one attn output directory");
   std::filesystem::path manifest_path = r.inputs[0];
@@ -559,6 +578,11 @@ void draw_attn(const PlotRequest& r) {
       figure.command(fmt::format("set title 'Layer {} head {} ({})'\nset xrange [{}:{}]\nset yrange [{}:{}]", layer,
                                  m["head"].get<long>(), m["kind"].get<std::string>(), k0 - 0.5, k0 + cols - 0.5,
                                  q0 + rows - 0.5, q0 - 0.5));
+      // Token text on both axes when the manifest has it (up to 64 positions; beyond, numbers stay readable).
+      const std::string xt = cols <= 64 ? token_ticks(manifest, static_cast<long>(k0), cols) : "";
+      const std::string yt = rows <= 64 ? token_ticks(manifest, static_cast<long>(q0), rows) : "";
+      if (!xt.empty()) figure.command("set xtics " + xt + " rotate by 90 right noenhanced");
+      if (!yt.empty()) figure.command("set ytics " + yt + " noenhanced");
       figure.plot({figure.image(values, rows, cols, k0, q0) + " with image notitle"});
       ++drawn;
     }

@@ -163,6 +163,12 @@ TEST(CliTextInput, AttnManifestLabelsPositions) {
   EXPECT_EQ(manifest["token_text"]["text"],
             (nlohmann::json{"n", " ", "\xEF\xBF\xBD", "\xEF\xBF\xBD", " ", "m"}));
   EXPECT_EQ(manifest["token_text"]["ids"][2], 0xC3);
+  // `plot attn` puts that text on the axes.
+  r = run_ropescope("plot attn " + (dir / "maps").string() + " --out " + (dir / "maps.svg").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string svg = read_text(dir / "maps.svg");
+  EXPECT_NE(svg.find(">m</text>"), std::string::npos) << "no tick labelled with the token text \"m\"";
+  EXPECT_NE(svg.find(">n</text>"), std::string::npos) << "no tick labelled with the token text \"n\"";
 }
 
 TEST(CliTextInput, ProfileSameAsBytesInput) {
