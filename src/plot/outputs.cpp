@@ -109,8 +109,13 @@ std::string label_from_sidecar(const nlohmann::json& sidecar, const std::filesys
   if (sidecar.contains("model") && sidecar["model"].contains("directory")) {
     std::filesystem::path dir = sidecar["model"]["directory"].get<std::string>();
     std::string name = (dir.filename().empty() ? dir.parent_path() : dir).filename().string();
-    std::string variant = sidecar["model"].value("variant", "");
-    if (!variant.empty() && name.find(variant) == std::string::npos) name += " (" + variant + ")";
+    // "name (family, variant)", leaving out what the directory name already says.
+    std::vector<std::string> facts;
+    for (const char* key : {"family", "variant"}) {
+      const std::string fact = sidecar["model"].value(key, "");
+      if (!fact.empty() && name.find(fact) == std::string::npos) facts.push_back(fact);
+    }
+    if (!facts.empty()) name += fmt::format(" ({})", fmt::join(facts, ", "));
     return name;
   }
   return path.stem().string();

@@ -36,7 +36,8 @@ nlohmann::json read_json(const std::filesystem::path& path, std::string_view wha
 nlohmann::json read_sidecar(const std::filesystem::path& path);
 
 // A default label for an output from its sidecar: the model directory's name
-// (with the variant when the name does not say it), else the file's stem.
+// with the model family and RoPE variant the name does not already say
+// ("qwen3-0.6b (qwen3, rope)", "ec"), else the file's stem.
 std::string label_from_sidecar(const nlohmann::json& sidecar, const std::filesystem::path& path);
 
 struct FloatArray {

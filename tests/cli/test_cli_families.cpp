@@ -98,6 +98,10 @@ TEST(Families, WarningsArePrintedAndRecorded) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;
   EXPECT_EQ(read_json(dir / "q.csv.json")["warnings"].size(), 2u);
+  // A figure's default legend names the family from the sidecar.
+  r = run_ropescope("plot ppl " + (dir / "q.csv").string() + " --out " + (dir / "q.svg").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(read_text(dir / "q.svg").find("gemma3_mm (gemma3_text, rope)"), std::string::npos);
 }
 
 TEST(Families, WhatIsNotModelledIsRefused) {
