@@ -6,12 +6,12 @@
 # (PNG + SVG) to notebooks-data/flagship/figures/. About 4 minutes on 2 cores
 # (3 min 43 s measured); `--figures` redraws the figures from the data already
 # there (a few seconds).
-# Usage: analysis/run_flagship.sh [--figures] [ROPESCOPE=build-h7/src/cli/ropescope]
+# Usage: analysis/run_flagship.sh [--figures] [ROPESCOPE=build/src/cli/ropescope]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 figures_only=false
 if [[ ${1:-} == --figures ]]; then figures_only=true; shift; fi
-R=${1:-${ROPESCOPE:-build-h7/src/cli/ropescope}}
+R=${1:-${ROPESCOPE:-build/src/cli/ropescope}}
 M=notebooks-data/models
 F=notebooks-data/flagship
 FIG=$F/figures

@@ -433,7 +433,7 @@ void draw_profile(const PlotRequest& r) {
     theories.push_back(std::move(t));
   }
   Figure figure(r.output, size_of(r, {static_cast<int>(360 * layers + 120), 760}));
-  figure.command(fmt::format("set multiplot layout 2,{} title {} noenhanced\nset grid\nset key top right opaque font ',8'\n"
+  figure.command(fmt::format("set multiplot layout 2,{} title {} noenhanced\nset grid\nset key top right noopaque font ',8'\n"
                              "set logscale x\nset xrange [1:{}]\nset xlabel 'distance D = t - s'",
                              layers,
                              title_or(r, fmt::format("Attention by distance, real vs imaginary heads (window {})", window)),
