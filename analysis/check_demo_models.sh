@@ -10,10 +10,10 @@
 # nats: the scale of a bf16-vs-float32 evaluation difference (card.json also
 # records the trainer's bf16-autocast loss), far above that rounding.
 # Writes notebooks-data/models/check.csv; exits 1 on a mismatch.
-# Usage: analysis/check_demo_models.sh [ROPESCOPE=build-h7/src/cli/ropescope]
+# Usage: analysis/check_demo_models.sh [ROPESCOPE=build/src/cli/ropescope]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rs=${1:-${ROPESCOPE:-build-h7/src/cli/ropescope}}
+rs=${1:-${ROPESCOPE:-build/src/cli/ropescope}}
 tol=0.01
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
