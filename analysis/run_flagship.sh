@@ -3,7 +3,7 @@
 # only: every number and every figure comes from the ropescope CLI (figures
 # from `ropescope plot`, read from the analysis outputs alone). Writes data
 # (CSV/NPY/JSON, each with its sidecar) to notebooks-data/flagship/ and figures
-# (PNG + SVG) to notebooks-data/flagship/figures/. About 4 minutes on 2 cores
+# (PNG + SVG) to notebooks-data/flagship/figures/. About 4 to 10 minutes on 2 cores
 # (3 min 43 s measured); `--figures` redraws the figures from the data already
 # there (a few seconds).
 # Usage: analysis/run_flagship.sh [--figures] [ROPESCOPE=build/src/cli/ropescope]

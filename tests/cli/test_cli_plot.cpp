@@ -64,12 +64,14 @@ TEST(CliPlot, Decay) {
 
 TEST(CliPlot, PplComparesModelsAndConditions) {
   check_kind("ppl", "ppl_rope.csv ppl_eh.csv ppl_ec.csv", "--conditions clean,yarn16",
-             {"rope clean", "rope yarn16", "eh clean", "eh yarn16", "ec clean", "ec yarn16", "training length 512"}, kBlue);
+             {"rope (llama) clean", "rope (llama) yarn16", "eh (llama) clean", "eh (llama) yarn16", "ec (llama) clean",
+              "ec (llama) yarn16", "training length 512"}, kBlue);
 }
 
 TEST(CliPlot, ProfileOverlaysRunsAndTheory) {
   check_kind("profile", "profile_ec_512_summary.json profile_eh_512_summary.json", "",
-             {"ec real", "ec imaginary", "eh real", "eh imaginary", "c_re theory", "c_im theory"}, kBlue);
+             {"ec (llama) real", "ec (llama) imaginary", "eh (llama) real", "eh (llama) imaginary", "c_re theory",
+              "c_im theory"}, kBlue);
 }
 
 TEST(CliPlot, MeanDistanceSideBySide) {
@@ -79,7 +81,7 @@ TEST(CliPlot, MeanDistanceSideBySide) {
 
 TEST(CliPlot, CurveComparesModels) {
   check_kind("curve", "ppl_rope_curve.csv ppl_ec_curve.csv", "--conditions clean,yarn16",
-             {"rope clean", "rope yarn16", "ec clean", "ec yarn16"}, kBlue);
+             {"rope (llama) clean", "rope (llama) yarn16", "ec (llama) clean", "ec (llama) yarn16"}, kBlue);
 }
 
 TEST(CliPlot, AttnRealBesideImaginary) {
