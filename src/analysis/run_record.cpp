@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <fstream>
 #include <iterator>
@@ -38,6 +41,12 @@ RunRecord::RunRecord(const std::string& command, const backend::Backend& backend
   warnings.insert(warnings.end(), backend.notices().begin(), backend.notices().end());
   json_["warnings"] = warnings;
   json_["backend"] = backend.name();
+#ifdef _OPENMP
+  // The CPU backend's sums split over this many threads: results differ in the last bits between counts.
+  json_["threads"] = omp_get_max_threads();
+#else
+  json_["threads"] = 1;
+#endif
   json_["precision"] = backend.precision();
 }
 
@@ -45,9 +54,20 @@ double RunRecord::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-void RunRecord::write_sidecar(const std::filesystem::path& output) {
+std::filesystem::path sidecar_path(const std::filesystem::path& output) { return output.string() + ".json"; }
+
+std::vector<std::filesystem::path> with_sidecars(const std::vector<std::filesystem::path>& outputs) {
+  std::vector<std::filesystem::path> all;
+  for (const auto& o : outputs) {
+    all.push_back(o);
+    all.push_back(sidecar_path(o));
+  }
+  return all;
+}
+
+void RunRecord::write_sidecar(io::OutputTransaction& outputs, const std::filesystem::path& output) {
   json_["wall_time_s"] = elapsed_seconds();
-  io::write_file_atomic(output.string() + ".json", json_.dump(2) + "\n");
+  outputs.write(sidecar_path(output), json_.dump(2) + "\n");
 }
 
 Progress::Progress(std::string label, long total_windows, bool quiet)

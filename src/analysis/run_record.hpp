@@ -8,10 +8,18 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "backend/backend.hpp"
+#include "io/atomic_file.hpp"
 
 namespace ropescope::analysis {
+
+// Where the sidecar of `output` goes: `<output>.json`.
+std::filesystem::path sidecar_path(const std::filesystem::path& output);
+
+// `outputs` with the sidecar of each after it: the targets of a run's transaction.
+std::vector<std::filesystem::path> with_sidecars(const std::vector<std::filesystem::path>& outputs);
 
 // FNV-1a 64-bit hash of the model's config.json bytes, as 16 hex digits.
 std::string config_hash(const std::filesystem::path& model_directory);
@@ -20,8 +28,9 @@ class RunRecord {
  public:
   RunRecord(const std::string& command, const backend::Backend& backend);
   nlohmann::json& fields() { return json_; }  // add command-specific fields
-  // The sidecar of `output` (`<output>.json`), with the wall time so far, written atomically.
-  void write_sidecar(const std::filesystem::path& output);
+  // The sidecar of `output`, with the wall time so far, to its staged `<output>.json`
+  // (declared in `outputs`; see sidecar_path).
+  void write_sidecar(io::OutputTransaction& outputs, const std::filesystem::path& output);
   double elapsed_seconds() const;
 
  private:

@@ -129,11 +129,15 @@ void run_ppl(const PplOptions& o) {
     if (stride_given && o.stride > L) throw ArgumentError(fmt::format("--stride {} is longer than the window length {}", o.stride, L));
   if (o.curve != 0 && o.curve < 2) throw ArgumentError(fmt::format("--curve must be >= 2, got {}", o.curve));
   if (o.max_windows < 0) throw ArgumentError(fmt::format("--max-windows must be >= 0, got {}", o.max_windows));
-  const std::filesystem::path prefix(o.out);
-  if (prefix.filename().empty()) throw ArgumentError(fmt::format("--out '{}' names a directory, not a file prefix", o.out));
-  const auto out_dir = prefix.has_parent_path() ? prefix.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::is_directory(out_dir))
-    throw ArgumentError(fmt::format("--out: directory '{}' does not exist", out_dir.string()));
+  if (o.max_windows != 0 && o.curve == 0) throw ArgumentError("--max-windows limits the --curve windows: give --curve T too");
+  for (std::size_t i = 0; i < o.lengths.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (o.lengths[i] == o.lengths[j]) throw ArgumentError(fmt::format("--lengths: {} is given twice", o.lengths[i]));
+  io::check_output_prefix(o.out, "--out");
+  std::vector<std::filesystem::path> targets{o.out + ".csv"};
+  if (o.curve > 0) targets.insert(targets.end(), {o.out + "_curve.csv", o.out + "_curve.npy"});
+  // Every output is checked and staged before the model is loaded.
+  io::OutputTransaction outputs(analysis::with_sidecars(targets), run_inputs(o.model));
   const backend::ForwardOptions base = base_forward_options(o.model);
 
   auto backend = open_backend(o.model);
@@ -214,14 +218,11 @@ void run_ppl(const PplOptions& o) {
                   {"bits_per_byte", "bits per byte of text: byte-level input or --text (else empty)"},
                   {"beyond_training", "L > max_position_embeddings of the model"},
                   {"curve_ppl", "exp(mean curve NLL over positions 1..L-1), with --curve T >= L (else empty)"}};
-  io::OutputGroup outputs;
   auto write = [&](const std::string& path, auto&& write_file) {
-    write_file(path);
-    outputs.add(path);
-    record.write_sidecar(path);
-    outputs.add(path + ".json");
+    write_file(outputs.output(path));
+    record.write_sidecar(outputs, path);
   };
-  write(o.out + ".csv", [&](const std::string& p) { io::write_file_atomic(p, csv); });
+  write(o.out + ".csv", [&](auto& out) { out.write(csv); });
 
   if (o.curve > 0) {
     const long T = o.curve;
@@ -248,9 +249,9 @@ void run_ppl(const PplOptions& o) {
     f["npy"] = fmt::format("float64 [conditions = {}, T-1 = {}]: element [c, p-1] is the mean NLL of condition c "
                            "(in the order of 'conditions') at target position p",
                            conditions.size(), T - 1);
-    write(o.out + "_curve.csv", [&](const std::string& p) { io::write_file_atomic(p, curve_csv); });
-    write(o.out + "_curve.npy", [&](const std::string& p) {
-      io::write_npy<double>(p, matrix, {conditions.size(), static_cast<std::uint64_t>(T - 1)});
+    write(o.out + "_curve.csv", [&](auto& out) { out.write(curve_csv); });
+    write(o.out + "_curve.npy", [&](auto& out) {
+      io::write_npy<double>(out, matrix, {conditions.size(), static_cast<std::uint64_t>(T - 1)});
     });
   }
   outputs.commit();

@@ -50,7 +50,7 @@ void run_profile(const ProfileOptions& o) {
   if (T < 1) throw ArgumentError(fmt::format("--window must be >= 1, got {}", T));
   if (o.windows < 0) throw ArgumentError(fmt::format("--windows must be >= 1 (or 0 for all), got {}", o.windows));
   if (o.exact_limit < 0) throw ArgumentError(fmt::format("--exact-limit must be >= 1, got {}", o.exact_limit));
-  if (o.out.empty()) throw ArgumentError("--out PREFIX is required");
+  io::check_output_prefix(o.out, "--out");
   auto options = base_forward_options(o.model);
   if (o.noise_std < 0) throw ArgumentError(fmt::format("--noise-std must be >= 0, got {:g}", o.noise_std));
   if (o.noise_std > 0) {
@@ -73,6 +73,10 @@ void run_profile(const ProfileOptions& o) {
     beyond.erase(std::unique(beyond.begin(), beyond.end()), beyond.end());
   }
 
+  // Every output is checked and staged before the model is loaded.
+  io::OutputTransaction outputs(analysis::with_sidecars({o.out + "_prob.npy", o.out + "_score.npy", o.out + "_bins.npy",
+                                                         o.out + ".csv", o.out + "_summary.json"}),
+                                run_inputs(o.model));
   auto backend = open_backend(o.model);
   const auto& model = backend->model();
   const auto input = load_input(o.model, model.config.vocab_size);
@@ -163,19 +167,16 @@ void run_profile(const ProfileOptions& o) {
 
   const std::vector<std::uint64_t> shape{static_cast<std::uint64_t>(layers), static_cast<std::uint64_t>(heads),
                                          static_cast<std::uint64_t>(nb)};
-  io::OutputGroup outputs;
   auto output = [&](const std::string& suffix, auto&& write) {
     const std::filesystem::path path = o.out + suffix;
-    write(path);
-    outputs.add(path);
-    record.write_sidecar(path);
-    outputs.add(path.string() + ".json");
+    write(outputs.output(path));
+    record.write_sidecar(outputs, path);
   };
-  output("_prob.npy", [&](const auto& p) { io::write_npy<double>(p, mean_prob, shape); });
-  output("_score.npy", [&](const auto& p) { io::write_npy<double>(p, mean_score, shape); });
-  output("_bins.npy", [&](const auto& p) { io::write_npy<std::int64_t>(p, bin_edges, {static_cast<std::uint64_t>(nb), 2}); });
-  output(".csv", [&](const auto& p) { io::write_file_atomic(p, csv); });
-  output("_summary.json", [&](const auto& p) { io::write_file_atomic(p, summary.dump(2) + "\n"); });
+  output("_prob.npy", [&](auto& out) { io::write_npy<double>(out, mean_prob, shape); });
+  output("_score.npy", [&](auto& out) { io::write_npy<double>(out, mean_score, shape); });
+  output("_bins.npy", [&](auto& out) { io::write_npy<std::int64_t>(out, bin_edges, {static_cast<std::uint64_t>(nb), 2}); });
+  output(".csv", [&](auto& out) { out.write(csv); });
+  output("_summary.json", [&](auto& out) { out.write(summary.dump(2) + "\n"); });
   outputs.commit();
 }
 

@@ -26,6 +26,7 @@ struct TokenizeOptions {
 
 void run_tokenize(const TokenizeOptions& o) {
   if (!o.out.ends_with(".npy")) throw ArgumentError(fmt::format("--out '{}' must end in .npy", o.out));
+  io::OutputTransaction outputs({o.out, o.out + ".json"}, {{o.text, "--text"}, {o.tokenizer, "tokenizer"}});
   const auto load_start = std::chrono::steady_clock::now();
   const auto tokenizer = tokenizer::Tokenizer::load(o.tokenizer);
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
@@ -33,14 +34,12 @@ void run_tokenize(const TokenizeOptions& o) {
   const auto& ids = text.encoding.ids;
 
   const bool wide = tokenizer.id_limit() > static_cast<std::uint32_t>(std::numeric_limits<std::int32_t>::max());
-  io::OutputGroup outputs;
   if (wide) {
-    io::write_npy<std::uint32_t>(o.out, ids, {ids.size()});
+    io::write_npy<std::uint32_t>(outputs.output(o.out), ids, {ids.size()});
   } else {
     std::vector<std::int32_t> narrow(ids.begin(), ids.end());
-    io::write_npy<std::int32_t>(o.out, narrow, {ids.size()});
+    io::write_npy<std::int32_t>(outputs.output(o.out), narrow, {ids.size()});
   }
-  outputs.add(o.out);
   auto sidecar = io::run_metadata("tokenize", io::command_line());
   sidecar["tokenizer"] = {{"path", tokenizer.origin()}, {"pipeline", tokenizer.describe()},
                           {"id_limit", tokenizer.id_limit()}, {"load_seconds", load_seconds}};
@@ -52,8 +51,7 @@ void run_tokenize(const TokenizeOptions& o) {
   sidecar["semantics"] = "ids of tokenizers.Tokenizer.from_file(tokenizer).encode(text, add_special_tokens)"
                          " (HF tokenizers), text read as bytes (no newline translation)";
   sidecar["encode_seconds"] = text.seconds;
-  io::write_file_atomic(o.out + ".json", sidecar.dump(2) + "\n");
-  outputs.add(o.out + ".json");
+  outputs.write(o.out + ".json", sidecar.dump(2) + "\n");
   outputs.commit();
   if (text.replaced > 0)
     fmt::print(stderr, "tokenize: replaced {} invalid UTF-8 sequence(s) by U+FFFD\n", text.replaced);

@@ -151,6 +151,14 @@ std::vector<std::int32_t> load_input_tokens(const ModelArgs& args, int vocab_siz
   return io::load_tokens(input, vocab_size);
 }
 
+std::vector<io::RunInput> run_inputs(const ModelArgs& args) {
+  std::vector<io::RunInput> inputs{{std::filesystem::path(args.model_dir) / "config.json", "model config"}};
+  if (!args.tokens_path.empty()) inputs.push_back({args.tokens_path, "--tokens"});
+  if (!args.text_path.empty()) inputs.push_back({args.text_path, "--text"});
+  if (!args.tokenizer_path.empty()) inputs.push_back({args.tokenizer_path, "--tokenizer"});
+  return inputs;
+}
+
 backend::ForwardOptions base_forward_options(const ModelArgs& args) {
   backend::ForwardOptions o;
   if (args.angles == "exact") o.angles = model::AnglePrecision::exact;

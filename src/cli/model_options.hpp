@@ -10,6 +10,7 @@
 #include <string>
 
 #include "backend/backend.hpp"
+#include "io/atomic_file.hpp"
 #include "io/tokens.hpp"
 
 namespace ropescope::cli {
@@ -61,6 +62,10 @@ nlohmann::json token_labels(const InputTokens& input, long begin, long end);
 
 // The token ids of --tokens or --text, checked against the model's vocabulary.
 std::vector<std::int32_t> load_input_tokens(const ModelArgs& args, int vocab_size);
+
+// The files a run reads (token or text file, tokenizer, the model's
+// config.json), which no output may replace.
+std::vector<io::RunInput> run_inputs(const ModelArgs& args);
 
 // The forward options the shared flags imply (angle precision).
 backend::ForwardOptions base_forward_options(const ModelArgs& args);

@@ -1,12 +1,18 @@
-// Atomic output files (see atomic_file.hpp).
+// Atomic output files and output transactions (see atomic_file.hpp).
 #include "io/atomic_file.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <regex>
+#include <set>
 
 #include "core/error.hpp"
 
@@ -21,53 +27,155 @@ std::filesystem::path temporary_path_for(const std::filesystem::path& target) {
 
 AtomicOutput::AtomicOutput(std::filesystem::path target)
     : target_(std::move(target)), temporary_(temporary_path_for(target_)) {
-  file_ = std::fopen(temporary_.c_str(), "wb");
-  if (!file_) {
-    throw Error(fmt::format("cannot write output '{}': {} (temporary file '{}')", target_.string(),
-                            std::strerror(errno), temporary_.string()));
+  // Registered before it exists, so no moment has an unregistered staging file.
+  cleanup_ = InterruptCleanupFile(temporary_);
+  fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd_ < 0) {
+    const int error = errno;
+    cleanup_.release();
+    const auto dir = target_.parent_path().empty() ? std::filesystem::path(".") : target_.parent_path();
+    throw Error(fmt::format("cannot write output '{}': {} (staging file in directory '{}')", target_.string(),
+                            std::strerror(error), dir.string()));
   }
+  // The lock tells a later run that this staging file's process is alive.
+  ::flock(fd_, LOCK_EX | LOCK_NB);
 }
 
 AtomicOutput::~AtomicOutput() {
-  if (file_) {
-    std::fclose(file_);
-    std::error_code ignored;
-    std::filesystem::remove(temporary_, ignored);
-  }
+  if (fd_ >= 0) ::close(fd_);
+  if (!published_) ::unlink(temporary_.c_str());
 }
 
 void AtomicOutput::write(const void* data, std::size_t bytes) {
-  if (!file_) throw Error(fmt::format("output '{}' was already committed", target_.string()));
-  if (bytes && std::fwrite(data, 1, bytes, file_) != bytes) {
-    throw Error(fmt::format("writing '{}' failed: {}", temporary_.string(), std::strerror(errno)));
+  if (finished_) throw Error(fmt::format("output '{}' was already finished", target_.string()));
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::write(fd_, p, bytes);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(fmt::format("writing output '{}' failed: {}", target_.string(), std::strerror(errno)));
+    p += n;
+    bytes -= static_cast<std::size_t>(n);
   }
 }
 
-void AtomicOutput::commit() {
-  if (!file_) throw Error(fmt::format("output '{}' was already committed", target_.string()));
-  bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
-  int saved_errno = errno;
-  ok = (std::fclose(file_) == 0) && ok;
-  file_ = nullptr;
-  std::error_code ec;
-  if (ok) std::filesystem::rename(temporary_, target_, ec);
-  if (!ok || ec) {
-    std::filesystem::remove(temporary_, ec);
-    throw Error(fmt::format("cannot finish output '{}': {}", target_.string(),
-                            ok ? ec.message() : std::strerror(saved_errno)));
-  }
+void AtomicOutput::finish() {
+  if (finished_) return;
+  if (::fsync(fd_) != 0)
+    throw Error(fmt::format("writing output '{}' failed: {}", target_.string(), std::strerror(errno)));
+  finished_ = true;
 }
 
-OutputGroup::~OutputGroup() {
-  if (committed_) return;
-  std::error_code ignored;
-  for (auto p = written_.rbegin(); p != written_.rend(); ++p) std::filesystem::remove(*p, ignored);
+void AtomicOutput::publish() {
+  if (!finished_) throw Error(fmt::format("output '{}' is published before it was finished", target_.string()));
+  if (published_) return;
+  if (::rename(temporary_.c_str(), target_.c_str()) != 0)
+    throw Error(fmt::format("cannot replace output '{}': {}", target_.string(), std::strerror(errno)));
+  published_ = true;
+  cleanup_.release();
+  ::close(fd_);
+  fd_ = -1;
 }
 
 void write_file_atomic(const std::filesystem::path& target, std::string_view contents) {
-  AtomicOutput out(target);
-  out.write(contents);
-  out.commit();
+  OutputTransaction transaction({target});
+  transaction.write(target, contents);
+  transaction.commit();
+}
+
+namespace {
+
+// The path as the transaction compares it: absolute, with "." / ".." and
+// symbolic links of existing parents resolved.
+std::filesystem::path comparable(const std::filesystem::path& p) {
+  std::error_code ec;
+  auto c = std::filesystem::weakly_canonical(std::filesystem::absolute(p), ec);
+  return ec ? std::filesystem::absolute(p).lexically_normal() : c;
+}
+
+void check_target(const std::filesystem::path& target) {
+  const std::string name = target.filename().string();
+  if (name.empty() || name == "." || name == "..")
+    throw ArgumentError(fmt::format("output path '{}' names a directory, not a file", target.string()));
+  const auto dir = target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path();
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    throw ArgumentError(fmt::format("cannot write output '{}': directory '{}' does not exist", target.string(), dir.string()));
+  if (!S_ISDIR(st.st_mode))
+    throw ArgumentError(fmt::format("cannot write output '{}': '{}' is not a directory", target.string(), dir.string()));
+  if (::stat(target.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      throw ArgumentError(fmt::format("cannot write output '{}': it is a directory", target.string()));
+    if (!S_ISREG(st.st_mode))
+      throw ArgumentError(fmt::format("cannot write output '{}': it exists and is not a regular file", target.string()));
+  }
+}
+
+}  // namespace
+
+OutputTransaction::OutputTransaction(const std::vector<std::filesystem::path>& targets, const std::vector<RunInput>& inputs) {
+  std::vector<std::filesystem::path> seen;
+  std::set<std::filesystem::path> directories;
+  for (const auto& target : targets) {
+    check_target(target);
+    const auto c = comparable(target);
+    for (std::size_t i = 0; i < seen.size(); ++i)
+      if (seen[i] == c)
+        throw ArgumentError(fmt::format("two outputs of this run are the same file: '{}' and '{}'", targets[i].string(),
+                                        target.string()));
+    for (const auto& input : inputs) {
+      std::error_code ec;
+      if (comparable(input.path) == c || std::filesystem::equivalent(input.path, target, ec))
+        throw ArgumentError(fmt::format("output '{}' would replace the run's input {} '{}'", target.string(), input.role,
+                                        input.path.string()));
+    }
+    seen.push_back(c);
+    directories.insert(c.parent_path());
+  }
+  for (const auto& d : directories) remove_stale_staging_files(d);
+  for (const auto& target : targets) outputs_.push_back(std::make_unique<AtomicOutput>(target));
+}
+
+AtomicOutput& OutputTransaction::output(const std::filesystem::path& target) {
+  for (auto& o : outputs_)
+    if (o->target() == target) return *o;
+  throw Error(fmt::format("output '{}' was not declared before the run", target.string()));
+}
+
+void OutputTransaction::commit() {
+  for (auto& o : outputs_) o->finish();
+  InterruptDeferral hold;
+  for (auto& o : outputs_) o->publish();
+}
+
+void check_output_prefix(const std::string& prefix, std::string_view option) {
+  const std::filesystem::path p(prefix);
+  const std::string stem = p.filename().string();
+  if (prefix.empty() || stem.empty() || stem == "." || stem == "..")
+    throw ArgumentError(fmt::format("{} '{}': give a file-name prefix such as 'runs/ec' (outputs are PREFIX plus a "
+                                    "suffix), not a directory",
+                                    option, prefix));
+}
+
+int remove_stale_staging_files(const std::filesystem::path& directory) {
+  static const std::regex staging(R"(\..+\.tmp-([0-9]+)-[0-9]+)");
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, ec)) {
+    const std::string name = entry.path().filename().string();
+    std::smatch m;
+    if (!std::regex_match(name, m, staging)) continue;
+    struct stat st {};
+    if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (m[1].length() > 9) continue;  // not a pid this kernel hands out
+    const long pid = std::stol(m[1].str());
+    if (pid <= 0 || pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    const int fd = ::open(entry.path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    // Still locked: a process (whose pid was reused, or in another pid namespace) holds it.
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::unlink(entry.path().c_str()) == 0) ++removed;
+    ::close(fd);
+  }
+  return removed;
 }
 
 }  // namespace ropescope::io

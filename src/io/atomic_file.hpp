@@ -1,17 +1,24 @@
-// Atomic output files: everything is written to a temporary file beside the
-// target and renamed over it only when complete, so a crash or an exception
-// never leaves a half-written result.
+// Output files that appear complete or not at all, and the outputs of one run
+// committed together. Every output is staged in a hidden file beside its
+// target (`.<name>.tmp-<pid>-<n>`, same directory, so rename() is atomic),
+// locked (flock) while its process lives and registered for removal on
+// SIGINT / SIGTERM (io/interrupt_cleanup.hpp). A staging file that survived a
+// SIGKILL is unlocked: the next transaction in that directory removes it.
 #pragma once
 
-#include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "io/interrupt_cleanup.hpp"
 
 namespace ropescope::io {
 
-// Streams bytes into `<target>.tmp-<pid>-<n>`; commit() flushes, fsyncs and renames
-// it to the target. Destroyed without commit(), it removes the temporary file.
+// One staged output. commit() = finish() + publish(). Destroyed before
+// publish(), it removes its staging file; the target is never touched then.
 class AtomicOutput {
  public:
   explicit AtomicOutput(std::filesystem::path target);
@@ -21,40 +28,69 @@ class AtomicOutput {
 
   void write(const void* data, std::size_t bytes);
   void write(std::string_view text) { write(text.data(), text.size()); }
-  void commit();
+  // Flushes the staging file to disk (fsync); it stays staged.
+  void finish();
+  // Renames the finished staging file over the target.
+  void publish();
+  void commit() {
+    finish();
+    publish();
+  }
 
   const std::filesystem::path& target() const { return target_; }
+  // Where the bytes go until publish(); an external writer (gnuplot) may write here by name.
   const std::filesystem::path& temporary() const { return temporary_; }
 
  private:
   std::filesystem::path target_;
   std::filesystem::path temporary_;
-  std::FILE* file_ = nullptr;
-};
-
-// The outputs of one run: each file is written atomically on its own; the
-// group removes every output added so far (last first) unless commit() is
-// called, so a run that fails after its first output leaves nothing behind.
-// Add a path only once it is written: nothing that was there before is touched.
-class OutputGroup {
- public:
-  OutputGroup() = default;
-  ~OutputGroup();
-  OutputGroup(const OutputGroup&) = delete;
-  OutputGroup& operator=(const OutputGroup&) = delete;
-  void add(const std::filesystem::path& written) { written_.push_back(written); }
-  void commit() { committed_ = true; }
-
- private:
-  std::vector<std::filesystem::path> written_;
-  bool committed_ = false;
+  int fd_ = -1;
+  bool finished_ = false, published_ = false;
+  InterruptCleanupFile cleanup_;
 };
 
 // Writes `contents` to `target` atomically.
 void write_file_atomic(const std::filesystem::path& target, std::string_view contents);
 
-// A temporary path beside `target` (same directory, so rename() is atomic),
-// unique within this process.
+// A file a run reads, which none of its outputs may replace; `role` names it
+// in messages (e.g. "--tokens").
+struct RunInput {
+  std::filesystem::path path;
+  std::string role;
+};
+
+// All outputs of one run, declared before any computation. The constructor
+// checks every target (a file name in an existing directory, not a directory
+// or another non-regular file, no two the same, none an input of the run)
+// and stages each one, so an unwritable directory fails before the work
+// starts. commit() finishes every staged file and then renames them all, with
+// interrupts held back; until then no earlier file at a target is touched,
+// and a transaction destroyed without commit() leaves the targets as they were.
+class OutputTransaction {
+ public:
+  explicit OutputTransaction(const std::vector<std::filesystem::path>& targets, const std::vector<RunInput>& inputs = {});
+  OutputTransaction(const OutputTransaction&) = delete;
+  OutputTransaction& operator=(const OutputTransaction&) = delete;
+
+  // The staged output of a declared target.
+  AtomicOutput& output(const std::filesystem::path& target);
+  void write(const std::filesystem::path& target, std::string_view contents) { output(target).write(contents); }
+  void commit();
+
+ private:
+  std::vector<std::unique_ptr<AtomicOutput>> outputs_;
+};
+
+// Checks that `prefix` (an --out PREFIX that outputs append suffixes to) ends
+// in a file-name stem: "runs/" or "runs/." would write hidden files in runs/.
+// Throws ArgumentError naming `option`.
+void check_output_prefix(const std::string& prefix, std::string_view option);
+
+// Removes staging files in `directory` left by processes that no longer run
+// (unlocked, and their pid gone); returns how many. Transactions call it.
+int remove_stale_staging_files(const std::filesystem::path& directory);
+
+// A staging path beside `target` (same directory), unique within this process.
 std::filesystem::path temporary_path_for(const std::filesystem::path& target);
 
 }  // namespace ropescope::io

@@ -29,7 +29,7 @@ constexpr const char* npy_descr<std::uint32_t>() { return "<u4"; }
 }  // namespace
 
 template <class T>
-void write_npy(const std::filesystem::path& path, std::span<const T> data, const std::vector<std::uint64_t>& shape) {
+void write_npy(AtomicOutput& out, std::span<const T> data, const std::vector<std::uint64_t>& shape) {
   std::uint64_t count = 1;
   std::string dims;
   for (auto d : shape) {
@@ -38,7 +38,7 @@ void write_npy(const std::filesystem::path& path, std::span<const T> data, const
   }
   if (shape.size() > 1) dims.resize(dims.size() - 2);  // "(3,)" for one dim, "(2, 3)" otherwise
   if (count != data.size())
-    throw Error(fmt::format("writing '{}': {} values do not fill shape ({})", path.string(), data.size(), dims));
+    throw Error(fmt::format("writing '{}': {} values do not fill shape ({})", out.target().string(), data.size(), dims));
   std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", npy_descr<T>(), dims);
   // magic (6) + version (2) + header length (2) + header + '\n', padded to a multiple of 64
   const std::size_t total = ((10 + header.size() + 1 + 63) / 64) * 64;
@@ -50,12 +50,22 @@ void write_npy(const std::filesystem::path& path, std::span<const T> data, const
   const std::uint16_t length = static_cast<std::uint16_t>(header.size());
   preamble += static_cast<char>(length & 0xff);
   preamble += static_cast<char>(length >> 8);
-  AtomicOutput out(path);
   out.write(preamble + header);
   out.write(data.data(), data.size() * sizeof(T));
-  out.commit();
 }
 
+template <class T>
+void write_npy(const std::filesystem::path& path, std::span<const T> data, const std::vector<std::uint64_t>& shape) {
+  OutputTransaction transaction({path});
+  write_npy<T>(transaction.output(path), data, shape);
+  transaction.commit();
+}
+
+template void write_npy<float>(AtomicOutput&, std::span<const float>, const std::vector<std::uint64_t>&);
+template void write_npy<double>(AtomicOutput&, std::span<const double>, const std::vector<std::uint64_t>&);
+template void write_npy<std::int32_t>(AtomicOutput&, std::span<const std::int32_t>, const std::vector<std::uint64_t>&);
+template void write_npy<std::int64_t>(AtomicOutput&, std::span<const std::int64_t>, const std::vector<std::uint64_t>&);
+template void write_npy<std::uint32_t>(AtomicOutput&, std::span<const std::uint32_t>, const std::vector<std::uint64_t>&);
 template void write_npy<float>(const std::filesystem::path&, std::span<const float>, const std::vector<std::uint64_t>&);
 template void write_npy<double>(const std::filesystem::path&, std::span<const double>, const std::vector<std::uint64_t>&);
 template void write_npy<std::int32_t>(const std::filesystem::path&, std::span<const std::int32_t>,

@@ -10,8 +10,14 @@
 
 namespace ropescope::io {
 
-// Writes `data` as an array of `shape` atomically (temporary file + rename).
-// T is float, double, std::int32_t or std::int64_t.
+class AtomicOutput;
+
+// Writes `data` as an array of `shape` to a staged output (atomic_file.hpp).
+// T is float, double, std::int32_t, std::int64_t or std::uint32_t.
+template <class T>
+void write_npy(AtomicOutput& out, std::span<const T> data, const std::vector<std::uint64_t>& shape);
+
+// The same, to `path` on its own (temporary file + rename).
 template <class T>
 void write_npy(const std::filesystem::path& path, std::span<const T> data, const std::vector<std::uint64_t>& shape);
 

@@ -72,7 +72,7 @@ long training_length_of(const nlohmann::json& sidecar) {
 
 // ---- decay ----------------------------------------------------------------
 
-void draw_decay(const PlotRequest& r) {
+void draw_decay(const PlotRequest& r, io::AtomicOutput& image) {
   std::vector<DecayCurve> curves;
   for (std::size_t i = 0; i < r.inputs.size(); ++i) {
     Table t = read_table(r.inputs[i], kDecayColumns, kDecayWhat);
@@ -96,7 +96,7 @@ void draw_decay(const PlotRequest& r) {
         curves[k].label = curves.size() - first == 1 ? file_label : file_label + " " + curves[k].label;
     }
   }
-  draw_decay_curves(curves, r.output, size_of(r, {1200, 500}), r.title);
+  draw_decay_curves(curves, image, size_of(r, {1200, 500}), r.title);
 }
 
 // ---- ppl, noise, ablation: rows of `ropescope ppl` CSVs --------------------
@@ -137,7 +137,7 @@ std::vector<std::string> conditions_of(const std::vector<PplRun>& runs, const st
   return wanted;
 }
 
-void draw_ppl(const PlotRequest& r) {
+void draw_ppl(const PlotRequest& r, io::AtomicOutput& image) {
   std::vector<PplRun> runs = read_ppl_runs(r);
   std::vector<std::string> conditions = conditions_of(runs, r.conditions);
   std::set<long> training;
@@ -146,7 +146,7 @@ void draw_ppl(const PlotRequest& r) {
     if (run.training_length > 0) training.insert(run.training_length);
     for (std::size_t row = 0; row < run.table.rows.size(); ++row) has_bpb |= !std::isnan(run.table.number(row, "bits_per_byte"));
   }
-  Figure figure(r.output, size_of(r, {has_bpb ? 1300 : 750, 500}));
+  Figure figure(image, size_of(r, {has_bpb ? 1300 : 750, 500}));
   figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid\nset key top left opaque font ',9'\n"
                              "set logscale x 2\nset xlabel 'context length L (tokens)'",
                              has_bpb ? 2 : 1, title_or(r, "Perplexity vs context length")));
@@ -188,7 +188,7 @@ double noise_std(const std::string& condition, const std::string& kind) {
   }
 }
 
-void draw_noise(const PlotRequest& r) {
+void draw_noise(const PlotRequest& r, io::AtomicOutput& image) {
   std::vector<PplRun> runs = read_ppl_runs(r);
   struct Line {
     std::string label, style;
@@ -227,7 +227,7 @@ void draw_noise(const PlotRequest& r) {
       ++length_index;
     }
   }
-  Figure figure(r.output, size_of(r, {900, 550}));
+  Figure figure(image, size_of(r, {900, 550}));
   figure.command(fmt::format("set title {} noenhanced\nset grid\nset key top left opaque font ',9'\nset logscale y\n"
                              "set xlabel 'noise std'\nset ylabel 'perplexity'",
                              title_or(r, "Gaussian noise on the real vs imaginary query component")));
@@ -238,7 +238,7 @@ void draw_noise(const PlotRequest& r) {
   figure.finish();
 }
 
-void draw_ablation(const PlotRequest& r) {
+void draw_ablation(const PlotRequest& r, io::AtomicOutput& image) {
   std::vector<PplRun> runs = read_ppl_runs(r);
   std::vector<std::string> conditions = r.conditions;
   if (conditions.empty()) {
@@ -286,7 +286,7 @@ void draw_ablation(const PlotRequest& r) {
       }
     ++group;
   }
-  Figure figure(r.output, size_of(r, {1000, 550}));
+  Figure figure(image, size_of(r, {1000, 550}));
   figure.command(fmt::format("set title {} noenhanced\nset grid ytics\nset key top left opaque font ',9'\nset logscale y\n"
                              "set ylabel 'perplexity'\nset xtics ({})\nset xrange [-0.6:{}]\nset yrange [1:*]\n"
                              "set boxwidth {}\nset style fill solid 1.0 border lc rgb 'gray20'",
@@ -302,7 +302,7 @@ void draw_ablation(const PlotRequest& r) {
 
 // ---- curve ------------------------------------------------------------------
 
-void draw_curve(const PlotRequest& r) {
+void draw_curve(const PlotRequest& r, io::AtomicOutput& image) {
   struct Run {
     std::string label;
     Table table;
@@ -324,7 +324,7 @@ void draw_curve(const PlotRequest& r) {
   for (const auto& c : conditions)
     if (std::find(found.begin(), found.end(), c) == found.end())
       throw ArgumentError(fmt::format("--conditions: '{}' is in none of the inputs", c));
-  Figure figure(r.output, size_of(r, {900, 550}));
+  Figure figure(image, size_of(r, {900, 550}));
   figure.command(fmt::format("set title {} noenhanced\nset grid\nset key top left opaque font ',9'\nset logscale x 2\n"
                              "set xlabel 'target position in the window (log bins)'\nset ylabel 'mean NLL (nats per token)'",
                              title_or(r, "Loss by position in the window")));
@@ -403,7 +403,7 @@ std::vector<ProfileRun> read_profile_runs(const PlotRequest& r, bool shared_axes
   return runs;
 }
 
-void draw_profile(const PlotRequest& r) {
+void draw_profile(const PlotRequest& r, io::AtomicOutput& image) {
   std::vector<ProfileRun> runs = read_profile_runs(r, true);
   const std::size_t layers = runs[0].summary["layers"].size();
   const long window = runs[0].summary["window"].get<long>();
@@ -432,7 +432,7 @@ void draw_profile(const PlotRequest& r) {
     }
     theories.push_back(std::move(t));
   }
-  Figure figure(r.output, size_of(r, {static_cast<int>(360 * layers + 120), 760}));
+  Figure figure(image, size_of(r, {static_cast<int>(360 * layers + 120), 760}));
   figure.command(fmt::format("set multiplot layout 2,{} title {} noenhanced\nset grid\nset key top right noopaque font ',8'\n"
                              "set logscale x\nset xrange [1:{}]\nset xlabel 'distance D = t - s'",
                              layers,
@@ -481,12 +481,12 @@ void draw_profile(const PlotRequest& r) {
   figure.finish();
 }
 
-void draw_meandist(const PlotRequest& r) {
+void draw_meandist(const PlotRequest& r, io::AtomicOutput& image) {
   std::vector<ProfileRun> runs = read_profile_runs(r, false);
   double top = 0;
   for (const auto& run : runs)
     for (const auto& head : run.summary["heads"]) top = std::max(top, head.value("mean_distance", 0.0));
-  Figure figure(r.output, size_of(r, {static_cast<int>(520 * runs.size() + 80), 460}));
+  Figure figure(image, size_of(r, {static_cast<int>(520 * runs.size() + 80), 460}));
   figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid ytics\nset key top left opaque font ',9'\n"
                              "set style fill solid 1.0 noborder\nset boxwidth 0.8\nset yrange [0:{}]\n"
                              "set ylabel 'mean attention distance (tokens)'\nset xlabel 'head, grouped by layer'",
@@ -537,7 +537,7 @@ std::string token_ticks(const nlohmann::json& manifest, long first, std::size_t 
   return "(" + fmt::format("{}", fmt::join(items, ", ")) + ")";
 }
 
-void draw_attn(const PlotRequest& r) {
+void draw_attn(const PlotRequest& r, io::AtomicOutput& image) {
   if (r.inputs.size() != 1) throw ArgumentError("plot attn: expected one attn output directory");
   std::filesystem::path manifest_path = r.inputs[0];
   if (std::filesystem::is_directory(manifest_path)) manifest_path /= "manifest.json";
@@ -560,7 +560,7 @@ void draw_attn(const PlotRequest& r) {
   }
   std::size_t columns = 0;
   for (auto [layer, n] : per_layer) columns = std::max(columns, n);
-  Figure figure(r.output, size_of(r, {static_cast<int>(290 * columns + 40), static_cast<int>(270 * layers.size() + 60)}));
+  Figure figure(image, size_of(r, {static_cast<int>(290 * columns + 40), static_cast<int>(270 * layers.size() + 60)}));
   figure.command(fmt::format("set multiplot layout {},{} title {} noenhanced\n"
                              "set palette defined (0 '#440154', 0.25 '#3b528b', 0.5 '#21918c', 0.75 '#5ec962', 1 '#fde725')\n"
                              "set size ratio -1\nset cbrange [0:*]\nset tics out font ',8'\nset xlabel 'key position' font ',9'\n"
@@ -594,7 +594,7 @@ void draw_attn(const PlotRequest& r) {
 
 }  // namespace
 
-void draw_decay_curves(const std::vector<DecayCurve>& curves, const std::filesystem::path& output, FigureSize size,
+void draw_decay_curves(const std::vector<DecayCurve>& curves, io::AtomicOutput& image, FigureSize size,
                        const std::string& title) {
   // Log-spaced distances (`decay --log`) are drawn on a log axis, without D = 0.
   bool log_x = false;
@@ -603,7 +603,7 @@ void draw_decay_curves(const std::vector<DecayCurve>& curves, const std::filesys
     const std::size_t i = d.size() > 3 && d[0] == 0 ? 1 : 0;
     if (d.size() > i + 2 && d[i] > 0 && (d[i + 2] - d[i + 1]) > 1.01 * (d[i + 1] - d[i])) log_x = true;
   }
-  Figure figure(output, size);
+  Figure figure(image, size);
   figure.command(fmt::format("set multiplot layout 1,2{}\nset grid lc rgb '#dddddd'\nset key top right box opaque\n"
                              "set xlabel 'relative distance D'\nset autoscale xfix\n{}",
                              title.empty() ? "" : " title " + quote(title) + " noenhanced",
@@ -648,12 +648,17 @@ void draw(const PlotRequest& r) {
   if (r.inputs.empty()) throw ArgumentError(fmt::format("plot {}: no input given", r.kind));
   if (!r.labels.empty() && r.labels.size() != r.inputs.size())
     throw ArgumentError(fmt::format("--labels: {} labels for {} inputs; expected one per input", r.labels.size(), r.inputs.size()));
-  const std::map<std::string, void (*)(const PlotRequest&)> kinds = {
+  const std::map<std::string, void (*)(const PlotRequest&, io::AtomicOutput&)> kinds = {
       {"decay", draw_decay}, {"ppl", draw_ppl},         {"noise", draw_noise},       {"ablation", draw_ablation},
       {"curve", draw_curve}, {"profile", draw_profile}, {"meandist", draw_meandist}, {"attn", draw_attn}};
   if (auto it = kinds.find(r.kind); it != kinds.end()) {
+    std::vector<io::RunInput> inputs;
+    for (const auto& in : r.inputs) inputs.push_back({in, "plot input"});
+    io::OutputTransaction outputs({r.output}, inputs);
     try {
-      return it->second(r);
+      it->second(r, outputs.output(r.output));
+      outputs.commit();
+      return;
     } catch (const nlohmann::json::exception& e) {  // a summary or manifest without the fields it should have
       std::string files;
       for (const auto& in : r.inputs) files += (files.empty() ? "" : ", ") + in.string();

@@ -34,13 +34,13 @@ struct DecayCurve {
 };
 // The Figure-1-style figure of `curves` (real and imaginary panels; discrete
 // sums thin, integral forms bold); log-spaced distances on a log axis. Used
-// by `plot decay` and `decay --plot`.
-void draw_decay_curves(const std::vector<DecayCurve>& curves, const std::filesystem::path& output, FigureSize size,
+// by `plot decay` and `decay --plot`; drawn into `image`, staged in the caller's transaction.
+void draw_decay_curves(const std::vector<DecayCurve>& curves, io::AtomicOutput& image, FigureSize size,
                        const std::string& title);
 
 // Draws the figure. ArgumentError for a bad request (unknown kind, an input of
 // the wrong kind or missing, runs that cannot share axes); Error when gnuplot
-// fails. Nothing is left at `output` on failure.
+// fails. The figure replaces `output` only when complete; nothing changes there on failure.
 void draw(const PlotRequest& request);
 
 }  // namespace ropescope::plot

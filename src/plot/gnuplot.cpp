@@ -52,10 +52,11 @@ std::string quote(std::string_view text) {
   return out + "'";
 }
 
-Figure::Figure(std::filesystem::path output, FigureSize size) : output_(std::move(output)) {
+Figure::Figure(io::AtomicOutput& output, FigureSize size)
+    : output_(output.target()),
+      image_(output.temporary()),
+      messages_(output_.parent_path() / (output_.filename().string() + ".log")) {
   const std::string terminal = terminal_for(output_, size);
-  image_ = io::temporary_path_for(output_);
-  messages_ = io::temporary_path_for(output_.parent_path() / (output_.filename().string() + ".log"));
   // A gnuplot that dies early must surface as its exit status, not kill us on the next write.
   signal(SIGPIPE, SIG_IGN);
   int fds[2];
@@ -64,7 +65,7 @@ Figure::Figure(std::filesystem::path output, FigureSize size) : output_(std::mov
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, messages_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, messages_.temporary().c_str(), O_WRONLY | O_TRUNC, 0);
   std::string program = "gnuplot";
   char* argv[] = {program.data(), nullptr};
   int rc = posix_spawnp(&pid_, "gnuplot", &actions, nullptr, argv, environ);
@@ -72,14 +73,13 @@ Figure::Figure(std::filesystem::path output, FigureSize size) : output_(std::mov
   close(fds[0]);
   if (rc != 0) {
     close(fds[1]);
-    std::error_code ignored;
-    std::filesystem::remove(messages_, ignored);
     pid_ = -1;
     if (rc == ENOENT)
       throw Error(fmt::format("cannot draw '{}': gnuplot is not installed or not on PATH (Debian: apt-get install gnuplot-nox)",
                               output_.string()));
     throw Error(fmt::format("cannot draw '{}': starting gnuplot failed: {}", output_.string(), std::strerror(rc)));
   }
+  child_ = std::make_unique<io::InterruptCleanupChild>(pid_);
   // Gnuplot writes through the descriptor (its own buffer) and fcloses the FILE when destroyed.
   std::FILE* pipe = fdopen(fds[1], "w");
   if (!pipe) {
@@ -93,11 +93,7 @@ Figure::Figure(std::filesystem::path output, FigureSize size) : output_(std::mov
 }
 
 Figure::~Figure() {
-  if (finished_) return;
-  stop();
-  std::error_code ignored;
-  std::filesystem::remove(image_, ignored);
-  std::filesystem::remove(messages_, ignored);
+  if (!finished_) stop();
 }
 
 void Figure::stop() {
@@ -109,6 +105,7 @@ void Figure::stop() {
     }
     pid_ = -1;
   }
+  child_.reset();
 }
 
 void Figure::command(std::string_view commands) { *gnuplot_ << std::string(commands) << '\n'; }
@@ -148,20 +145,17 @@ void Figure::finish() {
   while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   pid_ = -1;
-  std::string log = read_all(messages_);
+  child_.reset();
+  finished_ = true;
+  std::string log = read_all(messages_.temporary());
   std::error_code ignored;
-  std::filesystem::remove(messages_, ignored);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !std::filesystem::exists(image_) ||
-      std::filesystem::file_size(image_) == 0) {
-    std::filesystem::remove(image_, ignored);
-    finished_ = true;
+      std::filesystem::file_size(image_, ignored) == 0) {
     while (!log.empty() && (log.back() == '\n' || log.back() == ' ')) log.pop_back();
     throw Error(fmt::format("gnuplot failed drawing '{}' ({}): {}", output_.string(),
                             WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status)) : "killed by a signal",
                             log.empty() ? "no message" : log));
   }
-  std::filesystem::rename(image_, output_);
-  finished_ = true;
 }
 
 }  // namespace ropescope::plot

@@ -2,10 +2,10 @@
 // its stdin on a pipe and its stderr in a file, and drives it through
 // gnuplot-iostream's `Gnuplot` constructed on that pipe (FILE*): commands as
 // text, arrays inline with its binary senders (no temporary data files). The
-// terminal comes from the output's extension (.png, .svg, .pdf). The figure is
-// written to a temporary file and renamed only when gnuplot exits 0, so a
-// failed plot leaves nothing behind; gnuplot's exit status and messages are
-// checked and reported.
+// terminal comes from the output's extension (.png, .svg, .pdf). Gnuplot
+// draws into the staging file of an io::AtomicOutput, which the caller's
+// transaction publishes with the run's other outputs; gnuplot's exit status and
+// messages are checked and reported, and an interrupted run terminates it.
 #pragma once
 
 #include <sys/types.h>
@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "io/atomic_file.hpp"
 
 namespace gnuplotio {
 class Gnuplot;
@@ -33,10 +35,11 @@ void check_plot_path(const std::filesystem::path& output);
 
 class Figure {
  public:
-  // Starts gnuplot on a temporary image beside `output`. Throws Error when
-  // gnuplot cannot be started, ArgumentError for an unsupported extension.
-  Figure(std::filesystem::path output, FigureSize size);
-  // Without finish(): stops gnuplot and removes the temporary files.
+  // Starts gnuplot drawing into the staging file of `output` (its target's
+  // extension picks the terminal). Throws Error when gnuplot cannot be
+  // started, ArgumentError for an unsupported extension.
+  Figure(io::AtomicOutput& output, FigureSize size);
+  // Without finish(): stops gnuplot (the staged image is its owner's to remove).
   ~Figure();
   Figure(const Figure&) = delete;
   Figure& operator=(const Figure&) = delete;
@@ -52,14 +55,16 @@ class Figure {
   std::string image(const std::vector<float>& values, std::size_t rows, std::size_t cols, double x0, double y0);
   // Sends "plot ITEM, ITEM, ..." and then the inline data of the items.
   void plot(const std::vector<std::string>& items);
-  // Ends gnuplot, checks its exit status and renames the figure to `output`.
+  // Ends gnuplot and checks its exit status and the image it drew.
   void finish();
 
  private:
   void stop();
 
-  std::filesystem::path output_, image_, messages_;
+  std::filesystem::path output_, image_;
+  io::AtomicOutput messages_;  // gnuplot's stderr
   pid_t pid_ = -1;
+  std::unique_ptr<io::InterruptCleanupChild> child_;
   std::unique_ptr<gnuplotio::Gnuplot> gnuplot_;
   std::vector<std::function<void(gnuplotio::Gnuplot&)>> pending_;
   bool finished_ = false;
