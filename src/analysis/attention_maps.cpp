@@ -33,9 +33,12 @@ AttentionMapRecorder::AttentionMapRecorder(const model::Model& model, MapRequest
   }
   if (request_.start < 0) throw ArgumentError(fmt::format("--start must be >= 0, got {}", request_.start));
   if (request_.length < 1) throw ArgumentError(fmt::format("--length must be >= 1, got {}", request_.length));
-  if (request_.key_end() > available_tokens)
-    throw ArgumentError(fmt::format("window {} .. {} needs {} tokens, the input has {}", request_.start,
-                                    request_.key_end() - 1, request_.key_end(), available_tokens));
+  // start + length compared without forming it: both may be near LONG_MAX.
+  if (request_.length > available_tokens || request_.start > available_tokens - request_.length)
+    throw ArgumentError(fmt::format("--start {} --length {}: the window needs tokens {} .. {}+{}-1, the input has {} "
+                                    "(positions 0 .. {})",
+                                    request_.start, request_.length, request_.start, request_.start, request_.length,
+                                    available_tokens, available_tokens - 1));
   if (request_.virtual_imaginary && model.layout.variant != model::Variant::rope)
     throw ArgumentError(fmt::format("--virtual-imaginary needs a vanilla RoPE model; this one is {} (its imaginary heads are "
                                     "real heads of the model: select them with --heads)",

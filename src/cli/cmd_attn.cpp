@@ -52,9 +52,39 @@ std::string human_bytes(std::uint64_t bytes) {
   return fmt::format("{} bytes", bytes);
 }
 
+// The output directory: created when missing (before any work, so an
+// unusable path fails first) and removed again if the run leaves it empty.
+class OutputDirectory {
+ public:
+  explicit OutputDirectory(const std::filesystem::path& dir) : dir_(dir) {
+    if (dir.empty()) throw ArgumentError("--out DIR is required");
+    std::error_code ec;
+    created_ = std::filesystem::create_directory(dir, ec);
+    if (ec || !std::filesystem::is_directory(dir))
+      throw ArgumentError(fmt::format("--out '{}': cannot use it as the output directory{}", dir.string(),
+                                      ec ? ": " + ec.message() : ": it exists and is not a directory"));
+  }
+  ~OutputDirectory() {
+    std::error_code ignored;
+    if (created_ && std::filesystem::is_empty(dir_, ignored)) std::filesystem::remove(dir_, ignored);
+  }
+
+ private:
+  std::filesystem::path dir_;
+  bool created_ = false;
+};
+
 void run_attn(const AttnOptions& o) {
-  if (o.out.empty()) throw ArgumentError("--out DIR is required");
   const auto limit = parse_bytes(o.max_memory);
+  const std::filesystem::path dir = o.out;
+  OutputDirectory directory(dir);
+  std::vector<std::filesystem::path> map_files{dir / "attn_probs.npy"};
+  if (o.scores) map_files.push_back(dir / "attn_scores.npy");
+  if (o.virtual_imaginary) map_files.push_back(dir / "virtual_imaginary.npy");
+  auto targets = analysis::with_sidecars(map_files);
+  targets.push_back(dir / "manifest.json");
+  // Every output is checked and staged before the model is loaded.
+  io::OutputTransaction outputs(targets, run_inputs(o.model));
   auto backend = open_backend(o.model);
   const auto& model = backend->model();
   const auto input = load_input(o.model, model.config.vocab_size);
@@ -108,20 +138,15 @@ void run_attn(const AttnOptions& o) {
   record.fields()["maps"] = recorder.maps().size();
   record.fields()["shape"] = shape;
 
-  const std::filesystem::path dir = o.out;
-  io::OutputGroup outputs;
-  if (std::filesystem::create_directories(dir)) outputs.add(dir);
   auto write = [&](const std::string& name, const std::vector<float>& data) {
     const auto path = dir / name;
-    io::write_npy<float>(path, data, shape);
-    outputs.add(path);
-    record.write_sidecar(path);
-    outputs.add(path.string() + ".json");
+    io::write_npy<float>(outputs.output(path), data, shape);
+    record.write_sidecar(outputs, path);
   };
   write("attn_probs.npy", recorder.probabilities());
   if (r.scores) write("attn_scores.npy", recorder.scores());
   if (r.virtual_imaginary) write("virtual_imaginary.npy", recorder.virtual_imaginary());
-  io::write_file_atomic(dir / "manifest.json", manifest.dump(2) + "\n");
+  outputs.write(dir / "manifest.json", manifest.dump(2) + "\n");
   outputs.commit();
 }
 

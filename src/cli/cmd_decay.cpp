@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,11 @@ namespace {
 
 using theory::RopeSpec;
 using theory::ScalingType;
+
+// Sizes refused up front: each is far beyond any use and would take minutes or
+// more (the scans and the base search test every integer distance).
+constexpr long kMaxBoundScan = 100'000'000;
+constexpr long kMaxContext = 10'000'000;
 
 struct DecayOptions {
   int head_dim = 128;
@@ -49,6 +55,13 @@ struct Variant {
   long sequence_length = 0;  // for dynamic NTK
 };
 
+void check_distance_limit(double distance, const char* what) {
+  if (distance > theory::kMaxExactDistance)
+    throw ArgumentError(fmt::format("{} = {:g} is above {:g}, the largest distance whose curves are computed exactly "
+                                    "(the float128 angle reduction); a value printed there would not be the true one",
+                                    what, distance, theory::kMaxExactDistance));
+}
+
 // Distances from "START:STOP[:STEP]" (linear) or "START:STOP:COUNT" (log-spaced).
 std::vector<double> parse_distances(const DecayOptions& o, bool& log_spaced) {
   std::vector<double> d;
@@ -59,6 +72,7 @@ std::vector<double> parse_distances(const DecayOptions& o, bool& log_spaced) {
     double a = parse_number(p[0], "--log START"), b = parse_number(p[1], "--log STOP");
     long n = parse_integer(p[2], "--log COUNT");
     if (!(a > 0) || !(b > a)) throw ArgumentError(fmt::format("--log: need 0 < START < STOP, got '{}'", o.log_range));
+    check_distance_limit(b, "--log STOP");
     if (n < 2 || n > 10'000'000) throw ArgumentError(fmt::format("--log: COUNT must be in [2, 1e7], got {}", n));
     for (long i = 0; i < n; ++i) d.push_back(a * std::pow(b / a, static_cast<double>(i) / (n - 1)));
     d.back() = b;
@@ -71,6 +85,7 @@ std::vector<double> parse_distances(const DecayOptions& o, bool& log_spaced) {
   if (a < 0 || b < 0) throw ArgumentError(fmt::format("--range: distances must be >= 0, got '{}'", o.range));
   if (b < a) throw ArgumentError(fmt::format("--range: STOP must be >= START, got '{}'", o.range));
   if (!(step > 0)) throw ArgumentError(fmt::format("--range: STEP must be > 0, got '{}'", o.range));
+  check_distance_limit(b, "--range STOP");
   double count = std::floor((b - a) / step + 1e-9) + 1;
   if (count > 10'000'000) throw ArgumentError(fmt::format("--range: {:g} points is more than 1e7", count));
   for (long i = 0; i < static_cast<long>(count); ++i) d.push_back(a + i * step);
@@ -134,7 +149,20 @@ void run_decay(const DecayOptions& o) {
   for (const auto& text : o.variants) variants.push_back(parse_variant(text, o));
   if (variants.empty()) variants.push_back(parse_variant("label=RoPE", o));
   if (o.bound_max < 1) throw ArgumentError(fmt::format("--bound-max must be >= 1, got {}", o.bound_max));
-  if (o.context != 0 && o.context < 2) throw ArgumentError(fmt::format("--context must be >= 2, got {}", o.context));
+  if (o.bound_max > kMaxBoundScan)
+    throw ArgumentError(fmt::format("--bound-max {} is above {:g}: the scan checks every integer distance", o.bound_max,
+                                    double(kMaxBoundScan)));
+  if (o.context != 0 && (o.context < 2 || o.context > kMaxContext))
+    throw ArgumentError(fmt::format("--context must be 2 .. {:g} (each base tried checks every distance below it), got {}",
+                                    double(kMaxContext), o.context));
+
+  // Every output is checked and staged before any work.
+  std::vector<std::filesystem::path> targets;
+  if (o.out != "-") targets.push_back(o.out);
+  const std::string json_path = !o.json.empty() ? o.json : (o.out != "-" ? o.out + ".json" : std::string());
+  if (!json_path.empty()) targets.push_back(json_path);
+  targets.insert(targets.end(), o.plots.begin(), o.plots.end());
+  io::OutputTransaction outputs(targets);
 
   nlohmann::json meta = io::run_metadata("decay", io::command_line());
   meta["precision"] = {
@@ -209,15 +237,15 @@ void run_decay(const DecayOptions& o) {
     fmt::print("{}", text);
   }
 
-  if (o.out != "-") io::write_file_atomic(o.out, csv);
-  else if (!report) fmt::print("{}", csv);
-  for (const auto& p : o.plots) plot::draw_decay_curves(curves, p, {}, "");
+  if (o.out != "-") outputs.write(o.out, csv);
+  for (const auto& p : o.plots) plot::draw_decay_curves(curves, outputs.output(p), {}, "");
 
   meta["outputs"] = {{"csv", o.out == "-" ? (report ? nlohmann::json(nullptr) : nlohmann::json("stdout")) : nlohmann::json(o.out)},
                      {"plots", o.plots}};
   meta["wall_time_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::string json_path = !o.json.empty() ? o.json : (o.out != "-" ? o.out + ".json" : std::string());
-  if (!json_path.empty()) io::write_file_atomic(json_path, meta.dump(2) + "\n");
+  if (!json_path.empty()) outputs.write(json_path, meta.dump(2) + "\n");
+  outputs.commit();
+  if (o.out == "-" && !report) fmt::print("{}", csv);
   if (!o.quiet && isatty(STDERR_FILENO))
     fmt::print(stderr, "decay: {} variant(s) x {} distances in {:.2f} s\n", variants.size(), distances.size(),
                meta["wall_time_s"].get<double>());

@@ -47,7 +47,7 @@ struct PplOptions {
   long curve = 0;   // 0: no curve
   long max_windows = 0;
   std::vector<double> noise_imag, noise_real;
-  std::uint64_t seed = 0;
+  long long seed = 0;
   std::vector<std::string> ablate;
   std::vector<std::string> scaling;
   std::string out;
@@ -85,12 +85,9 @@ std::vector<Condition> build_conditions(const PplOptions& o, const model::Model&
   const bool rope = model.layout.variant == model::Variant::rope;
   auto add_noise = [&](const std::vector<double>& stds, model::HeadKind kind, const char* flag, const char* tag) {
     for (double s : stds) {
-      if (!(s >= 0.0) || !std::isfinite(s)) throw ArgumentError(fmt::format("{}: std must be finite and >= 0, got {}", flag, s));
-      if (kind == model::HeadKind::imaginary && rope)
-        throw ArgumentError(fmt::format("{}: the model is vanilla RoPE and has no imaginary query component", flag));
       Condition c{fmt::format("noise_{}_std={:g}", tag, s),
                   {{"kind", "query_noise"}, {"component", tag}, {"std", s}, {"seed", o.seed}}, base};
-      c.options.noise = backend::QueryNoise{kind, s, o.seed};
+      c.options.noise = checked_query_noise(flag, s, kind, model, o.seed);
       conditions.push_back(c);
     }
   };

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "analysis/distance_profile.hpp"
@@ -31,9 +32,8 @@ struct ProfileOptions {
   int bins_per_decade = 16;
   std::vector<long> bin_edges;
   std::vector<long> beyond;
-  std::string noise_component = "imaginary";
-  double noise_std = 0;
-  std::uint64_t noise_seed = 0;
+  std::optional<double> noise_real, noise_imag;
+  long long seed = 0;
   std::string out;
 };
 
@@ -50,15 +50,28 @@ void run_profile(const ProfileOptions& o) {
   if (T < 1) throw ArgumentError(fmt::format("--window must be >= 1, got {}", T));
   if (o.windows < 0) throw ArgumentError(fmt::format("--windows must be >= 1 (or 0 for all), got {}", o.windows));
   if (o.exact_limit < 0) throw ArgumentError(fmt::format("--exact-limit must be >= 1, got {}", o.exact_limit));
+  if (o.bins_per_decade < 1 || o.bins_per_decade > 1000)
+    throw ArgumentError(fmt::format("--bins-per-decade must be 1 .. 1000, got {}", o.bins_per_decade));
   io::check_output_prefix(o.out, "--out");
   auto options = base_forward_options(o.model);
-  if (o.noise_std < 0) throw ArgumentError(fmt::format("--noise-std must be >= 0, got {:g}", o.noise_std));
-  if (o.noise_std > 0) {
-    if (o.noise_component != "real" && o.noise_component != "imaginary")
-      throw ArgumentError(fmt::format("--noise-component '{}' is not one of real, imaginary", o.noise_component));
-    options.noise = backend::QueryNoise{o.noise_component == "real" ? model::HeadKind::real : model::HeadKind::imaginary,
-                                        o.noise_std, o.noise_seed};
-  }
+  checked_seed(o.seed);
+
+  // Every output is checked and staged before the model is loaded.
+  io::OutputTransaction outputs(analysis::with_sidecars({o.out + "_prob.npy", o.out + "_score.npy", o.out + "_bins.npy",
+                                                         o.out + ".csv", o.out + "_summary.json"}),
+                                run_inputs(o.model));
+  auto backend = open_backend(o.model);
+  const auto& model = backend->model();
+  if (o.noise_real) options.noise = checked_query_noise("--noise-real", *o.noise_real, model::HeadKind::real, model, o.seed);
+  if (o.noise_imag) options.noise = checked_query_noise("--noise-imag", *o.noise_imag, model::HeadKind::imaginary, model, o.seed);
+  const auto input = load_input(o.model, model.config.vocab_size);
+  const auto& tokens = input.ids;
+  // The window is checked against the input before anything is sized by T.
+  if (T > static_cast<long>(tokens.size()))
+    throw ArgumentError(fmt::format("--window {} is longer than the token input ({} tokens)", T, tokens.size()));
+  const long available = static_cast<long>(tokens.size()) / T;
+  const long windows = o.windows > 0 ? std::min(o.windows, available) : available;
+  if (o.exact_limit > T) throw ArgumentError(fmt::format("--exact-limit {} is above the window length {}", o.exact_limit, T));
   const long exact_limit = o.exact_limit > 0 ? o.exact_limit : std::min(1024L, T);
   const auto bins = o.bin_edges.empty() ? analysis::DistanceBins::log_spaced(exact_limit, T - 1, o.bins_per_decade)
                                         : analysis::DistanceBins::from_edges(exact_limit, T - 1, o.bin_edges);
@@ -72,19 +85,6 @@ void run_profile(const ProfileOptions& o) {
     std::sort(beyond.begin(), beyond.end());
     beyond.erase(std::unique(beyond.begin(), beyond.end()), beyond.end());
   }
-
-  // Every output is checked and staged before the model is loaded.
-  io::OutputTransaction outputs(analysis::with_sidecars({o.out + "_prob.npy", o.out + "_score.npy", o.out + "_bins.npy",
-                                                         o.out + ".csv", o.out + "_summary.json"}),
-                                run_inputs(o.model));
-  auto backend = open_backend(o.model);
-  const auto& model = backend->model();
-  const auto input = load_input(o.model, model.config.vocab_size);
-  const auto& tokens = input.ids;
-  const long available = static_cast<long>(tokens.size()) / T;
-  if (available == 0)
-    throw ArgumentError(fmt::format("--window {} is longer than the token input ({} tokens)", T, tokens.size()));
-  const long windows = o.windows > 0 ? std::min(o.windows, available) : available;
   analysis::RunRecord record("profile", *backend);
 
   const int layers = model.config.num_hidden_layers, heads = model.layout.attention_heads;
@@ -154,7 +154,11 @@ void run_profile(const ProfileOptions& o) {
       {"aggregates", "real / imaginary: plain mean over the heads of that kind of the per-head curves and statistics"}};
   const nlohmann::json run = {{"window", T},           {"windows", windows},           {"available_windows", available},
                               {"tokens", tokens.size()}, {"queries_per_head", windows * T}, {"bins", bins_json},
-                              {"beyond", beyond}};
+                              {"beyond", beyond},
+                              {"noise", options.noise ? nlohmann::json{{"component", model::to_string(options.noise->component)},
+                                                                       {"std", options.noise->std},
+                                                                       {"seed", options.noise->seed}}
+                                                      : nlohmann::json(nullptr)}};
   nlohmann::json summary = run;
   summary["definitions"] = definitions;
   summary["heads"] = per_head;
@@ -195,10 +199,11 @@ void add_profile_command(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--beyond", o->beyond, "distances X for the mass beyond X, comma-separated (default: 64,256,1024 below T)")
       ->delimiter(',');
-  cmd->add_option("--noise-std", o->noise_std, "Gaussian noise std added to the rotated queries of one component")
-      ->capture_default_str();
-  cmd->add_option("--noise-component", o->noise_component, "real or imaginary (with --noise-std)")->capture_default_str();
-  cmd->add_option("--noise-seed", o->noise_seed, "noise seed")->capture_default_str();
+  auto* real = cmd->add_option("--noise-real", o->noise_real, "Gaussian noise std on the real query component");
+  auto* imag = cmd->add_option("--noise-imag", o->noise_imag, "Gaussian noise std on the imaginary query component");
+  real->excludes(imag);
+  imag->excludes(real);
+  cmd->add_option("--seed", o->seed, "noise seed")->capture_default_str();
   cmd->add_option("-o,--out", o->out, "output prefix: PREFIX.csv, PREFIX_summary.json, PREFIX_{prob,score,bins}.npy")
       ->required();
   cmd->callback([o] { run_profile(*o); });

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "tokenizer/text_input.hpp"
@@ -157,6 +159,19 @@ std::vector<io::RunInput> run_inputs(const ModelArgs& args) {
   if (!args.text_path.empty()) inputs.push_back({args.text_path, "--text"});
   if (!args.tokenizer_path.empty()) inputs.push_back({args.tokenizer_path, "--tokenizer"});
   return inputs;
+}
+
+std::uint64_t checked_seed(long long seed) {
+  if (seed < 0) throw ArgumentError(fmt::format("--seed must be >= 0, got {}", seed));
+  return static_cast<std::uint64_t>(seed);
+}
+
+backend::QueryNoise checked_query_noise(const std::string& flag, double std, model::HeadKind component,
+                                        const model::Model& model, long long seed) {
+  if (!std::isfinite(std) || std < 0) throw ArgumentError(fmt::format("{}: std must be finite and >= 0, got {}", flag, std));
+  if (component == model::HeadKind::imaginary && model.layout.variant == model::Variant::rope)
+    throw ArgumentError(fmt::format("{}: the model is vanilla RoPE and has no imaginary query component", flag));
+  return backend::QueryNoise{component, std, checked_seed(seed)};
 }
 
 backend::ForwardOptions base_forward_options(const ModelArgs& args) {

@@ -67,6 +67,13 @@ std::vector<std::int32_t> load_input_tokens(const ModelArgs& args, int vocab_siz
 // config.json), which no output may replace.
 std::vector<io::RunInput> run_inputs(const ModelArgs& args);
 
+// The query-noise flags, named and checked alike on every subcommand that
+// takes them: --noise-real STD / --noise-imag STD (finite, >= 0; imaginary
+// only on a RoPE++ model) and --seed (0 .. 2^63-1).
+backend::QueryNoise checked_query_noise(const std::string& flag, double std, model::HeadKind component,
+                                        const model::Model& model, long long seed);
+std::uint64_t checked_seed(long long seed);
+
 // The forward options the shared flags imply (angle precision).
 backend::ForwardOptions base_forward_options(const ModelArgs& args);
 

@@ -68,12 +68,20 @@ ScorePair ramp_piece(const FrequencyProfile& profile, const ProfilePiece& p, dou
   return sum;
 }
 
+void check_distance(double distance) {
+  if (!(distance >= 0.0) || !(distance <= kMaxExactDistance))
+    throw ArgumentError(fmt::format("distance D = {:g} is outside 0 .. {:g}, the range where the decay curves are computed "
+                                    "exactly (float128 angle reduction)",
+                                    distance, kMaxExactDistance));
+}
+
 }  // namespace
 
 DecayModel::DecayModel(const RopeSpec& spec, long sequence_length)
     : profile_(spec, sequence_length), frequencies_(rope_frequencies(profile_)) {}
 
 ScorePair DecayModel::integral(double distance) const {
+  check_distance(distance);
   ScorePair sum;
   for (const auto& piece : profile_.pieces()) {
     ScorePair part = piece.exponential ? exponential_piece(piece, profile_.log_base(), distance)
@@ -86,6 +94,7 @@ ScorePair DecayModel::integral(double distance) const {
 }
 
 ScorePair DecayModel::discrete(double distance) const {
+  check_distance(distance);
   long double re = 0, im = 0;
   for (std::size_t n = 0; n < frequencies_.theta.size(); ++n) {
     SinCos sc = exact_sincos(distance, frequencies_.theta[n], frequencies_.theta_lo[n]);
@@ -99,6 +108,7 @@ ScorePair DecayModel::discrete(double distance) const {
 }
 
 double DecayModel::relative_bound(double distance) const {
+  check_distance(distance);
   const int half = frequencies_.head_dim / 2;
   std::complex<long double> partial = 0;
   long double total = 0;
@@ -120,6 +130,7 @@ namespace {
 // change is found when the imaginary one is not wanted.
 FirstNegative scan_for_negative(const RopeSpec& spec, long max_distance, long sequence_length, bool want_im) {
   if (max_distance < 1) throw ArgumentError(fmt::format("bound search limit must be >= 1, got {}", max_distance));
+  check_distance(static_cast<double>(max_distance));
   DecayModel model(spec, sequence_length);
   const auto& f = model.frequencies();
   const std::size_t pairs = f.theta.size();

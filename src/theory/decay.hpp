@@ -24,6 +24,12 @@ struct ScorePair {
   double re = 0, im = 0;
 };
 
+// The largest distance whose curves are computed: the exact angle reduction
+// (exact_angle.hpp) keeps float64 accuracy up to here, beyond it a value would
+// be printed that is not the true one. Every method below refuses a distance
+// that is negative, not finite or above it (ArgumentError).
+inline constexpr double kMaxExactDistance = 1e12;
+
 class DecayModel {
  public:
   explicit DecayModel(const RopeSpec& spec, long sequence_length = 0);
@@ -57,6 +63,7 @@ struct FirstNegative {
 // Scans D = 1 .. max_distance (discrete sums). A fast rotation recurrence,
 // re-anchored with exact angles every 512 steps, proposes sign changes; every
 // candidate is confirmed with the exact sums, so the answer is exact.
+// `max_distance` is at most kMaxExactDistance.
 FirstNegative first_negative_distance(const RopeSpec& spec, long max_distance, long sequence_length = 0);
 
 struct BaseForContext {

@@ -45,6 +45,8 @@ int RopeSpec::rotary_dim() const { return static_cast<int>(head_dim * partial_ro
 void RopeSpec::validate() const {
   if (head_dim < 2 || head_dim % 2 != 0)
     throw ArgumentError(fmt::format("head dimension must be even and >= 2, got {}", head_dim));
+  if (head_dim > kMaxHeadDim)
+    throw ArgumentError(fmt::format("head dimension {} is above {} (no RoPE model has heads that wide)", head_dim, kMaxHeadDim));
   if (!(base > 1.0) || !std::isfinite(base))
     throw ArgumentError(fmt::format("RoPE base must be a finite number > 1, got {}", base));
   if (!(partial_rotary_factor > 0.0 && partial_rotary_factor <= 1.0))

@@ -48,6 +48,7 @@ struct RopeScaling {
 };
 
 struct RopeSpec {
+  static constexpr int kMaxHeadDim = 1 << 16;  // refused above: no model has wider heads
   int head_dim = 128;                  // d
   double base = 10000.0;               // rope_theta
   double partial_rotary_factor = 1.0;  // only the first rotary_dim() dimensions rotate
