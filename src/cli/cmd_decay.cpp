@@ -139,7 +139,8 @@ nlohmann::json describe(const Variant& v, const theory::DecayModel& model) {
 
 void run_decay(const DecayOptions& o) {
   auto started = std::chrono::steady_clock::now();
-  if (o.head_dim < 2 || o.head_dim % 2) throw ArgumentError(fmt::format("--head-dim must be even and >= 2, got {}", o.head_dim));
+  if (o.head_dim < 2 || o.head_dim % 2 || o.head_dim > RopeSpec::kMaxHeadDim)
+    throw ArgumentError(fmt::format("--head-dim must be even, 2 .. {}, got {}", RopeSpec::kMaxHeadDim, o.head_dim));
   if (!(o.base > 1.0)) throw ArgumentError(fmt::format("--base must be > 1, got {:g}", o.base));
   if (!o.log_range.empty() && o.range != "0:256:1") throw ArgumentError("--range and --log are mutually exclusive");
   for (const auto& p : o.plots) plot::check_plot_path(p);

@@ -167,8 +167,8 @@ void add_info_command(CLI::App& app) {
   cmd->add_option("MODEL_DIR", options->directory, "Hugging Face model directory (config.json + safetensors)")
       ->required();
   cmd->add_option("--variant", options->variant,
-                  "Force the RoPE variant: rope, ec or eh (an error if config.json or the tensor shapes disagree)")
-      ->check(CLI::IsMember({"rope", "ec", "eh"}));
+                  "force the RoPE variant: rope, ec (imag2) or eh (imag1); an error if config.json or the tensor "
+                  "shapes disagree");
   cmd->add_flag("--json", options->json, "Print JSON instead of text");
   cmd->callback([options] {
     model::LoadOptions load;

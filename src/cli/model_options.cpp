@@ -30,7 +30,7 @@ void add_model_options(CLI::App* cmd, ModelArgs& args) {
   cmd->add_option("--format", args.token_format, "token file format: npy, raw or bytes (default: from --bytes / extension)");
   cmd->add_option("--dtype", args.raw_dtype, "integer type of a raw token file: uint16, uint32, int32, int64")
       ->capture_default_str();
-  cmd->add_option("--variant", args.variant, "force the RoPE variant: rope, ec or eh (must agree with the checkpoint)");
+  cmd->add_option("--variant", args.variant, "force the RoPE variant: rope, ec (imag2) or eh (imag1); must agree with the checkpoint");
   cmd->add_option("--device", args.device, "backend: cpu, cuda or auto")->capture_default_str();
   cmd->add_option("--angles", args.angles, "RoPE angle precision: exact (float128 reduction) or hf (HF's float32)")
       ->capture_default_str();

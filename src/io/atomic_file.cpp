@@ -143,6 +143,7 @@ AtomicOutput& OutputTransaction::output(const std::filesystem::path& target) {
 
 void OutputTransaction::commit() {
   for (auto& o : outputs_) o->finish();
+  stall_for_test("commit");
   InterruptDeferral hold;
   for (auto& o : outputs_) o->publish();
 }

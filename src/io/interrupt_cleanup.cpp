@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.hpp"
@@ -83,6 +85,9 @@ InterruptDeferral::~InterruptDeferral() {
 }
 
 void install_interrupt_cleanup() {
+  // Past a file-size limit (ulimit -f) a write fails with EFBIG and the run
+  // reports it, instead of the process dying with a half-written staging file.
+  signal(SIGXFSZ, SIG_IGN);
   struct sigaction action {};
   action.sa_handler = on_interrupt;
   sigemptyset(&action.sa_mask);
@@ -95,6 +100,14 @@ void install_interrupt_cleanup() {
     if (previous.sa_handler == SIG_IGN && s != SIGTERM) continue;
     sigaction(s, &action, nullptr);
   }
+}
+
+void stall_for_test(const char* point, const std::string& detail) {
+  const char* value = std::getenv("ROPESCOPE_TEST_STALL");
+  if (!value || std::strcmp(value, point) != 0) return;
+  fmt::print(stderr, "ropescope: test stall at {}{}\n", point, detail.empty() ? "" : " (" + detail + ")");
+  std::fflush(stderr);
+  ::sleep(60);
 }
 
 InterruptCleanupFile::InterruptCleanupFile(const std::filesystem::path& path) {

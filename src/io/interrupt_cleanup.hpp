@@ -10,10 +10,12 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <string>
 
 namespace ropescope::io {
 
-// Installs the handlers (once per process; main() calls it before any work).
+// Installs the handlers (once per process; main() calls it before any work),
+// and ignores SIGXFSZ so that a write past `ulimit -f` is an error (EFBIG).
 void install_interrupt_cleanup();
 
 // While one lives, SIGINT / SIGTERM / SIGHUP are held back: the outputs of a
@@ -26,6 +28,12 @@ class InterruptDeferral {
   InterruptDeferral(const InterruptDeferral&) = delete;
   InterruptDeferral& operator=(const InterruptDeferral&) = delete;
 };
+
+// Test hook for the interruption tests: when the environment variable
+// ROPESCOPE_TEST_STALL equals `point` ("commit": every output staged, none
+// renamed; "plot": gnuplot running), says so on stderr with `detail` and
+// sleeps 60 s so that a test can send a signal at that point. No effect otherwise.
+void stall_for_test(const char* point, const std::string& detail = {});
 
 // A file removed if the process is interrupted while the registration lives.
 class InterruptCleanupFile {

@@ -139,6 +139,7 @@ void Figure::plot(const std::vector<std::string>& items) {
 }
 
 void Figure::finish() {
+  io::stall_for_test("plot", fmt::format("gnuplot pid {}", pid_));
   command("unset output\nexit");
   gnuplot_.reset();  // flushes and closes the pipe: gnuplot reads to its end
   int status = 0;
