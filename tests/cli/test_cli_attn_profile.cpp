@@ -138,13 +138,14 @@ TEST(CliAttn, RefusesMapsThatDoNotFitAndBadArguments) {
   EXPECT_FALSE(std::filesystem::exists(out));
 }
 
-TEST(CliAttn, FailedWriteLeavesNoPartialOutput) {
+TEST(CliAttn, UnwritableOutputIsRefusedBeforeWorkAndLeavesNothing) {
   TempDir dir;
   const auto text = write_text(dir, 32);
   std::filesystem::create_directories(dir / "maps" / "manifest.json");  // the last output cannot be written
   auto r = run_ropescope("attn " + kModels + "ec --tokens " + text + " --bytes --quiet --scores --out " +
                          (dir / "maps").string());
-  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("manifest.json': it is a directory"), std::string::npos) << r.err;
   int entries = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir / "maps")) ++entries, (void)e;
   EXPECT_EQ(entries, 1);  // only the obstacle
@@ -203,16 +204,16 @@ TEST(CliProfile, BadArgumentsExitTwoAndFailuresLeaveNothing) {
            {"--window 101", "longer than the token input"},
            {"--window 0", "--window"},
            {"--window 50 --beyond 50", "--beyond"},
-           {"--window 50 --bins-per-decade 0", "per decade"},
+           {"--window 50 --bins-per-decade 0", "--bins-per-decade"},
            {"--window 50 --bin-edges 60,55", "strictly increasing"},
-           {"--window 50 --noise-std 1 --noise-component both", "--noise-component"}}) {
+           {"--window 50 --noise-real 1 --noise-imag 1", "excludes"}}) {
     auto bad = run_ropescope(base + args);
     EXPECT_EQ(bad.exit_code, 2) << args << ": " << bad.err;
     EXPECT_NE(bad.err.find(message), std::string::npos) << args << ": " << bad.err;
   }
   std::filesystem::create_directories(prefix + "_summary.json");  // the last output cannot be written
   auto failed = run_ropescope(base + "--window 50");
-  EXPECT_EQ(failed.exit_code, 1) << failed.err;
+  EXPECT_EQ(failed.exit_code, 2) << failed.err;  // refused before the model is loaded
   int entries = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.path)) ++entries, (void)e;
   EXPECT_EQ(entries, 2);  // the token file and the obstacle
@@ -223,7 +224,7 @@ TEST(CliProfile, NoiseChangesOnlyTheScoresOfItsComponent) {
   const auto text = write_text(dir, 64);
   const std::string base = "profile " + kModels + "ec --tokens " + text + " --bytes --quiet --window 64 --out ";
   ASSERT_EQ(run_ropescope(base + (dir / "clean").string()).exit_code, 0);
-  ASSERT_EQ(run_ropescope(base + (dir / "noisy").string() + " --noise-std 0.5 --noise-component imaginary").exit_code, 0);
+  ASSERT_EQ(run_ropescope(base + (dir / "noisy").string() + " --noise-imag 0.5").exit_code, 0);
   auto clean = read_npy<double>(dir / "clean_score.npy").second, noisy = read_npy<double>(dir / "noisy_score.npy").second;
   const std::size_t bins = clean.size() / 16;
   // Layer 0 (its inputs are untouched by noise): real heads equal, imaginary heads differ.

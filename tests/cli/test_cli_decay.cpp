@@ -72,10 +72,11 @@ TEST(CliDecay, MissingGnuplotIsAClearErrorAndLeavesNoFile) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path));
 }
 
-TEST(CliDecay, UnwritableOutputFailsWithTheFileName) {
+TEST(CliDecay, UnwritableOutputIsRefusedUpFrontWithTheFileName) {
   auto r = run_ropescope("decay --out /nonexistent-dir/x.csv");
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("/nonexistent-dir/x.csv"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("directory '/nonexistent-dir' does not exist"), std::string::npos) << r.err;
 }
 
 struct BadArgument {

@@ -170,7 +170,7 @@ TEST(CliPpl, BadArgumentsExitTwoNamingTheArgumentAndWriteNothing) {
       {"ec --tokens " + text + " --bytes --lengths 32 --scaling factor=2" + out, "--scaling"},
       {"ec --tokens " + text + " --bytes --lengths 32 --scaling colour=red" + out, "--scaling"},
       {"ec --tokens " + text + " --bytes --lengths 32 --noise-real 0.1,0.1" + out, "twice"},
-      {"ec --tokens " + text + " --bytes --lengths 32 --out " + (dir / "no/such/dir/o").string(), "--out"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --out " + (dir / "no/such/dir/o").string(), "does not exist"},
       {"ec --tokens " + (dir / "oov.npy").string() + " --lengths 2" + out, "position 3"},
       {"ec --tokens " + (dir / "missing.bin").string() + " --bytes --lengths 2" + out, "missing.bin"},
       {"ec --tokens " + text + " --bytes" + out, "--lengths"},
