@@ -82,15 +82,18 @@ void check_finite(const std::vector<io::TensorView>& tensors) {
     std::uint64_t begin, end;
   };
   std::vector<Chunk> chunks;
+  std::uint64_t bytes = 0;
   for (std::size_t t = 0; t < tensors.size(); ++t) {
     const std::uint64_t n = tensors[t].bytes().size() / io::dtype_size(tensors[t].dtype());
     for (std::uint64_t b = 0; b < n; b += kChunk) chunks.push_back({t, b, std::min(n, b + kChunk)});
+    bytes += tensors[t].bytes().size();
   }
   // The first chunk (in order) holding a bad element, and that element; later chunks stop being scanned once
   // an earlier one has failed.
   std::atomic<long> first_chunk{static_cast<long>(chunks.size())};
   std::vector<std::uint64_t> found(chunks.size(), kNone);
-#pragma omp parallel for schedule(dynamic)
+  // A small model (under 32 MB: a few milliseconds on one core at ~10 GB/s) is not worth waking threads for.
+#pragma omp parallel for schedule(dynamic) if (bytes > (std::uint64_t{32} << 20))
   for (long c = 0; c < static_cast<long>(chunks.size()); ++c) {
     if (c > first_chunk.load(std::memory_order_relaxed)) continue;
     const Chunk& k = chunks[c];
