@@ -17,6 +17,7 @@
 #include "analysis/perplexity.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "io/safetensors_writer.hpp"
 #include "forward_fixtures.hpp"
 #include "model/weight_scan.hpp"
 #include "poisoned_checkpoint.hpp"
@@ -98,6 +99,33 @@ TEST(WeightScan, LoadRefusesANanOrInfiniteWeightNamingTheTensorAndElement) {
   // The untouched copy loads.
   ropescope::testing::write_poisoned_checkpoint(ec, dir / "clean", "model.norm.weight", 5, 1.0f);
   EXPECT_NO_THROW(model::load_model(dir / "clean"));
+}
+
+TEST(WeightScan, TheFirstBadElementInTensorOrderWinsOnTheThreadedPath) {
+  // 48 MB of bf16 in three tensors (above the scan's 32 MB threshold for threads): bad elements late in the
+  // second tensor and early in the third; the second tensor's is reported, whatever the threads' timing.
+  TempDir dir;
+  const std::uint64_t n = std::uint64_t{8} << 20;
+  std::vector<std::vector<std::uint16_t>> data(3, std::vector<std::uint16_t>(n, 0x3f80));  // 1.0
+  data[1][n - 3] = 0x7fc0;                                                                   // NaN
+  data[2][5] = 0x7f80;                                                                       // +inf
+  std::vector<io::TensorData> tensors;
+  for (int i = 0; i < 3; ++i)
+    tensors.push_back({"t" + std::to_string(i), io::Dtype::BF16, {n / 1024, 1024}, bytes_of(data[i].data(), 2 * n)});
+  io::write_safetensors(dir / "big.safetensors", tensors);
+  const io::SafetensorsFile file(dir / "big.safetensors");
+  const std::vector<io::TensorView> views{file.tensor("t0"), file.tensor("t1"), file.tensor("t2")};
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    try {
+      model::check_finite(views);
+      FAIL() << "no error";
+    } catch (const FormatError& e) {
+      EXPECT_TRUE(contains(e.what(), "tensor \"t1\" holds a non-finite weight (NaN) at element 8388605 (index [8191, "
+                                     "1021] of shape [8192, 1024])"))
+          << e.what();
+    }
+  }
+  EXPECT_NO_THROW(model::check_finite({views[0]}));
 }
 
 class NonFiniteForward : public ::testing::Test {
