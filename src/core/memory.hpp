@@ -1,13 +1,14 @@
 // The host memory this process can really still use: the least of what the
 // kernel reports as available (/proc/meminfo MemAvailable), what its cgroup
 // allows (cgroup v2 memory.max - memory.current of this process's cgroup and
-// every ancestor; cgroup v1 memory.limit_in_bytes - memory.usage_in_bytes as
-// fallback), what `ulimit -v` allows (RLIMIT_AS minus the current VmSize of
-// /proc/self/status) and, when set, the environment variable
-// ROPESCOPE_MEMORY_LIMIT (bytes; a cap for tests and for sharing a machine).
-// Physical RAM bounds it all when nothing else does. Missing files and "max" /
-// unlimited entries impose no limit. Parsing is
-// separate from reading, so every rule is unit-testable on file contents.
+// every ancestor; memory.limit_in_bytes - memory.usage_in_bytes where the
+// memory controller is a cgroup v1 one, as on legacy and hybrid hosts), what
+// `ulimit -v` allows (RLIMIT_AS minus the current VmSize of /proc/self/status)
+// and, when set, the environment variable ROPESCOPE_MEMORY_LIMIT (bytes; a
+// cap for tests and for sharing a machine). Physical RAM bounds it all when
+// nothing else does. Missing files and "max" / unlimited entries impose no
+// limit. Parsing is separate from reading, so every rule is unit-testable on
+// file contents.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +20,8 @@
 namespace ropescope {
 
 // The binding limit: its bytes and, for messages, what it is
-// ("MemAvailable of /proc/meminfo", "cgroup memory.max of /sys/fs/cgroup/x",
-// "ulimit -v (RLIMIT_AS)", "ROPESCOPE_MEMORY_LIMIT").
+// ("MemAvailable of /proc/meminfo", "cgroup limit of /sys/fs/cgroup/x (...)",
+// "ulimit -v (...)", "ROPESCOPE_MEMORY_LIMIT", "physical RAM").
 struct MemoryLimit {
   std::uint64_t bytes = 0;
   std::string source;
