@@ -3,8 +3,11 @@
 // in the kernel, real and imaginary; with query noise, rotated and noised
 // first) -> the observer's view (distance sums, or score blocks) -> ablated
 // heads zeroed -> x += o_proj GEMM (fp32 output, beta = 1) -> RMSNorm ->
-// gate, up GEMMs -> SwiGLU -> x += down_proj GEMM. Then final RMSNorm and,
-// per chunk of tokens, fp32 logits from one GEMM and the next-token loss.
+// gate, up GEMMs -> SwiGLU -> x += down_proj GEMM; after each branch a small
+// kernel flags the first non-finite residual row in one device word, read
+// once after the layers (backend::non_finite_activations names the layer).
+// Then final RMSNorm and, per chunk of tokens, fp32 logits from one GEMM and
+// the next-token loss (checked finite on the host).
 #include "kernels/cuda_backend.hpp"
 
 #include <cublas_v2.h>
@@ -12,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -116,6 +120,36 @@ constexpr std::size_t kLogitChunkBytes = std::size_t{512} << 20;
 constexpr long kLogitChunkAlign = 256;
 // keep_logits copies T x V floats to the host: at most this many (1 GiB).
 constexpr std::size_t kMaxKeptLogits = std::size_t{1} << 28;
+// Floats per materialised observer block array: rows x k_end <= 2^24 (64 MiB).
+constexpr long kBlockFloats = long{1} << 24;
+
+// Token rows per LM-head chunk for T tokens and a vocabulary of V.
+long logit_rows(long T, long V) {
+  const long budget_rows = static_cast<long>(kLogitChunkBytes / (4 * V));
+  const long aligned_rows = budget_rows >= kLogitChunkAlign ? budget_rows / kLogitChunkAlign * kLogitChunkAlign
+                                                            : std::max<long>(1, budget_rows);
+  return std::min<long>(T, aligned_rows);
+}
+
+// Query rows per observer block for T tokens.
+long observer_block_rows(long T) { return std::clamp<long>(kBlockFloats / T, 1, std::min<long>(T, 65535)); }
+
+// Bytes of the activations workspace (CudaBackend::State::Workspace) for T
+// tokens, with the noised-query buffer when `noisy`; in long double, as the
+// request may be absurd.
+long double workspace_bytes(const model::Model& m, WeightType wtype, long T, bool noisy) {
+  const auto& c = m.config;
+  const auto& layout = m.layout;
+  const long double t = T;
+  const long h = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  const long Q = layout.q_rows(), KV = layout.kv_rows(), O = layout.o_columns();
+  const long widest_in = std::max({h, O, I}), widest_out = std::max({Q, KV, I});
+  const bool convert = wtype != WeightType::bf16;
+  return 4.0L * t * (1 + h + layout.attention_heads + 1) + 4.0L * logit_rows(T, V) * V +
+         2.0L * t * (h + Q + 2 * KV + O + 3 * I) +
+         (convert ? t * (static_cast<long double>(type_size(wtype)) * widest_in + 4.0L * widest_out) : 0.0L) +
+         (noisy ? 2.0L * t * O : 0.0L);
+}
 
 }  // namespace
 
@@ -154,6 +188,9 @@ struct CudaBackend::State {
   std::vector<Layer> layers;
   Workspace ws;
   std::vector<CachedRope> rope_cache;
+  // The first non-finite residual row of a forward, (2 * layer + branch) * T + position
+  // (kernels::flag_non_finite_rows_f32), kernels::kNoNonFinite when none.
+  DeviceArray<unsigned long long> non_finite;
 
   ~State() {
     for (auto& c : rope_cache) kernels::free_rope_table(c.table);
@@ -250,6 +287,7 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
   check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cublasCreate(&s.cublas), "cublasCreate");
   check(cublasSetStream(s.cublas, s.stream), "cublasSetStream");
+  s.non_finite = DeviceArray<unsigned long long>(1);
 
   const auto& w = model_->weights;
   s.wtype = weight_type(w.embed_tokens.dtype());
@@ -313,13 +351,21 @@ std::vector<backend::ForwardResult> CudaBackend::forward(const std::vector<std::
           "keep_logits on the CUDA backend copies T x V logits to the host: T = {} x V = {} is over the limit of "
           "{} floats (1 GiB); use a shorter sequence or do not keep logits",
           tokens.size(), c.vocab_size, kMaxKeptLogits));
-    const auto* request = options.observer ? options.observer->distance_sums_request() : nullptr;
-    if (request && tokens.size() > request->slot_of_distance.size())
-      throw ArgumentError(fmt::format("a sequence of {} tokens reaches distance {}, beyond the {} distances the "
-                                      "observer's distance slots cover",
-                                      tokens.size(), tokens.size() - 1, request->slot_of_distance.size()));
   }
   check(cudaSetDevice(state_->device), "cudaSetDevice");
+  // Device memory, before any work: the workspace this backend holds is released before a larger one is made.
+  std::size_t free_bytes = 0, total_bytes = 0;
+  check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  const auto& ws = state_->ws;
+  const long double held = ws.T ? workspace_bytes(*model_, state_->wtype, ws.T, ws.rotated_q.size() > 0) : 0.0L;
+  for (const auto& tokens : sequences) {
+    const std::uint64_t bytes = forward_bytes(static_cast<long>(tokens.size()), options);
+    if (bytes > free_bytes + held)
+      throw ArgumentError(fmt::format("a context of T = {} tokens needs about {:.2f} GiB of device memory on the CUDA "
+                                      "backend; {:.2f} GiB of {}'s memory is free",
+                                      tokens.size(), bytes / 1073741824.0,
+                                      static_cast<double>(free_bytes + held) / 1073741824.0, state_->device_name));
+  }
   std::vector<backend::ForwardResult> results;
   results.reserve(sequences.size());
   for (std::size_t b = 0; b < sequences.size(); ++b)
@@ -344,10 +390,27 @@ struct ObserverBuffers {
   std::vector<float> host_scores, host_probs, host_virtual;
 };
 
-// Floats per materialised block array: rows x k_end <= 2^24 (64 MiB).
-constexpr long kBlockFloats = long{1} << 24;
-
 }  // namespace
+
+std::uint64_t CudaBackend::forward_bytes(long T, const backend::ForwardOptions& options) const {
+  T = std::max(T, 1L);
+  const auto& layout = model_->layout;
+  const long double t = T;
+  const bool noisy = options.noise && options.noise->std > 0;
+  long double bytes = workspace_bytes(*model_, state_->wtype, T, noisy);
+  bytes += 4.0L * t * layout.head_dim;  // the RoPE table: cos and sin, [T, at most d / 2] floats each
+  if (const auto* observer = options.observer) {
+    if (const auto* request = observer->distance_sums_request()) {
+      const long double slots = request->slots;
+      bytes += 4.0L * (t + slots) + 8.0L * (2 * layout.attention_heads * slots + 2 * layout.attention_heads);
+    } else {
+      const int arrays = observer->wants_virtual_imaginary() && layout.variant == model::Variant::rope ? 3 : 2;
+      bytes += 4.0L * arrays * observer_block_rows(T) * t;
+    }
+  }
+  constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
+  return bytes >= static_cast<long double>(kMax) ? kMax : static_cast<std::uint64_t>(bytes);
+}
 
 backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<std::int32_t>& tokens,
                                                 const backend::ForwardOptions& options) {
@@ -363,24 +426,12 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   const bool noisy = options.noise && options.noise->std > 0;
   backend::AttentionObserver* observer = options.observer;
 
-  // Activations, grown to the longest sequence seen.
+  // Activations, grown to the longest sequence seen (forward() checked the memory).
   if (s.ws.T < T) {
-    const long budget_rows = static_cast<long>(kLogitChunkBytes / (4 * V));
-    const long aligned_rows = budget_rows >= kLogitChunkAlign ? budget_rows / kLogitChunkAlign * kLogitChunkAlign
-                                                              : std::max<long>(1, budget_rows);
-    const long rows = std::min<long>(T, aligned_rows);
+    const long rows = logit_rows(T, V);
     const bool convert = s.wtype != WeightType::bf16;
     const long widest_in = std::max({h, O, I}), widest_out = std::max({Q, KV, I});
-    const std::size_t bytes = 4ull * T * (1 + h + A + 1) + 4ull * rows * V +
-                              2ull * T * (h + Q + 2 * KV + O + 3 * I) +
-                              (convert ? T * (type_size(s.wtype) * widest_in + 4ull * widest_out) : 0);
-    std::size_t free_bytes = 0, total_bytes = 0;
     s.ws = State::Workspace{};  // release the old buffers first
-    check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
-    if (bytes > free_bytes)
-      throw ArgumentError(fmt::format("a context of T = {} tokens needs about {:.2f} GiB of activations on the CUDA "
-                                      "backend; {:.2f} GiB of device memory is free",
-                                      T, bytes / 1073741824.0, free_bytes / 1073741824.0));
     State::Workspace ws;
     ws.T = T;
     ws.logit_rows = rows;
@@ -465,7 +516,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     ob.host_score.resize(ob.score_sum.size());
     ob.host_stats.resize(ob.stats.size());
   } else if (observer) {
-    ob.block_rows = std::clamp<long>(kBlockFloats / T, 1, std::min<long>(T, 65535));
+    ob.block_rows = observer_block_rows(T);
     const std::size_t n = static_cast<std::size_t>(ob.block_rows) * T;
     ob.scores = DeviceArray<float>(n);
     ob.probs = DeviceArray<float>(n);
@@ -552,6 +603,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   };
 
   backend::ForwardResult result;
+  check(cudaMemsetAsync(s.non_finite.get(), 0xff, sizeof(unsigned long long), stream), "reset non-finite flag");
   check(cudaMemcpyAsync(ws.tokens.get(), tokens.data(), T * sizeof(std::int32_t), cudaMemcpyHostToDevice, stream),
         "upload tokens");
   kernels::embed_rows_f32(s.embed.get(), s.wtype, ws.tokens.get(), ws.x.get(), static_cast<int>(T),
@@ -605,6 +657,8 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
         check(cudaMemset2DAsync(ws.attn.get() + a * d, O * sizeof(bf16), 0, d * sizeof(bf16), T, stream),
               "zero ablated head");
     s.residual_add(ws.attn.get(), L.o, L.o_bias, out.residual, T, h, O);  // out += o_proj(attn): GEMM with beta = 1
+    kernels::flag_non_finite_rows_f32(out.residual, static_cast<int>(T), static_cast<int>(h), 2ull * l * T,
+                                      s.non_finite.get(), stream);
   };
   auto mlp = [&](int l, const Buffers& in, Buffers& out, double scale, std::optional<backend::NormSlot> post) {
     check_branch(in, out, scale, post);
@@ -613,6 +667,8 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     s.linear_bf16(in.normed, L.up, L.up_bias, ws.up.get(), T, I, h);
     kernels::swiglu_bf16(ws.gate.get(), ws.up.get(), ws.act.get(), static_cast<std::size_t>(T) * I, stream);
     s.residual_add(ws.act.get(), L.down, L.down_bias, out.residual, T, h, I);
+    kernels::flag_non_finite_rows_f32(out.residual, static_cast<int>(T), static_cast<int>(h), (2ull * l + 1) * T,
+                                      s.non_finite.get(), stream);
   };
   backend::CallableOps<Buffers, decltype(norm), decltype(attention), decltype(mlp)> ops{norm, attention, mlp};
   Buffers x{ws.x.get(), nullptr};
@@ -624,6 +680,18 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
     result.hidden.push_back(std::move(hidden));
   });
+  // The per-branch checks' verdict, read once: the first (layer, branch) whose residual stream is not finite.
+  unsigned long long first_bad = kernels::kNoNonFinite;
+  check(cudaMemcpyAsync(&first_bad, s.non_finite.get(), sizeof first_bad, cudaMemcpyDeviceToHost, stream),
+        "copy non-finite flag");
+  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  if (first_bad != kernels::kNoNonFinite) {
+    const unsigned long long branch = first_bad / T;
+    throw backend::non_finite_activations(sequence,
+                                          fmt::format("after the {} branch of layer {} (first at position {})",
+                                                      branch % 2 ? "MLP" : "attention", branch / 2, first_bad % T),
+                                          options);
+  }
   kernels::rmsnorm_f32_bf16(ws.x.get(), s.final_norm.get(), ws.xn.get(), static_cast<int>(T), static_cast<int>(h), eps,
                             stream);
 
@@ -652,6 +720,13 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     check(cudaMemcpyAsync(nll.data(), ws.nll.get(), (T - 1) * sizeof(float), cudaMemcpyDeviceToHost, stream),
           "copy nll");
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  for (std::size_t t = 0; t < nll.size(); ++t)
+    if (!std::isfinite(nll[t]))
+      throw backend::non_finite_activations(sequence, fmt::format("in the next-token loss at position {}", t), options);
+  if (options.keep_logits && !result.logits.allFinite())
+    for (long t = 0; t < T; ++t)
+      if (!result.logits.row(t).allFinite())
+        throw backend::non_finite_activations(sequence, fmt::format("in the logits (first at position {})", t), options);
   result.nll.assign(nll.begin(), nll.end());
   return result;
 }

@@ -1,5 +1,5 @@
 // The CUDA backend's small kernels (see forward_ops.hpp): memory-bound
-// elementwise and row kernels, and a plain one-warp-per-query attention for
+// elementwise and row kernels, the non-finite flag, and a plain one-warp-per-query attention for
 // head dimensions outside the flash kernel's {64, 128}.
 #include <cuda_fp16.h>
 
@@ -93,6 +93,26 @@ __global__ void broadcast_rows_kernel(bf16* __restrict__ y, const float* __restr
 __global__ void add_rows_kernel(float* __restrict__ x, const float* __restrict__ b, int cols) {
   float* row = x + static_cast<std::size_t>(blockIdx.x) * cols;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) row[i] += b[i];
+}
+
+// Grid-stride over x; each thread's first bad element is its smallest row
+// (indices grow), the block's minimum goes to *flag in one atomic.
+__global__ void flag_non_finite_kernel(const float* __restrict__ x, std::size_t n, int cols, unsigned long long base,
+                                       unsigned long long* __restrict__ flag) {
+  unsigned long long first = kNoNonFinite;
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    if (!isfinite(x[i])) {
+      first = base + i / static_cast<std::size_t>(cols);
+      break;
+    }
+  if (!__syncthreads_or(first != kNoNonFinite)) return;
+  __shared__ unsigned long long block_first;
+  if (threadIdx.x == 0) block_first = kNoNonFinite;
+  __syncthreads();
+  if (first != kNoNonFinite) atomicMin(&block_first, first);
+  __syncthreads();
+  if (threadIdx.x == 0) atomicMin(flag, block_first);
 }
 
 template <class W>
@@ -365,6 +385,15 @@ void broadcast_rows_bf16(bf16* y, const float* b, int rows, int cols, cudaStream
 void add_rows_f32(float* x, const float* b, int rows, int cols, cudaStream_t stream) {
   add_rows_kernel<<<rows, kRowThreads, 0, stream>>>(x, b, cols);
   cuda_check(cudaGetLastError(), "add_rows_kernel launch");
+}
+
+void flag_non_finite_rows_f32(const float* x, int rows, int cols, unsigned long long base, unsigned long long* flag,
+                              cudaStream_t stream) {
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  if (n == 0) return;
+  const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((n + kRowThreads - 1) / kRowThreads, 1024));
+  flag_non_finite_kernel<<<blocks, kRowThreads, 0, stream>>>(x, n, cols, base, flag);
+  cuda_check(cudaGetLastError(), "flag_non_finite_kernel launch");
 }
 
 void convert_bf16(const bf16* x, void* y, WeightType type, std::size_t n, cudaStream_t stream) {

@@ -1,6 +1,7 @@
 // Host API of the small kernels the CUDA backend needs beside kernels/ops/
 // (kernels/forward_ops.cu): embedding gather into the fp32 residual stream,
-// RMSNorm of an fp32 stream, bias rows, the chunked next-token loss, and a
+// RMSNorm of an fp32 stream, bias rows, the non-finite check of the residual
+// stream, the chunked next-token loss, and a
 // plain attention kernel for head dimensions the flash kernel does not take.
 // Also the pieces the analyses need: rotated (and noised) queries, and
 // materialised score / probability blocks for attention observers.
@@ -77,6 +78,16 @@ void attention_scores_f32(const QuerySource& query, const DeviceRopeTable& rope,
 // probs[r, :] = softmax of scores[r, 0 .. q_begin + r] (fp32 exp, sum in
 // fp64), 0 after the query.
 void softmax_rows_f32(const float* scores, float* probs, long q_begin, long rows, long k_end, cudaStream_t stream);
+
+// Non-finite activations, flagged on the device: *flag = min(*flag, base +
+// r) for the first row r of x [rows, cols] (fp32) holding a NaN or an
+// infinity; *flag is untouched when every value is finite. The caller resets
+// *flag to kNoNonFinite, encodes in `base` where the check is (the backend:
+// (2 * layer + branch) * T), and reads *flag back once, at a sync point it
+// already has. One coalesced pass over x, one atomic per block at most.
+constexpr unsigned long long kNoNonFinite = ~0ull;
+void flag_non_finite_rows_f32(const float* x, int rows, int cols, unsigned long long base, unsigned long long* flag,
+                              cudaStream_t stream);
 
 // For each row r < rows of logits [rows, V] (fp32): the natural-log
 // log-sum-exp minus the target logit, nll[r] = lse - logits[r, targets[r]].

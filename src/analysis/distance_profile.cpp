@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "core/error.hpp"
 
@@ -191,6 +192,21 @@ DistanceProfile ProfileObserver::result(int layer, int head) const {
   DistanceProfile merged = profiles_.at(static_cast<std::size_t>(layer) * heads_ + head);
   for (int s = 1; s < sequences_; ++s)
     merged += profiles_[(static_cast<std::size_t>(s) * layers_ + layer) * heads_ + head];
+  // Sums are finite for any finite attention; a NaN or infinity here would surface as null means or a zero entropy.
+  auto require_finite = [&](double value, const std::string& what) {
+    if (!std::isfinite(value))
+      throw Error(fmt::format("distance profile of layer {} head {}: the {} is {} (the attention probabilities or "
+                              "scores held NaN or infinity)",
+                              layer, head, what, value));
+  };
+  for (int b = 0; b < bins_.size(); ++b) {
+    require_finite(merged.prob_sum[b], fmt::format("probability sum of bin {} ({} .. {})", b, bins_.lo(b), bins_.hi(b)));
+    require_finite(merged.score_sum[b], fmt::format("score sum of bin {} ({} .. {})", b, bins_.lo(b), bins_.hi(b)));
+  }
+  for (std::size_t i = 0; i < merged.mass_sum.size(); ++i)
+    require_finite(merged.mass_sum[i], fmt::format("mass beyond {}", merged.beyond[i]));
+  require_finite(merged.distance_sum, "attention-distance sum");
+  require_finite(merged.entropy_sum, "entropy sum");
   return merged;
 }
 

@@ -97,9 +97,10 @@ struct DistanceProfile {
 // instead: slots are the bins split at the mass thresholds, so every bin and
 // every "mass beyond X" is a sum of whole slots; pair counts per bin are
 // exact functions of T.
-// Sequences must be no longer than bins.max_distance() + 1 and have batch
+// Sequences must be no longer than bins.max_distance() + 1 (backends check
+// this before a forward: backend::check_forward_request) and have batch
 // indices below `sequences`: a block outside that is a caller bug and throws
-// std::out_of_range (from inside the backend's parallel region: fatal).
+// std::out_of_range (the CPU backend rethrows it after its parallel region).
 class ProfileObserver : public backend::AttentionObserver {
  public:
   // `sequences`: the largest batch one forward call will carry.
@@ -109,7 +110,8 @@ class ProfileObserver : public backend::AttentionObserver {
   // Throws std::invalid_argument for sums of another slot count, and
   // std::out_of_range like on_block.
   void on_distance_sums(const backend::DistanceSums& sums) override;
-  // The profile of (layer, head), merged over the sequence slots.
+  // The profile of (layer, head), merged over the sequence slots. Throws
+  // Error naming the head and the sum when any sum is NaN or infinite.
   DistanceProfile result(int layer, int head) const;
 
  private:

@@ -1,4 +1,6 @@
 // Sliding-window perplexity and per-position loss curves (see perplexity.hpp).
+// Every aggregate is checked finite before it is returned: a NaN or infinite
+// loss (or a perplexity that overflows) is an Error naming the quantity, never a number.
 #include "analysis/perplexity.hpp"
 
 #include <fmt/format.h>
@@ -6,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <string>
 
 #include "core/error.hpp"
 
@@ -14,6 +17,15 @@ namespace {
 
 // Windows go to the backend in batches of at most this many tokens (at least one window).
 constexpr long kBatchTokens = 16384;
+
+// Throws Error unless `value` is finite; `what` names the quantity and where it comes from.
+double require_finite(double value, const std::string& what) {
+  if (!std::isfinite(value))
+    throw Error(fmt::format("{} is {}, not a number a result can report (the model's next-token losses are out of "
+                            "range: non-finite or beyond exp's range)",
+                            what, value));
+  return value;
+}
 
 // Runs `count` windows of `length` tokens starting at begin(i), in batches, and
 // hands each window's nll vector to consume(i, nll).
@@ -76,8 +88,9 @@ SlidingWindowResult sliding_window_perplexity(backend::Backend& backend, std::sp
   r.stride = stride;
   r.windows = static_cast<long>(windows.size());
   r.tokens_scored = scored;
-  r.mean_nll = sum / static_cast<double>(scored);
-  r.ppl = std::exp(r.mean_nll);
+  const std::string at = fmt::format("sliding-window perplexity at L = {}, stride {}", L, stride);
+  r.mean_nll = require_finite(sum / static_cast<double>(scored), at + ": the mean next-token loss");
+  r.ppl = require_finite(std::exp(r.mean_nll), fmt::format("{}: the perplexity exp({})", at, r.mean_nll));
   if (byte_level) r.bits_per_byte = r.mean_nll / std::numbers::ln2;
   if (!token_bytes.empty()) {
     r.bytes_scored = bytes;
@@ -106,7 +119,9 @@ PositionCurve position_loss_curve(backend::Backend& backend, std::span<const std
       },
       options, progress);
   c.mean_nll.resize(T - 1);
-  for (long j = 0; j < T - 1; ++j) c.mean_nll[j] = sum[j] / static_cast<double>(c.windows);
+  for (long j = 0; j < T - 1; ++j)
+    c.mean_nll[j] = require_finite(sum[j] / static_cast<double>(c.windows),
+                                   fmt::format("loss curve at T = {}: the mean loss at position {}", T, j + 1));
   // Bin [b, 2b) of target positions covers curve entries b-1 .. min(2b, T)-2.
   for (long b = 1; b < T; b *= 2) {
     PositionBin bin{b, std::min(2 * b, T), 0.0, 0};
@@ -123,7 +138,9 @@ double PositionCurve::ppl_at_context(long L) const {
   if (L < 2 || L > T) throw ArgumentError(fmt::format("context {} is outside the curve's [2, {}]", L, T));
   double total = 0;
   for (long p = 1; p < L; ++p) total += mean_nll[p - 1];
-  return std::exp(total / static_cast<double>(L - 1));
+  const double mean = total / static_cast<double>(L - 1);
+  return require_finite(std::exp(mean), fmt::format("loss curve at T = {}: the perplexity at context {}, exp({})", T, L,
+                                                    mean));
 }
 
 }  // namespace ropescope::analysis

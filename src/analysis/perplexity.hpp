@@ -2,7 +2,8 @@
 // sliding-window perplexity at a window length L, and the per-position loss
 // curve of a causal model (mean NLL at each position of windows of length T).
 // Written against backend/backend.hpp only; conditions (noise, ablation, RoPE
-// overrides) are ForwardOptions variations chosen by the caller.
+// overrides) are ForwardOptions variations chosen by the caller. Results are
+// finite: a NaN or infinite mean loss or perplexity throws Error naming it.
 #pragma once
 
 #include <cstdint>

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.hpp"
 
@@ -27,6 +28,7 @@ void check_forward_request(const model::Model& model, const std::vector<std::vec
   if (options.rope_override && options.rope_override->head_dim != c.head_dim)
     throw ArgumentError(fmt::format("RoPE override has head_dim {}, the model {}", options.rope_override->head_dim,
                                     c.head_dim));
+  const DistanceSumsRequest* request = options.observer ? options.observer->distance_sums_request() : nullptr;
   for (std::size_t s = 0; s < sequences.size(); ++s) {
     const auto& tokens = sequences[s];
     if (tokens.empty()) throw ArgumentError(fmt::format("sequence {} is empty", s));
@@ -34,7 +36,30 @@ void check_forward_request(const model::Model& model, const std::vector<std::vec
       if (tokens[p] < 0 || tokens[p] >= c.vocab_size)
         throw ArgumentError(fmt::format("token id {} at position {} of sequence {} is outside the vocabulary [0, {})",
                                         tokens[p], p, s, c.vocab_size));
+    if (request && tokens.size() > request->slot_of_distance.size())
+      throw ArgumentError(fmt::format("sequence {} of {} tokens reaches distance {}, beyond the {} distances the "
+                                      "observer's distance slots cover",
+                                      s, tokens.size(), tokens.size() - 1, request->slot_of_distance.size()));
   }
+}
+
+Error non_finite_activations(int sequence, const std::string& where, const ForwardOptions& options) {
+  std::string cause;
+  if (options.noise && options.noise->std > 0) {
+    const double std = options.noise->std;
+    const char* component = options.noise->component == model::HeadKind::real ? "real" : "imaginary";
+    cause = std * 8 > std::numeric_limits<float>::max()
+                ? fmt::format("the query noise std {} on the {} component is beyond float32's range (max {:.3g}): the "
+                              "noised queries overflow; use a smaller std",
+                              std, component, std::numeric_limits<float>::max())
+                : fmt::format("the query noise (std {} on the {} component) is the likely cause: the attention scores it "
+                              "gives overflow float32; use a smaller std",
+                              std, component);
+  } else {
+    cause = "the activations overflowed float32 (weights of extreme magnitude, or a RoPE override or ablation that "
+            "drives the model out of range)";
+  }
+  return Error(fmt::format("non-finite activations (NaN or infinity) in sequence {} {}: {}", sequence, where, cause));
 }
 
 }  // namespace ropescope::backend

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "model/head_layout.hpp"
 #include "model/rope_table.hpp"
 #include "model/weights.hpp"
@@ -119,9 +120,18 @@ struct ForwardResult {
 // The checks every backend makes before a forward pass: noise std >= 0 and no
 // imaginary noise on a vanilla RoPE model, a RoPE override of the model's head
 // dim, no empty sequence, every token id inside the vocabulary (the error names
-// the sequence and position). Throws ArgumentError.
+// the sequence and position), and an observer's distance slots (when it asks
+// for distance sums) covering every distance of every sequence. Throws ArgumentError.
 void check_forward_request(const model::Model& model, const std::vector<std::vector<std::int32_t>>& sequences,
                            const ForwardOptions& options);
+
+// The error for non-finite activations (NaN or infinity) that a backend's
+// per-layer check found in sequence `sequence` at `where` ("after the
+// attention branch of layer 3 (first at position 17)"), saying what may
+// cause it: the query noise of `options` when there is any, else values out
+// of float32's range. Backends throw it (an Error: no analysis may turn NaN
+// into a number).
+Error non_finite_activations(int sequence, const std::string& where, const ForwardOptions& options);
 
 class Backend {
  public:
@@ -130,9 +140,25 @@ class Backend {
   virtual std::string precision() const = 0;  // the precision path, for sidecars
   virtual const model::Model& model() const = 0;
   // One forward pass per sequence (positions 0 .. T-1 each). Throws
-  // ArgumentError naming the sequence and position of an out-of-vocabulary id.
+  // ArgumentError naming the sequence and position of an out-of-vocabulary id
+  // (check_forward_request), and for a sequence whose forward_bytes do not
+  // fit the memory available to it, before any work. Throws Error (from
+  // non_finite_activations) when the activations after a layer's attention
+  // or MLP branch, or the logits / losses, hold a NaN or an infinity: no
+  // result is returned then.
   virtual std::vector<ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                              const ForwardOptions& options) = 0;
+  // The memory, in bytes, that forward()'s own buffers take for one sequence
+  // of T tokens with `options`: host RAM on the CPU backend (activations,
+  // score blocks in flight, kept logits and hidden states), device memory on
+  // the CUDA backend (its workspace, noised queries, the observer's device
+  // buffers, the RoPE table). Not counted: the weights (already loaded) and
+  // what the caller or its observer allocate. forward() refuses a sequence
+  // whose estimate exceeds what is available (CPU: core/memory.hpp's
+  // available_memory; CUDA: free device memory); a caller that allocates per
+  // token itself (an attention map) adds its own bytes to this estimate to
+  // size its request against the same limit.
+  virtual std::uint64_t forward_bytes(long T, const ForwardOptions& options) const = 0;
 
   // What a run on this backend must show and record besides the model's own
   // warnings: why it was chosen (e.g. a CUDA fallback and the features behind it).

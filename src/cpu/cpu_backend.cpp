@@ -1,10 +1,13 @@
 // The CPU reference forward pass (see cpu_backend.hpp). The forward reads as
 // the model does: embed, then per layer norm -> attention -> residual ->
-// norm -> MLP -> residual, then final norm and the next-token loss.
+// norm -> MLP -> residual, then final norm and the next-token loss. The
+// residual stream is checked for NaN / infinity after every branch and the
+// logits after the LM head (one pass over [T, hidden] or a logit chunk: small
+// next to the GEMMs); the memory a context needs is checked before anything
+// is allocated.
 #include "cpu/cpu_backend.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <limits>
@@ -12,6 +15,8 @@
 #include "backend/decoder.hpp"
 #include "backend/query_noise_value.hpp"
 #include "core/error.hpp"
+#include "core/memory.hpp"
+#include "cpu/parallel_errors.hpp"
 
 namespace ropescope::cpu {
 
@@ -60,9 +65,13 @@ Matrix linear(const Matrix& x, const Matrix& w, const Eigen::VectorXf& bias) {
 Matrix rotated(const Matrix& q, int d, const model::RopeTable& rope, HeadKind kind) {
   Matrix out = q;
   const int heads = static_cast<int>(q.cols() / d);
+  ParallelErrors errors;
 #pragma omp parallel for schedule(static)
   for (Eigen::Index t = 0; t < out.rows(); ++t)
-    for (int h = 0; h < heads; ++h) model::rotate_head(out.row(t).data() + h * d, rope, t, kind);
+    errors.run([&] {
+      for (int h = 0; h < heads; ++h) model::rotate_head(out.row(t).data() + h * d, rope, t, kind);
+    });
+  errors.rethrow();
   return out;
 }
 
@@ -95,17 +104,20 @@ void qk_norm(Matrix& x, int d, model::QkNormKind kind, const model::NormSpec& sp
   const Eigen::VectorXf weight = norm_multiplier(stored, spec);
   const long width = x.cols();
   const int heads = static_cast<int>(width / d);
+  ParallelErrors errors;
 #pragma omp parallel for schedule(static)
-  for (Eigen::Index t = 0; t < x.rows(); ++t) {
-    float* row = x.row(t).data();
-    if (kind == model::QkNormKind::full_width) {
-      normalize(row, row, width, spec, weight.data(), nullptr);
-      continue;
-    }
-    for (int h = 0; h < heads; ++h)
-      normalize(row + h * d, row + h * d, d, spec,
-                weight.data() + (kind == model::QkNormKind::per_head_weights ? h * d : 0), nullptr);
-  }
+  for (Eigen::Index t = 0; t < x.rows(); ++t)
+    errors.run([&] {
+      float* row = x.row(t).data();
+      if (kind == model::QkNormKind::full_width) {
+        normalize(row, row, width, spec, weight.data(), nullptr);
+        return;
+      }
+      for (int h = 0; h < heads; ++h)
+        normalize(row + h * d, row + h * d, d, spec,
+                  weight.data() + (kind == model::QkNormKind::per_head_weights ? h * d : 0), nullptr);
+    });
+  errors.rethrow();
 }
 
 // Turns each row of masked scores into probabilities over the visible keys of
@@ -156,8 +168,11 @@ Matrix activation(const Matrix& x, model::Activation act) {
   return x;
 }
 
-std::uint64_t physical_memory_bytes() {
-  return static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE));
+// The first row of x holding a NaN or infinity (x.allFinite() is false).
+long first_non_finite_row(const Matrix& x) {
+  for (Eigen::Index t = 0; t < x.rows(); ++t)
+    if (!x.row(t).allFinite()) return t;
+  return -1;
 }
 
 }  // namespace
@@ -180,19 +195,26 @@ struct CpuBackend::LayerOps {
   Matrix norm(int layer, backend::NormSlot slot, const Matrix& x) const {
     return backend.norm(x, slot_norm(layer, slot), backend.model_->config.arch.norm);
   }
-  // out += scale * post(branch)
-  void add(int layer, Matrix branch, Matrix& out, double scale, std::optional<backend::NormSlot> post) const {
+  // out += scale * post(branch), then the residual stream checked for NaN / infinity.
+  void add(int layer, const char* branch_name, Matrix branch, Matrix& out, double scale,
+           std::optional<backend::NormSlot> post) const {
     if (post) branch = norm(layer, *post, branch);
     if (scale == 1.0) out += branch;
     else out += static_cast<float>(scale) * branch;
+    if (!out.allFinite())
+      throw backend::non_finite_activations(
+          sequence, fmt::format("after the {} branch of layer {} (first at position {})", branch_name, layer,
+                                first_non_finite_row(out)),
+          options);
   }
   void attention(int layer, const Matrix& in, Matrix& out, double scale, std::optional<backend::NormSlot> post) const {
     const Layer& l = backend.layers_[layer];
     const auto* rope = tables.of(backend.model_->config.arch, layer);
-    add(layer, linear(backend.attention(sequence, layer, in, rope, options), l.o, l.o_bias), out, scale, post);
+    add(layer, "attention", linear(backend.attention(sequence, layer, in, rope, options), l.o, l.o_bias), out, scale,
+        post);
   }
   void mlp(int layer, const Matrix& in, Matrix& out, double scale, std::optional<backend::NormSlot> post) const {
-    add(layer, backend.mlp(backend.layers_[layer], in), out, scale, post);
+    add(layer, "MLP", backend.mlp(backend.layers_[layer], in), out, scale, post);
   }
 };
 
@@ -266,25 +288,38 @@ std::shared_ptr<const model::RopeTable> CpuBackend::rope_table(const theory::Rop
   return table;
 }
 
-std::vector<backend::ForwardResult> CpuBackend::forward(const std::vector<std::vector<std::int32_t>>& sequences,
-                                                        const backend::ForwardOptions& options) {
+std::uint64_t CpuBackend::forward_bytes(long T, const backend::ForwardOptions& options) const {
+  // Activations (x, norms, q/k/v, rotations, attention output, MLP) plus one
+  // score/probability block per thread (16 threads assumed), plus logits and
+  // hidden states when kept; in long double, saturated at 2^64 - 1.
   const auto& c = model_->config;
   const auto& layout = model_->layout;
+  const long double t = std::max(T, 0L);
+  const long double per_token = 4.0L * (6.0L * c.hidden_size + 3.0L * layout.q_rows() + 3.0L * layout.kv_rows() +
+                                        layout.o_columns() + 3.0L * c.intermediate_size);
+  const long double bytes = t * per_token + 4.0L * 4 * options_.query_block * t * 16 +
+                            (options.keep_logits ? 4.0L * t * c.vocab_size : 0.0L) +
+                            (options.keep_hidden ? 4.0L * t * c.hidden_size * c.num_hidden_layers : 0.0L);
+  constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
+  return bytes >= static_cast<long double>(kMax) ? kMax : static_cast<std::uint64_t>(bytes);
+}
+
+void CpuBackend::check_memory(long T, const backend::ForwardOptions& options) const {
+  const std::uint64_t bytes = forward_bytes(T, options);
+  const MemoryLimit limit = available_memory();
+  if (bytes > limit.bytes)
+    throw ArgumentError(fmt::format("a context of T = {} tokens needs about {:.1f} GiB on the CPU backend; {:.1f} GiB "
+                                    "is available (the limit that applies: {})",
+                                    T, bytes / 1073741824.0, limit.bytes / 1073741824.0, limit.source));
+}
+
+std::vector<backend::ForwardResult> CpuBackend::forward(const std::vector<std::vector<std::int32_t>>& sequences,
+                                                        const backend::ForwardOptions& options) {
   backend::check_forward_request(*model_, sequences, options);
-  for (const auto& tokens : sequences) {
-    // Activations (x, norms, q/k/v, rotations, attention output, MLP) plus one
-    // score/probability block per thread, plus logits when kept.
-    const std::uint64_t T = tokens.size();
-    std::uint64_t per_token = 4ull * (6ull * c.hidden_size + 3ull * layout.q_rows() + 3ull * layout.kv_rows() +
-                                      layout.o_columns() + 3ull * c.intermediate_size);
-    std::uint64_t bytes = T * per_token + 4ull * 4 * options_.query_block * T * 16 +
-                          (options.keep_logits ? 4ull * T * c.vocab_size : 0) +
-                          (options.keep_hidden ? 4ull * T * c.hidden_size * c.num_hidden_layers : 0);
-    if (bytes > physical_memory_bytes() * 9 / 10)
-      throw ArgumentError(fmt::format("a context of T = {} tokens needs about {:.1f} GiB on the CPU backend; this "
-                                      "machine has {:.1f} GiB",
-                                      T, bytes / 1073741824.0, physical_memory_bytes() / 1073741824.0));
-  }
+  // Sequences run one after another: the longest needs the most (forward_bytes grows with T).
+  std::size_t longest = 0;
+  for (const auto& tokens : sequences) longest = std::max(longest, tokens.size());
+  check_memory(static_cast<long>(longest), options);
   std::vector<backend::ForwardResult> results;
   results.reserve(sequences.size());
   for (std::size_t s = 0; s < sequences.size(); ++s) results.push_back(forward_one(static_cast<int>(s), sequences[s], options));
@@ -324,6 +359,9 @@ backend::ForwardResult CpuBackend::forward_one(int sequence, const std::vector<s
       const float cap = static_cast<float>(*arch.final_softcap);
       logits = cap * (logits.array() / cap).tanh();
     }
+    if (!logits.allFinite())
+      throw backend::non_finite_activations(
+          sequence, fmt::format("in the logits (first at position {})", t0 + first_non_finite_row(logits)), options);
     for (long i = 0; i < rows && t0 + i < T - 1 && options.loss; ++i) {
       const float max = logits.row(i).maxCoeff();
       double sum = 0;
@@ -376,12 +414,14 @@ Matrix CpuBackend::attention(int sequence, int layer_index, const Matrix& x, con
 
   Matrix out = Matrix::Zero(T, layout.o_columns());
   const long block = options_.query_block;
+  // Allocations and the observer may throw: caught per thread, rethrown after the loop.
+  ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic)
-  for (int a = 0; a < layout.attention_heads; ++a) {
+  for (int a = 0; a < layout.attention_heads; ++a) errors.run([&] {
     const AttentionHead head = layout.head(a);
     const bool observed = observer && observer->observes(layer_index, a);
     const bool ablated = options.ablation.ablates(layer_index, head);
-    if (ablated && !observed) continue;
+    if (ablated && !observed) return;
     Matrix query = (head.kind == HeadKind::real ? q_real : q_imaginary).middleCols(head.query_head * d, d);
     if (options.noise && options.noise->component == head.kind && options.noise->std > 0) {
       for (long t = 0; t < T; ++t)
@@ -408,7 +448,8 @@ Matrix CpuBackend::attention(int sequence, int layer_index, const Matrix& x, con
       }
       if (!ablated) out.block(q0, static_cast<Eigen::Index>(a) * d, rows, d).noalias() = probs * values.topRows(visible);
     }
-  }
+  });
+  errors.rethrow();
   return out;
 }
 

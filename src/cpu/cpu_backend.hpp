@@ -27,6 +27,12 @@ class CpuBackend : public backend::Backend {
   const model::Model& model() const override { return *model_; }
   std::vector<backend::ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                               const backend::ForwardOptions& options) override;
+  std::uint64_t forward_bytes(long T, const backend::ForwardOptions& options) const override;
+  // Throws ArgumentError, naming the size and the limit that applies, when a
+  // context of T tokens needs more than the host memory available
+  // (forward_bytes against core/memory.hpp's available_memory). forward()
+  // calls it for its longest sequence before allocating anything.
+  void check_memory(long T, const backend::ForwardOptions& options) const;
 
  private:
   struct Norm {

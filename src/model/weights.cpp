@@ -1,5 +1,6 @@
 // load_model: config, variant resolution, each family's tensor names, and
-// checked weight views (fused tensors split, interleaved rotary permuted).
+// checked weight views (fused tensors split, interleaved rotary permuted),
+// every consumed tensor scanned for NaN and infinity (weight_scan.hpp).
 #include "model/weights.hpp"
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 
 #include "core/error.hpp"
 #include "io/strict_json.hpp"
+#include "model/weight_scan.hpp"
 
 namespace ropescope::model {
 
@@ -465,6 +467,11 @@ Model load_model(const std::filesystem::path& directory, const LoadOptions& opti
   for (const auto& [prefix, count] : ignored)
     m.warnings.push_back(fmt::format("{}: {} tensors under \"{}\" (not the language model) are not read",
                                      directory.string(), count, prefix));
+
+  // No NaN or infinity in anything the model consumes.
+  std::vector<io::TensorView> consumed;
+  for (const auto& name : load.used) consumed.push_back(ck.tensor(name));
+  check_finite(consumed);
   return m;
 }
 

@@ -105,7 +105,8 @@ struct Model {
 
 // Loads `directory` (config.json + safetensors). Throws FormatError naming the
 // file, tensor and expectation for anything missing, malformed or left over,
-// and for a variant contradiction between config.json, `options.variant` and
+// for a NaN or infinite value in any tensor the model consumes (the first
+// one's element index), and for a variant contradiction between config.json, `options.variant` and
 // the tensor shapes (ArgumentError when the override is the odd one out, or
 // when it asks for RoPE++ on a family that has no RoPE++ checkpoints).
 Model load_model(const std::filesystem::path& directory, const LoadOptions& options = {});

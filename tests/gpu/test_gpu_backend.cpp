@@ -190,6 +190,34 @@ TEST(CudaBackendRefuses, HugeLogitsAndBadTokens) {
   EXPECT_THROW(gpu.forward(eleven, profile), rs::ArgumentError);
 }
 
+// Query noise beyond float32's range: the device-side flag names the first
+// layer and branch whose residual stream is not finite (an Error, exit 1),
+// and the backend stays usable; forward_bytes grows with T.
+TEST(CudaNonFinite, HugeQueryNoiseNamesTheLayer) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec")));
+  rs::cuda::CudaBackend gpu(model);
+  const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(40, 256, 2)};
+  for (const auto kind : {rs::model::HeadKind::real, rs::model::HeadKind::imaginary}) {
+    ForwardOptions o;
+    o.noise = rs::backend::QueryNoise{kind, 1e300, 7};
+    try {
+      gpu.forward(tokens, o);
+      ADD_FAILURE() << "no error";
+    } catch (const rs::ArgumentError& e) {
+      ADD_FAILURE() << "an ArgumentError (exit 2), expected Error: " << e.what();
+    } catch (const rs::Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("sequence 0 after the attention branch of layer 0 (first at position"), std::string::npos) << m;
+      EXPECT_NE(m.find("query noise std 1e+300"), std::string::npos) << m;
+    }
+  }
+  const auto clean = gpu.forward(tokens, {});
+  for (double x : clean[0].nll) EXPECT_TRUE(std::isfinite(x));
+  EXPECT_GT(gpu.forward_bytes(1 << 20, {}), gpu.forward_bytes(1 << 10, {}));
+}
+
 // ---- Query noise, attention maps and distance profiles on the GPU ----------
 
 // Noise on either component, on test models (plain kernels) and a d = 128 EC
