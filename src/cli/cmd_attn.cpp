@@ -14,6 +14,7 @@
 #include "analysis/run_record.hpp"
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
+#include "core/memory.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/npy.hpp"
@@ -99,11 +100,20 @@ void run_attn(const AttnOptions& o) {
                                     "--max-memory {}: choose fewer layers / heads or a shorter window",
                                     human_bytes(recorder.bytes_needed()), recorder.maps().size(), r.rows(), r.columns(),
                                     r.arrays(), human_bytes(limit)));
-  recorder.allocate();
-
+  // The maps live in host memory beside the forward's own buffers (host ones on the CPU backend).
   auto options = base_forward_options(o.model);
   options.loss = false;  // only the attention is needed
   options.observer = &recorder;
+  const std::uint64_t forward_host = backend->name() == "cpu" ? backend->forward_bytes(r.key_end(), options) : 0;
+  const auto available = available_memory();
+  if (recorder.bytes_needed() + forward_host > available.bytes)
+    throw ArgumentError(fmt::format("the maps ({}) and the forward pass over {} tokens ({}) need {}, more than the {} "
+                                    "available ({}): choose fewer layers / heads or a shorter window",
+                                    human_bytes(recorder.bytes_needed()), r.key_end(), human_bytes(forward_host),
+                                    human_bytes(recorder.bytes_needed() + forward_host), human_bytes(available.bytes),
+                                    available.source));
+  recorder.allocate();
+
   analysis::Progress progress("attn", 1, o.model.quiet);
   backend->forward({std::vector<std::int32_t>(tokens.begin(), tokens.begin() + r.key_end())}, options);
   progress.advance(r.key_end());

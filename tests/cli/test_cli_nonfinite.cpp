@@ -68,7 +68,7 @@ TEST(CliNonFinite, ProfileWithOverflowingNoiseExitsOneNamingTheLayer) {
   Workspace w;
   const auto before = files_in(w.dir.path);
   auto r = run_ropescope("profile " + kModels + "ec --tokens " + w.tokens() +
-                         " --bytes --window 64 --noise-std 1e300 --noise-component real --device cpu --quiet --out " +
+                         " --bytes --window 64 --noise-real 1e300 --device cpu --quiet --out " +
                          w.out());
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("after the attention branch of layer 0"), std::string::npos) << r.err;

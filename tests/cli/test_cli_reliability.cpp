@@ -322,6 +322,18 @@ TEST(Reliability, HugeOrOverflowingSizesAreRefusedUpFront) {
   EXPECT_EQ(snapshot(dir.path).size(), 1u) << names(snapshot(dir.path));
 }
 
+TEST(Reliability, AttentionMapsAreSizedAgainstTheMemoryReallyAvailable) {
+  TempDir dir;
+  const auto text = text_file(dir);
+  // 16 maps (2 layers x 8 heads) of 700 x 700 floats (31 MB) fit --max-memory 4G but not a 20 MB limit.
+  const auto r = run_ropescope("attn " + kModels + "ec --tokens " + text.string() +
+                                   " --bytes --length 700 --device cpu --quiet --out " + (dir / "maps").string(),
+                               "ROPESCOPE_MEMORY_LIMIT=20000000");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("available (ROPESCOPE_MEMORY_LIMIT)"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "maps"));
+}
+
 TEST(Reliability, TheSameFlagsFollowTheSameRulesEverywhere) {
   TempDir dir;
   const auto text = text_file(dir);
