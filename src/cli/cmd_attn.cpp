@@ -47,12 +47,6 @@ std::uint64_t parse_bytes(const std::string& text) {
   return static_cast<std::uint64_t>(value * unit);
 }
 
-std::string human_bytes(std::uint64_t bytes) {
-  if (bytes >= (1ULL << 30)) return fmt::format("{:.2f} GiB", bytes / double(1ULL << 30));
-  if (bytes >= (1ULL << 20)) return fmt::format("{:.2f} MiB", bytes / double(1ULL << 20));
-  return fmt::format("{} bytes", bytes);
-}
-
 // The output directory: created when missing (before any work, so an
 // unusable path fails first) and removed again if the run leaves it empty.
 class OutputDirectory {
@@ -98,8 +92,8 @@ void run_attn(const AttnOptions& o) {
   if (recorder.bytes_needed() > limit)
     throw ArgumentError(fmt::format("the maps would need {} ({} maps x {} x {} x 4 bytes x {} array(s)), above "
                                     "--max-memory {}: choose fewer layers / heads or a shorter window",
-                                    human_bytes(recorder.bytes_needed()), recorder.maps().size(), r.rows(), r.columns(),
-                                    r.arrays(), human_bytes(limit)));
+                                    format_bytes(recorder.bytes_needed()), recorder.maps().size(), r.rows(), r.columns(),
+                                    r.arrays(), format_bytes(limit)));
   // The maps live in host memory beside the forward's own buffers (host ones on the CPU backend).
   auto options = base_forward_options(o.model);
   options.loss = false;  // only the attention is needed
@@ -109,8 +103,8 @@ void run_attn(const AttnOptions& o) {
   if (recorder.bytes_needed() + forward_host > available.bytes)
     throw ArgumentError(fmt::format("the maps ({}) and the forward pass over {} tokens ({}) need {}, more than the {} "
                                     "available ({}): choose fewer layers / heads or a shorter window",
-                                    human_bytes(recorder.bytes_needed()), r.key_end(), human_bytes(forward_host),
-                                    human_bytes(recorder.bytes_needed() + forward_host), human_bytes(available.bytes),
+                                    format_bytes(recorder.bytes_needed()), r.key_end(), format_bytes(forward_host),
+                                    format_bytes(recorder.bytes_needed() + forward_host), format_bytes(available.bytes),
                                     available.source));
   recorder.allocate();
 

@@ -6,6 +6,8 @@
 // RoPE overrides (--scaling) for extrapolation beyond the training length.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -160,6 +162,8 @@ void run_ppl(const PplOptions& o) {
   }
   total_windows = (total_windows + curve_windows) * static_cast<long>(conditions.size());
 
+  for (const auto& c : conditions)
+    check_forward_fits(*backend, std::max(*std::max_element(o.lengths.begin(), o.lengths.end()), o.curve), c.options);
   analysis::RunRecord record("ppl", *backend);
   analysis::Progress progress("ppl", total_windows, o.model.quiet);
   std::vector<std::vector<analysis::SlidingWindowResult>> results(conditions.size());

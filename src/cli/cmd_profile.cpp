@@ -91,6 +91,7 @@ void run_profile(const ProfileOptions& o) {
   analysis::ProfileObserver observer(bins, beyond, layers, heads);
   options.loss = false;  // only the attention is needed
   options.observer = &observer;
+  check_forward_fits(*backend, T, options);
   analysis::Progress progress("profile", windows, o.model.quiet);
   for (long w = 0; w < windows; ++w) {
     // Each window is its own sequence, positions 0 .. T-1.

@@ -174,6 +174,10 @@ backend::QueryNoise checked_query_noise(const std::string& flag, double std, mod
   return backend::QueryNoise{component, std, checked_seed(seed)};
 }
 
+void check_forward_fits(const backend::Backend& backend, long T, const backend::ForwardOptions& options) {
+  if (const auto* cpu = dynamic_cast<const cpu::CpuBackend*>(&backend)) cpu->check_memory(T, options);
+}
+
 backend::ForwardOptions base_forward_options(const ModelArgs& args) {
   backend::ForwardOptions o;
   if (args.angles == "exact") o.angles = model::AnglePrecision::exact;

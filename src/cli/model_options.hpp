@@ -74,6 +74,12 @@ backend::QueryNoise checked_query_noise(const std::string& flag, double std, mod
                                         const model::Model& model, long long seed);
 std::uint64_t checked_seed(long long seed);
 
+// Refuses, before the first forward pass, a run whose longest sequence of T
+// tokens does not fit the memory available to the backend's forward (CPU: host
+// memory, core/memory.hpp). The CUDA backend checks free device memory at each
+// forward, before its first kernel.
+void check_forward_fits(const backend::Backend& backend, long T, const backend::ForwardOptions& options);
+
 // The forward options the shared flags imply (angle precision).
 backend::ForwardOptions base_forward_options(const ModelArgs& args);
 

@@ -169,4 +169,10 @@ std::uint64_t physical_memory_bytes() {
   return static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE));
 }
 
+std::string format_bytes(std::uint64_t bytes) {
+  if (bytes >= (std::uint64_t{1} << 30)) return fmt::format("{:.2f} GiB", bytes / double(std::uint64_t{1} << 30));
+  if (bytes >= (std::uint64_t{1} << 20)) return fmt::format("{:.2f} MiB", bytes / double(std::uint64_t{1} << 20));
+  return fmt::format("{} bytes", bytes);
+}
+
 }  // namespace ropescope

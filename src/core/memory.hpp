@@ -63,6 +63,9 @@ MemorySources read_memory_sources();
 MemoryLimit available_memory();
 std::uint64_t available_memory_bytes();
 
+// A byte count for messages: "12.34 GiB", "5.67 MiB", "123 bytes".
+std::string format_bytes(std::uint64_t bytes);
+
 // Physical RAM (sysconf), for sanity checks and messages.
 std::uint64_t physical_memory_bytes();
 

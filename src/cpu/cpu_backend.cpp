@@ -308,9 +308,9 @@ void CpuBackend::check_memory(long T, const backend::ForwardOptions& options) co
   const std::uint64_t bytes = forward_bytes(T, options);
   const MemoryLimit limit = available_memory();
   if (bytes > limit.bytes)
-    throw ArgumentError(fmt::format("a context of T = {} tokens needs about {:.1f} GiB on the CPU backend; {:.1f} GiB "
-                                    "is available (the limit that applies: {})",
-                                    T, bytes / 1073741824.0, limit.bytes / 1073741824.0, limit.source));
+    throw ArgumentError(fmt::format("a context of T = {} tokens needs about {} on the CPU backend; {} is available "
+                                    "(the limit that applies: {})",
+                                    T, format_bytes(bytes), format_bytes(limit.bytes), limit.source));
 }
 
 std::vector<backend::ForwardResult> CpuBackend::forward(const std::vector<std::vector<std::int32_t>>& sequences,

@@ -334,6 +334,18 @@ TEST(Reliability, AttentionMapsAreSizedAgainstTheMemoryReallyAvailable) {
   EXPECT_FALSE(std::filesystem::exists(dir / "maps"));
 }
 
+TEST(Reliability, APerplexitySweepThatCannotFitIsRefusedBeforeItsFirstWindow) {
+  TempDir dir;
+  const auto text = text_file(dir);
+  // The 32-token windows would fit a 5 MB limit, the 800-token curve would not: nothing runs.
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = run_ropescope(ppl_command(text, dir / "run", "--curve 800"), "ROPESCOPE_MEMORY_LIMIT=5000000");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("ROPESCOPE_MEMORY_LIMIT"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 5.0);
+  EXPECT_EQ(snapshot(dir.path).size(), 1u) << names(snapshot(dir.path));
+}
+
 TEST(Reliability, TheSameFlagsFollowTheSameRulesEverywhere) {
   TempDir dir;
   const auto text = text_file(dir);
