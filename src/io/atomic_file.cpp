@@ -22,7 +22,7 @@ std::filesystem::path temporary_path_for(const std::filesystem::path& target) {
   static std::atomic<unsigned> counter{0};
   auto name = target.filename().string();
   if (name.empty()) throw ArgumentError(fmt::format("output path '{}' names no file", target.string()));
-  return target.parent_path() / fmt::format(".{}.tmp-{}-{}", name, ::getpid(), counter++);
+  return target.parent_path() / fmt::format(".{}.ropescope-tmp-{}-{}", name, ::getpid(), counter++);
 }
 
 AtomicOutput::AtomicOutput(std::filesystem::path target)
@@ -158,7 +158,7 @@ void check_output_prefix(const std::string& prefix, std::string_view option) {
 }
 
 int remove_stale_staging_files(const std::filesystem::path& directory) {
-  static const std::regex staging(R"(\..+\.tmp-([0-9]+)-[0-9]+)");
+  static const std::regex staging(R"(\..+\.ropescope-tmp-([0-9]+)-[0-9]+)");
   int removed = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(directory, ec)) {

@@ -1,6 +1,6 @@
 // Output files that appear complete or not at all, and the outputs of one run
 // committed together. Every output is staged in a hidden file beside its
-// target (`.<name>.tmp-<pid>-<n>`, same directory, so rename() is atomic),
+// target (`.<name>.ropescope-tmp-<pid>-<n>`, same directory, so rename() is atomic),
 // locked (flock) while its process lives and registered for removal on
 // SIGINT / SIGTERM (io/interrupt_cleanup.hpp). A staging file that survived a
 // SIGKILL is unlocked: the next transaction in that directory removes it.

@@ -101,7 +101,7 @@ bool process_alive(pid_t pid) {
 
 bool has_staging_file(const std::map<std::string, std::string>& files) {
   for (const auto& [name, bytes] : files)
-    if (name.find(".tmp-") != std::string::npos) return true;
+    if (name.find(".ropescope-tmp-") != std::string::npos) return true;
   return false;
 }
 
