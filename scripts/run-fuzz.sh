@@ -5,8 +5,10 @@
 #   model_config 30 s         npy 20 s              tokens 20 s
 #   scripts/run-fuzz.sh [NAME=SECONDS ...]   (names given: only those run, for that long)
 # Builds build-fuzz/fuzz_* with clang++ -fsanitize=fuzzer,address,undefined
-# (outside the CMake build; each source compiled once, two at a time), seeds
-# them from tests/fuzz/corpus*/ and the tokenizer fixtures of
+# (outside the CMake build; each source compiled once, two at a time, and
+# reused by later runs while it and its headers are unchanged), seeds
+# them from tests/fuzz/corpus*/ (fuzz_model_config also with the key names of
+# tests/fuzz/config.dict) and the tokenizer fixtures of
 # tests/data/tokenizers/ (read-only; new inputs go to build-fuzz/), runs every
 # target, and exits non-zero if any found a crash, leak, sanitizer report,
 # undocumented exception or an allocation over 2 GiB (the reproducer is left in
@@ -49,23 +51,38 @@ declare -A sources=(
   [npy]="src/io/npy.cpp src/io/atomic_file.cpp src/io/mapped_file.cpp"
   [tokens]="src/io/tokens.cpp src/io/npy.cpp src/io/atomic_file.cpp src/io/mapped_file.cpp")
 declare -A libs=([tokenizer_json]="-lonig -lutf8proc" [tokenizer_encode]="-lonig -lutf8proc" [model_config]="-lquadmath")
+declare -A options=([model_config]="-dict=../tests/fuzz/config.dict")
 declare -A max_len=([safetensors_header]=4096 [tokenizer_json]=65536 [tokenizer_encode]=4096 [model_config]=16384
                     [npy]=4096 [tokens]=4096)
 declare -A seeds=([safetensors_header]="../tests/fuzz/corpus" [tokenizer_json]="seeds_tokenizer_json ../tests/fuzz/corpus_tokenizer"
                   [tokenizer_encode]="../tests/fuzz/corpus_tokenizer" [model_config]="../tests/fuzz/corpus_config"
                   [npy]="../tests/fuzz/corpus_npy" [tokens]="../tests/fuzz/corpus_tokens")
 
-# Compile every needed source once (objects under build-fuzz/obj/), two at a time, then link.
+# Compile every needed source once (objects under build-fuzz/obj/), two at a
+# time, then link. An object is reused while it is newer than its source and
+# every header it includes (clang's -MMD list) and the flags are unchanged.
 mkdir -p "$out/obj" "$out/seeds_tokenizer_json"
+defines=(-DROPESCOPE_FIXTURES="\"$PWD/tests/data/tokenizers\"")
+stamp="$CXX ${flags[*]} ${defines[*]}"
+[[ -f $out/obj/flags && $(<"$out/obj/flags") == "$stamp" ]] || rm -f "$out"/obj/*.o
+echo "$stamp" >"$out/obj/flags"
 declare -A needed=()
 for name in "${order[@]}"; do
   needed[tests/fuzz/fuzz_$name.cpp]=1
   for s in ${sources[$name]}; do needed[$s]=1; done
 done
 object() { local s=${1//\//_}; echo "$out/obj/${s%.cpp}.o"; }
+up_to_date() {  # OBJECT: exists and is newer than everything in its dependency list
+  local o=$1 d=${1%.o}.d f
+  [[ -f $o && -f $d ]] || return 1
+  for f in $(sed -e 's/^[^:]*://' -e 's/\\$//' "$d"); do [[ $f -nt $o ]] && return 1; done
+  return 0
+}
 running=()
 for s in $(printf '%s\n' "${!needed[@]}" | sort); do
-  "$CXX" "${flags[@]}" -DROPESCOPE_FIXTURES="\"$PWD/tests/data/tokenizers\"" -c "$s" -o "$(object "$s")" &
+  o=$(object "$s")
+  up_to_date "$o" && continue
+  "$CXX" "${flags[@]}" "${defines[@]}" -MMD -MF "${o%.o}.d" -c "$s" -o "$o" &
   running+=($!)
   if ((${#running[@]} == 2)); then
     wait "${running[0]}"
@@ -87,8 +104,8 @@ failed=()
 for name in "${order[@]}"; do
   mkdir -p "corpus_$name"
   echo "== fuzz_$name: ${seconds[$name]} s"
-  # shellcheck disable=SC2086  # seeds is a word list
-  if ! ./"fuzz_$name" -max_total_time="${seconds[$name]}" -max_len="${max_len[$name]}" "${common[@]}" \
+  # shellcheck disable=SC2086  # options and seeds are word lists
+  if ! ./"fuzz_$name" -max_total_time="${seconds[$name]}" -max_len="${max_len[$name]}" "${common[@]}" ${options[$name]:-} \
       "corpus_$name" ${seeds[$name]} >"fuzz_$name.log" 2>&1; then
     failed+=("$name")
     tail -n 60 "fuzz_$name.log"
