@@ -48,8 +48,8 @@ declare -A sources=(
   [tokenizer_json]="${tokenizer[*]}"
   [tokenizer_encode]="${tokenizer[*]}"
   [model_config]="src/model/config.cpp src/model/architecture.cpp src/model/head_layout.cpp src/theory/rope_frequencies.cpp src/io/strict_json.cpp src/io/dtype.cpp src/io/mapped_file.cpp"
-  [npy]="src/io/npy.cpp src/io/atomic_file.cpp src/io/mapped_file.cpp"
-  [tokens]="src/io/tokens.cpp src/io/npy.cpp src/io/atomic_file.cpp src/io/mapped_file.cpp")
+  [npy]="src/io/npy_read.cpp src/io/mapped_file.cpp"
+  [tokens]="src/io/tokens.cpp src/io/npy_read.cpp src/io/mapped_file.cpp")
 declare -A libs=([tokenizer_json]="-lonig -lutf8proc" [tokenizer_encode]="-lonig -lutf8proc" [model_config]="-lquadmath")
 declare -A options=([model_config]="-dict=../tests/fuzz/config.dict")
 declare -A max_len=([safetensors_header]=4096 [tokenizer_json]=65536 [tokenizer_encode]=4096 [model_config]=16384
