@@ -273,9 +273,10 @@ TEST(ModelConfig, VariantNames) {
   EXPECT_THROW(parse_variant("ee"), ArgumentError);
 }
 
-// Found by tests/fuzz/fuzz_model_config.cpp: a deeply nested value (here 300000
-// arrays as hidden_size) overflowed the stack when the error message printed
-// it, and a nested text_config would when copied. Refused while parsing.
+// Found with the fuzz_model_config binary on a hand-made input (inputs of the
+// fuzzer's length limit nest too shallowly): a deeply nested value (300000
+// arrays) overflowed the stack when the error message printed it, and a nested
+// text_config would when copied. Refused while parsing.
 TEST(ModelConfig, DeeplyNestedTextIsRefusedWhileParsing) {
   const std::size_t depth = 300000;
   std::string text = base().dump();
