@@ -3,23 +3,13 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "core/error.hpp"
+#include "io/mapped_file.hpp"
 #include "io/strict_json.hpp"
 
 namespace ropescope::io {
 
 namespace {
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("cannot read {}", path.string()));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 void check_shard_name(const std::string& shard, const std::string& tensor, const std::string& source) {
   if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos ||
@@ -43,7 +33,7 @@ Checkpoint::Checkpoint(const std::filesystem::path& directory) : directory_(dire
 
   sharded_ = true;
   const std::string source = index_path.string();
-  const auto index = parse_json_strict(read_text(index_path), source);
+  const auto index = parse_json_strict(read_regular_file(index_path, "checkpoint index"), source);
   if (!index.is_object()) throw FormatError(fmt::format("{}: expected a JSON object", source));
   const auto map = index.find("weight_map");
   if (map == index.end()) throw FormatError(fmt::format("{}: missing \"weight_map\"", source));

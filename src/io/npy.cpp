@@ -1,11 +1,7 @@
-// .npy reading and writing (see npy.hpp).
+// .npy writing (see npy.hpp; reading is in npy_read.cpp).
 #include "io/npy.hpp"
 
 #include <fmt/format.h>
-
-#include <cstring>
-#include <fstream>
-#include <regex>
 
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
@@ -74,67 +70,5 @@ template void write_npy<std::int64_t>(const std::filesystem::path&, std::span<co
                                       const std::vector<std::uint64_t>&);
 template void write_npy<std::uint32_t>(const std::filesystem::path&, std::span<const std::uint32_t>,
                                        const std::vector<std::uint64_t>&);
-
-NpyIntegers read_npy_integers(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("cannot open token file '{}'", path.string()));
-  auto fail = [&](const std::string& why) { return FormatError(fmt::format("{}: not a usable .npy token array: {}", path.string(), why)); };
-  char magic[8];
-  if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) throw fail("missing the \\x93NUMPY magic");
-  std::uint32_t header_length = 0;
-  if (magic[6] == 1) {
-    unsigned char b[2];
-    if (!in.read(reinterpret_cast<char*>(b), 2)) throw fail("truncated header");
-    header_length = b[0] | (b[1] << 8);
-  } else if (magic[6] == 2 || magic[6] == 3) {
-    unsigned char b[4];
-    if (!in.read(reinterpret_cast<char*>(b), 4)) throw fail("truncated header");
-    header_length = b[0] | (b[1] << 8) | (b[2] << 16) | (std::uint32_t(b[3]) << 24);
-  } else {
-    throw fail(fmt::format("unknown format version {}", int(magic[6])));
-  }
-  if (header_length > (1u << 20)) throw fail("header longer than 1 MiB");
-  std::string header(header_length, '\0');
-  if (!in.read(header.data(), header_length)) throw fail("truncated header");
-  std::smatch m;
-  NpyIntegers result;
-  if (!std::regex_search(header, m, std::regex("'descr':\\s*'([^']*)'"))) throw fail("no 'descr' in the header");
-  result.dtype = m[1];
-  if (std::regex_search(header, std::regex("'fortran_order':\\s*True"))) throw fail("Fortran order; expected C order");
-  if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)"))) throw fail("no 'shape' in the header");
-  std::string dims = m[1];
-  std::uint64_t count = 1;
-  const std::regex number("\\d+");
-  for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it) {
-    result.shape.push_back(std::stoull(it->str()));
-    if (__builtin_mul_overflow(count, result.shape.back(), &count)) throw fail(fmt::format("shape ({}) overflows", dims));
-  }
-  std::size_t size = 0;
-  if (result.dtype == "<i4") size = 4;
-  else if (result.dtype == "<i8") size = 8;
-  else if (result.dtype == "<u2") size = 2;
-  else if (result.dtype == "<u4") size = 4;
-  else if (result.dtype == "|u1") size = 1;
-  else throw fail(fmt::format("dtype '{}'; expected an integer array: int32, int64, uint16, uint32 (or uint8)", result.dtype));
-  // Compare the data size with the file before allocating: a corrupt shape must
-  // not turn into a huge allocation.
-  const std::uint64_t available = std::filesystem::file_size(path) - static_cast<std::uint64_t>(in.tellg());
-  std::uint64_t needed = 0;
-  if (__builtin_mul_overflow(count, size, &needed) || needed > available)
-    throw fail(fmt::format("data shorter than shape ({}) needs", dims));
-  if (needed < available) throw fail(fmt::format("data longer than shape ({}) needs", dims));
-  std::vector<unsigned char> bytes(needed);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
-    throw fail(fmt::format("data shorter than shape ({}) needs", dims));
-  result.values.resize(count);
-  for (std::uint64_t i = 0; i < count; ++i) {
-    const unsigned char* p = bytes.data() + i * size;
-    std::uint64_t u = 0;
-    for (std::size_t b = 0; b < size; ++b) u |= std::uint64_t(p[b]) << (8 * b);
-    if (result.dtype == "<i4") result.values[i] = static_cast<std::int32_t>(u);
-    else result.values[i] = static_cast<std::int64_t>(u);
-  }
-  return result;
-}
 
 }  // namespace ropescope::io

@@ -19,8 +19,17 @@ nlohmann::json parse_json_strict(std::string_view text, const std::string& sourc
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
   bool found_duplicate = false;
+  std::size_t open_values = 0;  // arrays and objects entered and not yet closed
   auto callback = [&](int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using E = nlohmann::json::parse_event_t;
+    if (event == E::object_start || event == E::array_start) {
+      // nlohmann's copy, comparison and dump recurse per level: a deep document would overflow the stack.
+      if (++open_values > kMaxJsonDepth)
+        throw FormatError(fmt::format("{}: arrays and objects nested deeper than {} levels", source,
+                                      kMaxJsonDepth));
+    } else if (event == E::object_end || event == E::array_end) {
+      --open_values;
+    }
     if (event == E::object_start) {
       open_objects.emplace_back();
     } else if (event == E::object_end) {

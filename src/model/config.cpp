@@ -8,14 +8,13 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "core/error.hpp"
 #include "io/dtype.hpp"
+#include "io/mapped_file.hpp"
 #include "io/strict_json.hpp"
 
 namespace ropescope::model {
@@ -824,12 +823,12 @@ ModelConfig parse_model_config(const json& config, const std::string& source, st
   return c;
 }
 
+ModelConfig parse_model_config_text(std::string_view text, const std::string& source, std::vector<std::string>* warnings) {
+  return parse_model_config(io::parse_json_strict(text, source), source, warnings);
+}
+
 ModelConfig load_model_config(const std::filesystem::path& path, std::vector<std::string>* warnings) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("cannot read {}", path.string()));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_model_config(io::parse_json_strict(text.str(), path.string()), path.string(), warnings);
+  return parse_model_config_text(io::read_regular_file(path, "config"), path.string(), warnings);
 }
 
 }  // namespace ropescope::model

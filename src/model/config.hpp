@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/dtype.hpp"
@@ -69,7 +70,13 @@ struct ModelConfig {
 // generation settings) are appended to `warnings`.
 ModelConfig parse_model_config(const nlohmann::json& config, const std::string& source,
                                std::vector<std::string>* warnings = nullptr);
-// Reads and parses `path` (config.json).
+// Parses config.json's text: strict JSON (io::parse_json_strict: no duplicate
+// keys, no byte-order mark), then parse_model_config. Malformed text is a
+// FormatError naming `source`.
+ModelConfig parse_model_config_text(std::string_view text, const std::string& source,
+                                    std::vector<std::string>* warnings = nullptr);
+// Reads and parses `path` (config.json); a path that is not a regular file (a
+// FIFO, a directory) is refused before it is opened for reading.
 ModelConfig load_model_config(const std::filesystem::path& path, std::vector<std::string>* warnings = nullptr);
 
 }  // namespace ropescope::model

@@ -83,17 +83,20 @@ TEST(TokenInputs, NpyOfEveryIntegerDtype) {
   }
 }
 
-TEST(TokenInputs, NpyTwoDimensionalIsFlattenedInCOrder) {
+TEST(TokenInputs, NpyBatchOfOneIsOneSequence) {
   TempDir dir;
-  auto path = dir / "2d.npy";
-  write_bytes(path, npy_file("<i4", "2, 3", little_endian({10, 11, 12, 20, 21, 22}, 4)));
+  auto path = dir / "batch.npy";
+  write_bytes(path, npy_file("<i4", "1, 6", little_endian({10, 11, 12, 20, 21, 22}, 4)));
   EXPECT_EQ(load(path, TokenFormat::npy), (std::vector<std::int32_t>{10, 11, 12, 20, 21, 22}));
+  // Two sequences are refused, not flattened (tests/io/test_tokens.cpp has the other shapes).
+  write_bytes(path, npy_file("<i4", "2, 3", little_endian({10, 11, 12, 20, 21, 22}, 4)));
+  EXPECT_NE(error_of<FormatError>([&] { load(path, TokenFormat::npy); }).find("shape (2, 3)"), std::string::npos);
 }
 
 TEST(TokenInputs, NpyWrittenByWriteNpyRoundTrips) {
   TempDir dir;
   const std::vector<std::int64_t> ids = {3, 1, 4, 1, 5, 9, 2, 6};
-  ropescope::io::write_npy<std::int64_t>(dir / "w.npy", ids, {2, 4});
+  ropescope::io::write_npy<std::int64_t>(dir / "w.npy", ids, {1, 8});
   auto tokens = load(dir / "w.npy", TokenFormat::npy);
   EXPECT_EQ(std::vector<std::int64_t>(tokens.begin(), tokens.end()), ids);
 }

@@ -1,8 +1,11 @@
 // `ropescope info` end to end: text and --json over the test models, exit codes.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "../io/temp_dir.hpp"
@@ -14,8 +17,9 @@ struct CommandResult {
   std::string out;
 };
 
-CommandResult run(const std::string& args) {
-  const std::string command = std::string(ROPESCOPE_BINARY) + " " + args + " 2>&1";
+// `prefix` goes before the binary (e.g. "timeout 20").
+CommandResult run(const std::string& args, const std::string& prefix = "") {
+  const std::string command = prefix + " " + std::string(ROPESCOPE_BINARY) + " " + args + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   std::string out;
   std::array<char, 4096> buffer;
@@ -75,4 +79,22 @@ TEST(CliInfo, ErrorsAndExitCodes) {
   r = run("info " + dir.path().string());
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("\"model_type\" is missing; supported families: llama, mistral"), std::string::npos) << r.out;
+}
+
+// Issue 12 case 10: `info` on a model whose config.json or weights file is a
+// FIFO hung in open(); now exit 2 naming the file. `timeout` keeps a
+// regression from hanging the suite (exit 124 fails the test).
+TEST(CliInfo, FifoInputsAreRefusedNotWaitedOn) {
+  ropescope::test::TempDir dir;
+  for (const auto& entry : std::filesystem::directory_iterator(model("ec")))
+    std::filesystem::copy(entry.path(), dir / entry.path().filename().string());
+  for (const std::string name : {"config.json", "model.safetensors"}) {
+    std::filesystem::rename(dir / name, dir / (name + ".saved"));
+    ASSERT_EQ(::mkfifo((dir / name).c_str(), 0600), 0);
+    const CommandResult r = run("info " + dir.path().string(), "timeout 20");
+    EXPECT_EQ(r.status, 2) << r.out;
+    EXPECT_NE(r.out.find((dir / name).string() + " is a FIFO, not a regular file"), std::string::npos) << r.out;
+    std::filesystem::remove(dir / name);
+    std::filesystem::rename(dir / (name + ".saved"), dir / name);
+  }
 }

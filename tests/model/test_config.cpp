@@ -272,3 +272,23 @@ TEST(ModelConfig, VariantNames) {
   EXPECT_EQ(to_string(Variant::eh), "eh");
   EXPECT_THROW(parse_variant("ee"), ArgumentError);
 }
+
+// Found with the fuzz_model_config binary on a hand-made input (inputs of the
+// fuzzer's length limit nest too shallowly): a deeply nested value (300000
+// arrays) overflowed the stack when the error message printed it, and a nested
+// text_config would when copied. Refused while parsing.
+TEST(ModelConfig, DeeplyNestedTextIsRefusedWhileParsing) {
+  const std::size_t depth = 300000;
+  std::string text = base().dump();
+  text.pop_back();
+  text += ", \"rope_scaling\": " + std::string(depth, '[') + std::string(depth, ']') + "}";
+  try {
+    parse_model_config_text(text, "cfg.json");
+    ADD_FAILURE() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_EQ(std::string(e.what()), "cfg.json: arrays and objects nested deeper than 64 levels");
+  }
+  // Text that parses goes through the same rules as parse_model_config.
+  EXPECT_EQ(parse_model_config_text(base().dump(), "cfg.json").hidden_size, 64);
+  EXPECT_THROW(parse_model_config_text("{\"model_type\": \"llama\", \"model_type\": \"llama\"}", "cfg.json"), FormatError);
+}
