@@ -42,7 +42,7 @@ gcc_include=$(gcc -print-file-name=include 2>/dev/null || true)
 
 # Sources of each target (its fuzz_NAME.cpp comes first) and its libraries.
 tokenizer=(src/tokenizer/utf8.cpp src/tokenizer/regex.cpp src/tokenizer/bpe.cpp src/tokenizer/pipeline.cpp
-           src/tokenizer/split_llama3.cpp src/tokenizer/tokenizer.cpp)
+           src/tokenizer/split_llama3.cpp src/tokenizer/tokenizer.cpp src/io/mapped_file.cpp)
 declare -A sources=(
   [safetensors_header]="src/io/safetensors_header.cpp src/io/strict_json.cpp src/io/dtype.cpp"
   [tokenizer_json]="${tokenizer[*]}"

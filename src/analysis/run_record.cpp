@@ -11,13 +11,13 @@
 #include <iterator>
 
 #include "io/atomic_file.hpp"
+#include "io/mapped_file.hpp"
 #include "io/run_metadata.hpp"
 
 namespace ropescope::analysis {
 
 std::string config_hash(const std::filesystem::path& model_directory) {
-  std::ifstream in(model_directory / "config.json", std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = io::read_regular_file(model_directory / "config.json", "config");
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ULL;
   return fmt::format("{:016x}", h);

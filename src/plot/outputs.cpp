@@ -10,17 +10,16 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "io/mapped_file.hpp"
 
 namespace ropescope::plot {
 namespace {
 
 std::string open_text(const std::filesystem::path& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in || std::filesystem::is_directory(path))
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
     throw ArgumentError(fmt::format("{}: cannot open (expected {})", path.string(), what));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return io::read_regular_file(path, fmt::format("plot input ({})", what));
 }
 
 // One CSV line split into fields (RFC 4180 quoting).

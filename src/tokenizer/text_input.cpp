@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "io/mapped_file.hpp"
 #include "tokenizer/utf8.hpp"
 
 namespace ropescope::tokenizer {
@@ -15,13 +16,8 @@ namespace ropescope::tokenizer {
 TokenizedText tokenize_file(const Tokenizer& tokenizer, const std::filesystem::path& path, bool add_special_tokens,
                             bool replace_invalid) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw ArgumentError(fmt::format("--text '{}': not a readable file", path.string()));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ArgumentError(fmt::format("--text '{}': cannot open", path.string()));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  std::string text = buffer.str();
+  if (!std::filesystem::exists(path, ec)) throw ArgumentError(fmt::format("--text '{}': no such file", path.string()));
+  std::string text = io::read_regular_file(path, "--text");
   TokenizedText out;
   out.file_bytes = text.size();
   std::size_t invalid = find_invalid_utf8(text);

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "core/error.hpp"
+#include "io/mapped_file.hpp"
 #include "tokenizer/bpe.hpp"
 #include "tokenizer/pipeline.hpp"
 #include "tokenizer/utf8.hpp"
@@ -137,11 +138,9 @@ std::size_t leading_space_length(std::string_view text) {
 }
 
 std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ArgumentError(fmt::format("cannot open '{}'", path.string()));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw ArgumentError(fmt::format("cannot open '{}': no such file", path.string()));
+  return io::read_regular_file(path, "tokenizer file");
 }
 
 std::uint32_t id_value(const json& value, const std::string& where) {
