@@ -568,7 +568,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
         observer->on_distance_sums(backend::DistanceSums{
             sequence, l, layout.head(a), T, std::span<const double>(ob.host_prob.data() + base, ob.slots),
             std::span<const double>(ob.host_score.data() + base, ob.slots), ob.host_stats[2 * a],
-            ob.host_stats[2 * a + 1]});
+            ob.host_stats[2 * a + 1], c.arch.window(l)});
       }
       return;
     }

@@ -15,13 +15,18 @@
 //   blocks    attention_scores_f32 + softmax_rows_f32 (the observer's blocks)
 // Tolerances (inputs are the same bf16 values; the reference rotates in
 // float64 and never rounds):
-//   out (bf16): |err| <= 1e-2 + 2e-2 |ref| (bf16 P, V and output roundings);
-//   lse (fp32): |err| <= 2e-2 (q and k rotated then rounded to bf16);
+//   out (bf16): |err| <= (1e-2 + 2e-2 |ref|) m (bf16 P, V and output roundings);
+//   lse (fp32): |err| <= 2e-2 m (q and k rotated then rounded to bf16);
+//   m = max(1, 1.5 scale sqrt(d)): a bf16 rounding of q or k moves a score
+//   by ~2^-9 scale sqrt(d) (N(0, 1) inputs), so a scale above d^-0.5 (the
+//   table's 0.5 at d = 64, 128) scales the score, lse and output errors with
+//   it; the 1.5 covers the sharper softmax (first device run: the scale-0.5
+//   cases reached 0.99 of the plain scale sqrt(d) factor, all others <= 0.86);
 //   distance sums (fp64 accumulation of fp32 terms): per slot, probability
 //   and |score| sums within 3e-2 relative + 1e-3, and EXACTLY 0 for slots at
 //   or beyond a window (no masked pair may count); p (t - s) and entropy
 //   sums within 3e-2 relative;
-//   blocks (fp32): scores 2e-2 + 1e-2 |ref|, -inf exactly where masked;
+//   blocks (fp32): scores (2e-2 + 1e-2 |ref|) m, -inf exactly where masked;
 //   probabilities 2e-3 + 3e-2 ref, exactly 0 where masked.
 // Skipped, with the runtime's reason, where there is no CUDA device (CI).
 #include <gtest/gtest.h>
@@ -214,6 +219,11 @@ struct Fixture {
     }
   }
   int slots() const { return static_cast<int>(slot_start.size()); }
+  // The tolerance factor m of the header.
+  double amplification() const {
+    const double scale = c.scale != 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.d));
+    return std::max(1.0, 1.5 * scale * std::sqrt(static_cast<double>(c.d)));
+  }
   rk::AttentionShape shape() const {
     return {c.T, c.d, c.Q, c.KV, A, c.twins, c.scale, c.softcap, c.window};
   }
@@ -250,14 +260,15 @@ bool check_forward(const Fixture& f, const DeviceInputs& in, const char* name, c
   const auto l = lse.download();
   Worst wo, wl;
   double err2 = 0, ref2 = 0;
+  const double m = f.amplification();
   for (int a = 0; a < f.A; ++a)
     for (int t = 0; t < c.T; ++t) {
       const std::size_t li = std::size_t(a) * c.T + t;
-      wl.add(l[li], f.lse[li], 2e-2, [&] { return "head " + std::to_string(a) + " pos " + std::to_string(t); });
+      wl.add(l[li], f.lse[li], 2e-2 * m, [&] { return "head " + std::to_string(a) + " pos " + std::to_string(t); });
       for (int i = 0; i < c.d; ++i) {
         const std::size_t oi = (std::size_t(t) * f.A + a) * c.d + i;
         const double got = __bfloat162float(o[oi]), r = f.out[oi];
-        wo.add(got, r, 1e-2 + 2e-2 * std::fabs(r), [&] {
+        wo.add(got, r, (1e-2 + 2e-2 * std::fabs(r)) * m, [&] {
           return "head " + std::to_string(a) + " pos " + std::to_string(t) + " dim " + std::to_string(i);
         });
         err2 += (got - r) * (got - r);
@@ -267,7 +278,7 @@ bool check_forward(const Fixture& f, const DeviceInputs& in, const char* name, c
   EXPECT_TRUE(wo.ok()) << name << " " << wo.report("out");
   EXPECT_TRUE(wl.ok()) << name << " " << wl.report("lse");
   const double rel = std::sqrt(err2 / ref2);
-  EXPECT_LT(rel, 1e-2) << name << " out norm-wise relative error";
+  EXPECT_LT(rel, 1e-2 * m) << name << " out norm-wise relative error";
   std::printf("  %-11s out worst %.3g (%s) norm rel %.2e; lse worst %.3g\n", name, std::fabs(wo.got - wo.ref),
               wo.where.c_str(), rel, std::fabs(wl.got - wl.ref));
   if (lse_out) *lse_out = l;
@@ -342,7 +353,7 @@ void check_blocks(const Fixture& f, const DeviceInputs& in, bool round_query) {
       const double sr = visible ? f.ref.score(qr, keys, static_cast<int>(s_)) : -INFINITY;
       const double pr = visible ? std::exp(sr - l) : 0.0;
       auto at = [&] { return "head " + std::to_string(a) + " pos " + std::to_string(t) + " key " + std::to_string(s_); };
-      wsc.add(s[r * k_end + s_], sr, 2e-2 + 1e-2 * std::fabs(visible ? sr : 0.0), at);
+      wsc.add(s[r * k_end + s_], sr, (2e-2 + 1e-2 * std::fabs(visible ? sr : 0.0)) * f.amplification(), at);
       wpr.add(p[r * k_end + s_], pr, visible ? 2e-3 + 3e-2 * pr : std::numeric_limits<double>::min(), at);
     }
   }
