@@ -10,7 +10,8 @@
 //   attention_lab [--sdpa FILE] [--reps N] [--kernel mma|wgmma|both] [--windows]
 // --windows: only the sliding-window timing (T = 32768, windows none / 4096
 // / 1024, both attention kernels and the distance sums), against the share
-// of visible pairs (the O(T W) prediction).
+// of visible pairs (the O(T W) prediction), and the cost of a logit softcap
+// (50) at window none and 4096.
 // Exit status 1 when any check fails.
 #include <cuda_runtime.h>
 
@@ -24,6 +25,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/device_info.hpp"
@@ -308,9 +310,10 @@ std::map<int, std::pair<double, double>> read_sdpa(const std::string& path) {
 }
 
 // Sliding-window timing at T = 32768 (EC 376M shape: 8 query heads, 4 KV, A
-// = 16, d = 128): each kernel with window none, 4096 and 1024. Prediction: time
-// in proportion to the visible pairs, sum_t min(t + 1, W), plus up to ~2 key
-// tiles per CTA of window-edge overhead.
+// = 16, d = 128): each kernel with window none, 4096 and 1024, then softcap
+// 50 at none and 4096. Prediction: time in proportion to the visible pairs,
+// sum_t min(t + 1, W), plus up to ~2 key tiles per CTA of window-edge
+// overhead; "vs none" is against the same kernel without window or softcap.
 bool time_windows(const std::vector<Kernel>& kernels, int reps) {
   const int T = 32768, Q = 8, KV = 4, A = 16, d = 128;
   const auto table = host_table(d, 1e4, 1.0, T);
@@ -338,21 +341,23 @@ bool time_windows(const std::vector<Kernel>& kernels, int reps) {
   const bool sums_fit = slots <= rk::distance_sums_slot_capacity(d);
   rk::rope_keys_bf16(k.d, T, KV, d, dt, nullptr);
   std::printf("sliding-window timing, T = %d, EC 8q/4kv d128 (A = 16), median of %d:\n", T, reps);
-  std::printf("  %-8s %-7s %-10s %-12s %-13s %-14s\n", "window", "kernel", "ms", "vs none", "pairs share",
-              "TFLOP/s (vis.)");
+  std::printf("  %-8s %-8s %-7s %-10s %-12s %-13s %-14s\n", "window", "softcap", "kernel", "ms", "vs none",
+              "pairs share", "TFLOP/s (vis.)");
   bool ok = true;
   std::map<std::string, double> none_ms;
-  for (const int W : {0, 4096, 1024}) {
+  const std::pair<int, double> configs[] = {{0, 0.0}, {4096, 0.0}, {1024, 0.0}, {0, 50.0}, {4096, 50.0}};
+  for (const auto& [W, cap] : configs) {
     double pairs = 0;  // visible (query, key) pairs
     for (int t = 0; t < T; ++t) pairs += W > 0 ? std::min(t + 1, W) : t + 1;
     const double share = pairs / (double(T) * (T + 1) / 2);
     rk::AttentionShape shape{T, d, Q, KV, A, true};
     shape.window = W;
+    shape.softcap = cap;
     auto row = [&](const std::string& name, double ms, double flops_per_pair) {
-      if (W == 0) none_ms[name] = ms;
+      if (W == 0 && cap == 0) none_ms[name] = ms;
       const double tf = flops_per_pair * pairs * A / (ms * 1e-3) / 1e12;
-      std::printf("  %-8s %-7s %-10.3f %-12.3f %-13.3f %-14.1f\n", W ? std::to_string(W).c_str() : "none",
-                  name.c_str(), ms, ms / none_ms[name], share, tf);
+      std::printf("  %-8s %-8s %-7s %-10.3f %-12.3f %-13.3f %-14.1f\n", W ? std::to_string(W).c_str() : "none",
+                  cap > 0 ? "50" : "none", name.c_str(), ms, ms / none_ms[name], share, tf);
     };
     for (const Kernel kernel : kernels) {
       bool ran = true;
