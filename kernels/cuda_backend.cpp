@@ -481,7 +481,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
 
   const auto& spec = c.arch.attention;
   const kernels::AttentionShape shape{static_cast<int>(T), static_cast<int>(d), layout.query_heads, layout.kv_heads,
-                                      A,  layout.variant != model::Variant::rope, spec.scale, spec.softcap.value_or(0.0)};
+                                      A, layout.variant != model::Variant::rope, spec.scale, spec.softcap.value_or(0.0)};
   // The queries the attention kernels read: q itself with the model's layout
   // and table, or, with query noise, every head's rotated and noised query
   // (rotate_queries_bf16) read through an identity table.

@@ -229,7 +229,7 @@ void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const D
   const int KV = shape.kv_heads, d = shape.head_dim;
   const int G = check_attention_shape("attention_forward_bf16", shape, rope);
   if (shape.window < 0) throw std::runtime_error("attention_forward_bf16: negative window");
-  Params p{q,  k,  v,          rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
+  Params p{q, k, v, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
            shape.imaginary_twins, shape.window, score_map(shape)};
   if (d == 128)
     launch<128>(p, stream);

@@ -593,7 +593,7 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
     return false;
   const bool vec_rope = rope.pairs % 8 == 0 && !misaligned(rope.cos) && !misaligned(rope.sin);
   if (shape.window < 0) throw std::runtime_error("attention_forward_wgmma_bf16: negative window");
-  const Params p{q,       rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
+  const Params p{q, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
                  shape.imaginary_twins, vec_rope, shape.window, score_map(shape)};
   if (d == 128)
     launch<128>(k, v, p, stream);

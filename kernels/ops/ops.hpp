@@ -62,10 +62,11 @@ inline double attention_scale(const AttentionShape& shape) {
   return shape.scale != 0 ? shape.scale : 1.0 / std::sqrt(static_cast<double>(shape.head_dim));
 }
 // How the kernels turn a raw fp32 dot product x into log2 units for exp2:
-// without a softcap, x * pre_log2 is already the score times log2(e) (one
-// FMA, as before); with one, score = cap * tanhf(x * pre) and the exponent is
-// score * post_log2 (= log2 e). `unit` converts what the kernel sums back to
-// the score (scale without a softcap, 1 with one).
+// without a softcap, x * post_log2 (= scale log2 e) is already the score in
+// log2 units (one FMA, as before the softcap existed); with one, the kernel
+// first replaces x by the score cap * tanhf(x * pre) and post_log2 = log2 e.
+// `unit` turns what a kernel holds (x, or the capped score) into the score:
+// scale without a softcap, 1 with one.
 struct ScoreMap {
   float cap = 0;       // softcap, 0: none
   float pre = 0;       // scale / cap (softcap only)
