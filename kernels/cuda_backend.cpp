@@ -248,10 +248,9 @@ std::vector<std::string> unsupported_features(const model::Model& m) {
   if (!a.mlp.gated || a.mlp.act != model::Activation::silu)
     out.push_back(fmt::format("{} {} MLP", a.mlp.gated ? "gated" : "plain", model::to_string(a.mlp.act)));
   if (a.attention.qk_norm != model::QkNormKind::none) out.push_back("qk-norm");
-  if (a.attention.softcap) out.push_back("attention logit softcap");
-  if (a.attention.scale != 1.0 / std::sqrt(static_cast<double>(m.layout.head_dim)))
-    out.push_back(fmt::format("attention scale {} (not head_dim^-0.5)", a.attention.scale));
-  if (a.any_window()) out.push_back("sliding-window attention");
+  for (int l = 0; l < static_cast<int>(a.layers.size()); ++l)
+    if (a.window(l) > std::numeric_limits<int>::max())
+      out.push_back(fmt::format("sliding window {} of layer {} (over 2^31 - 1)", a.window(l), l));
   if (a.any_nope()) out.push_back("NoPE layers");
   if (a.local_rope) out.push_back("per-layer RoPE tables");
   if (a.embedding_multiplier != 1 || a.residual_multiplier != 1 || a.logit_multiplier != 1)
@@ -334,7 +333,9 @@ std::string CudaBackend::precision() const {
       "activations; cuBLAS GEMMs with {} inputs (activations converted exactly from bf16) and fp32 accumulation, "
       "no TF32; fp32 residual stream; RMSNorm statistics in fp32; keys rotated then rounded to bf16; attention "
       "softmax in fp32 (flash kernels for d = 64, 128, wgmma on compute capability 9.0 else mma.sync: queries "
-      "rotated and rounded to bf16 in the kernel, bf16 probabilities times bf16 values, fp32 accumulation); query noise added in fp32 to the rotated query before "
+      "rotated and rounded to bf16 in the kernel, bf16 probabilities times bf16 values, fp32 accumulation; the "
+      "model's attention scale, logit softcap as cap * tanhf(score / cap) and per-layer sliding windows as on the "
+      "CPU, key tiles outside a window skipped); query noise added in fp32 to the rotated query before "
       "its bf16 rounding; distance sums from scores recomputed with the forward's log-sum-exp, per-tile fp32 "
       "partial sums accumulated in fp64; RoPE tables as on the CPU (exact float128 reduction or HF float32), "
       "stored as float; fp32 logits and log-sum-exp, in chunks of tokens",
@@ -478,8 +479,9 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     rope = &s.rope_cache.back().table;
   }
 
+  const auto& spec = c.arch.attention;
   const kernels::AttentionShape shape{static_cast<int>(T), static_cast<int>(d), layout.query_heads, layout.kv_heads,
-                                      A, layout.variant != model::Variant::rope};
+                                      A, layout.variant != model::Variant::rope, spec.scale, spec.softcap.value_or(0.0)};
   // The queries the attention kernels read: q itself with the model's layout
   // and table, or, with query noise, every head's rotated and noised query
   // (rotate_queries_bf16) read through an identity table.
@@ -493,6 +495,14 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   const kernels::NoiseParams noise{noisy && options.noise->component == model::HeadKind::imaginary,
                                    noisy ? options.noise->std : 0.0, noisy ? options.noise->seed : 0};
   const bool flash = kernels::flash_attention_supports(shape);
+  // The attention kernels' shape for layer l: its sliding window, dropped
+  // when it covers the whole sequence (then every causal key is visible).
+  auto layer_shape = [&](int l) {
+    kernels::AttentionShape s = attention_shape;
+    const long w = c.arch.window(l);
+    s.window = w > 0 && w < T ? static_cast<int>(w) : 0;
+    return s;
+  };
 
   // The observer's buffers: distance sums when it asks for them, else blocks.
   ObserverBuffers ob;
@@ -537,10 +547,10 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       const kernels::DistanceSumsOut out{ob.slot_of_distance.get(), ob.slot_start.get(), ob.slots,
                                          ob.prob_sum.get(),         ob.score_sum.get(),  ob.stats.get()};
       if (ob.tensor_core_sums)
-        kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope, attention_shape, ws.lse.get(),
+        kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope, layer_shape(l), ws.lse.get(),
                                               out, stream);
       else
-        kernels::attention_distance_sums_simple_bf16(attention_q, ws.k.get(), attention_rope, attention_shape,
+        kernels::attention_distance_sums_simple_bf16(attention_q, ws.k.get(), attention_rope, layer_shape(l),
                                                      ws.lse.get(), flash, out, stream);
       check(cudaMemcpyAsync(ob.host_prob.data(), ob.prob_sum.get(), ob.prob_sum.size() * sizeof(double),
                             cudaMemcpyDeviceToHost, stream),
@@ -558,10 +568,11 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
         observer->on_distance_sums(backend::DistanceSums{
             sequence, l, layout.head(a), T, std::span<const double>(ob.host_prob.data() + base, ob.slots),
             std::span<const double>(ob.host_score.data() + base, ob.slots), ob.host_stats[2 * a],
-            ob.host_stats[2 * a + 1]});
+            ob.host_stats[2 * a + 1], c.arch.window(l)});
       }
       return;
     }
+    const kernels::AttentionShape scores_shape = layer_shape(l);
     for (int a = 0; a < A; ++a) {
       if (!observer->observes(l, a)) continue;
       const model::AttentionHead head = layout.head(a);
@@ -574,9 +585,9 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
         const long rows = std::min(ob.block_rows, T - q0), k_end = q0 + rows;
         const std::size_t n = static_cast<std::size_t>(rows) * k_end;
         kernels::attention_scores_f32(query, attention_rope, flash, ws.k.get(), static_cast<int>(KV),
-                                      static_cast<int>(head.kv_head * d), static_cast<int>(d), q0, rows, k_end,
+                                      static_cast<int>(head.kv_head * d), scores_shape, q0, rows, k_end,
                                       ob.scores.get(), stream);
-        kernels::softmax_rows_f32(ob.scores.get(), ob.probs.get(), q0, rows, k_end, stream);
+        kernels::softmax_rows_f32(ob.scores.get(), ob.probs.get(), q0, rows, k_end, scores_shape.window, stream);
         check(cudaMemcpyAsync(ob.host_scores.data(), ob.scores.get(), n * sizeof(float), cudaMemcpyDeviceToHost,
                               stream),
               "copy scores");
@@ -589,7 +600,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
           const kernels::QuerySource imaginary{ws.q.get(), static_cast<int>(Q), static_cast<int>(head.query_head * d),
                                                Rotation::imaginary};
           kernels::attention_scores_f32(imaginary, *rope, flash, ws.k.get(), static_cast<int>(KV),
-                                        static_cast<int>(head.kv_head * d), static_cast<int>(d), q0, rows, k_end,
+                                        static_cast<int>(head.kv_head * d), scores_shape, q0, rows, k_end,
                                         ob.virtual_scores.get(), stream);
           check(cudaMemcpyAsync(ob.host_virtual.data(), ob.virtual_scores.get(), n * sizeof(float),
                                 cudaMemcpyDeviceToHost, stream),
@@ -642,15 +653,16 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     s.linear_bf16(in.normed, L.v, L.v_bias, ws.v.get(), T, KV, h);
     kernels::rope_keys_bf16(ws.k.get(), static_cast<int>(T), layout.kv_heads, static_cast<int>(d), *rope, stream);
     if (noisy) kernels::rotate_queries_bf16(ws.q.get(), *rope, shape, &noise, l, ws.rotated_q.get(), stream);
+    const kernels::AttentionShape lshape = layer_shape(l);
     if (flash) {
       // The Hopper kernel where it applies (wgmma, TMA), else the mma.sync one.
-      if (!kernels::attention_forward_wgmma_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, attention_shape,
+      if (!kernels::attention_forward_wgmma_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, lshape,
                                                  ws.attn.get(), ws.lse.get(), stream))
-        kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, attention_shape,
-                                        ws.attn.get(), ws.lse.get(), stream);
+        kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, lshape, ws.attn.get(),
+                                        ws.lse.get(), stream);
     } else
-      kernels::attention_simple_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, attention_shape,
-                                     ws.attn.get(), ws.lse.get(), stream);
+      kernels::attention_simple_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, lshape, ws.attn.get(),
+                                     ws.lse.get(), stream);
     if (observer) observe(l);
     for (int a = 0; a < A && !options.ablation.empty(); ++a)
       if (options.ablation.ablates(l, layout.head(a)))

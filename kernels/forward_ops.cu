@@ -152,6 +152,15 @@ __global__ void rotate_queries_kernel(const bf16* __restrict__ q, const float* _
   }
 }
 
+// The score of a dot product as the CPU backend forms it: dot * scale, then
+// cap * tanh(score / cap) when cap > 0 (fp32, tanhf).
+__device__ __forceinline__ float capped_score(float dot, float scale, float cap) {
+  const float score = dot * scale;
+  return cap > 0.f ? cap * tanhf(score / cap) : score;
+}
+// The first key query t sees under a window (0: all keys up to t).
+__device__ __forceinline__ int first_visible_key(int t, int window) { return window > 0 ? max(0, t - window + 1) : 0; }
+
 constexpr int kScoreKeys = 128;  // keys per block of attention_scores_kernel
 
 // Block = (keys kScoreKeys * blockIdx.x .., query row blockIdx.y); a thread per key.
@@ -159,7 +168,7 @@ __global__ void attention_scores_kernel(QuerySource query, const float* __restri
                                         const float* __restrict__ sin, int pairs, bool round_query,
                                         const bf16* __restrict__ k,
                                         int kv_cols, int kv_column, int d, long q_begin, long k_end, float scale,
-                                        float* __restrict__ scores) {
+                                        float cap, int window, float* __restrict__ scores) {
   extern __shared__ float rotated[];  // [d]
   const long t = q_begin + blockIdx.y;
   const bf16* row = query.q + static_cast<std::size_t>(t) * query.cols + query.column;
@@ -172,30 +181,31 @@ __global__ void attention_scores_kernel(QuerySource query, const float* __restri
   const long key = static_cast<long>(blockIdx.x) * kScoreKeys + threadIdx.x;
   if (key >= k_end) return;
   float score = -INFINITY;
-  if (key <= t) {
+  if (key <= t && (window == 0 || t - key < window)) {
     const bf16* krow = k + static_cast<std::size_t>(key) * kv_cols + kv_column;
     float dot = 0.f;
     for (int i = 0; i < d; ++i) dot += rotated[i] * __bfloat162float(krow[i]);
-    score = dot * scale;
+    score = capped_score(dot, scale, cap);
   }
   scores[static_cast<std::size_t>(blockIdx.y) * k_end + key] = score;
 }
 
 __global__ void softmax_rows_kernel(const float* __restrict__ scores, float* __restrict__ probs, long q_begin,
-                                    long k_end) {
+                                    long k_end, int window) {
   __shared__ float maxes[kRowThreads / 32];
   __shared__ double sums[kRowThreads / 32];
   const std::size_t base = static_cast<std::size_t>(blockIdx.x) * k_end;
-  const long visible = q_begin + blockIdx.x + 1;
+  // Keys first .. visible - 1 (the query's own position) are visible.
+  const long visible = q_begin + blockIdx.x + 1, first = window > 0 ? max(0L, visible - window) : 0;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
   float m = -INFINITY;
-  for (long j = threadIdx.x; j < visible; j += blockDim.x) m = fmaxf(m, scores[base + j]);
+  for (long j = first + threadIdx.x; j < visible; j += blockDim.x) m = fmaxf(m, scores[base + j]);
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
   if (lane == 0) maxes[warp] = m;
   __syncthreads();
   for (int w = 0; w < warps; ++w) m = fmaxf(m, maxes[w]);
   double sum = 0;
-  for (long j = threadIdx.x; j < visible; j += blockDim.x) sum += expf(scores[base + j] - m);
+  for (long j = first + threadIdx.x; j < visible; j += blockDim.x) sum += expf(scores[base + j] - m);
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
   if (lane == 0) sums[warp] = sum;
   __syncthreads();
@@ -203,7 +213,7 @@ __global__ void softmax_rows_kernel(const float* __restrict__ scores, float* __r
   for (int w = 0; w < warps; ++w) total += sums[w];
   const float inv = static_cast<float>(1.0 / total);
   for (long j = threadIdx.x; j < k_end; j += blockDim.x)
-    probs[base + j] = j < visible ? expf(scores[base + j] - m) * inv : 0.f;
+    probs[base + j] = j >= first && j < visible ? expf(scores[base + j] - m) * inv : 0.f;
 }
 
 constexpr int kNllThreads = 512;
@@ -296,16 +306,16 @@ __global__ void attention_simple_kernel(const bf16* __restrict__ q, const bf16* 
   __shared__ float query[kMaxHeadDim];
   const int t = blockIdx.x, a = blockIdx.y, lane = threadIdx.x, d = shape.head_dim;
   const int kv_head = stage_query_row(q, cos, sin, pairs, shape, t, a, false, query);
-  const float scale = rsqrtf(static_cast<float>(d));
+  const float scale = static_cast<float>(shape.scale), cap = static_cast<float>(shape.softcap);  // scale set by the host
   float acc[kMaxHeadDim / 32] = {};
   float m = -INFINITY, l = 0.f;
   const std::size_t kv_stride = static_cast<std::size_t>(shape.kv_heads) * d;
-  for (int s = 0; s <= t; ++s) {
+  for (int s = first_visible_key(t, shape.window); s <= t; ++s) {
     const bf16* krow = k + s * kv_stride + static_cast<std::size_t>(kv_head) * d;
     float dot = 0.f;
     for (int i = lane; i < d; i += 32) dot += query[i] * __bfloat162float(krow[i]);
     for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-    const float score = dot * scale, m_new = fmaxf(m, score);
+    const float score = capped_score(dot, scale, cap), m_new = fmaxf(m, score);
     const float correction = expf(m - m_new), p = expf(score - m_new);
     l = l * correction + p;
     m = m_new;
@@ -325,17 +335,17 @@ __global__ void distance_sums_simple_kernel(const bf16* __restrict__ q, const bf
   __shared__ float query[kMaxHeadDim];
   const int t = blockIdx.x, a = blockIdx.y, lane = threadIdx.x, d = shape.head_dim;
   const int kv_head = stage_query_row(q, cos, sin, pairs, shape, t, a, round_query, query);
-  const float scale = rsqrtf(static_cast<float>(d));
+  const float scale = static_cast<float>(shape.scale), cap = static_cast<float>(shape.softcap);  // scale set by the host
   const float row_lse = lse[static_cast<std::size_t>(a) * shape.T + t];
   const std::size_t kv_stride = static_cast<std::size_t>(shape.kv_heads) * d;
   double* prob_sum = out.prob_sum + static_cast<std::size_t>(a) * out.slots;
   double* score_sum = out.score_sum + static_cast<std::size_t>(a) * out.slots;
   double distance = 0, entropy = 0;
-  for (int s = lane; s <= t; s += 32) {
+  for (int s = first_visible_key(t, shape.window) + lane; s <= t; s += 32) {
     const bf16* krow = k + s * kv_stride + static_cast<std::size_t>(kv_head) * d;
     float dot = 0.f;
     for (int i = 0; i < d; ++i) dot += query[i] * __bfloat162float(krow[i]);
-    const float score = dot * scale, p = expf(score - row_lse);
+    const float score = capped_score(dot, scale, cap), p = expf(score - row_lse);
     const int slot = out.slot_of_distance[t - s];
     atomicAdd(prob_sum + slot, static_cast<double>(p));
     atomicAdd(score_sum + slot, static_cast<double>(score));
@@ -422,19 +432,21 @@ void rotate_queries_bf16(const bf16* q, const DeviceRopeTable& rope, const Atten
 }
 
 void attention_scores_f32(const QuerySource& query, const DeviceRopeTable& rope, bool round_query, const bf16* k,
-                          int kv_cols, int kv_column, int head_dim, long q_begin, long rows, long k_end, float* scores,
-                          cudaStream_t stream) {
+                          int kv_cols, int kv_column, const AttentionShape& shape, long q_begin, long rows, long k_end,
+                          float* scores, cudaStream_t stream) {
+  const int head_dim = shape.head_dim;
   if (rows <= 0 || rows > 65535 || q_begin + rows > k_end || rope.positions < k_end)
     throw std::runtime_error("attention_scores_f32: bad block");
   const dim3 grid(static_cast<unsigned>((k_end + kScoreKeys - 1) / kScoreKeys), static_cast<unsigned>(rows));
   attention_scores_kernel<<<grid, kScoreKeys, head_dim * sizeof(float), stream>>>(
       query, rope.cos, rope.sin, rope.pairs, round_query, k, kv_cols, kv_column, head_dim, q_begin, k_end,
-      static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))), scores);
+      static_cast<float>(attention_scale(shape)), static_cast<float>(shape.softcap), shape.window, scores);
   cuda_check(cudaGetLastError(), "attention_scores_kernel launch");
 }
 
-void softmax_rows_f32(const float* scores, float* probs, long q_begin, long rows, long k_end, cudaStream_t stream) {
-  softmax_rows_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(scores, probs, q_begin, k_end);
+void softmax_rows_f32(const float* scores, float* probs, long q_begin, long rows, long k_end, int window,
+                      cudaStream_t stream) {
+  softmax_rows_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(scores, probs, q_begin, k_end, window);
   cuda_check(cudaGetLastError(), "softmax_rows_kernel launch");
 }
 
@@ -449,8 +461,10 @@ void attention_simple_bf16(const bf16* q, const bf16* k, const bf16* v, const De
   if (shape.head_dim % 2 != 0 || shape.head_dim > kMaxHeadDim)
     throw std::runtime_error("attention_simple_bf16: head_dim must be even and <= 256, got " +
                              std::to_string(shape.head_dim));
+  AttentionShape resolved = shape;
+  resolved.scale = attention_scale(shape);
   attention_simple_kernel<<<dim3(shape.T, shape.attention_heads), 32, 0, stream>>>(q, k, v, rope.cos, rope.sin,
-                                                                                   rope.pairs, shape, out, lse);
+                                                                                   rope.pairs, resolved, out, lse);
   cuda_check(cudaGetLastError(), "attention_simple_kernel launch");
 }
 
@@ -460,8 +474,10 @@ void attention_distance_sums_simple_bf16(const bf16* q, const bf16* k, const Dev
   if (shape.head_dim % 2 != 0 || shape.head_dim > kMaxHeadDim)
     throw std::runtime_error("attention_distance_sums_simple_bf16: head_dim must be even and <= 256, got " +
                              std::to_string(shape.head_dim));
+  AttentionShape resolved = shape;
+  resolved.scale = attention_scale(shape);
   distance_sums_simple_kernel<<<dim3(shape.T, shape.attention_heads), 32, 0, stream>>>(
-      q, k, rope.cos, rope.sin, rope.pairs, shape, lse, round_query, out);
+      q, k, rope.cos, rope.sin, rope.pairs, resolved, lse, round_query, out);
   cuda_check(cudaGetLastError(), "distance_sums_simple_kernel launch");
 }
 

@@ -71,13 +71,15 @@ struct QuerySource {
 // query is rotated in fp32 and, with round_query, rounded to bf16 (as the
 // flash kernel stages it; the plain kernel keeps fp32); products with the
 // bf16 rotated keys k [T, kv_cols] (column kv_column onwards) summed in fp32,
-// times d^-0.5.
+// then shape's scale and softcap (shape.head_dim is the head's d); -inf also
+// before the window of shape.window.
 void attention_scores_f32(const QuerySource& query, const DeviceRopeTable& rope, bool round_query, const bf16* k,
-                          int kv_cols, int kv_column, int head_dim, long q_begin, long rows, long k_end, float* scores,
-                          cudaStream_t stream);
-// probs[r, :] = softmax of scores[r, 0 .. q_begin + r] (fp32 exp, sum in
-// fp64), 0 after the query.
-void softmax_rows_f32(const float* scores, float* probs, long q_begin, long rows, long k_end, cudaStream_t stream);
+                          int kv_cols, int kv_column, const AttentionShape& shape, long q_begin, long rows, long k_end,
+                          float* scores, cudaStream_t stream);
+// probs[r, :] = softmax of scores[r, first .. q_begin + r] (fp32 exp, sum in
+// fp64), first = q_begin + r - window + 1 under a window (else 0); 0 elsewhere.
+void softmax_rows_f32(const float* scores, float* probs, long q_begin, long rows, long k_end, int window,
+                      cudaStream_t stream);
 
 // Non-finite activations, flagged on the device: *flag = min(*flag, base +
 // r) for the first row r of x [rows, cols] (fp32) holding a NaN or an
@@ -96,7 +98,8 @@ void next_token_nll_f32(const float* logits, int rows, int V, const std::int32_t
                         cudaStream_t stream);
 
 // Causal attention with the contract of attention_forward_bf16 (unrotated q,
-// rotated k, same layout and outputs) for any even head_dim <= 256: one warp
+// rotated k, same layout and outputs, shape's scale, softcap and window) for
+// any even head_dim <= 256: one warp
 // per (position, head), fp32 scores, online softmax and accumulation in fp32.
 // For the small test models (d = 16); the flash kernel serves d = 64 and 128.
 void attention_simple_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,

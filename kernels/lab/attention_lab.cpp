@@ -7,7 +7,11 @@
 // (attention_forward_bf16, mma.sync), `wgmma` (attention_forward_wgmma_bf16,
 // Hopper), or both (the default); each is validated on every case and timed.
 //
-//   attention_lab [--sdpa FILE] [--reps N] [--kernel mma|wgmma|both]
+//   attention_lab [--sdpa FILE] [--reps N] [--kernel mma|wgmma|both] [--windows]
+// --windows: only the sliding-window timing (T = 32768, windows none / 4096
+// / 1024, both attention kernels and the distance sums), against the share
+// of visible pairs (the O(T W) prediction), and the cost of a logit softcap
+// (50) at window none and 4096.
 // Exit status 1 when any check fails.
 #include <cuda_runtime.h>
 
@@ -21,6 +25,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/device_info.hpp"
@@ -304,13 +309,90 @@ std::map<int, std::pair<double, double>> read_sdpa(const std::string& path) {
   return m;
 }
 
+// Sliding-window timing at T = 32768 (EC 376M shape: 8 query heads, 4 KV, A
+// = 16, d = 128): each kernel with window none, 4096 and 1024, then softcap
+// 50 at none and 4096. Prediction: time in proportion to the visible pairs,
+// sum_t min(t + 1, W), plus up to ~2 key tiles per CTA of window-edge
+// overhead; "vs none" is against the same kernel without window or softcap.
+bool time_windows(const std::vector<Kernel>& kernels, int reps) {
+  const int T = 32768, Q = 8, KV = 4, A = 16, d = 128;
+  const auto table = host_table(d, 1e4, 1.0, T);
+  auto dt = device_table(table);
+  Bf16Array q(static_cast<std::size_t>(T) * Q * d), k(static_cast<std::size_t>(T) * KV * d),
+      v(static_cast<std::size_t>(T) * KV * d);
+  Output<bf16> out(static_cast<std::size_t>(T) * A * d);
+  Output<float> lse(static_cast<std::size_t>(A) * T);
+  // Distance sums: one slot per distance up to 127, then 64-wide slots.
+  std::vector<int> slot_of(T), slot_start;
+  for (int D = 0; D < T; ++D) {
+    slot_of[D] = D < 128 ? D : 128 + (D - 128) / 64;
+    if (static_cast<int>(slot_start.size()) <= slot_of[D]) slot_start.push_back(D);
+  }
+  const int slots = static_cast<int>(slot_start.size());
+  int *d_slot_of = nullptr, *d_slot_start = nullptr;
+  double *prob = nullptr, *score = nullptr, *stats = nullptr;
+  check(cudaMalloc(&d_slot_of, T * sizeof(int)), "cudaMalloc");
+  check(cudaMalloc(&d_slot_start, slots * sizeof(int)), "cudaMalloc");
+  check(cudaMalloc(&prob, std::size_t(A) * slots * 8), "cudaMalloc");
+  check(cudaMalloc(&score, std::size_t(A) * slots * 8), "cudaMalloc");
+  check(cudaMalloc(&stats, 2 * A * 8), "cudaMalloc");
+  check(cudaMemcpy(d_slot_of, slot_of.data(), T * sizeof(int), cudaMemcpyHostToDevice), "upload");
+  check(cudaMemcpy(d_slot_start, slot_start.data(), slots * sizeof(int), cudaMemcpyHostToDevice), "upload");
+  const bool sums_fit = slots <= rk::distance_sums_slot_capacity(d);
+  rk::rope_keys_bf16(k.d, T, KV, d, dt, nullptr);
+  std::printf("sliding-window timing, T = %d, EC 8q/4kv d128 (A = 16), median of %d:\n", T, reps);
+  std::printf("  %-8s %-8s %-7s %-10s %-12s %-13s %-14s\n", "window", "softcap", "kernel", "ms", "vs none",
+              "pairs share", "TFLOP/s (vis.)");
+  bool ok = true;
+  std::map<std::string, double> none_ms;
+  const std::pair<int, double> configs[] = {{0, 0.0}, {4096, 0.0}, {1024, 0.0}, {0, 50.0}, {4096, 50.0}};
+  for (const auto& [W, cap] : configs) {
+    double pairs = 0;  // visible (query, key) pairs
+    for (int t = 0; t < T; ++t) pairs += W > 0 ? std::min(t + 1, W) : t + 1;
+    const double share = pairs / (double(T) * (T + 1) / 2);
+    rk::AttentionShape shape{T, d, Q, KV, A, true};
+    shape.window = W;
+    shape.softcap = cap;
+    auto row = [&](const std::string& name, double ms, double flops_per_pair) {
+      if (W == 0 && cap == 0) none_ms[name] = ms;
+      const double tf = flops_per_pair * pairs * A / (ms * 1e-3) / 1e12;
+      std::printf("  %-8s %-8s %-7s %-10.3f %-12.3f %-13.3f %-14.1f\n", W ? std::to_string(W).c_str() : "none",
+                  cap > 0 ? "50" : "none", name.c_str(), ms, ms / none_ms[name], share, tf);
+    };
+    for (const Kernel kernel : kernels) {
+      bool ran = true;
+      const double ms = time_ms([&] { ran &= run_attention(kernel, q.d, k.d, v.d, dt, shape, out.d, lse.d); }, reps);
+      if (!ran) {
+        std::printf("  %-8d %-7s declined the shape\n", W, kernel_name(kernel));
+        ok = false;
+        continue;
+      }
+      row(kernel_name(kernel), ms, 4.0 * d);  // QK^T and PV: 2 d multiply-adds per pair
+    }
+    if (sums_fit) {
+      const rk::DistanceSumsOut o{d_slot_of, d_slot_start, slots, prob, score, stats};
+      const double ms = time_ms([&] { rk::attention_distance_sums_bf16(q.d, k.d, dt, shape, lse.d, o, nullptr); }, reps);
+      row("sums", ms, 2.0 * d);  // QK^T only
+    }
+  }
+  cudaFree(d_slot_of);
+  cudaFree(d_slot_start);
+  cudaFree(prob);
+  cudaFree(score);
+  cudaFree(stats);
+  rk::free_rope_table(dt);
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string sdpa_path;
   int reps = 20;
   std::vector<Kernel> kernels = {Kernel::mma, Kernel::wgmma};
+  bool windows_only = false;
   for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--windows")) windows_only = true;
     if (!std::strcmp(argv[i], "--sdpa") && i + 1 < argc) {
       sdpa_path = argv[++i];
     } else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
@@ -329,6 +411,7 @@ int main(int argc, char** argv) {
   }
   std::printf("attention_lab: %s\n", rk::describe_cuda_devices().c_str());
   if (rk::cuda_devices().empty()) return 0;
+  if (windows_only) return time_windows(kernels, reps) ? 0 : 1;
 
   bool ok = true;
   std::printf("validation (float64 CPU reference; bf16 tolerances |err| <= atol + rtol|ref|):\n");

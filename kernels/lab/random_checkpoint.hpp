@@ -26,6 +26,10 @@ struct RandomModelShape {
   float std = 0.02f;        // projections and MLP
   float embed_std = 1.0f;   // embeddings and LM head
   std::uint64_t seed = 1;
+  // The family (variant "rope" only for any but llama: rope_config is a
+  // Llama-file field) and raw config.json members appended to the file, e.g.
+  // "\"sliding_window\": 300" for mistral or "\"attention_multiplier\": 0.5" for granite.
+  std::string model_type = "llama", architecture = "LlamaForCausalLM", extra_config;
 };
 
 // Writes the checkpoint into `dir` (created); throws on I/O errors.
@@ -36,13 +40,15 @@ inline void write_random_checkpoint(const std::filesystem::path& dir, const Rand
   const long q_rows = (eh ? s.heads / 2 : s.heads) * d, kv_rows = (eh ? s.kv_heads / 2 : s.kv_heads) * d;
   const long o_cols = (s.variant == "ec" ? 2 * s.heads : s.heads) * d;
   std::ofstream config(dir / "config.json");
-  config << "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_act\": \"silu\", "
+  config << "{\"architectures\": [\"" << s.architecture << "\"], \"model_type\": \"" << s.model_type
+         << "\", \"hidden_act\": \"silu\", "
          << "\"vocab_size\": " << s.vocab << ", \"hidden_size\": " << h << ", \"intermediate_size\": " << s.intermediate
          << ", \"num_hidden_layers\": " << s.layers << ", \"num_attention_heads\": " << s.heads
          << ", \"num_key_value_heads\": " << s.kv_heads << ", \"head_dim\": " << d
          << ", \"rms_norm_eps\": 1e-05, \"rope_theta\": " << s.rope_theta
          << ", \"max_position_embeddings\": 4096, \"tie_word_embeddings\": false, \"torch_dtype\": \"bfloat16\"";
   if (twins) config << ", \"rope_config\": {\"imag\": true, \"imag_mode\": \"" << (eh ? "imag1" : "imag2") << "\"}";
+  if (!s.extra_config.empty()) config << ", " << s.extra_config;
   config << "}\n";
   if (!config) throw std::runtime_error("cannot write " + (dir / "config.json").string());
 

@@ -36,6 +36,32 @@ struct Attention {
   const float* v = nullptr;  // [T, KV*d]
   const float* cos = nullptr;  // [T, pairs]
   const float* sin = nullptr;
+  // The CPU backend's score (cpu_backend.cpp finish_scores): scale q.k (0:
+  // d^-0.5), then softcap tanh(score / softcap) when softcap > 0; key s
+  // visible from t iff s <= t and, with window > 0, t - s < window.
+  double scale = 0, softcap = 0;
+  long window = 0;
+
+  int first_key(int t) const { return window > 0 ? static_cast<int>(std::max<long>(0, t - window + 1)) : 0; }
+
+  // The rotated query (d values) of attention head a at position t.
+  std::vector<double> query(int a, int t) const {
+    const int qh = twins ? a / 2 : a;
+    const bool imaginary = twins && (a % 2 == 1);
+    std::vector<double> out(d);
+    for (int i = 0; i < d; ++i) out[i] = q[static_cast<std::size_t>(t) * query_heads * d + qh * d + i];
+    rotate(out.data(), cos + static_cast<std::size_t>(t) * pairs, sin + static_cast<std::size_t>(t) * pairs, pairs,
+           imaginary);
+    return out;
+  }
+
+  // The score of the query against key s of rotated_keys (visibility not checked).
+  double score(const std::vector<double>& query, const std::vector<double>& keys, int s) const {
+    double dot = 0;
+    for (int i = 0; i < d; ++i) dot += query[i] * keys[static_cast<std::size_t>(s) * d + i];
+    const double x = dot * (scale != 0 ? scale : 1.0 / std::sqrt(static_cast<double>(d)));
+    return softcap > 0 ? softcap * std::tanh(x / softcap) : x;
+  }
 
   // Keys of KV head h rotated as real keys, [T, d].
   std::vector<double> rotated_keys(int h) const {
@@ -49,27 +75,21 @@ struct Attention {
   }
 
   // Output row (d values) and natural-log lse of attention head a at position
-  // t, given rotated_keys(a / G): causal softmax of d^-0.5 q.k over keys 0..t.
+  // t, given rotated_keys(a / G): softmax of the scores over the visible keys
+  // first_key(t) .. t.
   double row(int a, int t, const std::vector<double>& keys, double* out) const {
     const int G = attention_heads / kv_heads, h = a / G;
-    const int qh = twins ? a / 2 : a;
-    const bool imaginary = twins && (a % 2 == 1);
-    std::vector<double> query(d);
-    for (int i = 0; i < d; ++i) query[i] = q[static_cast<std::size_t>(t) * query_heads * d + qh * d + i];
-    rotate(query.data(), cos + static_cast<std::size_t>(t) * pairs, sin + static_cast<std::size_t>(t) * pairs, pairs,
-           imaginary);
-    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    const std::vector<double> qr = query(a, t);
+    const int first = first_key(t);
     std::vector<double> score(static_cast<std::size_t>(t) + 1);
     double mx = -std::numeric_limits<double>::infinity();
-    for (int s = 0; s <= t; ++s) {
-      double dot = 0;
-      for (int i = 0; i < d; ++i) dot += query[i] * keys[static_cast<std::size_t>(s) * d + i];
-      score[s] = dot * scale;
+    for (int s = first; s <= t; ++s) {
+      score[s] = this->score(qr, keys, s);
       mx = std::max(mx, score[s]);
     }
     double sum = 0;
     for (int i = 0; i < d; ++i) out[i] = 0;
-    for (int s = 0; s <= t; ++s) {
+    for (int s = first; s <= t; ++s) {
       const double w = std::exp(score[s] - mx);
       sum += w;
       for (int i = 0; i < d; ++i) out[i] += w * v[static_cast<std::size_t>(s) * kv_heads * d + h * d + i];

@@ -11,8 +11,14 @@
 // registers, O += P V with P reused from the accumulators as the A operand.
 // Shared-memory rows are XOR-swizzled in 16-byte chunks so that ldmatrix
 // reads 8 rows without bank conflicts.
+//
+// Scores: scale, optional softcap, causal and sliding-window masks as
+// AttentionShape states. Under a window W the CTA starts at the key tile
+// holding its first position's first visible key (q0 - W + 1), so a windowed
+// layer reads O(T W) keys, and a warp skips tiles wholly before its window.
 #include <cuda_bf16.h>
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
 
@@ -40,7 +46,8 @@ struct Params {
   float* lse;  // [A, T]
   int T, query_heads, kv_heads, group, pairs;
   bool twins;
-  float scale_log2;  // d^-0.5 * log2(e): scores go to exp2 directly
+  int window;        // 0: plain causal
+  ScoreMap map;      // scale and softcap (ops.hpp)
 };
 
 template <int D>
@@ -73,7 +80,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
 
   const int q_last = min(q0 + P, p.T) - 1;  // last position of the CTA
   const int tiles = q_last / kKeys + 1;
-  load_kv(0, 0);
+  // First key tile: the one holding key q0 - W + 1, the first key the CTA's
+  // first position sees (later positions see later keys only).
+  const int j0 = p.window > 0 ? max(0, q0 - p.window + 1) / kKeys : 0;
+  load_kv(j0, 0);
   __syncthreads();  // Qs written
 
   // This warp's 16 rows: one group head, positions wpos .. wpos + 15 (P >= 16).
@@ -94,29 +104,43 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // running max (log2 units) and sum
 
-  for (int j = 0; j < tiles; ++j) {
+  for (int j = j0; j < tiles; ++j) {
+    const int stage = (j - j0) & 1;
     cp_async_wait<0>();
-    __syncthreads();  // tile j visible; every warp is done with stage (j + 1) % 2
-    if (j + 1 < tiles) load_kv(j + 1, (j + 1) & 1);
+    __syncthreads();  // tile j visible; every warp is done with the other stage
+    if (j + 1 < tiles) load_kv(j + 1, stage ^ 1);
     const int kbase = j * kKeys;
     if (kbase > wpos + 15) continue;  // all 64 keys lie after this warp's positions
-    const bf16* kt = Ks + (j & 1) * kKeys * D;
-    const bf16* vt = Vs + (j & 1) * kKeys * D;
+    // All 64 keys lie before the window of the warp's first row (wpos - W + 1).
+    if (p.window > 0 && kbase + kKeys - 1 < wpos - p.window + 1) continue;
+    const bf16* kt = Ks + stage * kKeys * D;
+    const bf16* vt = Vs + stage * kKeys * D;
 
     // S = Q K^T: 8 n-tiles of 8 keys (mma.cuh).
     float s[8][4];
     warp_scores<D>(qf, kt, lane, s);
+    if (p.map.cap > 0) {
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) s[n][c] = softcapped(s[n][c], p.map.cap, p.map.pre);
+    }
 
-    // Causal mask on tiles that reach past the warp's first position:
-    // element (row, n-tile n, c) is key kbase + 8n + 2*t4 + (c & 1).
-    if (kbase + kKeys - 1 > wpos) {
+    // Causal mask on tiles that reach past the warp's first position, window
+    // mask on tiles that reach before its last row's first key (wpos + 15 -
+    // W + 1): element (row, n-tile n, c) is key kbase + 8n + 2*t4 + (c & 1);
+    // key is outside the window of pos iff key <= pos - W.
+    const bool causal_edge = kbase + kKeys - 1 > wpos;
+    const bool window_edge = p.window > 0 && kbase < wpos + 16 - p.window;
+    if (causal_edge || window_edge) {
+      const int lo0 = p.window > 0 ? pos0 - p.window : INT_MIN, lo1 = p.window > 0 ? pos1 - p.window : INT_MIN;
 #pragma unroll
       for (int n = 0; n < 8; ++n) {
         const int key = kbase + 8 * n + 2 * t4;
-        if (key > pos0) s[n][0] = -INFINITY;
-        if (key + 1 > pos0) s[n][1] = -INFINITY;
-        if (key > pos1) s[n][2] = -INFINITY;
-        if (key + 1 > pos1) s[n][3] = -INFINITY;
+        if (key > pos0 || key <= lo0) s[n][0] = -INFINITY;
+        if (key + 1 > pos0 || key + 1 <= lo0) s[n][1] = -INFINITY;
+        if (key > pos1 || key <= lo1) s[n][2] = -INFINITY;
+        if (key + 1 > pos1 || key + 1 <= lo1) s[n][3] = -INFINITY;
       }
     }
 
@@ -131,18 +155,20 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    // Key 0 is visible to every row, so m is finite from tile 0 on.
-    const float mn0 = fmaxf(m0, mx0 * p.scale_log2), mn1 = fmaxf(m1, mx1 * p.scale_log2);
-    const float alpha0 = fast_exp2(m0 - mn0), alpha1 = fast_exp2(m1 - mn1);
+    // Without a window key 0 is visible to every row, so m is finite from
+    // tile 0 on; under one a row may have seen only masked keys (safe_max).
+    const float mn0 = fmaxf(m0, mx0 * p.map.post_log2), mn1 = fmaxf(m1, mx1 * p.map.post_log2);
+    const float b0 = safe_max(mn0), b1 = safe_max(mn1);
+    const float alpha0 = fast_exp2(m0 - b0), alpha1 = fast_exp2(m1 - b1);
     m0 = mn0;
     m1 = mn1;
     float rs0 = 0.f, rs1 = 0.f;
 #pragma unroll
     for (int n = 0; n < 8; ++n) {
-      s[n][0] = fast_exp2(fmaf(s[n][0], p.scale_log2, -mn0));
-      s[n][1] = fast_exp2(fmaf(s[n][1], p.scale_log2, -mn0));
-      s[n][2] = fast_exp2(fmaf(s[n][2], p.scale_log2, -mn1));
-      s[n][3] = fast_exp2(fmaf(s[n][3], p.scale_log2, -mn1));
+      s[n][0] = fast_exp2(fmaf(s[n][0], p.map.post_log2, -b0));
+      s[n][1] = fast_exp2(fmaf(s[n][1], p.map.post_log2, -b0));
+      s[n][2] = fast_exp2(fmaf(s[n][2], p.map.post_log2, -b1));
+      s[n][3] = fast_exp2(fmaf(s[n][3], p.map.post_log2, -b1));
       rs0 += s[n][0] + s[n][1];
       rs1 += s[n][2] + s[n][3];
     }
@@ -202,8 +228,9 @@ void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const D
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {
   const int KV = shape.kv_heads, d = shape.head_dim;
   const int G = check_attention_shape("attention_forward_bf16", shape, rope);
+  if (shape.window < 0) throw std::runtime_error("attention_forward_bf16: negative window");
   Params p{q, k, v, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
-           shape.imaginary_twins, static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d)))};
+           shape.imaginary_twins, shape.window, score_map(shape)};
   if (d == 128)
     launch<128>(p, stream);
   else if (d == 64)

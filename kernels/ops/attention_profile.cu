@@ -4,7 +4,10 @@
 // T x T matrix. Scores are recomputed exactly as attention.cu computes them
 // (same query rotation and bf16 rounding, same key tiles, mma.sync m16n8k16)
 // and probabilities come from that pass's saved log-sum-exp:
-// p = exp2(score * d^-0.5 log2 e - lse log2 e).
+// p = exp2(score log2 e - lse log2 e), score = scale q.k, softcapped when
+// AttentionShape asks (then s below holds the capped score, not the raw dot).
+// Under a sliding window W, pairs with t - s >= W count nothing (probability
+// 0, no score) and key tiles wholly before a CTA's first window are skipped.
 //
 // Tiling. One CTA = 8 warps = 128 consecutive query positions of ONE head
 // (blockIdx.y), so one set of slot accumulators serves the whole CTA. Key
@@ -55,8 +58,8 @@ struct Params {
   const float* lse;  // [A, T], natural log
   int T, query_heads, kv_heads, group, pairs;
   bool twins;
-  float scale_log2;  // d^-0.5 * log2(e)
-  double scale;      // d^-0.5
+  int window;        // INT_MAX: plain causal (pos - key < window always)
+  ScoreMap map;      // s * map.post_log2 is the score in log2 units; s * map.unit the score
   DistanceSumsOut out;
 };
 
@@ -78,14 +81,15 @@ __device__ __forceinline__ double warp_sum(double v) {
 // key0 + 8n + (c & 1)): per row sum p and sum p (8n + (c & 1)) (the distance
 // statistic without an int-to-float conversion per element), sum -p log2 p,
 // sum of raw scores, and with kSplit the part at distance >= boundary.
-// kEdge: some pairs are not counted (key after the row, or row past T).
+// kEdge: some pairs are not counted (key after the row, key at or past the
+// row's window, or row past T).
 struct TileSums {
   float p_row0 = 0.f, p_row1 = 0.f, k_row0 = 0.f, k_row1 = 0.f, entropy = 0.f, s_all = 0.f, p_hi = 0.f, s_hi = 0.f;
 };
 
 template <bool kEdge, bool kSplit>
 __device__ __forceinline__ void tile_sums(const float (&s)[8][4], float scale_log2, float lse0, float lse1, int pos0,
-                                          int pos1, int key0, int T, int boundary, TileSums& t) {
+                                          int pos1, int key0, int T, int window, int boundary, TileSums& t) {
 #pragma unroll
   for (int n = 0; n < 8; ++n) {
 #pragma unroll
@@ -93,7 +97,7 @@ __device__ __forceinline__ void tile_sums(const float (&s)[8][4], float scale_lo
       const int pos = c < 2 ? pos0 : pos1, key = key0 + 8 * n + (c & 1);
       const float x = fmaf(s[n][c], scale_log2, -(c < 2 ? lse0 : lse1));  // log2 p
       float pv = fast_exp2(x), sv = s[n][c];
-      if (kEdge && !(key <= pos && pos < T)) pv = sv = 0.f;
+      if (kEdge && !(key <= pos && pos - key < window && pos < T)) pv = sv = 0.f;
       const float offset = static_cast<float>(8 * n + (c & 1));  // a compile-time constant
       if (c < 2) {
         t.p_row0 += pv;
@@ -138,7 +142,9 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
   };
   const int q_last = min(q0 + kRows, p.T) - 1;
   const int tiles = q_last / kKeys + 1;
-  load_k(0, 0);
+  // First key tile: the one holding key q0 - W + 1, the first key position q0 sees.
+  const int j0 = max(0, q0 - p.window + 1) / kKeys;
+  load_k(j0, 0);
   __syncthreads();  // Qs written
 
   const int wrow = warp * 16, wpos = q0 + wrow;
@@ -178,37 +184,47 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
     run_prob = run_score = 0.f;
   };
 
-  for (int j = 0; j < tiles; ++j) {
+  for (int j = j0; j < tiles; ++j) {
+    const int stage = (j - j0) & 1;
     cp_async_wait<0>();
-    __syncthreads();  // tile j visible; every warp is done with stage (j + 1) % 2
-    if (j + 1 < tiles) load_k(j + 1, (j + 1) & 1);
+    __syncthreads();  // tile j visible; every warp is done with the other stage
+    if (j + 1 < tiles) load_k(j + 1, stage ^ 1);
     const int kbase = j * kKeys;
     if (wpos >= p.T || kbase > row_last) continue;  // no row of this warp sees these keys
-    const bf16* kt = Ks + (j & 1) * kKeys * D;
+    // The smallest distance of the tile, wpos - (kbase + 63), is at or past the window.
+    if (wpos - (kbase + kKeys - 1) >= p.window) continue;
+    const bf16* kt = Ks + stage * kKeys * D;
 
     float s[8][4];
     warp_scores<D>(qf, kt, lane, s);
+    if (p.map.cap > 0) {
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) s[n][c] = softcapped(s[n][c], p.map.cap, p.map.pre);
+    }
 
     // Element (n, c): row pos0 (c < 2) or pos1, key kbase + 8n + 2 t4 + (c & 1).
-    // Pairs with key > row, or rows past T (last CTA only), count nothing.
-    const bool edge = kbase + kKeys - 1 > wpos || wpos + 15 >= p.T;
-    const int d_min = max(wpos - (kbase + kKeys - 1), 0), d_max = row_last - kbase;
+    // Pairs with key > row, at distance >= W, or rows past T (last CTA only),
+    // count nothing. Distances counted: d_min .. d_max (d_min < W: the skip above).
+    const bool edge = kbase + kKeys - 1 > wpos || wpos + 15 >= p.T || row_last - kbase >= p.window;
+    const int d_min = max(wpos - (kbase + kKeys - 1), 0), d_max = min(row_last - kbase, p.window - 1);
     const int slot_lo = slot_of[d_min], slot_hi = slot_of[d_max];
     TileSums t;
     const int key0 = kbase + 2 * t4;
     if (slot_hi == slot_lo) {
       if (edge)
-        tile_sums<true, false>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, INT_MAX, t);
+        tile_sums<true, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
       else
-        tile_sums<false, false>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, INT_MAX, t);
+        tile_sums<false, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
     } else if (slot_hi == slot_lo + 1) {
       const int boundary = p.out.slot_start[slot_hi];  // first distance of slot_hi
       if (edge)
-        tile_sums<true, true>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, boundary, t);
+        tile_sums<true, true>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, boundary, t);
       else
-        tile_sums<false, true>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, boundary, t);
+        tile_sums<false, true>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, boundary, t);
     } else {
-      tile_sums<true, false>(s, p.scale_log2, lse0, lse1, pos0, pos1, key0, p.T, INT_MAX, t);
+      tile_sums<true, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
     }
     // sum over the row of p (pos - key) = (pos - key0) sum p - sum p (8n + (c & 1)).
     thread_stats[0] += static_cast<double>(static_cast<float>(pos0 - key0) * t.p_row0 - t.k_row0) +
@@ -242,8 +258,8 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
           const int r = g + (c < 2 ? 0 : 8), col = 8 * n + 2 * t4 + (c & 1);
           const int pos = wpos + r, key = kbase + col;
           float v = 0.f;
-          if (key <= pos && pos < p.T)
-            v = pass == 0 ? fast_exp2(fmaf(s[n][c], p.scale_log2, -(c < 2 ? lse0 : lse1))) : s[n][c];
+          if (key <= pos && pos - key < p.window && pos < p.T)
+            v = pass == 0 ? fast_exp2(fmaf(s[n][c], p.map.post_log2, -(c < 2 ? lse0 : lse1))) : s[n][c];
           wscratch[r * kScratchStride + col] = v;
         }
       }
@@ -267,7 +283,7 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
   const int last_slot = q_last >= 0 ? slot_of[q_last] : -1;
   for (int k = tid; k <= last_slot; k += kThreads) {
     if (acc_prob[k] != 0.0) atomicAdd(prob_out + k, acc_prob[k]);
-    if (acc_score[k] != 0.0) atomicAdd(score_out + k, acc_score[k] * p.scale);
+    if (acc_score[k] != 0.0) atomicAdd(score_out + k, acc_score[k] * p.map.unit);
   }
   const double distance_acc = warp_sum(thread_stats[0]), entropy_acc = warp_sum(thread_stats[1]);
   if (lane == 0) {
@@ -312,9 +328,9 @@ void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRope
   if (out.slots < 1 || out.slots > distance_sums_slot_capacity(shape.head_dim))
     throw std::runtime_error("attention_distance_sums_bf16: " + std::to_string(out.slots) +
                              " slots, outside 1 .. distance_sums_slot_capacity");
-  const double scale = 1.0 / std::sqrt(static_cast<double>(shape.head_dim));
+  if (shape.window < 0) throw std::runtime_error("attention_distance_sums_bf16: negative window");
   const Params p{q,  k,  rope.cos, rope.sin, lse, shape.T, shape.query_heads, shape.kv_heads, G, rope.pairs,
-                 shape.imaginary_twins, static_cast<float>(scale * 1.4426950408889634), scale, out};
+                 shape.imaginary_twins, shape.window > 0 ? shape.window : INT_MAX, score_map(shape), out};
   if (shape.head_dim == 128)
     launch<128>(p, stream);
   else

@@ -17,7 +17,10 @@
 // of tile j - 1, so the exponentials of tile j run while the tensor cores do
 // P V; and the two warpgroups take turns issuing (named-barrier ping-pong, as
 // in FlashAttention-3), so one's softmax overlaps the other's matrix products.
-// Only the last key tile of a CTA needs the causal mask. Queries are rotated
+// Only the last key tile of a CTA needs the causal mask. Scores take the
+// scale and softcap of AttentionShape; under a sliding window W the CTA's
+// key tiles start at the one holding key q0 - W + 1 (O(T W) work) and the
+// first tiles carry the window mask. Queries are rotated
 // from 16-byte loads of q, its rotate_half partner and the cos/sin rows when
 // pairs % 8 == 0 (element by element otherwise).
 //
@@ -30,6 +33,7 @@
 #include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -151,6 +155,8 @@ __device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t* a, 
 using mma::fast_exp2;
 using mma::pack_bf16;
 using mma::write_attention_rows;
+using mma::safe_max;
+using mma::softcapped;
 
 struct Params {
   const bf16* q;       // [T, Q*D]
@@ -161,7 +167,8 @@ struct Params {
   int T, query_heads, kv_heads, group, pairs;
   bool twins;
   bool vec_rope;     // pairs % 8 == 0 and 16-byte aligned table: 16-byte query rotation path
-  float scale_log2;  // d^-0.5 * log2(e): scores go to exp2 directly
+  int window;        // 0: plain causal
+  ScoreMap map;      // scale and softcap (ops.hpp)
 };
 
 // Byte offsets inside the (1024-aligned) dynamic shared memory.
@@ -200,9 +207,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kv = blockIdx.y;
   const int q_last = min(q0 + P, p.T) - 1;
   // P divides kKeys and q0 is a multiple of P, so every position of the CTA
-  // lies in the last key tile: earlier tiles need no mask, and each row sees
-  // at least one key (its own block's first) in every tile.
+  // lies in the last key tile: earlier tiles need no causal mask. Without a
+  // window each row sees at least one key (its own block's first) in every
+  // tile. Under a window W the CTA processes tiles j0 .. tiles - 1, j0 the
+  // tile of key q0 - W + 1 (the first key its first position sees); tile j
+  // is the (j - j0)-th through the stages and barriers.
   const int tiles = q_last / kKeys + 1;
+  const int j0 = p.window > 0 ? max(0, q0 - p.window + 1) / kKeys : 0;
+  const int ntiles = tiles - j0;
   const int tid = threadIdx.x;
 
   if (tid == 0) {
@@ -220,18 +232,18 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Producer warpgroup: gives its registers to the consumers; one thread issues the TMA loads.
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
     if (tid == 0) {
-      for (int j = 0; j < tiles; ++j) {
-        const int s = j % kStages;
+      for (int j = 0; j < ntiles; ++j) {  // key tile j0 + j
+        const int s = j % kStages, key0 = (j0 + j) * kKeys;
         const uint32_t parity = ((j / kStages) - 1) & 1;  // phase of the consumers' release of round j/kStages - 1
         if (j >= kStages) mbar_wait(empty_k + 8 * s, parity);
         mbar_expect_tx(full_k + 8 * s, L::kTile);
         for (int b = 0; b < D / 64; ++b)
-          tma_load_2d(base + L::k + s * L::kTile + b * kKeys * L::kBlock, &tmap_k, kv * D + 64 * b, j * kKeys,
+          tma_load_2d(base + L::k + s * L::kTile + b * kKeys * L::kBlock, &tmap_k, kv * D + 64 * b, key0,
                       full_k + 8 * s);
         if (j >= kStages) mbar_wait(empty_v + 8 * s, parity);
         mbar_expect_tx(full_v + 8 * s, L::kTile);
         for (int b = 0; b < D / 64; ++b)
-          tma_load_2d(base + L::v + s * L::kTile + b * kKeys * L::kBlock, &tmap_v, kv * D + 64 * b, j * kKeys,
+          tma_load_2d(base + L::v + s * L::kTile + b * kKeys * L::kBlock, &tmap_v, kv * D + 64 * b, key0,
                       full_v + 8 * s);
       }
     }
@@ -390,15 +402,22 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Online softmax of the tile in s (keys kbase ..); leaves exp2 values in s,
   // the row sums in rs0/rs1 and the O correction factors in alpha0/alpha1.
   float alpha0, alpha1, rs0, rs1;
-  auto softmax = [&](bool mask, int kbase) {
-    if (mask) {
+  // Window edge: a tile reaching below the CTA's last position's first key
+  // (q_last - W + 1) has pairs outside some row's window (key <= pos - W).
+  const int lo0 = p.window > 0 ? pos0 - p.window : INT_MIN, lo1 = p.window > 0 ? pos1 - p.window : INT_MIN;
+  auto softmax = [&](bool causal_edge, int kbase) {
+    if (p.map.cap > 0) {
+#pragma unroll
+      for (int i = 0; i < 64; ++i) s[i] = softcapped(s[i], p.map.cap, p.map.pre);
+    }
+    if (causal_edge || (p.window > 0 && kbase <= q_last - p.window)) {
 #pragma unroll
       for (int n = 0; n < 16; ++n) {
         const int key = kbase + 8 * n + 2 * t4;
-        if (key > pos0) s[4 * n] = -INFINITY;
-        if (key + 1 > pos0) s[4 * n + 1] = -INFINITY;
-        if (key > pos1) s[4 * n + 2] = -INFINITY;
-        if (key + 1 > pos1) s[4 * n + 3] = -INFINITY;
+        if (key > pos0 || key <= lo0) s[4 * n] = -INFINITY;
+        if (key + 1 > pos0 || key + 1 <= lo0) s[4 * n + 1] = -INFINITY;
+        if (key > pos1 || key <= lo1) s[4 * n + 2] = -INFINITY;
+        if (key + 1 > pos1 || key + 1 <= lo1) s[4 * n + 3] = -INFINITY;
       }
     }
     float mx0 = -INFINITY, mx1 = -INFINITY;
@@ -412,19 +431,21 @@ __global__ void __launch_bounds__(kThreads, 1)
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float mn0 = fmaxf(m0, mx0 * p.scale_log2), mn1 = fmaxf(m1, mx1 * p.scale_log2);
-    alpha0 = fast_exp2(m0 - mn0);  // 0 on the first tile (m = -inf)
-    alpha1 = fast_exp2(m1 - mn1);
+    // Under a window a row may have seen only masked keys so far (safe_max).
+    const float mn0 = fmaxf(m0, mx0 * p.map.post_log2), mn1 = fmaxf(m1, mx1 * p.map.post_log2);
+    const float b0 = safe_max(mn0), b1 = safe_max(mn1);
+    alpha0 = fast_exp2(m0 - b0);  // 0 on the first tile (m = -inf)
+    alpha1 = fast_exp2(m1 - b1);
     m0 = mn0;
     m1 = mn1;
     rs0 = 0.f;
     rs1 = 0.f;
 #pragma unroll
     for (int n = 0; n < 16; ++n) {
-      s[4 * n] = fast_exp2(fmaf(s[4 * n], p.scale_log2, -mn0));
-      s[4 * n + 1] = fast_exp2(fmaf(s[4 * n + 1], p.scale_log2, -mn0));
-      s[4 * n + 2] = fast_exp2(fmaf(s[4 * n + 2], p.scale_log2, -mn1));
-      s[4 * n + 3] = fast_exp2(fmaf(s[4 * n + 3], p.scale_log2, -mn1));
+      s[4 * n] = fast_exp2(fmaf(s[4 * n], p.map.post_log2, -b0));
+      s[4 * n + 1] = fast_exp2(fmaf(s[4 * n + 1], p.map.post_log2, -b0));
+      s[4 * n + 2] = fast_exp2(fmaf(s[4 * n + 2], p.map.post_log2, -b1));
+      s[4 * n + 3] = fast_exp2(fmaf(s[4 * n + 3], p.map.post_log2, -b1));
       rs0 += s[4 * n] + s[4 * n + 1];
       rs1 += s[4 * n + 2] + s[4 * n + 3];
     }
@@ -450,7 +471,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // sync and the other's arrive) grants this warpgroup one round of wgmma
   // issues; it hands the turn to the other after. Rounds: tile 0's S, one per
   // later tile (S_j and P V_{j-1}), the last P V.
-  const int sched_rounds = tiles + 1;
+  const int sched_rounds = ntiles + 1;
   int round = 0;
   auto sched_wait = [&]() {
     asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory");
@@ -471,10 +492,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
   for (int i = 0; i < 64; ++i) fence_reg(s[i]);
   if (wt == 0) mbar_arrive(empty_k);
-  softmax(tiles == 1, 0);
+  softmax(ntiles == 1, j0 * kKeys);
   rescale_and_pack();
 
-  for (int j = 1; j < tiles; ++j) {
+  for (int j = 1; j < ntiles; ++j) {  // key tile j0 + j
     const int st = j % kStages, prev = (j - 1) % kStages;
     mbar_wait(full_k + 8 * st, (j / kStages) & 1);
     mbar_wait(full_v + 8 * prev, ((j - 1) / kStages) & 1);
@@ -486,7 +507,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int i = 0; i < 64; ++i) fence_reg(s[i]);
     if (wt == 0) mbar_arrive(empty_k + 8 * st);
-    softmax(j == tiles - 1, j * kKeys);
+    softmax(j == ntiles - 1, (j0 + j) * kKeys);
     wgmma_wait<0>();                                     // P V done: O and pa free again
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) fence_reg(o[i]);
@@ -495,8 +516,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (wt == 0) mbar_arrive(empty_v + 8 * prev);
     rescale_and_pack();
   }
-  const int last = (tiles - 1) % kStages;
-  mbar_wait(full_v + 8 * last, ((tiles - 1) / kStages) & 1);
+  const int last = (ntiles - 1) % kStages;
+  mbar_wait(full_v + 8 * last, ((ntiles - 1) / kStages) & 1);
   sched_wait();
   issue_pv(last);
   sched_pass();
@@ -571,9 +592,9 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
   if ((d != 64 && d != 128) || shape.T <= 0 || misaligned(q) || misaligned(k) || misaligned(v) || !device_is_sm90())
     return false;
   const bool vec_rope = rope.pairs % 8 == 0 && !misaligned(rope.cos) && !misaligned(rope.sin);
+  if (shape.window < 0) throw std::runtime_error("attention_forward_wgmma_bf16: negative window");
   const Params p{q, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
-                 shape.imaginary_twins, vec_rope,
-                 static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d)))};
+                 shape.imaginary_twins, vec_rope, shape.window, score_map(shape)};
   if (d == 128)
     launch<128>(k, v, p, stream);
   else

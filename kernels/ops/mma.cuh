@@ -8,6 +8,7 @@
 
 #include <cuda_bf16.h>
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/ops/rope_query.cuh"
@@ -67,6 +68,16 @@ __device__ __forceinline__ float fast_exp2(float x) {
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
 }
+
+// The softcap of a raw dot product x (ops.hpp ScoreMap): cap * tanh(x * scale
+// / cap), tanhf (accurate to 2 ulp, not an approximation).
+__device__ __forceinline__ float softcapped(float x, float cap, float pre) { return cap * tanhf(x * pre); }
+
+// The running max of a row whose keys so far were all masked is -inf; exp2
+// then subtracts 0 instead, so exp2(-inf - 0) = 0 for the masked entries and
+// the correction factor, never exp2(-inf + inf) = NaN (sliding windows: a row
+// can see no key of a tile that other rows of its warp see).
+__device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.f : m; }
 
 // S = Q K^T for one warp: its 16 query rows (A fragments qf, one per 16 dims)
 // against the 64 keys of a swizzled [64, D] K tile, fp32 accumulators of 8

@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstddef>
 
 namespace ropescope::kernels {
@@ -47,7 +48,39 @@ struct AttentionShape {
   int kv_heads = 0;         // KV: columns of k, v are KV * d
   int attention_heads = 0;  // A: columns of out are A * d; G = A / KV in {1, 2, 4, 8}
   bool imaginary_twins = false;  // RoPE++ (ec, eh): head 2j real, 2j+1 imaginary of query head j (A = 2Q)
+  // The score of a pair, as the CPU backend forms it (model::AttentionSpec,
+  // LayerSpec): score = scale * q.k, then softcap * tanh(score / softcap)
+  // when softcap > 0; then the mask. scale 0 means head_dim^-0.5.
+  double scale = 0;
+  double softcap = 0;
+  // Sliding window W > 0: key s is visible from query t iff t - W < s <= t
+  // (0: plain causal). Key tiles wholly before every row's window are skipped.
+  int window = 0;
 };
+// The scale that multiplies q.k for `shape`.
+inline double attention_scale(const AttentionShape& shape) {
+  return shape.scale != 0 ? shape.scale : 1.0 / std::sqrt(static_cast<double>(shape.head_dim));
+}
+// How the kernels turn a raw fp32 dot product x into log2 units for exp2:
+// without a softcap, x * post_log2 (= scale log2 e) is already the score in
+// log2 units (one FMA, as before the softcap existed); with one, the kernel
+// first replaces x by the score cap * tanhf(x * pre) and post_log2 = log2 e.
+// `unit` turns what a kernel holds (x, or the capped score) into the score:
+// scale without a softcap, 1 with one.
+struct ScoreMap {
+  float cap = 0;       // softcap, 0: none
+  float pre = 0;       // scale / cap (softcap only)
+  float post_log2 = 0; // log2(e) * (cap ? 1 : scale)
+  double unit = 0;     // scale (no softcap) or 1
+};
+inline ScoreMap score_map(const AttentionShape& shape) {
+  constexpr double kLog2e = 1.4426950408889634;
+  const double scale = attention_scale(shape);
+  if (shape.softcap > 0)
+    return ScoreMap{static_cast<float>(shape.softcap), static_cast<float>(scale / shape.softcap),
+                    static_cast<float>(kLog2e), 1.0};
+  return ScoreMap{0.f, 0.f, static_cast<float>(kLog2e * scale), scale};
+}
 
 // q: projected, unrotated queries [T, Q*d]; k: keys already rotated by
 // rope_keys_bf16 [T, KV*d]; v [T, KV*d]. The kernel rotates each query (real
@@ -61,6 +94,7 @@ void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const D
 // 16-byte aligned; the caller then uses attention_forward_bf16.
 bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                                   const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
+// Both flash kernels honour shape.scale, softcap and window (see AttentionShape).
 // Whether attention_forward_bf16 and attention_distance_sums_bf16 take the
 // shape: d = 64 or 128, G = A / KV in {1, 2, 4, 8}.
 bool flash_attention_supports(const AttentionShape& shape);
@@ -69,7 +103,8 @@ bool flash_attention_supports(const AttentionShape& shape);
 // profiles, backend::DistanceSums), from scores recomputed in the layout of
 // attention_forward_bf16 and that pass's lse: for each head a and slot k,
 // prob_sum[a * slots + k] = sum of p(t, s) and score_sum[...] the sum of the
-// scaled score over the pairs s <= t whose distance t - s lies in slot k;
+// score (scaled, softcapped) over the visible pairs (s <= t, t - s < window
+// when shape.window > 0) whose distance t - s lies in slot k;
 // stats[2a] = sum over pairs of p (t - s), stats[2a + 1] = sum of -p ln p.
 // Accumulators are added to (zero them first). slot_of_distance has T
 // entries, nondecreasing; slot_start[k] is the smallest distance of slot k.

@@ -174,12 +174,15 @@ void ProfileObserver::on_distance_sums(const backend::DistanceSums& sums) {
     p.prob_sum[bin_of_slot_[k]] += sums.prob_sum[k];
     p.score_sum[bin_of_slot_[k]] += sums.score_sum[k];
   }
-  // Pairs at distance D in a sequence of T tokens: T - D (queries D .. T-1).
+  // Pairs at distance D in a sequence of T tokens: T - D (queries D .. T-1),
+  // sum over D = lo .. hi; under a window W only those at D < W have a score.
+  auto pairs_in = [&](std::int64_t lo, std::int64_t hi) {
+    return hi < lo ? std::int64_t{0} : (hi - lo + 1) * sums.T - (lo + hi) * (hi - lo + 1) / 2;
+  };
   for (int b = 0; b < bins_.size() && bins_.lo(b) < sums.T; ++b) {
     const std::int64_t lo = bins_.lo(b), hi = std::min<std::int64_t>(bins_.hi(b), sums.T - 1);
-    const std::int64_t pairs = (hi - lo + 1) * sums.T - (lo + hi) * (hi - lo + 1) / 2;
-    p.count[b] += pairs;
-    p.score_count[b] += pairs;  // backends reducing by distance run no windowed layers (they refuse them)
+    p.count[b] += pairs_in(lo, hi);
+    p.score_count[b] += pairs_in(lo, sums.window > 0 ? std::min<std::int64_t>(hi, sums.window - 1) : hi);
   }
   for (std::size_t j = 0; j < first_slot_beyond_.size(); ++j)
     for (int k = first_slot_beyond_[j]; k < request_.slots; ++k) p.mass_sum[j] += sums.prob_sum[k];

@@ -58,6 +58,7 @@ struct DistanceSums {
   std::span<const double> score_sum;           // [slots]: the same for the scaled pre-softmax score
   double distance_sum = 0;                     // sum over pairs of p(t, s) * (t - s)
   double entropy_sum = 0;                      // sum over pairs of -p log p (natural log)
+  long window = 0;  // the layer's sliding window W (0: none): pairs with t - s >= W are masked, p = 0, no score
 };
 
 class AttentionObserver {

@@ -45,6 +45,13 @@ namespace {
 
 constexpr double kNllAbsolute = 0.05, kNllRelative = 5e-3;
 constexpr double kHiddenTolerance = 2e-2;
+// The architecture fixtures (tests/data/arch: hidden 32, head_dim 8-12,
+// residual streams up to ~20, float32 weights) amplify the bf16 activation
+// roundings more than the test models: the first GPU run (no window, no
+// softcap involved: llama3, qwen2_swa_off, qwen2_yarn_v4) gave NLL |diff| up
+// to 0.243 at NLL 6.62 (3.7%), hidden rel-norm up to 1.9e-2, probabilities
+// 6.5e-2 and scores 0.28. Tolerances for them: NLL 0.05 + 5%, maps 0.1 / 0.4.
+constexpr double kArchNllRelative = 5e-2, kArchProbability = 0.1, kArchScore = 0.4;
 
 std::string source_path(const std::string& relative) {
   const char* env = std::getenv("ROPESCOPE_SOURCE_DIR");
@@ -55,7 +62,8 @@ bool have_device(std::string& why) { return !rs::kernels::cuda_devices(&why).emp
 
 // Runs both backends and checks (and prints) the differences.
 void compare(const std::string& label, const std::shared_ptr<const rs::model::Model>& model,
-             const std::vector<std::vector<std::int32_t>>& tokens, const ForwardOptions& options) {
+             const std::vector<std::vector<std::int32_t>>& tokens, const ForwardOptions& options,
+             double nll_relative = kNllRelative) {
   rs::cpu::CpuBackend cpu(model);
   rs::cuda::CudaBackend gpu(model);
   const auto ref = cpu.forward(tokens, options);
@@ -67,7 +75,7 @@ void compare(const std::string& label, const std::shared_ptr<const rs::model::Mo
     ASSERT_EQ(got[b].nll.size(), ref[b].nll.size());
     for (std::size_t t = 0; t < ref[b].nll.size(); ++t) {
       const double diff = std::abs(got[b].nll[t] - ref[b].nll[t]);
-      const double excess = diff - (kNllAbsolute + kNllRelative * std::abs(ref[b].nll[t]));
+      const double excess = diff - (kNllAbsolute + nll_relative * std::abs(ref[b].nll[t]));
       if (!(excess <= nll_excess)) {
         nll_excess = excess;
         nll_worst = diff;
@@ -251,6 +259,74 @@ TEST(CudaQueryNoise, MatchesCpu) {
   }
 }
 
+// Every architecture fixture of tests/data/arch (expect "match") that the
+// CUDA backend takes (unsupported_features empty): NLL, hidden states and
+// logits against the CPU on each of the fixture's token runs, and the score
+// blocks (maps) of every head, which under a window must be -inf with
+// probability 0 outside it. The fixtures known to need the features of the
+// sliding-window / softcap / scale slice must be among those run.
+TEST(CudaMatchesCpuArchitectures, EverySupportedFixture) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  std::ifstream in(source_path("tests/data/arch/index.json"));
+  const auto index = nlohmann::json::parse(in);
+  std::vector<std::string> ran;
+  for (const std::string name : index) {
+    std::ifstream case_in(source_path("tests/data/arch/" + name + "/case.json"));
+    const auto info = nlohmann::json::parse(case_in);
+    if (info["expect"] != "match") continue;
+    auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/arch/" + name)));
+    if (const auto missing = rs::cuda::unsupported_features(*model); !missing.empty()) {
+      fmt::print("[arch {}] refused by the CUDA backend: {}\n", name, fmt::join(missing, "; "));
+      continue;
+    }
+    ran.push_back(name);
+    rs::io::SafetensorsFile expected(source_path("tests/data/arch/" + name + "/expected.safetensors"));
+    for (std::size_t r = 0; r < info["runs"].size(); ++r) {
+      const auto t = expected.tensor(fmt::format("tokens.{}", r));
+      std::vector<std::int32_t> tokens(t.shape().at(0));
+      std::memcpy(tokens.data(), t.bytes().data(), tokens.size() * 4);
+      const long T = static_cast<long>(tokens.size());
+      ForwardOptions options;
+      options.keep_hidden = true;
+      options.keep_logits = true;
+      compare(fmt::format("arch {} run {}", name, r), model, {tokens}, options, kArchNllRelative);
+
+      rs::testing::MapRecorder cpu_maps(T, false), gpu_maps(T, false);
+      ForwardOptions map_options;
+      map_options.observer = &cpu_maps;
+      rs::cpu::CpuBackend(model).forward({tokens}, map_options);
+      map_options.observer = &gpu_maps;
+      rs::cuda::CudaBackend(model).forward({tokens}, map_options);
+      double worst_p = 0, worst_s = 0;
+      std::string where;
+      for (int l = 0; l < model->config.num_hidden_layers; ++l)
+        for (int a = 0; a < model->layout.attention_heads; ++a) {
+          const auto& c = cpu_maps.at(0, l, a);
+          const auto& g = gpu_maps.at(0, l, a);
+          for (std::size_t i = 0; i < static_cast<std::size_t>(T * T); ++i) {
+            const bool masked = std::isinf(c.scores[i]);
+            if (masked) {
+              ASSERT_EQ(g.probabilities[i], 0.0f) << name << " layer " << l << " head " << a << " element " << i;
+              ASSERT_TRUE(std::isinf(g.scores[i]) && g.scores[i] < 0) << name << " layer " << l << " element " << i;
+              continue;
+            }
+            const double dp = std::abs(g.probabilities[i] - c.probabilities[i]);
+            if (dp > worst_p) worst_p = dp, where = fmt::format("layer {} head {} query {} key {}", l, a, i / T, i % T);
+            worst_s = std::max<double>(worst_s, std::abs(g.scores[i] - c.scores[i]));
+          }
+        }
+      fmt::print("[arch {} run {} T {}] maps: probabilities max |diff| {:.2e} at {}; scores {:.2e}\n", name, r, T,
+                 worst_p, where, worst_s);
+      EXPECT_LE(worst_p, kArchProbability) << name << " " << where;
+      EXPECT_LE(worst_s, kArchScore) << name;
+    }
+  }
+  fmt::print("[arch] compared on the GPU: {}\n", fmt::join(ran, ", "));
+  for (const char* needed : {"mistral_swa", "llama3"})
+    EXPECT_NE(std::find(ran.begin(), ran.end(), needed), ran.end()) << needed << " was not compared";
+}
+
 // Score and probability blocks of every head (the observer path that attn
 // uses), against the CPU's; virtual imaginary scores of a RoPE model too.
 TEST(CudaAttentionMaps, MatchCpu) {
@@ -403,6 +479,64 @@ TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
   }
 }
 
+// Random checkpoints through the flash kernels with the slice's features:
+// Mistral with a sliding window of 300 at T = 1000 (G = 4, d = 128: key
+// tiles skipped, windows not a multiple of the tiles), Granite with an
+// attention multiplier of 0.5 (not d^-0.5) at d = 64. NLL and hidden states,
+// then distance profiles (GPU sums vs the GPU's blocks vs the CPU) and maps.
+TEST(CudaMatchesCpuRandom, SlidingWindowAndScale) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  rs::kernels::lab::RandomModelShape mistral{"rope", 256, 8, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 11};
+  mistral.model_type = "mistral";
+  mistral.architecture = "MistralForCausalLM";
+  mistral.extra_config = "\"sliding_window\": 300";
+  rs::kernels::lab::RandomModelShape granite{"rope", 256, 8, 4, 64, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 12};
+  granite.model_type = "granite";
+  granite.architecture = "GraniteForCausalLM";
+  granite.extra_config = "\"attention_multiplier\": 0.5";
+  for (const auto& [label, shape] : {std::pair{std::string("mistral_w300_d128"), mistral},
+                                     std::pair{std::string("granite_scale_d64"), granite}}) {
+    const auto model = random_model(label, shape);
+    ASSERT_TRUE(rs::cuda::unsupported_features(*model).empty()) << label;
+    const long T = 1000;
+    const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(T, shape.vocab, 8)};
+    ForwardOptions options;
+    options.keep_hidden = true;
+    compare(label, model, tokens, options);
+
+    const int layers = model->config.num_hidden_layers, heads = model->layout.attention_heads;
+    const auto bins = rs::analysis::DistanceBins::log_spaced(100, T - 1, 8);
+    const std::vector<long> beyond{64, 256};
+    rs::analysis::ProfileObserver sums(bins, beyond, layers, heads);
+    BlockProfileObserver gpu_blocks(bins, beyond, layers, heads), cpu_blocks(bins, beyond, layers, heads);
+    ForwardOptions profile_options;
+    rs::cuda::CudaBackend gpu(model);
+    profile_options.observer = &sums;
+    gpu.forward(tokens, profile_options);
+    profile_options.observer = &gpu_blocks;
+    gpu.forward(tokens, profile_options);
+    profile_options.observer = &cpu_blocks;
+    rs::cpu::CpuBackend(model).forward(tokens, profile_options);
+    const ProfileDiff same = profile_diff(sums, gpu_blocks, layers, heads);
+    const ProfileDiff cpu = profile_diff(sums, cpu_blocks, layers, heads);
+    fmt::print("[profile {} T {}] GPU sums vs GPU blocks: mean prob rel {:.1e} ({}), score {:.1e}, distance {:.1e}, "
+               "entropy {:.1e}, mass {:.1e}; vs CPU: {:.1e} ({}), {:.1e}, {:.1e}, {:.1e}, {:.1e}\n",
+               label, T, same.prob, same.where, same.score, same.distance, same.entropy, same.mass, cpu.prob,
+               cpu.where, cpu.score, cpu.distance, cpu.entropy, cpu.mass);
+    EXPECT_LE(same.prob, 1e-4) << label << " " << same.where;
+    EXPECT_LE(same.score, 1e-4) << label;
+    EXPECT_LE(same.distance, 1e-5) << label;
+    EXPECT_LE(same.entropy, 1e-4) << label;
+    EXPECT_LE(same.mass, 1e-5) << label;
+    EXPECT_LE(cpu.prob, 5e-2) << label << " " << cpu.where;
+    EXPECT_LE(cpu.score, 5e-2) << label;
+    EXPECT_LE(cpu.distance, 2e-2) << label;
+    EXPECT_LE(cpu.entropy, 2e-2) << label;
+    EXPECT_LE(cpu.mass, 1e-2) << label;
+  }
+}
+
 }  // namespace
 
 // What the CUDA backend does not implement is named, family by family, before
@@ -419,13 +553,15 @@ TEST(CudaBackendRefuses, FeaturesItDoesNotImplement) {
   };
   EXPECT_TRUE(features("llama3").empty());
   EXPECT_TRUE(features("mistral_null").empty());
-  EXPECT_TRUE(lists("mistral_swa", "sliding-window attention"));
+  // Implemented: sliding windows, the attention logit softcap, any attention scale.
+  EXPECT_TRUE(features("mistral_swa").empty());
+  EXPECT_FALSE(lists("gemma2", "attention logit softcap"));
+  EXPECT_FALSE(lists("granite", "attention scale"));
+  EXPECT_TRUE(lists("granite", "multipliers"));
   EXPECT_TRUE(lists("qwen3", "qk-norm"));
-  EXPECT_TRUE(lists("gemma2", "attention logit softcap"));
   EXPECT_TRUE(lists("gemma2", "final logit softcap"));
   EXPECT_TRUE(lists("gemma2", "sandwich norms"));
   EXPECT_TRUE(lists("gemma3_text", "per-layer RoPE tables"));
-  EXPECT_TRUE(lists("granite", "attention scale"));
   EXPECT_TRUE(lists("smollm3", "NoPE layers"));
   EXPECT_TRUE(lists("phi3", "fused or permuted projections"));
   EXPECT_TRUE(lists("gpt_neox_parallel", "layernorm norms"));
@@ -465,7 +601,7 @@ TEST(CudaBackendRefuses, AutoFallsBackToTheCpuAndSaysSo) {
   const auto sidecar = nlohmann::json::parse(sidecar_file);
   EXPECT_EQ(sidecar["backend"], "cpu");
   ASSERT_EQ(sidecar["warnings"].size(), 1u) << sidecar["warnings"].dump();
-  EXPECT_NE(sidecar["warnings"][0].get<std::string>().find("attention logit softcap"), std::string::npos);
+  EXPECT_NE(sidecar["warnings"][0].get<std::string>().find("final logit softcap"), std::string::npos);
   const auto [cuda_status, cuda_err] = run("cuda", "cuda");
   EXPECT_EQ(cuda_status, 2) << cuda_err;
   EXPECT_NE(cuda_err.find("CUDA backend: gemma2 uses what the CUDA backend does not implement yet"), std::string::npos)

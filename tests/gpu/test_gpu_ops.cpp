@@ -1,0 +1,407 @@
+// Per-kernel GPU test registry (in the spirit of ggml's test-backend-ops):
+// every attention kernel of kernels/ops and kernels/forward_ops against the
+// float64 host reference of kernels/lab/reference.hpp, over a table of
+// shapes and score options: GQA group sizes 1, 2, 4, 8; head dims 16, 64, 128;
+// sliding windows none / smaller than T / not a multiple of the key tiles;
+// logit softcap none / 30 / 50; scale head_dim^-0.5 / other; T never a
+// multiple of the 64- or 128-key tiles. Each (case, kernel) pair is checked
+// element by element; a failure names the worst element (head, position,
+// dim or slot), its value and the reference. Kernels:
+//   mma       attention_forward_bf16 (mma.sync flash), out and lse
+//   wgmma     attention_forward_wgmma_bf16 (Hopper), out and lse
+//   simple    attention_simple_bf16 (any even d), out and lse
+//   sums      attention_distance_sums_bf16 with the wgmma (else mma) lse
+//   sums_simple  attention_distance_sums_simple_bf16 with the simple lse
+//   blocks    attention_scores_f32 + softmax_rows_f32 (the observer's blocks)
+// Tolerances (inputs are the same bf16 values; the reference rotates in
+// float64 and never rounds):
+//   out (bf16): |err| <= (1e-2 + 2e-2 |ref|) m (bf16 P, V and output roundings);
+//   lse (fp32): |err| <= 2e-2 m (q and k rotated then rounded to bf16);
+//   m = max(1, 1.5 scale sqrt(d)): a bf16 rounding of q or k moves a score
+//   by ~2^-9 scale sqrt(d) (N(0, 1) inputs), so a scale above d^-0.5 (the
+//   table's 0.5 at d = 64, 128) scales the score, lse and output errors with
+//   it; the 1.5 covers the sharper softmax (first device run: the scale-0.5
+//   cases reached 0.99 of the plain scale sqrt(d) factor, all others <= 0.86);
+//   distance sums (fp64 accumulation of fp32 terms): per slot, probability
+//   and |score| sums within 3e-2 relative + 1e-3, and EXACTLY 0 for slots at
+//   or beyond a window (no masked pair may count); p (t - s) and entropy
+//   sums within 3e-2 relative;
+//   blocks (fp32): scores (2e-2 + 1e-2 |ref|) m, -inf exactly where masked;
+//   probabilities 2e-3 + 3e-2 ref, exactly 0 where masked.
+// Skipped, with the runtime's reason, where there is no CUDA device (CI).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/device_info.hpp"
+#include "kernels/forward_ops.hpp"
+#include "kernels/lab/reference.hpp"
+#include "kernels/ops/ops.hpp"
+#include "model/rope_table.hpp"
+
+namespace rk = ropescope::kernels;
+
+namespace {
+
+struct OpCase {
+  int T, Q, KV, d;
+  bool twins;
+  double partial;  // partial rotary factor
+  double scale;    // 0: d^-0.5
+  double softcap;  // 0: none
+  int window;      // 0: none
+};
+
+std::string case_name(const OpCase& c) {
+  const int A = c.twins ? 2 * c.Q : c.Q;
+  std::ostringstream s;
+  s << (c.twins ? "ec" : "rope") << "_T" << c.T << "_G" << A / c.KV << "_d" << c.d << "_kv" << c.KV;
+  if (c.partial != 1.0) s << "_partial" << static_cast<int>(c.partial * 100);
+  if (c.scale != 0) s << "_scale" << static_cast<int>(std::lround(c.scale * 1000)) << "m";  // milli
+  if (c.softcap != 0) s << "_cap" << c.softcap;
+  if (c.window != 0) s << "_w" << c.window;
+  return s.str();
+}
+
+// The table. T values: 333, 517, 200, 1000, 2100, 77 (none a multiple of 64
+// or 128); windows: 48 (< one 64-key tile), 100 / 173 / 300 (not multiples
+// of either tile), 256 (a multiple); 2100 with window 300 makes the kernels
+// skip whole key tiles (the first CTAs' windows start past tile 0).
+std::vector<OpCase> cases() {
+  std::vector<OpCase> v;
+  const int groups[] = {1, 2, 4, 8};
+  const int dims[] = {64, 128};
+  // Every (G, d): plain, then with each feature in turn and all together.
+  for (int g : groups)
+    for (int d : dims) {
+      const int KV = 2, A = KV * g;
+      const bool twins = g % 2 == 0 && d == 128;  // EC twins where A is even and one query head per pair
+      const int Q = twins ? A / 2 : A;
+      v.push_back({333, Q, KV, d, twins, 1.0, 0, 0, 0});
+      v.push_back({333, Q, KV, d, twins, 1.0, 0, 0, g == 8 ? 48 : 100});
+      v.push_back({517, Q, KV, d, twins, 1.0, 0, g % 2 ? 30.0 : 50.0, 0});
+      v.push_back({200, Q, KV, d, twins, 1.0, 0.5, 0, 0});
+      v.push_back({517, Q, KV, d, twins, d == 64 ? 1.0 : 0.5, 0.5, 30.0, 173});
+    }
+  // Longer sequences: tile skipping under a window, a window that is a tile multiple.
+  v.push_back({2100, 4, 1, 128, true, 1.0, 0, 0, 300});
+  v.push_back({2100, 8, 2, 64, false, 1.0, 0.3, 50.0, 256});
+  v.push_back({1000, 8, 8, 128, false, 1.0, 0, 30.0, 300});
+  // T below one tile, window larger than T (no masking), partial rotary.
+  v.push_back({77, 8, 1, 64, false, 0.5, 0, 0, 0});
+  v.push_back({77, 4, 2, 128, true, 1.0, 0, 50.0, 100});
+  // Head dims only the simple kernels take (the test models' d = 16; 32).
+  v.push_back({200, 4, 2, 16, true, 1.0, 0, 0, 0});
+  v.push_back({200, 4, 2, 16, true, 1.0, 0.6, 30.0, 37});
+  v.push_back({333, 8, 2, 32, false, 1.0, 0, 50.0, 100});
+  return v;
+}
+
+template <class T>
+struct DeviceBuffer {
+  T* ptr = nullptr;
+  std::size_t n = 0;
+  explicit DeviceBuffer(std::size_t count) : n(count) {
+    if (cudaMalloc(&ptr, std::max<std::size_t>(1, n) * sizeof(T)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
+  }
+  ~DeviceBuffer() { cudaFree(ptr); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void upload(const std::vector<T>& h) { cudaMemcpy(ptr, h.data(), n * sizeof(T), cudaMemcpyHostToDevice); }
+  std::vector<T> download() const {
+    std::vector<T> h(n);
+    cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost);
+    return h;
+  }
+};
+
+// Worst element of one comparison: largest |got - ref| / tolerance.
+struct Worst {
+  double ratio = 0, got = 0, ref = 0;
+  std::string where;
+  long checked = 0;
+  void add(double got_v, double ref_v, double tol, const std::function<std::string()>& at) {
+    ++checked;
+    double r;
+    if (std::isinf(ref_v) || std::isinf(got_v))  // masked scores: -inf on both sides or a failure
+      r = got_v == ref_v ? 0.0 : std::numeric_limits<double>::infinity();
+    else
+      r = std::fabs(got_v - ref_v) / tol;
+    if (std::isnan(r)) r = std::numeric_limits<double>::infinity();  // NaN (e.g. an unwritten element)
+    if (where.empty() || r > ratio) {
+      ratio = r;
+      got = got_v;
+      ref = ref_v;
+      where = at();
+    }
+  }
+  bool ok() const { return ratio <= 1.0; }
+  std::string report(const char* what) const {
+    std::ostringstream s;
+    s << what << ": worst " << where << " got " << got << " ref " << ref << " (|err| / tol " << ratio << ", "
+      << checked << " checked)";
+    return s.str();
+  }
+};
+
+// Inputs and float64 reference results of one case.
+struct Fixture {
+  OpCase c;
+  int A = 0, G = 0;
+  ropescope::model::RopeTable table;
+  std::vector<rk::bf16> qh, kh, vh;
+  std::vector<float> qf, kf, vf;
+  rk::reference::Attention ref;
+  std::vector<double> out;  // [T, A, d]
+  std::vector<double> lse;  // [A, T]
+  // Distance sums with one slot per distance below 64, then bins of doubling width.
+  std::vector<int> slot_of, slot_start;
+  std::vector<double> prob_sum, score_sum, score_abs, stats;  // [A, slots] x 3, [A, 2]
+
+  explicit Fixture(const OpCase& oc) : c(oc) {
+    A = c.twins ? 2 * c.Q : c.Q;
+    G = A / c.KV;
+    ropescope::theory::RopeSpec spec;
+    spec.head_dim = c.d;
+    spec.partial_rotary_factor = c.partial;
+    table = ropescope::model::make_rope_table(spec, c.T, ropescope::model::AnglePrecision::exact, c.T);
+    std::mt19937 rng(1234 + c.T + 7 * c.d + 131 * A);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    auto draw = [&](std::size_t n, std::vector<rk::bf16>& h, std::vector<float>& f) {
+      h.resize(n);
+      f.resize(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        h[i] = __float2bfloat16(normal(rng));
+        f[i] = __bfloat162float(h[i]);
+      }
+    };
+    draw(std::size_t(c.T) * c.Q * c.d, qh, qf);
+    draw(std::size_t(c.T) * c.KV * c.d, kh, kf);
+    draw(std::size_t(c.T) * c.KV * c.d, vh, vf);
+    ref = rk::reference::Attention{c.T, c.d, c.Q, c.KV, A, table.pairs, c.twins, qf.data(), kf.data(), vf.data(),
+                                   table.cos.data(), table.sin.data(), c.scale, c.softcap, c.window};
+    for (int D = 0; D < c.T; ++D) {
+      const int slot = D < 64 ? D : 64 + static_cast<int>(std::floor(std::log2(D / 64.0) * 2));  // half-octave bins
+      if (slot_start.size() <= static_cast<std::size_t>(slot)) slot_start.push_back(D);
+      slot_of.push_back(slot);
+    }
+    const int slots = static_cast<int>(slot_start.size());
+    out.assign(std::size_t(c.T) * A * c.d, 0.0);
+    lse.assign(std::size_t(A) * c.T, 0.0);
+    prob_sum.assign(std::size_t(A) * slots, 0.0);
+    score_sum = score_abs = prob_sum;
+    stats.assign(2 * A, 0.0);
+    for (int h = 0; h < c.KV; ++h) {
+      const auto keys = ref.rotated_keys(h);
+      for (int a = h * G; a < (h + 1) * G; ++a)
+        for (int t = 0; t < c.T; ++t) {
+          const double l = ref.row(a, t, keys, out.data() + (std::size_t(t) * A + a) * c.d);
+          lse[std::size_t(a) * c.T + t] = l;
+          const auto qr = ref.query(a, t);
+          for (int s = ref.first_key(t); s <= t; ++s) {
+            const double sc = ref.score(qr, keys, s), p = std::exp(sc - l);
+            const std::size_t k = std::size_t(a) * slots + slot_of[t - s];
+            prob_sum[k] += p;
+            score_sum[k] += sc;
+            score_abs[k] += std::fabs(sc);
+            stats[2 * a] += p * (t - s);
+            stats[2 * a + 1] += -p * std::log(p);
+          }
+        }
+    }
+  }
+  int slots() const { return static_cast<int>(slot_start.size()); }
+  // The tolerance factor m of the header.
+  double amplification() const {
+    const double scale = c.scale != 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.d));
+    return std::max(1.0, 1.5 * scale * std::sqrt(static_cast<double>(c.d)));
+  }
+  rk::AttentionShape shape() const {
+    return {c.T, c.d, c.Q, c.KV, A, c.twins, c.scale, c.softcap, c.window};
+  }
+};
+
+// Device copies of one case's inputs (keys rotated on the device, as the backend does).
+struct DeviceInputs {
+  DeviceBuffer<rk::bf16> q, k, v;
+  rk::DeviceRopeTable rope;
+  explicit DeviceInputs(const Fixture& f) : q(f.qh.size()), k(f.kh.size()), v(f.vh.size()) {
+    q.upload(f.qh);
+    k.upload(f.kh);
+    v.upload(f.vh);
+    rope = rk::upload_rope_table(f.table.cos.data(), f.table.sin.data(), f.table.positions, f.table.pairs);
+    rk::rope_keys_bf16(k.ptr, f.c.T, f.c.KV, f.c.d, rope, nullptr);
+  }
+  ~DeviceInputs() { rk::free_rope_table(rope); }
+};
+
+using ForwardFn = std::function<bool(const DeviceInputs&, const rk::AttentionShape&, rk::bf16*, float*)>;
+
+// Runs one forward kernel (NaN-poisoned outputs) and compares out and lse.
+// Returns false when the kernel declines the case. lse_out gets the kernel's lse.
+bool check_forward(const Fixture& f, const DeviceInputs& in, const char* name, const ForwardFn& fn,
+                   std::vector<float>* lse_out = nullptr) {
+  const auto& c = f.c;
+  DeviceBuffer<rk::bf16> out(std::size_t(c.T) * f.A * c.d);
+  DeviceBuffer<float> lse(std::size_t(f.A) * c.T);
+  cudaMemset(out.ptr, 0xFF, out.n * sizeof(rk::bf16));  // NaN poison: unwritten elements fail
+  cudaMemset(lse.ptr, 0xFF, lse.n * sizeof(float));
+  if (!fn(in, f.shape(), out.ptr, lse.ptr)) return false;
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess) << name;
+  const auto o = out.download();
+  const auto l = lse.download();
+  Worst wo, wl;
+  double err2 = 0, ref2 = 0;
+  const double m = f.amplification();
+  for (int a = 0; a < f.A; ++a)
+    for (int t = 0; t < c.T; ++t) {
+      const std::size_t li = std::size_t(a) * c.T + t;
+      wl.add(l[li], f.lse[li], 2e-2 * m, [&] { return "head " + std::to_string(a) + " pos " + std::to_string(t); });
+      for (int i = 0; i < c.d; ++i) {
+        const std::size_t oi = (std::size_t(t) * f.A + a) * c.d + i;
+        const double got = __bfloat162float(o[oi]), r = f.out[oi];
+        wo.add(got, r, (1e-2 + 2e-2 * std::fabs(r)) * m, [&] {
+          return "head " + std::to_string(a) + " pos " + std::to_string(t) + " dim " + std::to_string(i);
+        });
+        err2 += (got - r) * (got - r);
+        ref2 += r * r;
+      }
+    }
+  EXPECT_TRUE(wo.ok()) << name << " " << wo.report("out");
+  EXPECT_TRUE(wl.ok()) << name << " " << wl.report("lse");
+  const double rel = std::sqrt(err2 / ref2);
+  EXPECT_LT(rel, 1e-2 * m) << name << " out norm-wise relative error";
+  std::printf("  %-11s out worst %.3g (%s) norm rel %.2e; lse worst %.3g\n", name, std::fabs(wo.got - wo.ref),
+              wo.where.c_str(), rel, std::fabs(wl.got - wl.ref));
+  if (lse_out) *lse_out = l;
+  return true;
+}
+
+using SumsFn = std::function<void(const DeviceInputs&, const rk::AttentionShape&, const float*,
+                                  const rk::DistanceSumsOut&)>;
+
+void check_sums(const Fixture& f, const DeviceInputs& in, const char* name, const std::vector<float>& lse_host,
+                const SumsFn& fn) {
+  const auto& c = f.c;
+  const int S = f.slots();
+  DeviceBuffer<int> slot_of(f.slot_of.size()), slot_start(f.slot_start.size());
+  slot_of.upload(f.slot_of);
+  slot_start.upload(f.slot_start);
+  DeviceBuffer<float> lse(lse_host.size());
+  lse.upload(lse_host);
+  DeviceBuffer<double> prob(std::size_t(f.A) * S), score(std::size_t(f.A) * S), stats(2 * f.A);
+  cudaMemset(prob.ptr, 0, prob.n * 8);
+  cudaMemset(score.ptr, 0, score.n * 8);
+  cudaMemset(stats.ptr, 0, stats.n * 8);
+  fn(in, f.shape(), lse.ptr, rk::DistanceSumsOut{slot_of.ptr, slot_start.ptr, S, prob.ptr, score.ptr, stats.ptr});
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess) << name;
+  const auto p = prob.download(), s = score.download(), st = stats.download();
+  Worst wp, ws, wd, we;
+  long masked_nonzero = 0;
+  for (int a = 0; a < f.A; ++a) {
+    for (int k = 0; k < S; ++k) {
+      const std::size_t i = std::size_t(a) * S + k;
+      auto at = [&] { return "head " + std::to_string(a) + " slot " + std::to_string(k) + " (distance " +
+                             std::to_string(f.slot_start[k]) + "..)"; };
+      wp.add(p[i], f.prob_sum[i], 1e-3 + 3e-2 * f.prob_sum[i], at);
+      ws.add(s[i], f.score_sum[i], 1e-3 + 3e-2 * f.score_abs[i], at);
+      // Slots wholly at or past the window hold no pair: exactly zero.
+      if (c.window > 0 && f.slot_start[k] >= c.window && (p[i] != 0.0 || s[i] != 0.0)) ++masked_nonzero;
+    }
+    auto at = [&] { return "head " + std::to_string(a); };
+    wd.add(st[2 * a], f.stats[2 * a], 3e-2 * std::fabs(f.stats[2 * a]) + 1e-3, at);
+    we.add(st[2 * a + 1], f.stats[2 * a + 1], 3e-2 * std::fabs(f.stats[2 * a + 1]) + 1e-3, at);
+  }
+  EXPECT_TRUE(wp.ok()) << name << " " << wp.report("probability sums");
+  EXPECT_TRUE(ws.ok()) << name << " " << ws.report("score sums");
+  EXPECT_TRUE(wd.ok()) << name << " " << wd.report("sum p (t - s)");
+  EXPECT_TRUE(we.ok()) << name << " " << we.report("entropy");
+  EXPECT_EQ(masked_nonzero, 0) << name << ": slots beyond the window hold mass or scores";
+  std::printf("  %-11s prob %.3g score %.3g distance %.3g entropy %.3g (|err| / tol)\n", name, wp.ratio, ws.ratio,
+              wd.ratio, we.ratio);
+}
+
+// The observer's score blocks of the last head: rows q0 .. q0 + rows - 1.
+void check_blocks(const Fixture& f, const DeviceInputs& in, bool round_query) {
+  const auto& c = f.c;
+  const int a = f.A - 1, kvh = a / f.G;
+  const long q0 = c.T / 3, rows = std::min<long>(40, c.T - q0), k_end = q0 + rows;
+  const rk::QuerySource query{in.q.ptr, c.Q * c.d, (c.twins ? a / 2 : a) * c.d,
+                              c.twins && a % 2 ? rk::QueryRotation::imaginary : rk::QueryRotation::real};
+  DeviceBuffer<float> scores(rows * k_end), probs(rows * k_end);
+  rk::attention_scores_f32(query, in.rope, round_query, in.k.ptr, c.KV * c.d, kvh * c.d, f.shape(), q0, rows, k_end,
+                           scores.ptr, nullptr);
+  rk::softmax_rows_f32(scores.ptr, probs.ptr, q0, rows, k_end, c.window, nullptr);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess) << "blocks";
+  const auto s = scores.download(), p = probs.download();
+  const auto keys = f.ref.rotated_keys(kvh);
+  Worst wsc, wpr;
+  for (long r = 0; r < rows; ++r) {
+    const int t = static_cast<int>(q0 + r);
+    const auto qr = f.ref.query(a, t);
+    const double l = f.lse[std::size_t(a) * c.T + t];
+    for (long s_ = 0; s_ < k_end; ++s_) {
+      const bool visible = s_ <= t && s_ >= f.ref.first_key(t);
+      const double sr = visible ? f.ref.score(qr, keys, static_cast<int>(s_)) : -INFINITY;
+      const double pr = visible ? std::exp(sr - l) : 0.0;
+      auto at = [&] { return "head " + std::to_string(a) + " pos " + std::to_string(t) + " key " + std::to_string(s_); };
+      wsc.add(s[r * k_end + s_], sr, (2e-2 + 1e-2 * std::fabs(visible ? sr : 0.0)) * f.amplification(), at);
+      wpr.add(p[r * k_end + s_], pr, visible ? 2e-3 + 3e-2 * pr : std::numeric_limits<double>::min(), at);
+    }
+  }
+  EXPECT_TRUE(wsc.ok()) << "blocks " << wsc.report("scores");
+  EXPECT_TRUE(wpr.ok()) << "blocks " << wpr.report("probabilities");
+  std::printf("  %-11s scores %.3g probs %.3g (|err| / tol)\n", "blocks", wsc.ratio, wpr.ratio);
+}
+
+class GpuOps : public ::testing::TestWithParam<OpCase> {};
+
+TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
+  std::string why;
+  if (rk::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  const OpCase& c = GetParam();
+  const Fixture f(c);
+  const DeviceInputs in(f);
+  std::printf("%s\n", case_name(c).c_str());
+  const bool flash = rk::flash_attention_supports(f.shape());
+  std::vector<float> flash_lse, simple_lse;
+  if (flash) {
+    check_forward(f, in, "mma", [](const DeviceInputs& i, const rk::AttentionShape& s, rk::bf16* o, float* l) {
+      rk::attention_forward_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, o, l, nullptr);
+      return true;
+    }, &flash_lse);
+    std::vector<float> wgmma_lse;
+    const bool ran = check_forward(f, in, "wgmma", [](const DeviceInputs& i, const rk::AttentionShape& s, rk::bf16* o,
+                                                      float* l) {
+      return rk::attention_forward_wgmma_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, o, l, nullptr);
+    }, &wgmma_lse);
+    if (ran) flash_lse = wgmma_lse;  // the backend's lse on a Hopper device
+    else std::printf("  %-11s declined (not compute capability 9.0)\n", "wgmma");
+    check_sums(f, in, "sums", flash_lse, [](const DeviceInputs& i, const rk::AttentionShape& s, const float* l,
+                                            const rk::DistanceSumsOut& o) {
+      rk::attention_distance_sums_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, o, nullptr);
+    });
+  }
+  check_forward(f, in, "simple", [](const DeviceInputs& i, const rk::AttentionShape& s, rk::bf16* o, float* l) {
+    rk::attention_simple_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, o, l, nullptr);
+    return true;
+  }, &simple_lse);
+  check_sums(f, in, "sums_simple", simple_lse, [](const DeviceInputs& i, const rk::AttentionShape& s, const float* l,
+                                                  const rk::DistanceSumsOut& o) {
+    rk::attention_distance_sums_simple_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, false, o, nullptr);
+  });
+  check_blocks(f, in, flash);
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, GpuOps, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<OpCase>& info) { return case_name(info.param); });
+
+}  // namespace
