@@ -59,8 +59,11 @@ AttentionMapRecorder::AttentionMapRecorder(const model::Model& model, MapRequest
 }
 
 std::uint64_t AttentionMapRecorder::bytes_needed() const {
-  return static_cast<std::uint64_t>(maps_.size()) * request_.rows() * request_.columns() * sizeof(float) *
-         request_.arrays();
+  // In long double and saturated: rows x columns of a huge request would wrap in 64 bits.
+  const long double bytes = static_cast<long double>(maps_.size()) * request_.rows() * request_.columns() *
+                            sizeof(float) * request_.arrays();
+  constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
+  return bytes >= static_cast<long double>(kMax) ? kMax : static_cast<std::uint64_t>(bytes);
 }
 
 void AttentionMapRecorder::allocate() {

@@ -42,8 +42,8 @@ std::uint64_t parse_bytes(const std::string& text) {
   }
   std::string suffix = used > 0 ? text.substr(used) : "";
   double unit = suffix.empty() ? 1 : suffix == "K" ? 1024.0 : suffix == "M" ? 1024.0 * 1024 : suffix == "G" ? 1024.0 * 1024 * 1024 : 0;
-  if (used == 0 || unit == 0 || !(value > 0) || !std::isfinite(value))
-    throw ArgumentError(fmt::format("--max-memory: '{}' is not a positive size (e.g. 4G, 512M, 100000)", text));
+  if (used == 0 || unit == 0 || !(value * unit >= 1) || !(value * unit < 0x1p64))
+    throw ArgumentError(fmt::format("--max-memory: '{}' is not a size from 1 byte to 16 EiB (e.g. 4G, 512M, 100000)", text));
   return static_cast<std::uint64_t>(value * unit);
 }
 
@@ -58,6 +58,7 @@ class OutputDirectory {
     if (ec || !std::filesystem::is_directory(dir))
       throw ArgumentError(fmt::format("--out '{}': cannot use it as the output directory{}", dir.string(),
                                       ec ? ": " + ec.message() : ": it exists and is not a directory"));
+    if (created_) cleanup_ = io::InterruptCleanupPath(dir, io::InterruptCleanupPath::Kind::directory);
   }
   ~OutputDirectory() {
     std::error_code ignored;
@@ -67,10 +68,13 @@ class OutputDirectory {
  private:
   std::filesystem::path dir_;
   bool created_ = false;
+  io::InterruptCleanupPath cleanup_;  // an interrupted run removes the directory it created
 };
 
 void run_attn(const AttnOptions& o) {
   const auto limit = parse_bytes(o.max_memory);
+  if (o.start < 0) throw ArgumentError(fmt::format("--start must be >= 0, got {}", o.start));
+  if (o.length < 1) throw ArgumentError(fmt::format("--length must be >= 1, got {}", o.length));
   const std::filesystem::path dir = o.out;
   OutputDirectory directory(dir);
   std::vector<std::filesystem::path> map_files{dir / "attn_probs.npy"};
@@ -100,7 +104,7 @@ void run_attn(const AttnOptions& o) {
   options.observer = &recorder;
   const std::uint64_t forward_host = backend->name() == "cpu" ? backend->forward_bytes(r.key_end(), options) : 0;
   const auto available = available_memory();
-  if (recorder.bytes_needed() + forward_host > available.bytes)
+  if (recorder.bytes_needed() > available.bytes || forward_host > available.bytes - recorder.bytes_needed())
     throw ArgumentError(fmt::format("the maps ({}) and the forward pass over {} tokens ({}) need {}, more than the {} "
                                     "available ({}): choose fewer layers / heads or a shorter window",
                                     format_bytes(recorder.bytes_needed()), r.key_end(), format_bytes(forward_host),

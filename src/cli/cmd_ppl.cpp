@@ -132,6 +132,12 @@ void run_ppl(const PplOptions& o) {
   for (std::size_t i = 0; i < o.lengths.size(); ++i)
     for (std::size_t j = 0; j < i; ++j)
       if (o.lengths[i] == o.lengths[j]) throw ArgumentError(fmt::format("--lengths: {} is given twice", o.lengths[i]));
+  for (double s : o.noise_imag) check_noise_std("--noise-imag", s);
+  for (double s : o.noise_real) check_noise_std("--noise-real", s);
+  checked_seed(o.seed);
+  for (const auto& a : o.ablate)
+    if (a != "real" && a != "imaginary" && a != "imag" && a != "all")
+      throw ArgumentError(fmt::format("--ablate '{}' is not one of real, imaginary, all", a));
   io::check_output_prefix(o.out, "--out");
   std::vector<std::filesystem::path> targets{o.out + ".csv"};
   if (o.curve > 0) targets.insert(targets.end(), {o.out + "_curve.csv", o.out + "_curve.npy"});

@@ -55,6 +55,11 @@ void run_profile(const ProfileOptions& o) {
   io::check_output_prefix(o.out, "--out");
   auto options = base_forward_options(o.model);
   checked_seed(o.seed);
+  if (o.noise_real) check_noise_std("--noise-real", *o.noise_real);
+  if (o.noise_imag) check_noise_std("--noise-imag", *o.noise_imag);
+  if (o.exact_limit > T) throw ArgumentError(fmt::format("--exact-limit {} is above the window length {}", o.exact_limit, T));
+  for (long x : o.beyond)
+    if (x < 1 || x >= T) throw ArgumentError(fmt::format("--beyond: distance {} is not in 1 .. T-1 = {}", x, T - 1));
 
   // Every output is checked and staged before the model is loaded.
   io::OutputTransaction outputs(analysis::with_sidecars({o.out + "_prob.npy", o.out + "_score.npy", o.out + "_bins.npy",
@@ -71,7 +76,6 @@ void run_profile(const ProfileOptions& o) {
     throw ArgumentError(fmt::format("--window {} is longer than the token input ({} tokens)", T, tokens.size()));
   const long available = static_cast<long>(tokens.size()) / T;
   const long windows = o.windows > 0 ? std::min(o.windows, available) : available;
-  if (o.exact_limit > T) throw ArgumentError(fmt::format("--exact-limit {} is above the window length {}", o.exact_limit, T));
   const long exact_limit = o.exact_limit > 0 ? o.exact_limit : std::min(1024L, T);
   const auto bins = o.bin_edges.empty() ? analysis::DistanceBins::log_spaced(exact_limit, T - 1, o.bins_per_decade)
                                         : analysis::DistanceBins::from_edges(exact_limit, T - 1, o.bin_edges);
@@ -80,8 +84,6 @@ void run_profile(const ProfileOptions& o) {
     for (long x : {64L, 256L, 1024L})
       if (x < T) beyond.push_back(x);
   } else {
-    for (long x : beyond)
-      if (x < 1 || x >= T) throw ArgumentError(fmt::format("--beyond: distance {} is not in 1 .. T-1 = {}", x, T - 1));
     std::sort(beyond.begin(), beyond.end());
     beyond.erase(std::unique(beyond.begin(), beyond.end()), beyond.end());
   }

@@ -55,8 +55,9 @@ int main(int argc, char** argv) {
     check_arguments_are_utf8(argc, argv);
     app.parse(argc, argv);
     // A full disk or a closed pipe behind stdout is a failed run, not an empty success.
+    errno = 0;
     if (std::fflush(stdout) != 0 || std::ferror(stdout))
-      throw ropescope::Error(fmt::format("writing to standard output failed: {}", std::strerror(errno)));
+      throw ropescope::Error(fmt::format("writing to standard output failed{}", errno ? std::string(": ") + std::strerror(errno) : ""));
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     fmt::print(stderr, "ropescope: {}\n", e.what());

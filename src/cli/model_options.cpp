@@ -166,9 +166,13 @@ std::uint64_t checked_seed(long long seed) {
   return static_cast<std::uint64_t>(seed);
 }
 
+void check_noise_std(const std::string& flag, double std) {
+  if (!std::isfinite(std) || std < 0) throw ArgumentError(fmt::format("{}: std must be finite and >= 0, got {}", flag, std));
+}
+
 backend::QueryNoise checked_query_noise(const std::string& flag, double std, model::HeadKind component,
                                         const model::Model& model, long long seed) {
-  if (!std::isfinite(std) || std < 0) throw ArgumentError(fmt::format("{}: std must be finite and >= 0, got {}", flag, std));
+  check_noise_std(flag, std);
   if (component == model::HeadKind::imaginary && model.layout.variant == model::Variant::rope)
     throw ArgumentError(fmt::format("{}: the model is vanilla RoPE and has no imaginary query component", flag));
   return backend::QueryNoise{component, std, checked_seed(seed)};

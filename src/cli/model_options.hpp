@@ -70,6 +70,7 @@ std::vector<io::RunInput> run_inputs(const ModelArgs& args);
 // The query-noise flags, named and checked alike on every subcommand that
 // takes them: --noise-real STD / --noise-imag STD (finite, >= 0; imaginary
 // only on a RoPE++ model) and --seed (0 .. 2^63-1).
+void check_noise_std(const std::string& flag, double std);  // finite and >= 0, before any model is loaded
 backend::QueryNoise checked_query_noise(const std::string& flag, double std, model::HeadKind component,
                                         const model::Model& model, long long seed);
 std::uint64_t checked_seed(long long seed);

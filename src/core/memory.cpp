@@ -61,6 +61,18 @@ std::optional<std::uint64_t> parse_proc_kb(std::string_view contents, std::strin
   return std::nullopt;
 }
 
+std::optional<std::uint64_t> parse_cgroup_stat(std::string_view contents, std::string_view key) {
+  std::size_t at = 0;
+  while (at < contents.size()) {
+    const auto end = std::min(contents.find('\n', at), contents.size());
+    const std::string_view line = contents.substr(at, end - at);
+    at = end + 1;
+    if (line.size() > key.size() && line.starts_with(key) && line[key.size()] == ' ')
+      return parse_count(trim(line.substr(key.size() + 1)));
+  }
+  return std::nullopt;
+}
+
 std::optional<std::uint64_t> parse_cgroup_bytes(std::string_view contents) { return parse_count(trim(contents)); }
 
 std::optional<std::string> parse_cgroup_path(std::string_view proc_self_cgroup, std::string_view controller) {
@@ -102,11 +114,14 @@ MemoryLimit available_memory(const MemorySources& sources, std::uint64_t physica
   for (const auto& level : sources.cgroups) {
     const auto limit = parse_cgroup_bytes(level.limit);
     if (!limit) continue;
-    const std::uint64_t usage = parse_cgroup_bytes(level.usage).value_or(0);
+    // Page cache the kernel reclaims under pressure is usage that is still available.
+    const std::uint64_t reclaimable = parse_cgroup_stat(level.stat, v1 ? "total_inactive_file" : "inactive_file").value_or(0);
+    const std::uint64_t usage = minus(parse_cgroup_bytes(level.usage).value_or(0), reclaimable);
     consider(minus(*limit, usage),
-             fmt::format("{} limit of {} ({} {:.1f} GiB, {} {:.1f} GiB)", v1 ? "cgroup v1" : "cgroup", level.directory,
-                         v1 ? "memory.limit_in_bytes" : "memory.max", *limit / 1073741824.0,
-                         v1 ? "memory.usage_in_bytes" : "memory.current", usage / 1073741824.0));
+             fmt::format("{} limit of {} ({} {:.1f} GiB, {} {:.1f} GiB less {:.1f} GiB of reclaimable page cache)",
+                         v1 ? "cgroup v1" : "cgroup", level.directory, v1 ? "memory.limit_in_bytes" : "memory.max",
+                         *limit / 1073741824.0, v1 ? "memory.usage_in_bytes" : "memory.current",
+                         (usage + reclaimable) / 1073741824.0, reclaimable / 1073741824.0));
   }
   if (sources.address_space) {
     const std::uint64_t used = parse_proc_kb(sources.status, "VmSize").value_or(0);
@@ -150,7 +165,8 @@ MemorySources read_memory_sources() {
     fs::path relative = fs::path(*path).relative_path();
     while (true) {
       const fs::path dir = relative.empty() ? base : base / relative;
-      s.cgroups.push_back({dir.string(), read_file(dir / limit_file), read_file(dir / usage_file)});
+      s.cgroups.push_back(
+          {dir.string(), read_file(dir / limit_file), read_file(dir / usage_file), read_file(dir / "memory.stat")});
       if (relative.empty()) break;
       relative = relative.has_parent_path() ? relative.parent_path() : fs::path();
     }

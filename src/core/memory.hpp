@@ -1,7 +1,8 @@
 // The host memory this process can really still use: the least of what the
 // kernel reports as available (/proc/meminfo MemAvailable), what its cgroup
 // allows (cgroup v2 memory.max - memory.current of this process's cgroup and
-// every ancestor; memory.limit_in_bytes - memory.usage_in_bytes where the
+// every ancestor, the usage less its reclaimable page cache, memory.stat's
+// inactive_file, as kubelet counts it; memory.limit_in_bytes - memory.usage_in_bytes where the
 // memory controller is a cgroup v1 one, as on legacy and hybrid hosts), what
 // `ulimit -v` allows (RLIMIT_AS minus the current VmSize of /proc/self/status)
 // and, when set, the environment variable ROPESCOPE_MEMORY_LIMIT (bytes; a
@@ -31,6 +32,7 @@ struct MemoryLimit {
 struct CgroupLevel {
   std::string directory;      // for messages
   std::string limit, usage;   // v2: memory.max, memory.current; v1: memory.limit_in_bytes, memory.usage_in_bytes
+  std::string stat;           // memory.stat: its inactive_file (v1: total_inactive_file) is reclaimable page cache
 };
 
 // What available_memory decides from: file contents (empty when missing) and RLIMIT_AS.
@@ -46,6 +48,8 @@ struct MemorySources {
 // The value of field `key` ("MemAvailable", "VmSize") of a /proc file, in
 // bytes ("kB" lines times 1024); nullopt when absent or malformed.
 std::optional<std::uint64_t> parse_proc_kb(std::string_view contents, std::string_view key);
+// Field `key` of a cgroup memory.stat ("key value" lines), in bytes; nullopt when absent.
+std::optional<std::uint64_t> parse_cgroup_stat(std::string_view contents, std::string_view key);
 // A cgroup memory file: a byte count, or nullopt for "max", empty or malformed contents.
 std::optional<std::uint64_t> parse_cgroup_bytes(std::string_view contents);
 // The cgroup path of this process from /proc/self/cgroup contents: the v2

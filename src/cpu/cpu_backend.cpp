@@ -8,6 +8,7 @@
 #include "cpu/cpu_backend.hpp"
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <cmath>
 #include <limits>
@@ -290,14 +291,16 @@ std::shared_ptr<const model::RopeTable> CpuBackend::rope_table(const theory::Rop
 
 std::uint64_t CpuBackend::forward_bytes(long T, const backend::ForwardOptions& options) const {
   // Activations (x, norms, q/k/v, rotations, attention output, MLP) plus one
-  // score/probability block per thread (16 threads assumed), plus logits and
+  // score/probability block per thread (the OpenMP threads, at most one per
+  // head run at once), plus logits and
   // hidden states when kept; in long double, saturated at 2^64 - 1.
   const auto& c = model_->config;
   const auto& layout = model_->layout;
   const long double t = std::max(T, 0L);
   const long double per_token = 4.0L * (6.0L * c.hidden_size + 3.0L * layout.q_rows() + 3.0L * layout.kv_rows() +
                                         layout.o_columns() + 3.0L * c.intermediate_size);
-  const long double bytes = t * per_token + 4.0L * 4 * options_.query_block * t * 16 +
+  const long double threads = std::max(1, std::min(omp_get_max_threads(), layout.attention_heads));
+  const long double bytes = t * per_token + 4.0L * 4 * options_.query_block * t * threads +
                             (options.keep_logits ? 4.0L * t * c.vocab_size : 0.0L) +
                             (options.keep_hidden ? 4.0L * t * c.hidden_size * c.num_hidden_layers : 0.0L);
   constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
@@ -319,7 +322,12 @@ std::vector<backend::ForwardResult> CpuBackend::forward(const std::vector<std::v
   // Sequences run one after another: the longest needs the most (forward_bytes grows with T).
   std::size_t longest = 0;
   for (const auto& tokens : sequences) longest = std::max(longest, tokens.size());
-  check_memory(static_cast<long>(longest), options);
+  try {
+    check_memory(static_cast<long>(longest), options);
+  } catch (const ArgumentError& e) {
+    // Callers check up front (cli::check_forward_fits); here, mid-run, memory that vanished is a failed run.
+    throw Error(e.what());
+  }
   std::vector<backend::ForwardResult> results;
   results.reserve(sequences.size());
   for (std::size_t s = 0; s < sequences.size(); ++s) results.push_back(forward_one(static_cast<int>(s), sequences[s], options));

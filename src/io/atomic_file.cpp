@@ -28,7 +28,7 @@ std::filesystem::path temporary_path_for(const std::filesystem::path& target) {
 AtomicOutput::AtomicOutput(std::filesystem::path target)
     : target_(std::move(target)), temporary_(temporary_path_for(target_)) {
   // Registered before it exists, so no moment has an unregistered staging file.
-  cleanup_ = InterruptCleanupFile(temporary_);
+  cleanup_ = InterruptCleanupPath(temporary_);
   fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd_ < 0) {
     const int error = errno;
@@ -37,8 +37,15 @@ AtomicOutput::AtomicOutput(std::filesystem::path target)
     throw Error(fmt::format("cannot write output '{}': {} (staging file in directory '{}')", target_.string(),
                             std::strerror(error), dir.string()));
   }
-  // The lock tells a later run that this staging file's process is alive.
-  ::flock(fd_, LOCK_EX | LOCK_NB);
+  // The lock tells a later run that this staging file's process is alive (a
+  // filesystem without locks leaves the pid check of the sweep alone).
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0 && errno != ENOLCK && errno != EOPNOTSUPP) {
+    const int error = errno;
+    ::close(fd_);
+    ::unlink(temporary_.c_str());
+    cleanup_.release();
+    throw Error(fmt::format("cannot lock the staging file of output '{}': {}", target_.string(), std::strerror(error)));
+  }
 }
 
 AtomicOutput::~AtomicOutput() {
@@ -99,7 +106,8 @@ void check_target(const std::filesystem::path& target) {
   const auto dir = target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path();
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0)
-    throw ArgumentError(fmt::format("cannot write output '{}': directory '{}' does not exist", target.string(), dir.string()));
+    throw ArgumentError(fmt::format("cannot write output '{}': directory '{}' {}", target.string(), dir.string(),
+                                    errno == ENOENT ? "does not exist" : std::string("cannot be used: ") + std::strerror(errno)));
   if (!S_ISDIR(st.st_mode))
     throw ArgumentError(fmt::format("cannot write output '{}': '{}' is not a directory", target.string(), dir.string()));
   if (::stat(target.c_str(), &st) == 0) {
@@ -129,7 +137,7 @@ OutputTransaction::OutputTransaction(const std::vector<std::filesystem::path>& t
                                         input.path.string()));
     }
     seen.push_back(c);
-    directories.insert(c.parent_path());
+    directories.insert(comparable(target.parent_path().empty() ? "." : target.parent_path()));
   }
   for (const auto& d : directories) remove_stale_staging_files(d);
   for (const auto& target : targets) outputs_.push_back(std::make_unique<AtomicOutput>(target));
@@ -145,7 +153,46 @@ void OutputTransaction::commit() {
   for (auto& o : outputs_) o->finish();
   stall_for_test("commit");
   InterruptDeferral hold;
-  for (auto& o : outputs_) o->publish();
+  // The targets as they are now (a directory may have appeared at one during the run): a failed run, not a bad argument.
+  for (auto& o : outputs_) {
+    try {
+      check_target(o->target());
+    } catch (const ArgumentError& e) {
+      throw Error(e.what());
+    }
+  }
+  // Hard links to the earlier files, so that a rename failing midway can be undone.
+  std::vector<bool> existed(outputs_.size(), false);
+  std::vector<std::filesystem::path> backups(outputs_.size());
+  std::vector<InterruptCleanupPath> backup_cleanup;
+  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+    const auto& target = outputs_[i]->target();
+    struct stat st {};
+    if (::stat(target.c_str(), &st) != 0) continue;
+    existed[i] = true;
+    backups[i] = temporary_path_for(target);
+    backup_cleanup.emplace_back(backups[i]);
+    if (::link(target.c_str(), backups[i].c_str()) != 0) backups[i].clear();  // no hard links here: no rollback
+  }
+  std::size_t renamed = 0;
+  try {
+    for (; renamed < outputs_.size(); ++renamed) outputs_[renamed]->publish();
+  } catch (const Error& e) {
+    std::size_t restored = 0;
+    for (std::size_t i = 0; i < renamed; ++i) {
+      const auto& target = outputs_[i]->target();
+      const bool ok = !existed[i]         ? ::unlink(target.c_str()) == 0
+                      : !backups[i].empty() ? ::rename(backups[i].c_str(), target.c_str()) == 0
+                                            : false;
+      restored += ok;
+    }
+    for (const auto& b : backups)
+      if (!b.empty()) ::unlink(b.c_str());
+    throw Error(fmt::format("{}; {} of the {} outputs renamed before it were rolled back{}", e.what(), restored, renamed,
+                            restored == renamed ? "" : " (the others could not be: they hold this run's results)"));
+  }
+  for (const auto& b : backups)
+    if (!b.empty()) ::unlink(b.c_str());
 }
 
 void check_output_prefix(const std::string& prefix, std::string_view option) {

@@ -46,7 +46,7 @@ class AtomicOutput {
   std::filesystem::path temporary_;
   int fd_ = -1;
   bool finished_ = false, published_ = false;
-  InterruptCleanupFile cleanup_;
+  InterruptCleanupPath cleanup_;
 };
 
 // Writes `contents` to `target` atomically.
@@ -63,9 +63,11 @@ struct RunInput {
 // checks every target (a file name in an existing directory, not a directory
 // or another non-regular file, no two the same, none an input of the run)
 // and stages each one, so an unwritable directory fails before the work
-// starts. commit() finishes every staged file and then renames them all, with
-// interrupts held back; until then no earlier file at a target is touched,
-// and a transaction destroyed without commit() leaves the targets as they were.
+// starts. commit() finishes every staged file, checks the targets again and
+// renames them all, with interrupts held back; until then no earlier file at a
+// target is touched, and a transaction destroyed without commit() leaves the
+// targets as they were. If a rename fails midway, the outputs already renamed
+// are rolled back (earlier files restored from hard links taken just before).
 class OutputTransaction {
  public:
   explicit OutputTransaction(const std::vector<std::filesystem::path>& targets, const std::vector<RunInput>& inputs = {});

@@ -1,106 +1,85 @@
-// Cleanup of staged outputs and child processes on SIGINT / SIGTERM / SIGHUP
-// (see interrupt_cleanup.hpp).
+// Cleanup of staged outputs, created directories and child processes on
+// SIGINT / SIGTERM / SIGHUP, by one thread that waits for those signals
+// (see interrupt_cleanup.hpp). It runs as ordinary code, so the registry is a
+// plain map under a mutex that commits hold while they rename.
 #include "io/interrupt_cleanup.hpp"
 
 #include <fmt/format.h>
-#include <limits.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-
-#include "core/error.hpp"
+#include <map>
+#include <mutex>
+#include <thread>
 
 namespace ropescope::io {
 namespace {
 
-// Slot states: free -> claimed (being filled by its owner) -> active (seen by
-// the handler) -> free. Only the owner moves a slot out of claimed/active.
-enum SlotState : int { kFree = 0, kClaimed = 1, kActive = 2 };
-
-struct FileSlot {
-  std::atomic<int> state{kFree};
-  char path[PATH_MAX];
-};
-struct ChildSlot {
-  std::atomic<int> state{kFree};
-  pid_t pid = -1;
+struct Registry {
+  // Recursive: a commit holds it (InterruptDeferral) while its outputs release their paths.
+  std::recursive_mutex mutex;
+  unsigned long next_id = 1;
+  std::map<unsigned long, std::pair<std::filesystem::path, InterruptCleanupPath::Kind>> paths;
+  std::map<unsigned long, pid_t> children;
+  sigset_t waited;  // the signals the cleanup thread takes
 };
 
-constexpr int kFileSlots = 256;  // staged files alive at once (a run stages a few dozen at most)
-constexpr int kChildSlots = 16;
-FileSlot file_slots[kFileSlots];
-ChildSlot child_slots[kChildSlots];
-// While outputs are renamed to their targets a signal is only noted; the
-// committing thread finishes the renames and then acts on it.
-std::atomic<int> deferring{0};
-std::atomic<int> deferred_signal{0};
-static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs lock-free atomics");
-
-template <class Slot, int N>
-int claim(Slot (&slots)[N], const char* what) {
-  for (int i = 0; i < N; ++i) {
-    int expected = kFree;
-    if (slots[i].state.compare_exchange_strong(expected, kClaimed)) return i;
-  }
-  throw Error(fmt::format("more than {} {} at once", N, what));
-}
-
-void write_stderr(const char* text) {
-  ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
-  (void)ignored;
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: the cleanup thread may outlive static destructors
+  return *r;
 }
 
 [[noreturn]] void clean_up_and_exit(int signo) {
-  for (auto& slot : file_slots)
-    if (slot.state.load() == kActive) ::unlink(slot.path);
-  for (auto& slot : child_slots)
-    if (slot.state.load() == kActive) ::kill(slot.pid, SIGTERM);
-  write_stderr(signo == SIGINT    ? "\nropescope: interrupted (SIGINT); staged outputs removed\n"
-               : signo == SIGTERM ? "\nropescope: terminated (SIGTERM); staged outputs removed\n"
-                                  : "\nropescope: hung up (SIGHUP); staged outputs removed\n");
-  ::_exit(128 + signo);
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);  // waits for a commit in progress
+  // Children first, so that none writes a file after it was removed.
+  for (const auto& [id, pid] : r.children) ::kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (const auto& [id, pid] : r.children)
+    while (::waitpid(pid, nullptr, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Files before directories: a directory the run created is removed once empty.
+  for (const auto& [id, entry] : r.paths)
+    if (entry.second == InterruptCleanupPath::Kind::file) ::unlink(entry.first.c_str());
+  for (auto it = r.paths.rbegin(); it != r.paths.rend(); ++it)
+    if (it->second.second == InterruptCleanupPath::Kind::directory) ::rmdir(it->second.first.c_str());
+  const char* what = signo == SIGINT ? "interrupted (SIGINT)" : signo == SIGTERM ? "terminated (SIGTERM)" : "hung up (SIGHUP)";
+  std::fprintf(stderr, "\nropescope: %s; staged outputs removed\n", what);
+  std::fflush(stderr);
+  std::_Exit(128 + signo);
 }
 
-extern "C" void on_interrupt(int signo) {
-  if (deferring.load() > 0) {
-    deferred_signal.store(signo);
-    return;
+void wait_for_signals() {
+  int signo = 0;
+  while (sigwait(&registry().waited, &signo) != 0) {
   }
   clean_up_and_exit(signo);
 }
 
 }  // namespace
 
-InterruptDeferral::InterruptDeferral() { deferring.fetch_add(1); }
-
-InterruptDeferral::~InterruptDeferral() {
-  if (deferring.fetch_sub(1) == 1) {
-    const int signo = deferred_signal.exchange(0);
-    if (signo != 0) clean_up_and_exit(signo);
-  }
-}
-
 void install_interrupt_cleanup() {
-  // Past a file-size limit (ulimit -f) a write fails with EFBIG and the run
-  // reports it, instead of the process dying with a half-written staging file.
+  signal(SIGPIPE, SIG_IGN);
   signal(SIGXFSZ, SIG_IGN);
-  struct sigaction action {};
-  action.sa_handler = on_interrupt;
-  sigemptyset(&action.sa_mask);
-  // While one handler runs, the others wait: cleanup happens once.
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&action.sa_mask, s);
+  Registry& r = registry();
+  sigemptyset(&r.waited);
   for (int s : {SIGINT, SIGTERM, SIGHUP}) {
-    struct sigaction previous {};
-    sigaction(s, nullptr, &previous);
-    // A shell running us in the background with SIGINT ignored keeps it ignored.
-    if (previous.sa_handler == SIG_IGN && s != SIGTERM) continue;
-    sigaction(s, &action, nullptr);
+    struct sigaction current {};
+    sigaction(s, nullptr, &current);
+    if (current.sa_handler != SIG_IGN || s == SIGTERM) sigaddset(&r.waited, s);
   }
+  pthread_sigmask(SIG_BLOCK, &r.waited, nullptr);
+  std::thread(wait_for_signals).detach();
 }
+
+InterruptDeferral::InterruptDeferral() { registry().mutex.lock(); }
+
+InterruptDeferral::~InterruptDeferral() { registry().mutex.unlock(); }
 
 void stall_for_test(const char* point, const std::string& detail) {
   const char* value = std::getenv("ROPESCOPE_TEST_STALL");
@@ -110,34 +89,43 @@ void stall_for_test(const char* point, const std::string& detail) {
   ::sleep(60);
 }
 
-InterruptCleanupFile::InterruptCleanupFile(const std::filesystem::path& path) {
-  const std::string& text = path.native();
-  if (text.size() >= PATH_MAX) throw ArgumentError(fmt::format("output path '{}' is too long", text));
-  slot_ = claim(file_slots, "staged output files");
-  std::memcpy(file_slots[slot_].path, text.c_str(), text.size() + 1);
-  file_slots[slot_].state.store(kActive);
+InterruptCleanupPath::InterruptCleanupPath(const std::filesystem::path& path, Kind kind) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  id_ = r.next_id++;
+  r.paths.emplace(id_, std::make_pair(path, kind));
 }
 
-InterruptCleanupFile& InterruptCleanupFile::operator=(InterruptCleanupFile&& other) noexcept {
+InterruptCleanupPath& InterruptCleanupPath::operator=(InterruptCleanupPath&& other) noexcept {
   if (this != &other) {
     release();
-    slot_ = other.slot_;
-    other.slot_ = -1;
+    id_ = other.id_;
+    other.id_ = 0;
   }
   return *this;
 }
 
-void InterruptCleanupFile::release() {
-  if (slot_ >= 0) file_slots[slot_].state.store(kFree);
-  slot_ = -1;
+void InterruptCleanupPath::release() {
+  if (id_ == 0) return;
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.paths.erase(id_);
+  id_ = 0;
 }
 
 InterruptCleanupChild::InterruptCleanupChild(pid_t pid) {
-  slot_ = claim(child_slots, "child processes");
-  child_slots[slot_].pid = pid;
-  child_slots[slot_].state.store(kActive);
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  id_ = r.next_id++;
+  r.children.emplace(id_, pid);
 }
 
-InterruptCleanupChild::~InterruptCleanupChild() { child_slots[slot_].state.store(kFree); }
+void InterruptCleanupChild::release() {
+  if (id_ == 0) return;
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.children.erase(id_);
+  id_ = 0;
+}
 
 }  // namespace ropescope::io

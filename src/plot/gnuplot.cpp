@@ -59,6 +59,17 @@ Figure::Figure(io::AtomicOutput& output, FigureSize size)
   const std::string terminal = terminal_for(output_, size);
   // A gnuplot that dies early must surface as its exit status, not kill us on the next write.
   signal(SIGPIPE, SIG_IGN);
+  // Gnuplot starts with no signal blocked and default actions (this process
+  // blocks SIGINT/SIGTERM/SIGHUP for its cleanup thread and ignores SIGPIPE).
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGXFSZ}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw Error(fmt::format("cannot draw '{}': pipe: {}", output_.string(), std::strerror(errno)));
   posix_spawn_file_actions_t actions;
@@ -68,8 +79,9 @@ Figure::Figure(io::AtomicOutput& output, FigureSize size)
   posix_spawn_file_actions_addopen(&actions, 2, messages_.temporary().c_str(), O_WRONLY | O_TRUNC, 0);
   std::string program = "gnuplot";
   char* argv[] = {program.data(), nullptr};
-  int rc = posix_spawnp(&pid_, "gnuplot", &actions, nullptr, argv, environ);
+  int rc = posix_spawnp(&pid_, "gnuplot", &actions, &attributes, argv, environ);
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
   close(fds[0]);
   if (rc != 0) {
     close(fds[1]);
@@ -83,10 +95,11 @@ Figure::Figure(io::AtomicOutput& output, FigureSize size)
   // Gnuplot writes through the descriptor (its own buffer) and fcloses the FILE when destroyed.
   std::FILE* pipe = fdopen(fds[1], "w");
   if (!pipe) {
+    const int error = errno;
     close(fds[1]);
     kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    throw Error(fmt::format("cannot draw '{}': fdopen: {}", output_.string(), std::strerror(errno)));
+    reap();
+    throw Error(fmt::format("cannot draw '{}': fdopen: {}", output_.string(), std::strerror(error)));
   }
   gnuplot_ = std::make_unique<Gnuplot>(pipe);
   command(fmt::format("{}\nset output {}", terminal, quote(image_.string())));
@@ -100,12 +113,22 @@ void Figure::stop() {
   gnuplot_.reset();  // flushes and closes the pipe
   if (pid_ > 0) {
     if (!finished_) kill(pid_, SIGTERM);
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
+    reap();
+  }
+}
+
+int Figure::reap() {
+  // Wait for the exit without reaping, forget the registration, then reap:
+  // an interrupt meanwhile never signals a pid that was handed to another process.
+  siginfo_t info{};
+  while (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
   }
   child_.reset();
+  int status = 0;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+  return status;
 }
 
 void Figure::command(std::string_view commands) { *gnuplot_ << std::string(commands) << '\n'; }
@@ -142,11 +165,7 @@ void Figure::finish() {
   io::stall_for_test("plot", fmt::format("gnuplot pid {}", pid_));
   command("unset output\nexit");
   gnuplot_.reset();  // flushes and closes the pipe: gnuplot reads to its end
-  int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
-  pid_ = -1;
-  child_.reset();
+  const int status = reap();
   finished_ = true;
   std::string log = read_all(messages_.temporary());
   std::error_code ignored;

@@ -60,6 +60,7 @@ class Figure {
 
  private:
   void stop();
+  int reap();  // waits for gnuplot to exit; its wait status
 
   std::filesystem::path output_, image_;
   io::AtomicOutput messages_;  // gnuplot's stderr

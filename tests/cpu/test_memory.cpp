@@ -81,9 +81,15 @@ TEST(MemoryLimits, TheLeastLimitWinsAndIsNamed) {
                {"/sys/fs/cgroup", "", ""}};
   auto limit = available_memory(s, ram);
   EXPECT_EQ(limit.bytes, 6 * GiB);
-  EXPECT_NE(limit.source.find("cgroup limit of /sys/fs/cgroup/a (memory.max 16.0 GiB, memory.current 10.0 GiB)"),
+  EXPECT_NE(limit.source.find("cgroup limit of /sys/fs/cgroup/a (memory.max 16.0 GiB, memory.current 10.0 GiB"),
             std::string::npos)
       << limit.source;
+  // Reclaimable page cache (inactive_file of memory.stat) counts as available, as kubelet counts it.
+  s.cgroups[1].stat = "anon 1000\nfile 5368709120\ninactive_file 4294967296\nactive_file 1073741824\n";
+  EXPECT_EQ(available_memory(s, ram).bytes, 10 * GiB);
+  EXPECT_EQ(parse_cgroup_stat(s.cgroups[1].stat, "inactive_file"), 4 * GiB);
+  EXPECT_EQ(parse_cgroup_stat(s.cgroups[1].stat, "inactive_anon"), std::nullopt);
+  s.cgroups[1].stat.clear();
   // Usage above the limit: nothing is available.
   s.cgroups[1].usage = "20000000000\n";
   EXPECT_EQ(available_memory(s, ram).bytes, 0u);
@@ -147,17 +153,28 @@ TEST(CpuMemoryCheck, ASmallLimitRefusesAnOrdinaryForward) {
   ASSERT_GT(backend.forward_bytes(64, {}), 100000u);
   {
     ScopedLimit limit("100000");
+    // Up front (the CLI's check before any work) the refusal is a bad argument ...
+    try {
+      backend.check_memory(64, {});
+      FAIL() << "no error";
+    } catch (const ArgumentError& e) {
+      EXPECT_NE(std::string(e.what()).find("the limit that applies: ROPESCOPE_MEMORY_LIMIT"), std::string::npos)
+          << e.what();
+    }
+    // ... inside a run, memory that vanished is a failed run (exit 1), not a bad argument.
     try {
       backend.forward({tokens}, {});
       FAIL() << "no error";
     } catch (const ArgumentError& e) {
+      FAIL() << "an ArgumentError mid-run: " << e.what();
+    } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("the limit that applies: ROPESCOPE_MEMORY_LIMIT"), std::string::npos)
           << e.what();
     }
   }
   {
     ScopedLimit limit("a lot");
-    EXPECT_THROW(backend.forward({tokens}, {}), ArgumentError);
+    EXPECT_THROW(backend.check_memory(64, {}), ArgumentError);
   }
   EXPECT_NO_THROW(backend.forward({tokens}, {}));
 }
