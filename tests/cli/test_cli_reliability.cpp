@@ -209,6 +209,31 @@ TEST(Reliability, InterruptedPlotStopsGnuplotAndLeavesNothing) {
   EXPECT_TRUE(snapshot(dir.path).empty()) << names(snapshot(dir.path));
 }
 
+TEST(Reliability, InterruptedAttnRemovesTheDirectoryItCreated) {
+  TempDir dir;
+  const auto text = text_file(dir, 100);
+  const auto err = dir.path.parent_path() / (dir.path.filename().string() + ".stderr");
+  const pid_t pid = spawn_ropescope("attn " + kModels + "ec --tokens " + text.string() +
+                                        " --bytes --length 16 --device cpu --quiet --out " + (dir / "maps").string(),
+                                    "ROPESCOPE_TEST_STALL=commit", err);
+  ASSERT_TRUE(wait_for_marker(pid, err, "test stall at commit")) << read_text(err);
+  EXPECT_TRUE(std::filesystem::is_directory(dir / "maps"));
+  kill(pid, SIGINT);
+  EXPECT_EQ(wait_exit_code(pid), 130);
+  std::filesystem::remove(err);
+  EXPECT_FALSE(std::filesystem::exists(dir / "maps")) << names(snapshot(dir.path));
+}
+
+TEST(Reliability, AClosedPipeIsAFailedRunNotASilentDeath) {
+  TempDir dir;
+  // 100,001 CSV rows to stdout; `head` closes the pipe after the first bytes.
+  const std::string command = "bash -c '" + std::string(ROPESCOPE_BINARY) + " decay --range 0:100000 2>" +
+                              (dir / "err").string() + " | head -c 10 >/dev/null; exit ${PIPESTATUS[0]}'";
+  const int status = std::system(command.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  EXPECT_NE(read_text(dir / "err").find("Broken pipe"), std::string::npos) << read_text(dir / "err");
+}
+
 TEST(Reliability, StagingFilesOfAKilledRunAreRemovedByTheNextRun) {
   TempDir dir;
   const auto err = dir.path.parent_path() / (dir.path.filename().string() + ".stderr");
