@@ -1,8 +1,10 @@
 // Host API of the small kernels the CUDA backend needs beside kernels/ops/
 // (kernels/forward_ops.cu): embedding gather into the fp32 residual stream,
-// RMSNorm of an fp32 stream, bias rows, the non-finite check of the residual
-// stream, the chunked next-token loss, and a
-// plain attention kernel for head dimensions the flash kernel does not take.
+// RMSNorm of an fp32 stream, the other norms (LayerNorm, qk-norm, post norms
+// added into the stream), MLP activations, the final logit softcap, bias
+// rows, the non-finite check of the residual stream, the chunked next-token
+// loss, and a plain attention kernel for head dimensions the flash kernel
+// does not take.
 // Also the pieces the analyses need: rotated (and noised) queries, and
 // materialised score / probability blocks for attention observers.
 // Same conventions as ops/ops.hpp: device pointers, row-major [tokens, features],
