@@ -1,12 +1,19 @@
-// The CUDA forward pass (see cuda_backend.hpp). Per layer: fp32 residual x ->
-// RMSNorm (bf16) -> q, k, v GEMMs -> RoPE keys -> attention (queries rotated
-// in the kernel, real and imaginary; with query noise, rotated and noised
-// first) -> the observer's view (distance sums, or score blocks) -> ablated
-// heads zeroed -> x += o_proj GEMM (fp32 output, beta = 1) -> RMSNorm ->
-// gate, up GEMMs -> SwiGLU -> x += down_proj GEMM; after each branch a small
-// kernel flags the first non-finite residual row in one device word, read
-// once after the layers (backend::non_finite_activations names the layer).
-// Then final RMSNorm and, per chunk of tokens, fp32 logits from one GEMM and
+// The CUDA forward pass (see cuda_backend.hpp). Embedding (times the
+// embedding multiplier) into the fp32 residual x, then the shared decoder
+// loop (backend/decoder.hpp: pre-norm, sandwich, post-norm and parallel
+// blocks). Attention branch: norm (RMS, (1 + w) RMS or LayerNorm; bf16) ->
+// q, k, v GEMMs -> qk-norm -> RoPE keys with the layer's table (global,
+// local, or none for NoPE layers) -> attention (queries rotated in the
+// kernel, real and imaginary; with query noise, rotated and noised first) ->
+// the observer's view (distance sums, or score blocks) -> ablated heads
+// zeroed -> o_proj. MLP branch: gate / up GEMMs -> activation (gated or plain;
+// SiLU, erf- or tanh-GELU) -> down_proj. A branch without a post norm or
+// residual multiplier adds straight into x (fp32 GEMM output, beta = 1);
+// otherwise its fp32 output is normed and scaled into x by one kernel. After
+// each branch a small kernel flags the first non-finite residual row in one
+// device word, read once after the layers (backend::non_finite_activations
+// names the layer). Then the final norm and, per chunk of tokens, fp32
+// logits from one GEMM (times the logit multiplier), the final softcap, and
 // the next-token loss (checked finite on the host).
 #include "kernels/cuda_backend.hpp"
 
@@ -15,7 +22,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <span>
 #include <stdexcept>
 #include <utility>
 
@@ -87,14 +96,24 @@ cudaDataType_t cuda_type(WeightType type) {
 
 std::size_t type_size(WeightType type) { return type == WeightType::f32 ? 4 : 2; }
 
-// A matrix in its stored dtype, byte for byte (F64, held as f32, is rounded once).
-// Row selections (fused or permuted projections) are refused before this (unsupported_features).
+// A matrix in its stored dtype, byte for byte (F64, held as f32, is rounded
+// once). A row selection (a fused projection's part: Phi-3 qkv_proj, GPT-NeoX
+// query_key_value, GLM gate_up_proj; or q / k rows permuted for interleaved
+// rotary) is gathered on the host first: selected row r is the tensor's row
+// w.rows[r], row_elements values each, so the device holds a plain [rows, in].
 DeviceArray<std::byte> upload_matrix(const model::WeightView& w) {
   const io::TensorView& t = w.tensor;
-  DeviceArray<std::byte> d(t.numel() * type_size(weight_type(t.dtype())));
+  const std::size_t element = type_size(weight_type(t.dtype()));
+  DeviceArray<std::byte> d(w.numel() * element);
   if (t.dtype() == io::Dtype::F64) {
-    const std::vector<float> f = t.to_float();
+    const std::vector<float> f = w.to_float();
     check(cudaMemcpy(d.get(), f.data(), d.size(), cudaMemcpyHostToDevice), "upload weight");
+  } else if (w.gathered()) {
+    const std::size_t row_bytes = w.row_elements * element;
+    std::vector<std::byte> rows(d.size());
+    for (std::size_t r = 0; r < w.rows.size(); ++r)
+      std::memcpy(rows.data() + r * row_bytes, t.bytes().data() + w.rows[r] * row_bytes, row_bytes);
+    check(cudaMemcpy(d.get(), rows.data(), d.size(), cudaMemcpyHostToDevice), "upload weight");
   } else {
     check(cudaMemcpy(d.get(), t.bytes().data(), d.size(), cudaMemcpyHostToDevice), "upload weight");
   }
@@ -112,6 +131,47 @@ DeviceArray<float> upload_vector(const model::WeightView& t) {
 
 DeviceArray<float> upload_vector(const std::optional<model::WeightView>& t) {
   return t ? upload_vector(*t) : DeviceArray<float>();
+}
+
+// A norm's weights on the device: the multiplier (w, or 1 + w in fp32 for
+// rms_offset, as the CPU backend and HF's Gemma form it) and the bias.
+struct DeviceNorm {
+  DeviceArray<float> weight, bias;  // empty when the norm is absent (the slot unused by the block kind)
+};
+
+// `parts` concatenated (a qk-norm's weights: StableLM stores one tensor per head), as the multiplier.
+DeviceArray<float> upload_norm_weight(const std::vector<const model::WeightView*>& parts, const model::NormSpec& spec) {
+  std::vector<float> f;
+  for (const auto* part : parts) {
+    const std::size_t at = f.size();
+    f.resize(at + part->numel());
+    part->to_float(std::span<float>(f.data() + at, part->numel()));
+  }
+  if (spec.kind == model::NormKind::rms_offset)
+    for (float& v : f) v += 1.0f;
+  DeviceArray<float> d(f.size());
+  check(cudaMemcpy(d.get(), f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice), "upload norm weight");
+  return d;
+}
+
+DeviceNorm upload_norm(const std::optional<model::NormWeights>& n, const model::NormSpec& spec) {
+  DeviceNorm d;
+  if (!n) return d;
+  d.weight = upload_norm_weight({&n->weight}, spec);
+  d.bias = upload_vector(n->bias);
+  return d;
+}
+
+// The kernels' view of a norm (weight_stride: see kernels::NormParams).
+kernels::NormParams norm_params(const DeviceNorm& n, const model::NormSpec& spec) {
+  return kernels::NormParams{n.weight.get(), n.bias.size() ? n.bias.get() : nullptr, 0,
+                             spec.kind == model::NormKind::layer_norm, static_cast<float>(spec.eps)};
+}
+
+// Whether a branch's output needs the fp32 staging buffer (Workspace::branch):
+// a post norm or a residual multiplier stands between the GEMM and the residual add.
+bool staged_branches(const model::Architecture& a) {
+  return a.block == model::BlockKind::sandwich || a.block == model::BlockKind::post_norm || a.residual_multiplier != 1;
 }
 
 // Token rows of the LM head per chunk: fp32 logits of at most this many bytes,
@@ -146,6 +206,8 @@ long double workspace_bytes(const model::Model& m, WeightType wtype, long T, boo
   const long widest_in = std::max({h, O, I}), widest_out = std::max({Q, KV, I});
   const bool convert = wtype != WeightType::bf16;
   return 4.0L * t * (1 + h + layout.attention_heads + 1) + 4.0L * logit_rows(T, V) * V +
+         (staged_branches(m.config.arch) ? 4.0L * t * h : 0.0L) +
+         (m.config.arch.block == model::BlockKind::parallel_two_norms ? 2.0L * t * h : 0.0L) +
          2.0L * t * (h + Q + 2 * KV + O + 3 * I) +
          (convert ? t * (static_cast<long double>(type_size(wtype)) * widest_in + 4.0L * widest_out) : 0.0L) +
          (noisy ? 2.0L * t * O : 0.0L);
@@ -157,7 +219,8 @@ struct CudaBackend::State {
   struct Layer {
     DeviceArray<std::byte> q, k, v, o, gate, up, down;  // stored dtype
     DeviceArray<float> q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;  // empty when absent
-    DeviceArray<float> input_norm, post_norm;
+    DeviceNorm norms[4];              // indexed by backend::NormSlot
+    DeviceArray<float> q_norm, k_norm;  // qk-norm multipliers; empty without qk-norm
   };
   // Activations for sequences of up to `T` tokens.
   struct Workspace {
@@ -171,6 +234,8 @@ struct CudaBackend::State {
     DeviceArray<std::byte> converted;
     DeviceArray<float> gemm_out;
     DeviceArray<bf16> rotated_q;  // [T, A*d], allocated on the first noisy forward
+    DeviceArray<bf16> xn_mlp;     // [T, h]: the MLP's norm of a parallel_two_norms block
+    DeviceArray<float> branch;    // [T, h]: a branch's fp32 output before its post norm / multiplier (staged_branches)
   };
   struct CachedRope {
     model::RopeTableKey key;
@@ -184,7 +249,7 @@ struct CudaBackend::State {
   WeightType wtype = WeightType::bf16;
   DeviceArray<std::byte> embed, lm_head_own;
   const std::byte* lm_head = nullptr;  // embed when tied
-  DeviceArray<float> final_norm;
+  DeviceNorm final_norm;
   std::vector<Layer> layers;
   Workspace ws;
   std::vector<CachedRope> rope_cache;
@@ -198,12 +263,12 @@ struct CudaBackend::State {
     if (stream) cudaStreamDestroy(stream);
   }
 
-  // y [T, out] = x [T, in] W^T with W [out, in] (row-major, HF order), x and W
-  // both of the weights' dtype: column-major cuBLAS computes y^T = W x^T.
+  // y [T, out] = alpha x [T, in] W^T with W [out, in] (row-major, HF order), x
+  // and W both of the weights' dtype: column-major cuBLAS computes y^T = W x^T.
   // fp32 accumulation (CUBLAS_COMPUTE_32F: no TF32 for f32); y bf16 (bf16
   // weights only) or fp32; beta = 1 adds to what y holds.
-  void gemm(const void* x, const void* w, void* y, cudaDataType_t y_type, long T, long out, long in, float beta) {
-    const float alpha = 1.0f;
+  void gemm(const void* x, const void* w, void* y, cudaDataType_t y_type, long T, long out, long in, float beta,
+            float alpha = 1.0f) {
     const cudaDataType_t t = cuda_type(wtype);
     check(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(T),
                        static_cast<int>(in), &alpha, w, t, static_cast<int>(in), x, t, static_cast<int>(in), &beta, y,
@@ -243,25 +308,9 @@ struct CudaBackend::State {
 std::vector<std::string> unsupported_features(const model::Model& m) {
   const auto& a = m.config.arch;
   std::vector<std::string> out;
-  if (a.block != model::BlockKind::pre_norm) out.push_back(fmt::format("block kind \"{}\"", model::to_string(a.block)));
-  if (a.norm.kind != model::NormKind::rms) out.push_back(fmt::format("{} norms", model::to_string(a.norm.kind)));
-  if (!a.mlp.gated || a.mlp.act != model::Activation::silu)
-    out.push_back(fmt::format("{} {} MLP", a.mlp.gated ? "gated" : "plain", model::to_string(a.mlp.act)));
-  if (a.attention.qk_norm != model::QkNormKind::none) out.push_back("qk-norm");
   for (int l = 0; l < static_cast<int>(a.layers.size()); ++l)
     if (a.window(l) > std::numeric_limits<int>::max())
       out.push_back(fmt::format("sliding window {} of layer {} (over 2^31 - 1)", a.window(l), l));
-  if (a.any_nope()) out.push_back("NoPE layers");
-  if (a.local_rope) out.push_back("per-layer RoPE tables");
-  if (a.embedding_multiplier != 1 || a.residual_multiplier != 1 || a.logit_multiplier != 1)
-    out.push_back("embedding / residual / logit multipliers");
-  if (a.final_softcap) out.push_back("final logit softcap");
-  bool gathered = false;
-  for (const auto& l : m.weights.layers)
-    for (const auto* v : {&l.q_proj, &l.k_proj, &l.v_proj, &l.up_proj}) gathered |= v->gathered();
-  for (const auto& l : m.weights.layers)
-    if (l.gate_proj) gathered |= l.gate_proj->gathered();
-  if (gathered) out.push_back("fused or permuted projections (split or reordered at load)");
   return out;
 }
 
@@ -297,14 +346,27 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
     s.lm_head_own = upload_matrix(w.lm_head);
     s.lm_head = s.lm_head_own.get();
   }
-  s.final_norm = upload_vector(w.norm.weight);
+  const auto& arch = model_->config.arch;
+  s.final_norm = upload_norm(w.norm, arch.norm);
+  const auto& qk = arch.attention;
+  // The qk-norm weight length each kind needs: one head's d, or the whole projection.
+  auto qk_weight = [&](const std::vector<model::WeightView>& parts, long width, const char* which) {
+    std::vector<const model::WeightView*> views;
+    std::size_t n = 0;
+    for (const auto& p : parts) views.push_back(&p), n += p.numel();
+    const long need = qk.qk_norm == model::QkNormKind::per_head ? layout.head_dim : width;
+    if (static_cast<long>(n) != need)
+      throw ArgumentError(fmt::format("CUDA backend: {} qk-norm weights hold {} values, the {} qk-norm needs {}", which,
+                                      n, model::to_string(qk.qk_norm), need));
+    return upload_norm_weight(views, qk.qk_norm_spec);
+  };
   for (const auto& lw : w.layers) {
     State::Layer l;
     l.q = upload_matrix(lw.q_proj);
     l.k = upload_matrix(lw.k_proj);
     l.v = upload_matrix(lw.v_proj);
     l.o = upload_matrix(lw.o_proj);
-    l.gate = upload_matrix(*lw.gate_proj);
+    if (lw.gate_proj) l.gate = upload_matrix(*lw.gate_proj);
     l.up = upload_matrix(lw.up_proj);
     l.down = upload_matrix(lw.down_proj);
     l.q_bias = upload_vector(lw.q_bias);
@@ -314,8 +376,14 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
     l.gate_bias = upload_vector(lw.gate_bias);
     l.up_bias = upload_vector(lw.up_bias);
     l.down_bias = upload_vector(lw.down_bias);
-    l.input_norm = upload_vector(lw.attn_norm->weight);
-    l.post_norm = upload_vector(lw.mlp_norm->weight);
+    l.norms[static_cast<int>(backend::NormSlot::attn)] = upload_norm(lw.attn_norm, arch.norm);
+    l.norms[static_cast<int>(backend::NormSlot::post_attn)] = upload_norm(lw.post_attn_norm, arch.norm);
+    l.norms[static_cast<int>(backend::NormSlot::mlp)] = upload_norm(lw.mlp_norm, arch.norm);
+    l.norms[static_cast<int>(backend::NormSlot::post_mlp)] = upload_norm(lw.post_mlp_norm, arch.norm);
+    if (qk.qk_norm != model::QkNormKind::none) {
+      l.q_norm = qk_weight(lw.q_norm, layout.q_rows(), "q");
+      l.k_norm = qk_weight(lw.k_norm, layout.kv_rows(), "k");
+    }
     s.layers.push_back(std::move(l));
   }
 }
@@ -331,14 +399,16 @@ std::string CudaBackend::precision() const {
   return fmt::format(
       "cuda ({}): {} weights as stored (F64 rounded once to f32), norm weights and biases in fp32; bf16 "
       "activations; cuBLAS GEMMs with {} inputs (activations converted exactly from bf16) and fp32 accumulation, "
-      "no TF32; fp32 residual stream; RMSNorm statistics in fp32; keys rotated then rounded to bf16; attention "
+      "no TF32; fp32 residual stream (post norms and residual multipliers applied in fp32 before the add); norm "
+      "and qk-norm statistics in fp32 ((1 + w) formed in fp32), one bf16 rounding; MLP activations in fp32; keys rotated then rounded to bf16; attention "
       "softmax in fp32 (flash kernels for d = 64, 128, wgmma on compute capability 9.0 else mma.sync: queries "
       "rotated and rounded to bf16 in the kernel, bf16 probabilities times bf16 values, fp32 accumulation; the "
       "model's attention scale, logit softcap as cap * tanhf(score / cap) and per-layer sliding windows as on the "
       "CPU, key tiles outside a window skipped); query noise added in fp32 to the rotated query before "
       "its bf16 rounding; distance sums from scores recomputed with the forward's log-sum-exp, per-tile fp32 "
       "partial sums accumulated in fp64; RoPE tables as on the CPU (exact float128 reduction or HF float32), "
-      "stored as float; fp32 logits and log-sum-exp, in chunks of tokens",
+      "stored as float; fp32 logits (logit multiplier as the GEMM's alpha, final softcap in fp32) and "
+      "log-sum-exp, in chunks of tokens",
       state_->device_name, weights, weights);
 }
 
@@ -422,7 +492,6 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   const long h = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, d = layout.head_dim;
   const long Q = layout.q_rows(), KV = layout.kv_rows(), O = layout.o_columns();
   const int A = layout.attention_heads;
-  const float eps = static_cast<float>(c.arch.norm.eps);
   cudaStream_t stream = s.stream;
   const bool noisy = options.noise && options.noise->std > 0;
   backend::AttentionObserver* observer = options.observer;
@@ -449,6 +518,8 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     ws.gate = DeviceArray<bf16>(T * I);
     ws.up = DeviceArray<bf16>(T * I);
     ws.act = DeviceArray<bf16>(T * I);
+    if (staged_branches(c.arch)) ws.branch = DeviceArray<float>(T * h);
+    if (c.arch.block == model::BlockKind::parallel_two_norms) ws.xn_mlp = DeviceArray<bf16>(T * h);
     if (convert) {
       ws.converted = DeviceArray<std::byte>(T * widest_in * type_size(s.wtype));
       ws.gemm_out = DeviceArray<float>(T * widest_out);
@@ -458,35 +529,50 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   auto& ws = s.ws;
   if (noisy && ws.rotated_q.size() < static_cast<std::size_t>(ws.T * O)) ws.rotated_q = DeviceArray<bf16>(ws.T * O);
 
-  // RoPE table, cached by the same key as the CPU backend's.
-  const auto key = model::rope_table_key(options.rope_override.value_or(c.rope), options.angles, T);
-  const kernels::DeviceRopeTable* rope = nullptr;
-  for (auto& cached : s.rope_cache) {
-    if (cached.key == key) {
+  // RoPE tables, cached by the same key as the CPU backend's: the model's
+  // (global) table and, for Gemma 3 / Cohere 2 style models, the local one.
+  // The index into rope_cache, as a later push_back may move the entries.
+  auto cached_table = [&](const theory::RopeSpec& spec) -> std::size_t {
+    const auto key = model::rope_table_key(spec, options.angles, T);
+    for (std::size_t i = 0; i < s.rope_cache.size(); ++i) {
+      auto& cached = s.rope_cache[i];
+      if (!(cached.key == key)) continue;
       if (cached.table.positions < T) {
         check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
         kernels::free_rope_table(cached.table);
         const auto host = model::make_rope_table(key.spec, T, key.angles, T);
         cached.table = kernels::upload_rope_table(host.cos.data(), host.sin.data(), host.positions, host.pairs);
       }
-      rope = &cached.table;
+      return i;
     }
-  }
-  if (!rope) {
     const auto host = model::make_rope_table(key.spec, T, key.angles, T);
     s.rope_cache.push_back(
         {key, kernels::upload_rope_table(host.cos.data(), host.sin.data(), host.positions, host.pairs)});
-    rope = &s.rope_cache.back().table;
-  }
+    return s.rope_cache.size() - 1;
+  };
+  const std::size_t global_index = cached_table(options.rope_override.value_or(c.rope));
+  const std::size_t local_index = c.arch.local_rope ? cached_table(*c.arch.local_rope) : global_index;
+  const kernels::DeviceRopeTable* rope = &s.rope_cache[global_index].table;
+  const kernels::DeviceRopeTable* local_rope = &s.rope_cache[local_index].table;
+  const kernels::DeviceRopeTable identity = kernels::identity_rope(T);
+  // The table layer l rotates with (identity: a NoPE layer, q and k unrotated).
+  auto layer_rope = [&](int l) -> const kernels::DeviceRopeTable& {
+    switch (c.arch.layers.at(l).rope) {
+      case model::LayerRope::none: return identity;
+      case model::LayerRope::global: return *rope;
+      case model::LayerRope::local: return *local_rope;
+    }
+    return *rope;
+  };
 
   const auto& spec = c.arch.attention;
   const kernels::AttentionShape shape{static_cast<int>(T), static_cast<int>(d), layout.query_heads, layout.kv_heads,
                                       A, layout.variant != model::Variant::rope, spec.scale, spec.softcap.value_or(0.0)};
   // The queries the attention kernels read: q itself with the model's layout
-  // and table, or, with query noise, every head's rotated and noised query
-  // (rotate_queries_bf16) read through an identity table.
+  // and the layer's table, or, with query noise, every head's rotated and
+  // noised query (rotate_queries_bf16) read through an identity table.
   const bf16* attention_q = noisy ? ws.rotated_q.get() : ws.q.get();
-  const kernels::DeviceRopeTable attention_rope = noisy ? kernels::identity_rope(T) : *rope;
+  auto attention_rope = [&](int l) -> const kernels::DeviceRopeTable& { return noisy ? identity : layer_rope(l); };
   kernels::AttentionShape attention_shape = shape;
   if (noisy) {
     attention_shape.query_heads = A;
@@ -547,10 +633,10 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       const kernels::DistanceSumsOut out{ob.slot_of_distance.get(), ob.slot_start.get(), ob.slots,
                                          ob.prob_sum.get(),         ob.score_sum.get(),  ob.stats.get()};
       if (ob.tensor_core_sums)
-        kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope, layer_shape(l), ws.lse.get(),
+        kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope(l), layer_shape(l), ws.lse.get(),
                                               out, stream);
       else
-        kernels::attention_distance_sums_simple_bf16(attention_q, ws.k.get(), attention_rope, layer_shape(l),
+        kernels::attention_distance_sums_simple_bf16(attention_q, ws.k.get(), attention_rope(l), layer_shape(l),
                                                      ws.lse.get(), flash, out, stream);
       check(cudaMemcpyAsync(ob.host_prob.data(), ob.prob_sum.get(), ob.prob_sum.size() * sizeof(double),
                             cudaMemcpyDeviceToHost, stream),
@@ -584,7 +670,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       for (long q0 = 0; q0 < T; q0 += ob.block_rows) {
         const long rows = std::min(ob.block_rows, T - q0), k_end = q0 + rows;
         const std::size_t n = static_cast<std::size_t>(rows) * k_end;
-        kernels::attention_scores_f32(query, attention_rope, flash, ws.k.get(), static_cast<int>(KV),
+        kernels::attention_scores_f32(query, attention_rope(l), flash, ws.k.get(), static_cast<int>(KV),
                                       static_cast<int>(head.kv_head * d), scores_shape, q0, rows, k_end,
                                       ob.scores.get(), stream);
         kernels::softmax_rows_f32(ob.scores.get(), ob.probs.get(), q0, rows, k_end, scores_shape.window, stream);
@@ -596,10 +682,10 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
               "copy probabilities");
         backend::AttentionBlock block{sequence, l, head, q0, k_end, k_end, ob.host_scores.data(), ob.host_probs.data(),
                                       nullptr};
-        if (ob.virtual_scores.size()) {
+        if (ob.virtual_scores.size() && c.arch.has_rope(l)) {  // as the CPU: none on NoPE layers
           const kernels::QuerySource imaginary{ws.q.get(), static_cast<int>(Q), static_cast<int>(head.query_head * d),
                                                Rotation::imaginary};
-          kernels::attention_scores_f32(imaginary, *rope, flash, ws.k.get(), static_cast<int>(KV),
+          kernels::attention_scores_f32(imaginary, layer_rope(l), flash, ws.k.get(), static_cast<int>(KV),
                                         static_cast<int>(head.kv_head * d), scores_shape, q0, rows, k_end,
                                         ob.virtual_scores.get(), stream);
           check(cudaMemcpyAsync(ob.host_virtual.data(), ob.virtual_scores.get(), n * sizeof(float),
@@ -618,69 +704,112 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   check(cudaMemcpyAsync(ws.tokens.get(), tokens.data(), T * sizeof(std::int32_t), cudaMemcpyHostToDevice, stream),
         "upload tokens");
   kernels::embed_rows_f32(s.embed.get(), s.wtype, ws.tokens.get(), ws.x.get(), static_cast<int>(T),
-                          static_cast<int>(h), stream);
+                          static_cast<int>(h), static_cast<float>(c.arch.embedding_multiplier), stream);
 
   // The decoder loop (backend/decoder.hpp) over this forward's buffers: the
-  // fp32 residual stream ws.x and the bf16 normed copy ws.xn. Only what
-  // unsupported_features lets through reaches here (pre-norm blocks, no post
-  // norms, residual multiplier 1); anything else is a logic error.
+  // fp32 residual stream ws.x and the bf16 normed copy ws.xn. A branch reads
+  // a normed buffer, or (post-norm blocks) the residual stream itself,
+  // rounded to bf16 into ws.xn first (the GEMMs take bf16).
   struct Buffers {
     float* residual = nullptr;
     const bf16* normed = nullptr;
   };
-  auto unsupported = [](const char* what) {
-    return Error(fmt::format("CUDA backend: {} reached the forward (unsupported_features should have refused it)", what));
+  const auto& norm_spec = c.arch.norm;
+  // y = bf16(norm(x)) for the fp32 residual x: the RMS-only kernel for rms and rms_offset (its weight is 1 + w).
+  auto residual_norm = [&](const float* x, const DeviceNorm& n, bf16* y) {
+    if (norm_spec.kind == model::NormKind::layer_norm)
+      kernels::norm_f32_bf16(x, y, static_cast<int>(T), static_cast<int>(h), norm_params(n, norm_spec), stream);
+    else
+      kernels::rmsnorm_f32_bf16(x, n.weight.get(), y, static_cast<int>(T), static_cast<int>(h),
+                                static_cast<float>(norm_spec.eps), stream);
   };
   auto norm = [&](int l, backend::NormSlot slot, const Buffers& x) -> Buffers {
-    const auto& L = s.layers[l];
-    if (!x.residual) throw unsupported("a norm of a normed buffer");
-    const float* weight = slot == backend::NormSlot::attn  ? L.input_norm.get()
-                          : slot == backend::NormSlot::mlp ? L.post_norm.get()
-                                                           : throw unsupported("a post-branch norm");
-    kernels::rmsnorm_f32_bf16(x.residual, weight, ws.xn.get(), static_cast<int>(T), static_cast<int>(h), eps, stream);
-    return {nullptr, ws.xn.get()};
+    if (!x.residual) throw Error("CUDA backend: a norm of a normed buffer (the decoder loop never asks for one)");
+    // The two parallel_two_norms norms are both alive at once: the MLP's has its own buffer.
+    bf16* y = slot == backend::NormSlot::mlp && ws.xn_mlp.size() ? ws.xn_mlp.get() : ws.xn.get();
+    residual_norm(x.residual, s.layers[l].norms[static_cast<int>(slot)], y);
+    return {nullptr, y};
   };
-  auto check_branch = [&](const Buffers& in, const Buffers& out, double scale, std::optional<backend::NormSlot> post) {
-    if (!in.normed || !out.residual) throw unsupported("a branch without a pre-norm");
-    if (post) throw unsupported("a post-branch norm");
-    if (scale != 1.0) throw unsupported("a residual multiplier");
+  // The bf16 input of a branch.
+  auto branch_input = [&](const Buffers& in) -> const bf16* {
+    if (in.normed) return in.normed;
+    kernels::round_rows_bf16(in.residual, nullptr, ws.xn.get(), static_cast<int>(T), static_cast<int>(h), stream);
+    return ws.xn.get();
+  };
+  // out.residual += scale * post(y W^T + bias), y [T, in]; then the non-finite flag of (layer, branch).
+  auto add_branch = [&](int l, int branch, const bf16* y, const DeviceArray<std::byte>& w,
+                        const DeviceArray<float>& bias, long in, Buffers& out, double scale,
+                        std::optional<backend::NormSlot> post) {
+    if (!post && scale == 1.0) {
+      s.residual_add(y, w, bias, out.residual, T, h, in);  // GEMM with beta = 1 into the residual stream
+    } else {
+      s.gemm(s.gemm_input(y, T, in), w.get(), ws.branch.get(), CUDA_R_32F, T, h, in, 0.0f);
+      if (bias.size()) kernels::add_rows_f32(ws.branch.get(), bias.get(), static_cast<int>(T), static_cast<int>(h), stream);
+      kernels::NormParams p;
+      if (post) p = norm_params(s.layers[l].norms[static_cast<int>(*post)], norm_spec);
+      kernels::norm_add_f32(ws.branch.get(), out.residual, static_cast<int>(T), static_cast<int>(h), post ? &p : nullptr,
+                            static_cast<float>(scale), stream);
+    }
+    kernels::flag_non_finite_rows_f32(out.residual, static_cast<int>(T), static_cast<int>(h),
+                                      (2ull * l + branch) * T, s.non_finite.get(), stream);
+  };
+  const auto& qk = spec.qk_norm_spec;
+  // qk-norm of x [T, cols] (q or k) in place: per head of d values, or over the whole row.
+  auto qk_norm = [&](bf16* x, long cols, const DeviceArray<float>& weight) {
+    const bool full = spec.qk_norm == model::QkNormKind::full_width;
+    const int stride = spec.qk_norm == model::QkNormKind::per_head_weights ? static_cast<int>(d) : 0;
+    const kernels::NormParams p{weight.get(), nullptr, stride, qk.kind == model::NormKind::layer_norm,
+                                static_cast<float>(qk.eps)};
+    kernels::norm_segments_bf16(x, x, static_cast<int>(T), static_cast<int>(cols), static_cast<int>(full ? cols : d), p,
+                                stream);
   };
   auto attention = [&](int l, const Buffers& in, Buffers& out, double scale, std::optional<backend::NormSlot> post) {
-    check_branch(in, out, scale, post);
     const auto& L = s.layers[l];
-    s.linear_bf16(in.normed, L.q, L.q_bias, ws.q.get(), T, Q, h);
-    s.linear_bf16(in.normed, L.k, L.k_bias, ws.k.get(), T, KV, h);
-    s.linear_bf16(in.normed, L.v, L.v_bias, ws.v.get(), T, KV, h);
-    kernels::rope_keys_bf16(ws.k.get(), static_cast<int>(T), layout.kv_heads, static_cast<int>(d), *rope, stream);
-    if (noisy) kernels::rotate_queries_bf16(ws.q.get(), *rope, shape, &noise, l, ws.rotated_q.get(), stream);
+    const bf16* input = branch_input(in);
+    s.linear_bf16(input, L.q, L.q_bias, ws.q.get(), T, Q, h);
+    s.linear_bf16(input, L.k, L.k_bias, ws.k.get(), T, KV, h);
+    s.linear_bf16(input, L.v, L.v_bias, ws.v.get(), T, KV, h);
+    if (spec.qk_norm != model::QkNormKind::none) {
+      qk_norm(ws.q.get(), Q, L.q_norm);
+      qk_norm(ws.k.get(), KV, L.k_norm);
+    }
+    const kernels::DeviceRopeTable& lrope = layer_rope(l);
+    kernels::rope_keys_bf16(ws.k.get(), static_cast<int>(T), layout.kv_heads, static_cast<int>(d), lrope, stream);
+    if (noisy) kernels::rotate_queries_bf16(ws.q.get(), lrope, shape, &noise, l, ws.rotated_q.get(), stream);
     const kernels::AttentionShape lshape = layer_shape(l);
     if (flash) {
       // The Hopper kernel where it applies (wgmma, TMA), else the mma.sync one.
-      if (!kernels::attention_forward_wgmma_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, lshape,
+      if (!kernels::attention_forward_wgmma_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape,
                                                  ws.attn.get(), ws.lse.get(), stream))
-        kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, lshape, ws.attn.get(),
+        kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape, ws.attn.get(),
                                         ws.lse.get(), stream);
     } else
-      kernels::attention_simple_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope, lshape, ws.attn.get(),
+      kernels::attention_simple_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape, ws.attn.get(),
                                      ws.lse.get(), stream);
     if (observer) observe(l);
     for (int a = 0; a < A && !options.ablation.empty(); ++a)
       if (options.ablation.ablates(l, layout.head(a)))
         check(cudaMemset2DAsync(ws.attn.get() + a * d, O * sizeof(bf16), 0, d * sizeof(bf16), T, stream),
               "zero ablated head");
-    s.residual_add(ws.attn.get(), L.o, L.o_bias, out.residual, T, h, O);  // out += o_proj(attn): GEMM with beta = 1
-    kernels::flag_non_finite_rows_f32(out.residual, static_cast<int>(T), static_cast<int>(h), 2ull * l * T,
-                                      s.non_finite.get(), stream);
+    add_branch(l, 0, ws.attn.get(), L.o, L.o_bias, O, out, scale, post);
   };
+  const auto& mlp_spec = c.arch.mlp;
+  const kernels::MlpActivation act = mlp_spec.act == model::Activation::silu       ? kernels::MlpActivation::silu
+                                     : mlp_spec.act == model::Activation::gelu_erf ? kernels::MlpActivation::gelu_erf
+                                                                                   : kernels::MlpActivation::gelu_tanh;
   auto mlp = [&](int l, const Buffers& in, Buffers& out, double scale, std::optional<backend::NormSlot> post) {
-    check_branch(in, out, scale, post);
     const auto& L = s.layers[l];
-    s.linear_bf16(in.normed, L.gate, L.gate_bias, ws.gate.get(), T, I, h);
-    s.linear_bf16(in.normed, L.up, L.up_bias, ws.up.get(), T, I, h);
-    kernels::swiglu_bf16(ws.gate.get(), ws.up.get(), ws.act.get(), static_cast<std::size_t>(T) * I, stream);
-    s.residual_add(ws.act.get(), L.down, L.down_bias, out.residual, T, h, I);
-    kernels::flag_non_finite_rows_f32(out.residual, static_cast<int>(T), static_cast<int>(h), (2ull * l + 1) * T,
-                                      s.non_finite.get(), stream);
+    const bf16* input = branch_input(in);
+    const std::size_t n = static_cast<std::size_t>(T) * I;
+    s.linear_bf16(input, L.up, L.up_bias, ws.up.get(), T, I, h);
+    if (!mlp_spec.gated) {
+      kernels::mlp_activation_bf16(ws.up.get(), nullptr, ws.act.get(), n, act, stream);
+    } else {
+      s.linear_bf16(input, L.gate, L.gate_bias, ws.gate.get(), T, I, h);
+      if (act == kernels::MlpActivation::silu) kernels::swiglu_bf16(ws.gate.get(), ws.up.get(), ws.act.get(), n, stream);
+      else kernels::mlp_activation_bf16(ws.gate.get(), ws.up.get(), ws.act.get(), n, act, stream);
+    }
+    add_branch(l, 1, ws.act.get(), L.down, L.down_bias, I, out, scale, post);
   };
   backend::CallableOps<Buffers, decltype(norm), decltype(attention), decltype(mlp)> ops{norm, attention, mlp};
   Buffers x{ws.x.get(), nullptr};
@@ -704,8 +833,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
                                                       branch % 2 ? "MLP" : "attention", branch / 2, first_bad % T),
                                           options);
   }
-  kernels::rmsnorm_f32_bf16(ws.x.get(), s.final_norm.get(), ws.xn.get(), static_cast<int>(T), static_cast<int>(h), eps,
-                            stream);
+  residual_norm(ws.x.get(), s.final_norm, ws.xn.get());
 
   // Next-token loss, ws.logit_rows tokens at a time.
   if (!options.loss && !options.keep_logits) {
@@ -715,7 +843,11 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   if (options.keep_logits) result.logits.resize(T, V);
   for (long t0 = 0; t0 < T; t0 += ws.logit_rows) {
     const long rows = std::min(ws.logit_rows, T - t0);
-    s.gemm(s.gemm_input(ws.xn.get() + t0 * h, rows, h), s.lm_head, ws.logits.get(), CUDA_R_32F, rows, V, h, 0.0f);
+    s.gemm(s.gemm_input(ws.xn.get() + t0 * h, rows, h), s.lm_head, ws.logits.get(), CUDA_R_32F, rows, V, h, 0.0f,
+           static_cast<float>(c.arch.logit_multiplier));
+    if (c.arch.final_softcap)
+      kernels::softcap_f32(ws.logits.get(), static_cast<std::size_t>(rows) * V, static_cast<float>(*c.arch.final_softcap),
+                           stream);
     const long scored = std::min(rows, T - 1 - t0);  // the last position has no next token
     if (scored > 0 && options.loss)
       kernels::next_token_nll_f32(ws.logits.get(), static_cast<int>(scored), static_cast<int>(V),

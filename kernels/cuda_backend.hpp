@@ -1,10 +1,12 @@
 // The CUDA backend: the Backend interface (backend/backend.hpp) on one GPU,
 // running the same decoder loop as the CPU backend (backend/decoder.hpp) for
-// the Llama layout; other features are refused (unsupported_features).
+// every block kind, norm kind, MLP kind, qk-norm, NoPE / local-RoPE layers,
+// fused projections, multipliers and softcaps of model/architecture.hpp;
+// what it cannot run is refused (unsupported_features).
 // Weights are uploaded once in their stored dtype; matmuls run through cuBLAS
 // (fp32 accumulation); activations are bf16 and the residual stream fp32;
-// RMSNorm, RoPE keys, attention and SwiGLU are the kernels of kernels/ops and
-// kernels/forward_ops; the LM head and loss run in chunks of tokens, so T x V
+// norms, RoPE keys, attention and MLP activations are the kernels of
+// kernels/ops and kernels/forward_ops; the LM head and loss run in chunks of tokens, so T x V
 // logits never exist at once. Attention observers get distance sums reduced
 // on the device (no T x T matrix) when they ask for them, else score and
 // probability blocks recomputed per head; query noise and head ablation as on

@@ -49,11 +49,83 @@ __device__ __forceinline__ float to_float(float x) { return x; }
 
 template <class W>
 __global__ void embed_kernel(const W* __restrict__ table, const std::int32_t* __restrict__ tokens,
-                             float* __restrict__ x, int cols) {
+                             float* __restrict__ x, int cols, float scale) {
   const W* src = table + static_cast<std::size_t>(tokens[blockIdx.x]) * cols;
   float* dst = x + static_cast<std::size_t>(blockIdx.x) * cols;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = to_float(src[i]);
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = scale == 1.f ? to_float(src[i]) : to_float(src[i]) * scale;
 }
+
+// One block per (row, segment): blockIdx.x = row * segments + segment, so the
+// segment starts at blockIdx.x * seg in x and its weights at segment *
+// weight_stride. Statistics in fp32: the mean (layer_norm only), then the sum
+// of squared deviations in a second pass over the (cached) segment; no
+// fast-math. Out = bf16 writes norm(x); Add writes out += scale * norm(x) (fp32).
+// x and y may alias (qk-norm in place): the statistics' reads all precede
+// the block_sum barrier, and the last pass reads and writes only the
+// thread's own elements.
+template <class In, class Out, bool Add>
+__global__ void norm_kernel(const In* x, Out* y, int seg, int segments, NormParams p, float scale) {
+  __shared__ float shared[kRowThreads / 32];
+  const std::size_t base = static_cast<std::size_t>(blockIdx.x) * seg;
+  const int segment = static_cast<int>(blockIdx.x % static_cast<unsigned>(segments));
+  const float* w = p.weight + static_cast<std::size_t>(segment) * p.weight_stride;
+  const float* b = p.bias ? p.bias + static_cast<std::size_t>(segment) * p.weight_stride : nullptr;
+  float mean = 0.f;
+  if (p.center) {
+    float sum = 0.f;
+    for (int i = threadIdx.x; i < seg; i += blockDim.x) sum += to_float(x[base + i]);
+    mean = block_sum(sum, shared) / static_cast<float>(seg);
+    __syncthreads();  // every thread has read `shared` before the next block_sum writes it
+  }
+  float sq = 0.f;
+  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+    const float v = to_float(x[base + i]) - mean;
+    sq += v * v;
+  }
+  const float inv = rsqrtf(block_sum(sq, shared) / static_cast<float>(seg) + p.eps);
+  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+    float v = (to_float(x[base + i]) - mean) * inv * w[i];
+    if (b) v += b[i];
+    if constexpr (Add) y[base + i] += scale * v;
+    else y[base + i] = __float2bfloat16(v);
+  }
+}
+
+// x[i] += scale * y[i] (no norm): a branch output times the residual multiplier.
+__global__ void scaled_add_kernel(const float* __restrict__ y, float* __restrict__ x, std::size_t n, float scale) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    x[i] += scale * y[i];
+}
+
+// The activations of model::Activation in fp32 (erff, tanhf, expf: full precision).
+__device__ __forceinline__ float activate(float x, MlpActivation act) {
+  switch (act) {
+    case MlpActivation::silu: return x / (1.f + expf(-x));
+    case MlpActivation::gelu_erf: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case MlpActivation::gelu_tanh: break;
+  }
+  const float k = 0.79788456080286536f;  // sqrt(2 / pi)
+  return 0.5f * x * (1.f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+__global__ void mlp_activation_kernel(const bf16* __restrict__ a, const bf16* __restrict__ b, bf16* __restrict__ out,
+                                      std::size_t n, MlpActivation act) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const float v = activate(__bfloat162float(a[i]), act);
+    out[i] = __float2bfloat16(b ? v * __bfloat162float(b[i]) : v);
+  }
+}
+
+__global__ void softcap_kernel(float* __restrict__ x, std::size_t n, float cap) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    x[i] = cap * tanhf(x[i] / cap);
+}
+
+// Threads per norm block: the segment rounded up to whole warps, at most kRowThreads.
+unsigned norm_threads(int seg) { return static_cast<unsigned>(std::min(kRowThreads, (seg + 31) / 32 * 32)); }
 
 // One block per row; float4 reads of x and w when cols % 4 == 0 (rows of the
 // backend's buffers are then 16-byte aligned), four bf16 written at once.
@@ -367,16 +439,16 @@ unsigned grid_for(std::size_t n) { return static_cast<unsigned>(std::min<std::si
 }  // namespace
 
 void embed_rows_f32(const void* table, WeightType type, const std::int32_t* tokens, float* x, int T, int cols,
-                    cudaStream_t stream) {
+                    float scale, cudaStream_t stream) {
   switch (type) {
     case WeightType::bf16:
-      embed_kernel<<<T, kRowThreads, 0, stream>>>(static_cast<const bf16*>(table), tokens, x, cols);
+      embed_kernel<<<T, kRowThreads, 0, stream>>>(static_cast<const bf16*>(table), tokens, x, cols, scale);
       break;
     case WeightType::f16:
-      embed_kernel<<<T, kRowThreads, 0, stream>>>(static_cast<const __half*>(table), tokens, x, cols);
+      embed_kernel<<<T, kRowThreads, 0, stream>>>(static_cast<const __half*>(table), tokens, x, cols, scale);
       break;
     case WeightType::f32:
-      embed_kernel<<<T, kRowThreads, 0, stream>>>(static_cast<const float*>(table), tokens, x, cols);
+      embed_kernel<<<T, kRowThreads, 0, stream>>>(static_cast<const float*>(table), tokens, x, cols, scale);
       break;
   }
   cuda_check(cudaGetLastError(), "embed_kernel launch");
@@ -385,6 +457,41 @@ void embed_rows_f32(const void* table, WeightType type, const std::int32_t* toke
 void rmsnorm_f32_bf16(const float* x, const float* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream) {
   rmsnorm_f32_kernel<<<rows, kRowThreads, 0, stream>>>(x, w, y, cols, eps);
   cuda_check(cudaGetLastError(), "rmsnorm_f32_kernel launch");
+}
+
+void norm_segments_bf16(const bf16* x, bf16* y, int rows, int cols, int seg, const NormParams& p, cudaStream_t stream) {
+  if (seg <= 0 || cols % seg != 0) throw std::runtime_error("norm_segments_bf16: cols is not a multiple of seg");
+  const int segments = cols / seg;
+  norm_kernel<bf16, bf16, false><<<static_cast<unsigned>(rows) * segments, norm_threads(seg), 0, stream>>>(
+      x, y, seg, segments, p, 1.f);
+  cuda_check(cudaGetLastError(), "norm_kernel launch");
+}
+
+void norm_f32_bf16(const float* x, bf16* y, int rows, int cols, const NormParams& p, cudaStream_t stream) {
+  norm_kernel<float, bf16, false><<<rows, norm_threads(cols), 0, stream>>>(x, y, cols, 1, p, 1.f);
+  cuda_check(cudaGetLastError(), "norm_kernel launch");
+}
+
+void norm_add_f32(const float* y, float* x, int rows, int cols, const NormParams* p, float scale, cudaStream_t stream) {
+  if (p) {
+    norm_kernel<float, float, true><<<rows, norm_threads(cols), 0, stream>>>(y, x, cols, 1, *p, scale);
+    cuda_check(cudaGetLastError(), "norm_kernel launch");
+    return;
+  }
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  scaled_add_kernel<<<grid_for(n), kRowThreads, 0, stream>>>(y, x, n, scale);
+  cuda_check(cudaGetLastError(), "scaled_add_kernel launch");
+}
+
+void mlp_activation_bf16(const bf16* a, const bf16* b, bf16* out, std::size_t n, MlpActivation act,
+                         cudaStream_t stream) {
+  mlp_activation_kernel<<<grid_for(n), kRowThreads, 0, stream>>>(a, b, out, n, act);
+  cuda_check(cudaGetLastError(), "mlp_activation_kernel launch");
+}
+
+void softcap_f32(float* x, std::size_t n, float cap, cudaStream_t stream) {
+  softcap_kernel<<<grid_for(n), kRowThreads, 0, stream>>>(x, n, cap);
+  cuda_check(cudaGetLastError(), "softcap_kernel launch");
 }
 
 void broadcast_rows_bf16(bf16* y, const float* b, int rows, int cols, cudaStream_t stream) {

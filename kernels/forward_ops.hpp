@@ -1,8 +1,10 @@
 // Host API of the small kernels the CUDA backend needs beside kernels/ops/
 // (kernels/forward_ops.cu): embedding gather into the fp32 residual stream,
-// RMSNorm of an fp32 stream, bias rows, the non-finite check of the residual
-// stream, the chunked next-token loss, and a
-// plain attention kernel for head dimensions the flash kernel does not take.
+// RMSNorm of an fp32 stream, the other norms (LayerNorm, qk-norm, post norms
+// added into the stream), MLP activations, the final logit softcap, bias
+// rows, the non-finite check of the residual stream, the chunked next-token
+// loss, and a plain attention kernel for head dimensions the flash kernel
+// does not take.
 // Also the pieces the analyses need: rotated (and noised) queries, and
 // materialised score / probability blocks for attention observers.
 // Same conventions as ops/ops.hpp: device pointers, row-major [tokens, features],
@@ -20,14 +22,49 @@ namespace ropescope::kernels {
 // are held as f32, rounded once).
 enum class WeightType { bf16, f16, f32 };
 
-// x[t, :] = float(table[tokens[t], :]) for t < T (ids already checked on the host).
+// x[t, :] = float(table[tokens[t], :]) * scale for t < T (ids already checked
+// on the host; scale the model's embedding multiplier, 1 for most families).
 void embed_rows_f32(const void* table, WeightType type, const std::int32_t* tokens, float* x, int T, int cols,
-                    cudaStream_t stream);
+                    float scale, cudaStream_t stream);
 
 // y[t, :] = bf16(x[t, :] * rsqrt(mean(x[t, :]^2) + eps) * w) with x in fp32
 // (the residual stream) and w the norm weight in fp32; statistics in fp32,
 // one bf16 rounding.
 void rmsnorm_f32_bf16(const float* x, const float* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream);
+
+// A norm as the kernels below take it (model::NormSpec with its weights on the
+// device). Segment s of a row (cols / seg of them) is normalised over its own
+// seg values and multiplied by weight[s * weight_stride + i] (+ bias, same
+// index): weight_stride 0 shares one weight (a residual norm, or Qwen3's
+// per-head qk-norm), seg for a weight per head (Cohere, StableLM).
+struct NormParams {
+  const float* weight = nullptr;  // the multiplier: w, or 1 + w for rms_offset (made so at upload)
+  const float* bias = nullptr;    // layer_norm with bias; null otherwise
+  int weight_stride = 0;
+  bool center = false;            // layer_norm: subtract the mean first
+  float eps = 0.f;
+};
+// y = bf16(norm(x)) per seg-wide segment of x [rows, cols] (bf16, cols % seg
+// == 0; y may be x): qk-norm on q or k after their projection. Statistics in
+// fp32 (two passes for the mean), one bf16 rounding.
+void norm_segments_bf16(const bf16* x, bf16* y, int rows, int cols, int seg, const NormParams& p, cudaStream_t stream);
+// y = bf16(norm(x)) per row of the fp32 residual stream x [rows, cols], any
+// norm kind (rmsnorm_f32_bf16 is the faster RMS-only path).
+void norm_f32_bf16(const float* x, bf16* y, int rows, int cols, const NormParams& p, cudaStream_t stream);
+// x += scale * norm(y) per row (both fp32, [rows, cols]); with p null, x +=
+// scale * y. A branch output with a post norm (sandwich, post-norm blocks)
+// and / or a residual multiplier (Granite), added to the residual stream.
+void norm_add_f32(const float* y, float* x, int rows, int cols, const NormParams* p, float scale, cudaStream_t stream);
+
+// The MLP's activation (model::Activation).
+enum class MlpActivation { silu, gelu_erf, gelu_tanh };
+// out[i] = bf16(act(a[i]) * b[i]) (gated MLP: a the gate, b up), or
+// bf16(act(a[i])) with b null (plain MLP); fp32 arithmetic, one rounding.
+void mlp_activation_bf16(const bf16* a, const bf16* b, bf16* out, std::size_t n, MlpActivation act,
+                         cudaStream_t stream);
+
+// x[i] = cap * tanh(x[i] / cap), i < n (fp32): the final logit softcap (Gemma 2).
+void softcap_f32(float* x, std::size_t n, float cap, cudaStream_t stream);
 
 // y[t, :] = bf16(b): a bf16 GEMM with beta = 1 then adds x W^T with one
 // rounding (exact for the bf16 biases of bf16 checkpoints).

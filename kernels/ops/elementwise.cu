@@ -138,6 +138,7 @@ void free_rope_table(DeviceRopeTable& table) {
 void rope_keys_bf16(bf16* k, int T, int heads, int head_dim, const DeviceRopeTable& rope, cudaStream_t stream) {
   if (rope.positions < T || 2 * rope.pairs > head_dim) throw std::runtime_error("rope_keys_bf16: table too small");
   const long n = static_cast<long>(T) * heads * rope.pairs;
+  if (n == 0) return;  // no rotated pairs (NoPE layers: identity_rope), or no tokens
   rope_keys_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(k, T, heads, head_dim, rope.cos,
                                                                             rope.sin, rope.pairs);
   cuda_check(cudaGetLastError(), "rope_keys_kernel launch");

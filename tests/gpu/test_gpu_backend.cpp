@@ -51,7 +51,17 @@ constexpr double kHiddenTolerance = 2e-2;
 // softcap involved: llama3, qwen2_swa_off, qwen2_yarn_v4) gave NLL |diff| up
 // to 0.243 at NLL 6.62 (3.7%), hidden rel-norm up to 1.9e-2, probabilities
 // 6.5e-2 and scores 0.28. Tolerances for them: NLL 0.05 + 5%, maps 0.1 / 0.4.
-constexpr double kArchNllRelative = 5e-2, kArchProbability = 0.1, kArchScore = 0.4;
+// Slice 2 (every fixture on the GPU, first run): hidden rel-norm up to
+// 2.19e-2 on smollm3 (4 layers, residual up to 27.6, tied embeddings; the
+// 2-layer fixtures stay <= 1.8e-2; per layer 7.1e-3, 1.45e-2, 1.95e-2,
+// 2.19e-2, and the same checkpoint with its NoPE layer rotated reached
+// 2.34e-2, so the growth is bf16 noise over depth, not the NoPE path): the
+// fixtures' hidden tolerance is 3e-2 (the test models' 2e-2 is unchanged).
+// And the score tolerance is times m =
+// max(1, scale sqrt(d)) as in test_gpu_ops (a bf16 rounding of q or k moves
+// a score in proportion to the scale): granite's attention_multiplier 0.7
+// at d = 16 gives m = 2.8 and scores 0.48 apart.
+constexpr double kArchNllRelative = 5e-2, kArchProbability = 0.1, kArchScore = 0.4, kArchHidden = 3e-2;
 
 std::string source_path(const std::string& relative) {
   const char* env = std::getenv("ROPESCOPE_SOURCE_DIR");
@@ -63,7 +73,7 @@ bool have_device(std::string& why) { return !rs::kernels::cuda_devices(&why).emp
 // Runs both backends and checks (and prints) the differences.
 void compare(const std::string& label, const std::shared_ptr<const rs::model::Model>& model,
              const std::vector<std::vector<std::int32_t>>& tokens, const ForwardOptions& options,
-             double nll_relative = kNllRelative) {
+             double nll_relative = kNllRelative, double hidden_tolerance = kHiddenTolerance) {
   rs::cpu::CpuBackend cpu(model);
   rs::cuda::CudaBackend gpu(model);
   const auto ref = cpu.forward(tokens, options);
@@ -71,6 +81,7 @@ void compare(const std::string& label, const std::shared_ptr<const rs::model::Mo
   ASSERT_EQ(ref.size(), got.size());
   double nll_worst = 0, nll_excess = -std::numeric_limits<double>::infinity(), hidden_worst_rel = 0, elem_worst = 0, logit_worst = 0;
   std::string nll_where, hidden_where, elem_where;
+  std::vector<std::string> per_layer;  // sequence 0's rel-norm per layer, to show how the error grows with depth
   for (std::size_t b = 0; b < tokens.size(); ++b) {
     ASSERT_EQ(got[b].nll.size(), ref[b].nll.size());
     for (std::size_t t = 0; t < ref[b].nll.size(); ++t) {
@@ -87,6 +98,7 @@ void compare(const std::string& label, const std::shared_ptr<const rs::model::Mo
       const auto& r = ref[b].hidden[l];
       const auto& g = got[b].hidden[l];
       const double rel = (g - r).norm() / r.norm();
+      if (b == 0) per_layer.push_back(fmt::format("{:.2e}", rel));
       if (!(rel <= hidden_worst_rel)) {
         hidden_worst_rel = rel;
         hidden_where = fmt::format("sequence {} layer {}", b, l);
@@ -102,11 +114,12 @@ void compare(const std::string& label, const std::shared_ptr<const rs::model::Mo
     }
     if (options.keep_logits) logit_worst = std::max<double>(logit_worst, (got[b].logits - ref[b].logits).cwiseAbs().maxCoeff());
   }
-  fmt::print("[{}] NLL |diff| nearest its tolerance {:.2e} at {}; hidden worst layer rel-norm {:.2e} ({}); worst element |diff| {:.2e} "
-             "at {}; logits max |diff| {:.2e}\n",
-             label, nll_worst, nll_where, hidden_worst_rel, hidden_where, elem_worst, elem_where, logit_worst);
+  fmt::print("[{}] NLL |diff| nearest its tolerance {:.2e} at {}; hidden worst layer rel-norm {:.2e} ({}; per layer "
+             "{}); worst element |diff| {:.2e} at {}; logits max |diff| {:.2e}\n",
+             label, nll_worst, nll_where, hidden_worst_rel, hidden_where, fmt::join(per_layer, " "), elem_worst,
+             elem_where, logit_worst);
   EXPECT_LE(nll_excess, 0.0) << label << ": NLL |diff| " << nll_worst << " at " << nll_where;
-  EXPECT_LE(hidden_worst_rel, kHiddenTolerance) << label << ": " << hidden_where;
+  EXPECT_LE(hidden_worst_rel, hidden_tolerance) << label << ": " << hidden_where;
 }
 
 std::vector<nlohmann::json> fixture_cases() {
@@ -263,18 +276,22 @@ TEST(CudaQueryNoise, MatchesCpu) {
 // CUDA backend takes (unsupported_features empty): NLL, hidden states and
 // logits against the CPU on each of the fixture's token runs, and the score
 // blocks (maps) of every head, which under a window must be -inf with
-// probability 0 outside it. The fixtures known to need the features of the
-// sliding-window / softcap / scale slice must be among those run.
+// probability 0 outside it. Every "match" fixture must be among those run:
+// the CUDA backend refuses none of them (slice 2: qk-norm, norm / MLP
+// kinds, block kinds, multipliers, final softcap, NoPE and local-RoPE
+// layers, fused projections).
 TEST(CudaMatchesCpuArchitectures, EverySupportedFixture) {
   std::string why;
   if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
   std::ifstream in(source_path("tests/data/arch/index.json"));
   const auto index = nlohmann::json::parse(in);
   std::vector<std::string> ran;
+  std::size_t matching = 0;
   for (const std::string name : index) {
     std::ifstream case_in(source_path("tests/data/arch/" + name + "/case.json"));
     const auto info = nlohmann::json::parse(case_in);
     if (info["expect"] != "match") continue;
+    ++matching;
     auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/arch/" + name)));
     if (const auto missing = rs::cuda::unsupported_features(*model); !missing.empty()) {
       fmt::print("[arch {}] refused by the CUDA backend: {}\n", name, fmt::join(missing, "; "));
@@ -290,7 +307,7 @@ TEST(CudaMatchesCpuArchitectures, EverySupportedFixture) {
       ForwardOptions options;
       options.keep_hidden = true;
       options.keep_logits = true;
-      compare(fmt::format("arch {} run {}", name, r), model, {tokens}, options, kArchNllRelative);
+      compare(fmt::format("arch {} run {}", name, r), model, {tokens}, options, kArchNllRelative, kArchHidden);
 
       rs::testing::MapRecorder cpu_maps(T, false), gpu_maps(T, false);
       ForwardOptions map_options;
@@ -319,12 +336,12 @@ TEST(CudaMatchesCpuArchitectures, EverySupportedFixture) {
       fmt::print("[arch {} run {} T {}] maps: probabilities max |diff| {:.2e} at {}; scores {:.2e}\n", name, r, T,
                  worst_p, where, worst_s);
       EXPECT_LE(worst_p, kArchProbability) << name << " " << where;
-      EXPECT_LE(worst_s, kArchScore) << name;
+      const double m = std::max(1.0, model->config.arch.attention.scale * std::sqrt(model->layout.head_dim));
+      EXPECT_LE(worst_s, kArchScore * m) << name;
     }
   }
   fmt::print("[arch] compared on the GPU: {}\n", fmt::join(ran, ", "));
-  for (const char* needed : {"mistral_swa", "llama3"})
-    EXPECT_NE(std::find(ran.begin(), ran.end(), needed), ran.end()) << needed << " was not compared";
+  EXPECT_EQ(ran.size(), matching) << "some \"match\" fixtures were refused (listed above)";
 }
 
 // Score and probability blocks of every head (the observer path that attn
@@ -539,42 +556,34 @@ TEST(CudaMatchesCpuRandom, SlidingWindowAndScale) {
 
 }  // namespace
 
-// What the CUDA backend does not implement is named, family by family, before
-// any device is touched (so this runs without a GPU): the Llama layout (with
-// biases and llama3 scaling) needs nothing; every other feature is listed.
+// What the CUDA backend does not implement is named before any device is
+// touched (so this runs without a GPU): every "match" architecture fixture is
+// taken; a sliding window over 2^31 - 1 (the kernels' int) is still listed.
 TEST(CudaBackendRefuses, FeaturesItDoesNotImplement) {
-  auto features = [](const std::string& name) {
+  std::ifstream in(source_path("tests/data/arch/index.json"));
+  for (const std::string name : nlohmann::json::parse(in)) {
+    std::ifstream case_in(source_path("tests/data/arch/" + name + "/case.json"));
+    if (nlohmann::json::parse(case_in)["expect"] != "match") continue;
     const auto m = rs::model::load_model(source_path("tests/data/arch/" + name));
-    return rs::cuda::unsupported_features(m);
-  };
-  auto lists = [&](const std::string& name, const std::string& feature) {
-    const auto f = features(name);
-    return std::any_of(f.begin(), f.end(), [&](const std::string& x) { return x.find(feature) != std::string::npos; });
-  };
-  EXPECT_TRUE(features("llama3").empty());
-  EXPECT_TRUE(features("mistral_null").empty());
-  // Implemented: sliding windows, the attention logit softcap, any attention scale.
-  EXPECT_TRUE(features("mistral_swa").empty());
-  EXPECT_FALSE(lists("gemma2", "attention logit softcap"));
-  EXPECT_FALSE(lists("granite", "attention scale"));
-  EXPECT_TRUE(lists("granite", "multipliers"));
-  EXPECT_TRUE(lists("qwen3", "qk-norm"));
-  EXPECT_TRUE(lists("gemma2", "final logit softcap"));
-  EXPECT_TRUE(lists("gemma2", "sandwich norms"));
-  EXPECT_TRUE(lists("gemma3_text", "per-layer RoPE tables"));
-  EXPECT_TRUE(lists("smollm3", "NoPE layers"));
-  EXPECT_TRUE(lists("phi3", "fused or permuted projections"));
-  EXPECT_TRUE(lists("gpt_neox_parallel", "layernorm norms"));
-  EXPECT_TRUE(lists("gpt_neox_parallel", "plain gelu (erf) MLP"));
-  EXPECT_TRUE(lists("cohere", "fused or permuted projections"));
-  EXPECT_TRUE(lists("olmo2", "post-norm"));
+    const auto missing = rs::cuda::unsupported_features(m);
+    EXPECT_TRUE(missing.empty()) << name << ": " << fmt::format("{}", fmt::join(missing, "; "));
+  }
+  auto m = rs::model::load_model(source_path("tests/data/arch/mistral_swa"));
+  m.config.arch.layers.at(1).window = 1L << 32;
+  const auto missing = rs::cuda::unsupported_features(m);
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_NE(missing[0].find("sliding window 4294967296 of layer 1"), std::string::npos) << missing[0];
 }
 
-// --device auto on a model the CUDA backend does not implement runs on the CPU
-// and says so on stderr and in the sidecar; --device cuda refuses it (exit 2)
-// naming the features. The CLI binary is ROPESCOPE_BINARY from the environment
-// when set (the GPU machine runs binaries built elsewhere).
-TEST(CudaBackendRefuses, AutoFallsBackToTheCpuAndSaysSo) {
+// --device auto and --device cuda on gemma2 (sandwich norms, GeGLU, both
+// softcaps, (1 + w) RMSNorm, embedding multiplier), which the CUDA backend
+// refused before slice 2: both run on the GPU now, with no fallback note,
+// and give the same NLLs. (The fallback itself is src/cli's; no "match"
+// fixture is refused any more, and config.json cannot state a window over
+// 2^31 - 1, so no model on disk reaches it here.) The CLI binary is
+// ROPESCOPE_BINARY from the environment when set (the GPU machine runs
+// binaries built elsewhere).
+TEST(CudaBackendAuto, RunsGemma2OnTheGpu) {
   std::string why;
   if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
   const char* env = std::getenv("ROPESCOPE_BINARY");
@@ -592,20 +601,13 @@ TEST(CudaBackendRefuses, AutoFallsBackToTheCpuAndSaysSo) {
     std::ifstream err(dir / (out + ".err"));
     return std::pair<int, std::string>{WEXITSTATUS(status), std::string(std::istreambuf_iterator<char>(err), {})};
   };
-  const auto [auto_status, auto_err] = run("auto", "auto");
-  EXPECT_EQ(auto_status, 0) << auto_err;
-  EXPECT_NE(auto_err.find("ropescope: note: --device auto: running on the CPU: the CUDA backend does not implement yet:"),
-            std::string::npos)
-      << auto_err;
-  std::ifstream sidecar_file(dir / "auto.csv.json");
-  const auto sidecar = nlohmann::json::parse(sidecar_file);
-  EXPECT_EQ(sidecar["backend"], "cpu");
-  ASSERT_EQ(sidecar["warnings"].size(), 1u) << sidecar["warnings"].dump();
-  EXPECT_NE(sidecar["warnings"][0].get<std::string>().find("final logit softcap"), std::string::npos);
-  const auto [cuda_status, cuda_err] = run("cuda", "cuda");
-  EXPECT_EQ(cuda_status, 2) << cuda_err;
-  EXPECT_NE(cuda_err.find("CUDA backend: gemma2 uses what the CUDA backend does not implement yet"), std::string::npos)
-      << cuda_err;
-  EXPECT_FALSE(std::filesystem::exists(dir / "cuda.csv"));
+  for (const std::string device : {"auto", "cuda"}) {
+    const auto [status, err] = run(device, device);
+    EXPECT_EQ(status, 0) << device << ": " << err;
+    EXPECT_EQ(err.find("running on the CPU"), std::string::npos) << device << ": " << err;
+    std::ifstream sidecar_file(dir / (device + ".csv.json"));
+    const auto sidecar = nlohmann::json::parse(sidecar_file);
+    EXPECT_EQ(sidecar["backend"], "cuda") << device;
+  }
   std::filesystem::remove_all(dir);
 }

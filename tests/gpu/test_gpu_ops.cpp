@@ -28,6 +28,8 @@
 //   sums within 3e-2 relative;
 //   blocks (fp32): scores (2e-2 + 1e-2 |ref|) m, -inf exactly where masked;
 //   probabilities 2e-3 + 3e-2 ref, exactly 0 where masked.
+// Also the decoder's row kernels (GpuRowOps, after the table: norms, MLP
+// activations, softcap), with their own tolerances stated there.
 // Skipped, with the runtime's reason, where there is no CUDA device (CI).
 #include <gtest/gtest.h>
 
@@ -403,5 +405,190 @@ TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
 
 INSTANTIATE_TEST_SUITE_P(Table, GpuOps, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<OpCase>& info) { return case_name(info.param); });
+
+// The decoder's row kernels of forward_ops (slice 2) against float64:
+// norm_segments_bf16 (qk-norm: per head with a shared weight, a weight per
+// head, full width; RMS and LayerNorm; segments wider than a block),
+// norm_f32_bf16 (LayerNorm with bias of the residual stream),
+// norm_add_f32 (post norm times a residual multiplier, and the multiplier
+// alone), mlp_activation_bf16 (three activations, gated and plain) and
+// softcap_f32. Inputs carry a mean offset of 3 so that a LayerNorm that
+// forgot to centre, or a one-pass variance, fails. Tolerances: bf16 outputs
+// one rounding, |err| <= (2^-8 + 1e-4) |ref| + 1e-6 (8 significant bits: a
+// rounding moves a value by at most 2^-8 of it; fp32 statistics, rsqrtf and
+// erff / tanhf add ~1e-6 relative, given 1e-4; the first device run, with
+// 2^-8 |ref| + 1e-6, reached 0.994 of it: every kernel at the rounding
+// bound); fp32 outputs |err| <= 1e-5 (1 + |ref|) (worst 0.03 of it).
+struct NormCase {
+  const char* name;
+  int rows, cols, seg, weight_stride;  // weight_stride as kernels::NormParams
+  bool center, bias;
+};
+
+double bf16_tolerance(double ref) { return (std::ldexp(1.0, -8) + 1e-4) * std::fabs(ref) + 1e-6; }
+
+// Float64 norm of x [rows, cols] per seg-wide segment (the kernels' contract).
+std::vector<double> reference_norm(const std::vector<float>& x, const NormCase& c, const std::vector<float>& w,
+                                   const std::vector<float>& b, double eps) {
+  std::vector<double> y(x.size());
+  for (int r = 0; r < c.rows; ++r)
+    for (int s0 = 0; s0 < c.cols; s0 += c.seg) {
+      const std::size_t base = std::size_t(r) * c.cols + s0;
+      const int segment = s0 / c.seg;
+      double mean = 0, sq = 0;
+      if (c.center) {
+        for (int i = 0; i < c.seg; ++i) mean += x[base + i];
+        mean /= c.seg;
+      }
+      for (int i = 0; i < c.seg; ++i) sq += (x[base + i] - mean) * (x[base + i] - mean);
+      const double inv = 1.0 / std::sqrt(sq / c.seg + eps);
+      for (int i = 0; i < c.seg; ++i) {
+        const std::size_t wi = std::size_t(segment) * c.weight_stride + i;
+        y[base + i] = (x[base + i] - mean) * inv * w[wi] + (c.bias ? b[wi] : 0.0);
+      }
+    }
+  return y;
+}
+
+TEST(GpuRowOps, NormsMatchFloat64Reference) {
+  std::string why;
+  if (rk::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  const NormCase cases[] = {
+      {"qk per head, shared weight, rms", 37, 96, 12, 0, false, false},
+      {"qk per head weights, layernorm", 37, 64, 16, 16, true, false},
+      {"qk full width, rms", 37, 48, 48, 0, false, false},
+      {"qk per head d 300 (> 256 threads), layernorm", 5, 600, 300, 300, true, false},
+      {"residual layernorm + bias, bf16 out", 37, 1000, 1000, 0, true, true},
+      {"residual rms, post norm add", 37, 1000, 1000, 0, false, false},
+      {"residual layernorm + bias, post norm add", 37, 1000, 1000, 0, true, true},
+  };
+  const double eps = 1e-5;
+  std::mt19937 rng(99);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const NormCase& c : cases) {
+    const std::size_t n = std::size_t(c.rows) * c.cols;
+    const std::size_t nw = c.weight_stride ? std::size_t(c.cols) : std::size_t(c.seg);
+    std::vector<float> x(n), w(nw), b(nw), residual(n);
+    std::vector<rk::bf16> xh(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      xh[i] = __float2bfloat16(3.f + 2.f * normal(rng));
+      x[i] = __bfloat162float(xh[i]);  // the same values for the bf16 and fp32 kernels
+      residual[i] = normal(rng);
+    }
+    for (std::size_t i = 0; i < nw; ++i) w[i] = 1.f + 0.5f * normal(rng), b[i] = 0.3f * normal(rng);
+    const std::vector<double> ref = reference_norm(x, c, w, b, eps);
+    DeviceBuffer<float> dw(nw), db(nw);
+    dw.upload(w);
+    db.upload(b);
+    const rk::NormParams p{dw.ptr, c.bias ? db.ptr : nullptr, c.weight_stride, c.center, static_cast<float>(eps)};
+    Worst worst;
+    const bool add = std::string(c.name).find("post norm add") != std::string::npos;
+    if (add) {
+      const float scale = 0.5f;
+      DeviceBuffer<float> dy(n), dx(n);
+      dy.upload(x);
+      dx.upload(residual);
+      rk::norm_add_f32(dy.ptr, dx.ptr, c.rows, c.cols, &p, scale, nullptr);
+      const auto got = dx.download();
+      for (std::size_t i = 0; i < n; ++i) {
+        const double r = residual[i] + scale * ref[i];
+        worst.add(got[i], r, 1e-5 * (1 + std::fabs(r)), [&] { return "element " + std::to_string(i); });
+      }
+    } else {
+      std::vector<rk::bf16> got_h;
+      if (c.seg == c.cols && c.rows == 37 && c.cols == 1000) {
+        DeviceBuffer<float> dx(n);
+        DeviceBuffer<rk::bf16> dy(n);
+        dx.upload(x);
+        rk::norm_f32_bf16(dx.ptr, dy.ptr, c.rows, c.cols, p, nullptr);
+        got_h = dy.download();
+      } else {
+        DeviceBuffer<rk::bf16> dx(n);
+        dx.upload(xh);
+        rk::norm_segments_bf16(dx.ptr, dx.ptr, c.rows, c.cols, c.seg, p, nullptr);  // in place, as the backend
+        got_h = dx.download();
+      }
+      for (std::size_t i = 0; i < n; ++i)
+        worst.add(__bfloat162float(got_h[i]), ref[i], bf16_tolerance(ref[i]), [&] {
+          return "row " + std::to_string(i / c.cols) + " segment " + std::to_string(i % c.cols / c.seg) + " dim " +
+                 std::to_string(i % c.seg);
+        });
+    }
+    std::printf("  %-48s |err| / tol %.3g (got %.6g ref %.6g at %s)\n", c.name, worst.ratio, worst.got, worst.ref,
+                worst.where.c_str());
+    EXPECT_TRUE(worst.ok()) << c.name << ": " << worst.report("norm");
+  }
+  // The residual multiplier alone (no norm): x += 0.25 y.
+  const std::size_t n = 1001;
+  std::vector<float> y(n), x(n);
+  for (std::size_t i = 0; i < n; ++i) y[i] = normal(rng), x[i] = normal(rng);
+  DeviceBuffer<float> dy(n), dx(n);
+  dy.upload(y);
+  dx.upload(x);
+  rk::norm_add_f32(dy.ptr, dx.ptr, 1, static_cast<int>(n), nullptr, 0.25f, nullptr);
+  const auto got = dx.download();
+  Worst worst;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = x[i] + 0.25 * y[i];
+    worst.add(got[i], r, 1e-6 * (1 + std::fabs(r)), [&] { return "element " + std::to_string(i); });
+  }
+  EXPECT_TRUE(worst.ok()) << worst.report("scaled add");
+}
+
+TEST(GpuRowOps, ActivationsAndSoftcapMatchFloat64Reference) {
+  std::string why;
+  if (rk::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  const std::size_t n = 4099;  // not a multiple of the block
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-8.f, 8.f);
+  std::vector<rk::bf16> ah(n), bh(n);
+  std::vector<double> a(n), b(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    ah[i] = __float2bfloat16(uniform(rng)), bh[i] = __float2bfloat16(uniform(rng) / 4);
+    a[i] = __bfloat162float(ah[i]), b[i] = __bfloat162float(bh[i]);
+  }
+  DeviceBuffer<rk::bf16> da(n), db(n), dout(n);
+  da.upload(ah);
+  db.upload(bh);
+  struct Act {
+    const char* name;
+    rk::MlpActivation act;
+    double (*f)(double);
+  };
+  const Act acts[] = {
+      {"silu", rk::MlpActivation::silu, [](double x) { return x / (1 + std::exp(-x)); }},
+      {"gelu_erf", rk::MlpActivation::gelu_erf, [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }},
+      {"gelu_tanh", rk::MlpActivation::gelu_tanh,
+       [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }},
+  };
+  for (const Act& act : acts)
+    for (const bool gated : {true, false}) {
+      rk::mlp_activation_bf16(da.ptr, gated ? db.ptr : nullptr, dout.ptr, n, act.act, nullptr);
+      const auto got = dout.download();
+      Worst worst;
+      for (std::size_t i = 0; i < n; ++i) {
+        const double r = act.f(a[i]) * (gated ? b[i] : 1.0);
+        worst.add(__bfloat162float(got[i]), r, bf16_tolerance(r), [&] { return "x = " + std::to_string(a[i]); });
+      }
+      std::printf("  %-10s %-6s |err| / tol %.3g at %s\n", act.name, gated ? "gated" : "plain", worst.ratio,
+                  worst.where.c_str());
+      EXPECT_TRUE(worst.ok()) << act.name << (gated ? " gated: " : " plain: ") << worst.report("activation");
+    }
+  std::vector<float> logits(n);
+  std::uniform_real_distribution<float> wide(-200.f, 200.f);
+  for (float& v : logits) v = wide(rng);
+  DeviceBuffer<float> dl(n);
+  dl.upload(logits);
+  const double cap = 30;
+  rk::softcap_f32(dl.ptr, n, static_cast<float>(cap), nullptr);
+  const auto got = dl.download();
+  Worst worst;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = cap * std::tanh(logits[i] / cap);
+    worst.add(got[i], r, 1e-5 * (1 + std::fabs(r)), [&] { return "x = " + std::to_string(logits[i]); });
+  }
+  std::printf("  softcap 30 |err| / tol %.3g at %s\n", worst.ratio, worst.where.c_str());
+  EXPECT_TRUE(worst.ok()) << worst.report("softcap");
+}
 
 }  // namespace
