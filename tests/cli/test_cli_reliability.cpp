@@ -307,7 +307,7 @@ TEST(Reliability, NonUtf8ArgumentsAreRefusedBeforeWork) {
   for (const std::string& args : std::vector<std::string>
        {"decay --out " + (dir / "x\xff.csv").string(),
         "ppl " + kModels + "ec --tokens " + text.string() + " --bytes --lengths 32 --out " + (dir / "p\xc3").string(),
-        "ppl " + kModels + "e\xe9c --tokens " + text.string() + " --bytes --lengths 32 --out " + (dir / "p").string()}) {
+        "ppl " + kModels + "e\xe9" "c --tokens " + text.string() + " --bytes --lengths 32 --out " + (dir / "p").string()}) {
     const auto u = run_ropescope(args);
     EXPECT_EQ(u.exit_code, 2) << args << "\n" << u.err;
     EXPECT_NE(u.err.find("is not valid UTF-8"), std::string::npos) << u.err;

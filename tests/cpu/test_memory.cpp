@@ -77,8 +77,8 @@ TEST(MemoryLimits, TheLeastLimitWinsAndIsNamed) {
   EXPECT_EQ(available_memory(s, ram).bytes, 40 * GiB);
   EXPECT_EQ(available_memory(s, ram).source, "MemAvailable of /proc/meminfo");
   // cgroup v2: the leaf says max, its parent 16 GiB with 10 used.
-  s.cgroups = {{"/sys/fs/cgroup/a/b", "max\n", "123\n"}, {"/sys/fs/cgroup/a", "17179869184\n", "10737418240\n"},
-               {"/sys/fs/cgroup", "", ""}};
+  s.cgroups = {{"/sys/fs/cgroup/a/b", "max\n", "123\n", ""}, {"/sys/fs/cgroup/a", "17179869184\n", "10737418240\n", ""},
+               {"/sys/fs/cgroup", "", "", ""}};
   auto limit = available_memory(s, ram);
   EXPECT_EQ(limit.bytes, 6 * GiB);
   EXPECT_NE(limit.source.find("cgroup limit of /sys/fs/cgroup/a (memory.max 16.0 GiB, memory.current 10.0 GiB"),
@@ -94,7 +94,7 @@ TEST(MemoryLimits, TheLeastLimitWinsAndIsNamed) {
   s.cgroups[1].usage = "20000000000\n";
   EXPECT_EQ(available_memory(s, ram).bytes, 0u);
   // cgroup v1 files.
-  s.cgroups = {{"/sys/fs/cgroup/memory/docker/x", "", ""}, {"/sys/fs/cgroup/memory", "8589934592\n", "1073741824\n"}};
+  s.cgroups = {{"/sys/fs/cgroup/memory/docker/x", "", "", ""}, {"/sys/fs/cgroup/memory", "8589934592\n", "1073741824\n", ""}};
   s.cgroup_v1 = true;
   limit = available_memory(s, ram);
   EXPECT_EQ(limit.bytes, 7 * GiB);
