@@ -29,7 +29,7 @@ struct RandomModelShape {
   // The family (variant "rope" only for any but llama: rope_config is a
   // Llama-file field) and raw config.json members appended to the file, e.g.
   // "\"sliding_window\": 300" for mistral or "\"attention_multiplier\": 0.5" for granite.
-  std::string model_type = "llama", architecture = "LlamaForCausalLM", extra_config;
+  std::string model_type = "llama", architecture = "LlamaForCausalLM", extra_config = "";
 };
 
 // Writes the checkpoint into `dir` (created); throws on I/O errors.
