@@ -43,34 +43,33 @@ std::string read_file(const std::filesystem::path& path) {
 
 std::uint64_t minus(std::uint64_t a, std::uint64_t b) { return a > b ? a - b : 0; }
 
-}  // namespace
-
-std::optional<std::uint64_t> parse_proc_kb(std::string_view contents, std::string_view key) {
+// The rest of the first line of `contents` that reads `key` then `separator`
+// (trimmed); nullopt when no line does.
+std::optional<std::string_view> field_value(std::string_view contents, std::string_view key, char separator) {
   std::size_t at = 0;
   while (at < contents.size()) {
     const auto end = std::min(contents.find('\n', at), contents.size());
     const std::string_view line = contents.substr(at, end - at);
     at = end + 1;
-    if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ':') continue;
-    std::string_view value = trim(line.substr(key.size() + 1));
-    if (!value.ends_with("kB")) return std::nullopt;
-    const auto kb = parse_count(trim(value.substr(0, value.size() - 2)));
-    if (!kb || *kb > UINT64_MAX / 1024) return std::nullopt;
-    return *kb * 1024;
+    if (line.size() > key.size() && line.starts_with(key) && line[key.size()] == separator)
+      return trim(line.substr(key.size() + 1));
   }
   return std::nullopt;
 }
 
+}  // namespace
+
+std::optional<std::uint64_t> parse_proc_kb(std::string_view contents, std::string_view key) {
+  const auto value = field_value(contents, key, ':');
+  if (!value || !value->ends_with("kB")) return std::nullopt;
+  const auto kb = parse_count(trim(value->substr(0, value->size() - 2)));
+  if (!kb || *kb > UINT64_MAX / 1024) return std::nullopt;
+  return *kb * 1024;
+}
+
 std::optional<std::uint64_t> parse_cgroup_stat(std::string_view contents, std::string_view key) {
-  std::size_t at = 0;
-  while (at < contents.size()) {
-    const auto end = std::min(contents.find('\n', at), contents.size());
-    const std::string_view line = contents.substr(at, end - at);
-    at = end + 1;
-    if (line.size() > key.size() && line.starts_with(key) && line[key.size()] == ' ')
-      return parse_count(trim(line.substr(key.size() + 1)));
-  }
-  return std::nullopt;
+  const auto value = field_value(contents, key, ' ');
+  return value ? parse_count(*value) : std::nullopt;
 }
 
 std::optional<std::uint64_t> parse_cgroup_bytes(std::string_view contents) { return parse_count(trim(contents)); }
