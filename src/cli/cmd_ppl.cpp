@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "analysis/perplexity.hpp"
 #include "analysis/run_record.hpp"
@@ -81,6 +82,16 @@ Condition parse_scaling(const std::string& text, const model::ModelConfig& confi
   return c;
 }
 
+// An --ablate value: the condition's name and the heads it zeroes.
+std::pair<std::string, backend::HeadAblation> parse_ablation(const std::string& a) {
+  backend::HeadAblation ablation;
+  ablation.all_real = a == "real" || a == "all";
+  ablation.all_imaginary = a == "imaginary" || a == "imag" || a == "all";
+  if (a == "real") return {"ablate_real", ablation};
+  if (ablation.all_imaginary) return {a == "all" ? "ablate_all" : "ablate_imag", ablation};
+  throw ArgumentError(fmt::format("--ablate '{}' is not one of real, imaginary, all", a));
+}
+
 std::vector<Condition> build_conditions(const PplOptions& o, const model::Model& model,
                                         const backend::ForwardOptions& base) {
   std::vector<Condition> conditions{{"clean", {{"kind", "clean"}}, base}};
@@ -97,10 +108,7 @@ std::vector<Condition> build_conditions(const PplOptions& o, const model::Model&
   add_noise(o.noise_real, model::HeadKind::real, "--noise-real", "real");
   for (const auto& a : o.ablate) {
     Condition c{"", nullptr, base};
-    if (a == "real") c.name = "ablate_real", c.options.ablation.all_real = true;
-    else if (a == "imaginary" || a == "imag") c.name = "ablate_imag", c.options.ablation.all_imaginary = true;
-    else if (a == "all") c.name = "ablate_all", c.options.ablation.all_real = c.options.ablation.all_imaginary = true;
-    else throw ArgumentError(fmt::format("--ablate '{}' is not one of real, imaginary, all", a));
+    std::tie(c.name, c.options.ablation) = parse_ablation(a);
     if (c.options.ablation.all_imaginary && !c.options.ablation.all_real && rope)
       throw ArgumentError("--ablate imaginary: the model is vanilla RoPE and has no imaginary heads");
     c.description = {{"kind", "head_ablation"}, {"all_real", c.options.ablation.all_real},
@@ -135,9 +143,7 @@ void run_ppl(const PplOptions& o) {
   for (double s : o.noise_imag) check_noise_std("--noise-imag", s);
   for (double s : o.noise_real) check_noise_std("--noise-real", s);
   checked_seed(o.seed);
-  for (const auto& a : o.ablate)
-    if (a != "real" && a != "imaginary" && a != "imag" && a != "all")
-      throw ArgumentError(fmt::format("--ablate '{}' is not one of real, imaginary, all", a));
+  for (const auto& a : o.ablate) parse_ablation(a);
   io::check_output_prefix(o.out, "--out");
   std::vector<std::filesystem::path> targets{o.out + ".csv"};
   if (o.curve > 0) targets.insert(targets.end(), {o.out + "_curve.csv", o.out + "_curve.npy"});
