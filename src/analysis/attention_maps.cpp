@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "core/memory.hpp"
 
 namespace ropescope::analysis {
 
@@ -21,33 +22,33 @@ AttentionMapRecorder::AttentionMapRecorder(const model::Model& model, MapRequest
   std::set<int> seen;
   for (int l : request_.layers) {
     if (l < 0 || l >= layers)
-      throw ArgumentError(fmt::format("--layers: layer {} does not exist (the model has layers 0 .. {})", l, layers - 1));
-    if (!seen.insert(l).second) throw ArgumentError(fmt::format("--layers: layer {} given twice", l));
+      throw ArgumentError("layers", fmt::format("layer {} does not exist (the model has layers 0 .. {})", l, layers - 1));
+    if (!seen.insert(l).second) throw ArgumentError("layers", fmt::format("layer {} given twice", l));
   }
   seen.clear();
   for (int h : request_.heads) {
     if (h < 0 || h >= heads_per_layer_)
-      throw ArgumentError(fmt::format("--heads: attention head {} does not exist (the model has heads 0 .. {})", h,
+      throw ArgumentError("heads", fmt::format("attention head {} does not exist (the model has heads 0 .. {})", h,
                                       heads_per_layer_ - 1));
-    if (!seen.insert(h).second) throw ArgumentError(fmt::format("--heads: head {} given twice", h));
+    if (!seen.insert(h).second) throw ArgumentError("heads", fmt::format("head {} given twice", h));
   }
-  if (request_.start < 0) throw ArgumentError(fmt::format("--start must be >= 0, got {}", request_.start));
-  if (request_.length < 1) throw ArgumentError(fmt::format("--length must be >= 1, got {}", request_.length));
+  if (request_.start < 0) throw ArgumentError("start", fmt::format("must be >= 0, got {}", request_.start));
+  if (request_.length < 1) throw ArgumentError("length", fmt::format("must be >= 1, got {}", request_.length));
   // start + length compared without forming it: both may be near LONG_MAX.
   if (request_.length > available_tokens || request_.start > available_tokens - request_.length)
-    throw ArgumentError(fmt::format("--start {} --length {}: the window needs tokens {} .. {}+{}-1, the input has {} "
+    throw ArgumentError("length", fmt::format("start {} length {}: the window needs tokens {} .. {}+{}-1, the input has {} "
                                     "(positions 0 .. {})",
                                     request_.start, request_.length, request_.start, request_.start, request_.length,
                                     available_tokens, available_tokens - 1));
   if (request_.virtual_imaginary && model.layout.variant != model::Variant::rope)
-    throw ArgumentError(fmt::format("--virtual-imaginary needs a vanilla RoPE model; this one is {} (its imaginary heads are "
-                                    "real heads of the model: select them with --heads)",
+    throw ArgumentError("virtual_imaginary", fmt::format("needs a vanilla RoPE model; this one is {} (its imaginary heads "
+                                    "are real heads of the model: select them with heads)",
                                     model::to_string(model.layout.variant)));
   if (request_.virtual_imaginary)
     for (int l : request_.layers)
       if (!model.config.arch.has_rope(l))
-        throw ArgumentError(fmt::format("--virtual-imaginary: layer {} of this {} model is NoPE (it rotates nothing, so "
-                                        "there is no imaginary score to report); leave it out of --layers",
+        throw ArgumentError("virtual_imaginary", fmt::format("layer {} of this {} model is NoPE (it rotates nothing, "
+                                        "so there is no imaginary score to report); leave it out of layers",
                                         l, model.config.arch.family));
 
   index_.assign(static_cast<std::size_t>(layers) * heads_per_layer_, -1);
@@ -94,6 +95,66 @@ void AttentionMapRecorder::on_block(const backend::AttentionBlock& block) {
     if (request_.scores) std::copy_n(block.scores + src, copied, scores_.data() + dst);
     if (request_.virtual_imaginary) std::copy_n(block.virtual_imaginary_scores + src, copied, virtual_imaginary_.data() + dst);
   }
+}
+
+std::vector<std::uint64_t> AttentionMaps::shape() const {
+  return {maps.size(), static_cast<std::uint64_t>(request.rows()), static_cast<std::uint64_t>(request.columns())};
+}
+
+nlohmann::json AttentionMaps::window() const {
+  return {{"start", request.start},
+          {"length", request.length},
+          {"full_rows", request.full_rows},
+          {"query_positions", {request.start, request.key_end()}},
+          {"key_positions", {request.key_begin(), request.key_end()}}};
+}
+
+nlohmann::json AttentionMaps::manifest() const {
+  nlohmann::json entries = nlohmann::json::array();
+  for (std::size_t i = 0; i < maps.size(); ++i) {
+    const auto& m = maps[i];
+    entries.push_back({{"index", i}, {"layer", m.layer}, {"head", m.head.index}, {"kind", model::to_string(m.head.kind)},
+                       {"query_head", m.head.query_head}, {"kv_head", m.head.kv_head}, {"window", window()}});
+  }
+  nlohmann::json arrays = {{"probabilities", "attn_probs.npy"}};
+  if (request.scores) arrays["scores"] = "attn_scores.npy";
+  if (request.virtual_imaginary) arrays["virtual_imaginary"] = "virtual_imaginary.npy";
+  return {{"shape", shape()},
+          {"layout", "[map, query row, key column]: row i is query position query_positions[0] + i, column j key "
+                     "position key_positions[0] + j; keys after the query are masked (probability 0, score -inf)"},
+          {"arrays", arrays},
+          {"window", window()},
+          {"maps", entries}};
+}
+
+AttentionMaps record_attention_maps(backend::Backend& backend, std::span<const std::int32_t> tokens,
+                                    const MapRequest& request, std::uint64_t max_bytes, model::AnglePrecision angles,
+                                    const ProgressCallback& progress) {
+  AttentionMapRecorder recorder(backend.model(), request, static_cast<long>(tokens.size()));
+  const auto& r = recorder.request();
+  if (recorder.bytes_needed() > max_bytes)
+    throw ArgumentError("max_memory", fmt::format("the maps would need {} ({} maps x {} x {} x 4 bytes x {} array(s)), "
+                                                  "above the limit of {}: choose fewer layers / heads or a shorter window",
+                                                  format_bytes(recorder.bytes_needed()), recorder.maps().size(), r.rows(),
+                                                  r.columns(), r.arrays(), format_bytes(max_bytes)));
+  // The maps live in host memory beside the forward's own buffers (host ones on the CPU backend).
+  backend::ForwardOptions options;
+  options.angles = angles;
+  options.loss = false;  // only the attention is needed
+  options.observer = &recorder;
+  const std::uint64_t forward_host = backend.name() == "cpu" ? backend.forward_bytes(r.key_end(), options) : 0;
+  const auto available = available_memory();
+  if (recorder.bytes_needed() > available.bytes || forward_host > available.bytes - recorder.bytes_needed())
+    throw ArgumentError(fmt::format("the maps ({}) and the forward pass over {} tokens ({}) need {}, more than the {} "
+                                    "available ({}): choose fewer layers / heads or a shorter window",
+                                    format_bytes(recorder.bytes_needed()), r.key_end(), format_bytes(forward_host),
+                                    format_bytes(recorder.bytes_needed() + forward_host), format_bytes(available.bytes),
+                                    available.source));
+  recorder.allocate();
+  ProgressCounter counter(1, progress);
+  backend.forward({std::vector<std::int32_t>(tokens.begin(), tokens.begin() + r.key_end())}, options);
+  counter.advance(r.key_end());
+  return {r, recorder.maps(), recorder.take_probabilities(), recorder.take_scores(), recorder.take_virtual_imaginary()};
 }
 
 }  // namespace ropescope::analysis

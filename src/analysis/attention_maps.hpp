@@ -9,8 +9,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
+#include <span>
 #include <vector>
 
+#include "analysis/progress.hpp"
 #include "backend/backend.hpp"
 
 namespace ropescope::analysis {
@@ -57,6 +60,10 @@ class AttentionMapRecorder : public backend::AttentionObserver {
   const std::vector<float>& probabilities() const { return probabilities_; }
   const std::vector<float>& scores() const { return scores_; }
   const std::vector<float>& virtual_imaginary() const { return virtual_imaginary_; }
+  // Hands the recorded arrays over (the recorder is empty afterwards).
+  std::vector<float> take_probabilities() { return std::move(probabilities_); }
+  std::vector<float> take_scores() { return std::move(scores_); }
+  std::vector<float> take_virtual_imaginary() { return std::move(virtual_imaginary_); }
 
  private:
   MapRequest request_;
@@ -65,5 +72,27 @@ class AttentionMapRecorder : public backend::AttentionObserver {
   std::vector<int> index_;  // [layer * heads_per_layer + head] -> map index, -1 when not kept
   std::vector<float> probabilities_, scores_, virtual_imaginary_;
 };
+
+// The maps of one run and their description.
+struct AttentionMaps {
+  MapRequest request;             // resolved: every layer and head listed
+  std::vector<MapEntry> maps;     // [map]: layer and head of each
+  std::vector<float> probabilities, scores, virtual_imaginary;  // [maps, rows, columns] each (the last two when asked)
+  std::vector<std::uint64_t> shape() const;  // {maps, rows, columns}
+  // The query and key positions the maps cover.
+  nlohmann::json window() const;
+  // The manifest of `ropescope attn`: shape, layout, the arrays' file names, the window, and every map's layer,
+  // head, kind, query head and KV head.
+  nlohmann::json manifest() const;
+};
+
+// Runs the model over tokens 0 .. start+length-1 (one sequence: positions
+// before the window shape it) and keeps the maps of `request`. Refuses
+// (ArgumentError naming "max_memory") maps above `max_bytes`, and maps plus
+// the forward's own host buffers above the memory available, before any work.
+AttentionMaps record_attention_maps(backend::Backend& backend, std::span<const std::int32_t> tokens,
+                                    const MapRequest& request, std::uint64_t max_bytes,
+                                    model::AnglePrecision angles = model::AnglePrecision::exact,
+                                    const ProgressCallback& progress = {});
 
 }  // namespace ropescope::analysis

@@ -31,6 +31,7 @@ namespace ropescope::analysis {
 
 class DistanceBins {
  public:
+  DistanceBins() = default;  // no bins (a report not yet filled)
   // Exact distances 0 .. exact_limit-1, then bins whose lower edges are the
   // integers ceil(exact_limit * 10^(k / per_decade)), k = 0, 1, ... (repeats
   // dropped), the last one ending at max_distance. Throws ArgumentError for

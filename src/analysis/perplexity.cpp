@@ -31,7 +31,7 @@ double require_finite(double value, const std::string& what) {
 // hands each window's nll vector to consume(i, nll).
 template <class Begin, class Consume>
 void run_windows(backend::Backend& backend, std::span<const std::int32_t> tokens, long count, long length,
-                 Begin begin, Consume consume, const backend::ForwardOptions& options, Progress* progress) {
+                 Begin begin, Consume consume, const backend::ForwardOptions& options, ProgressCounter* progress) {
   const long per_batch = std::max(1L, kBatchTokens / length);
   for (long first = 0; first < count; first += per_batch) {
     const long last = std::min(count, first + per_batch);
@@ -67,7 +67,7 @@ std::vector<Window> sliding_windows(long N, long L, long stride) {
 
 SlidingWindowResult sliding_window_perplexity(backend::Backend& backend, std::span<const std::int32_t> tokens, long L,
                                               long stride, const backend::ForwardOptions& options, bool byte_level,
-                                              Progress* progress, std::span<const std::uint32_t> token_bytes) {
+                                              ProgressCounter* progress, std::span<const std::uint32_t> token_bytes) {
   if (!token_bytes.empty() && token_bytes.size() != tokens.size())
     throw ArgumentError(fmt::format("token_bytes has {} entries for {} tokens", token_bytes.size(), tokens.size()));
   const auto windows = sliding_windows(static_cast<long>(tokens.size()), L, stride);
@@ -107,7 +107,7 @@ long curve_window_count(long N, long T, long max_windows) {
 }
 
 PositionCurve position_loss_curve(backend::Backend& backend, std::span<const std::int32_t> tokens, long T,
-                                  long max_windows, const backend::ForwardOptions& options, Progress* progress) {
+                                  long max_windows, const backend::ForwardOptions& options, ProgressCounter* progress) {
   PositionCurve c;
   c.T = T;
   c.windows = curve_window_count(static_cast<long>(tokens.size()), T, max_windows);

@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "analysis/run_record.hpp"
+#include "analysis/progress.hpp"
 #include "backend/backend.hpp"
 
 namespace ropescope::analysis {
@@ -55,7 +55,7 @@ struct SlidingWindowResult {
 // bits per byte then divide by the bytes of exactly the scored tokens.
 SlidingWindowResult sliding_window_perplexity(backend::Backend& backend, std::span<const std::int32_t> tokens, long L,
                                               long stride, const backend::ForwardOptions& options, bool byte_level,
-                                              Progress* progress = nullptr,
+                                              ProgressCounter* progress = nullptr,
                                               std::span<const std::uint32_t> token_bytes = {});
 
 // A log bin of target positions [begin, end): [1,2), [2,4), [4,8), ... cut at T.
@@ -84,7 +84,7 @@ struct PositionCurve {
 // Throws ArgumentError unless 2 <= T <= N and max_windows >= 0.
 PositionCurve position_loss_curve(backend::Backend& backend, std::span<const std::int32_t> tokens, long T,
                                   long max_windows, const backend::ForwardOptions& options,
-                                  Progress* progress = nullptr);
+                                  ProgressCounter* progress = nullptr);
 
 // How many windows position_loss_curve uses (for progress totals).
 long curve_window_count(long N, long T, long max_windows);

@@ -1,8 +1,7 @@
-// Run records and progress (see run_record.hpp).
+// Run records (see run_record.hpp).
 #include "analysis/run_record.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -23,8 +22,9 @@ std::string config_hash(const std::filesystem::path& model_directory) {
   return fmt::format("{:016x}", h);
 }
 
-RunRecord::RunRecord(const std::string& command, const backend::Backend& backend)
-    : json_(io::run_metadata(command, io::command_line())), start_(std::chrono::steady_clock::now()) {
+RunRecord::RunRecord(const std::string& command, const std::vector<std::string>& invocation,
+                     const backend::Backend& backend)
+    : json_(io::run_metadata(command, invocation)), start_(std::chrono::steady_clock::now()) {
   const auto& m = backend.model();
   json_["model"] = {{"directory", std::filesystem::absolute(m.directory).string()},
                     {"config_hash_fnv1a64", config_hash(m.directory)},
@@ -68,26 +68,6 @@ std::vector<std::filesystem::path> with_sidecars(const std::vector<std::filesyst
 void RunRecord::write_sidecar(io::OutputTransaction& outputs, const std::filesystem::path& output) {
   json_["wall_time_s"] = elapsed_seconds();
   outputs.write(sidecar_path(output), json_.dump(2) + "\n");
-}
-
-Progress::Progress(std::string label, long total_windows, bool quiet)
-    : label_(std::move(label)),
-      total_(total_windows),
-      visible_(!quiet && isatty(STDERR_FILENO)),
-      start_(std::chrono::steady_clock::now()) {}
-
-void Progress::advance(long tokens_in_window) {
-  ++done_;
-  tokens_ += tokens_in_window;
-  if (!visible_) return;
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  double rate = seconds > 0 ? tokens_ / seconds : 0;
-  double eta = done_ > 0 ? seconds * (total_ - done_) / done_ : 0;
-  fmt::print(stderr, "\r{}: window {}/{}, {:.0f} tokens/s, ETA {:.0f} s   ", label_, done_, total_, rate, eta);
-}
-
-void Progress::finish() {
-  if (visible_) fmt::print(stderr, "\n");
 }
 
 }  // namespace ropescope::analysis

@@ -1,7 +1,6 @@
-// What every analysis run records and shows: the JSON sidecar beside each
-// output (tool version, git commit, model directory and a hash of its
-// config.json, variant, arguments, backend, precision, wall time), and
-// progress on stderr (windows done, tokens/s, ETA) when stderr is a terminal.
+// What every analysis run records: the JSON sidecar beside each output (tool
+// version, git commit, model directory and a hash of its config.json, variant,
+// the invocation, backend, precision, wall time).
 #pragma once
 
 #include <chrono>
@@ -26,7 +25,9 @@ std::string config_hash(const std::filesystem::path& model_directory);
 
 class RunRecord {
  public:
-  RunRecord(const std::string& command, const backend::Backend& backend);
+  // `invocation`: how the run was asked for, as the front end knows it (the
+  // CLI's argv; Python's call and keywords), recorded as "argv".
+  RunRecord(const std::string& command, const std::vector<std::string>& invocation, const backend::Backend& backend);
   nlohmann::json& fields() { return json_; }  // add command-specific fields
   // The sidecar of `output`, with the wall time so far, to its staged `<output>.json`
   // (declared in `outputs`; see sidecar_path).
@@ -35,20 +36,6 @@ class RunRecord {
 
  private:
   nlohmann::json json_;
-  std::chrono::steady_clock::time_point start_;
-};
-
-class Progress {
- public:
-  // Shows nothing when `quiet` or when stderr is not a terminal.
-  Progress(std::string label, long total_windows, bool quiet);
-  void advance(long tokens_in_window);  // one window done
-  void finish();
-
- private:
-  std::string label_;
-  long total_, done_ = 0, tokens_ = 0;
-  bool visible_;
   std::chrono::steady_clock::time_point start_;
 };
 

@@ -160,6 +160,16 @@ class Backend {
   // token itself (an attention map) adds its own bytes to this estimate to
   // size its request against the same limit.
   virtual std::uint64_t forward_bytes(long T, const ForwardOptions& options) const = 0;
+  // Refuses (ArgumentError naming the bytes needed and available) a sequence
+  // of T tokens whose forward_bytes do not fit the memory available now:
+  // what a caller runs once, before its first forward pass, so that a run
+  // too large fails before any work. The CPU backend checks host memory
+  // (core/memory.hpp); the CUDA backend checks free device memory at each
+  // forward, before its first kernel, and does nothing here.
+  virtual void check_memory(long T, const ForwardOptions& options) const {
+    (void)T;
+    (void)options;
+  }
 
   // What a run on this backend must show and record besides the model's own
   // warnings: why it was chosen (e.g. a CUDA fallback and the features behind it).

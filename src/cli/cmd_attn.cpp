@@ -14,7 +14,7 @@
 #include "analysis/run_record.hpp"
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
-#include "core/memory.hpp"
+#include "cli/terminal_progress.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/npy.hpp"
@@ -71,10 +71,10 @@ class OutputDirectory {
   io::InterruptCleanupPath cleanup_;  // an interrupted run removes the directory it created
 };
 
-void run_attn(const AttnOptions& o) {
+void run_attn(const AttnOptions& o, const CommandLine& argv) {
   const auto limit = parse_bytes(o.max_memory);
-  if (o.start < 0) throw ArgumentError(fmt::format("--start must be >= 0, got {}", o.start));
-  if (o.length < 1) throw ArgumentError(fmt::format("--length must be >= 1, got {}", o.length));
+  if (o.start < 0) throw ArgumentError("start", fmt::format("must be >= 0, got {}", o.start));
+  if (o.length < 1) throw ArgumentError("length", fmt::format("must be >= 1, got {}", o.length));
   const std::filesystem::path dir = o.out;
   OutputDirectory directory(dir);
   std::vector<std::filesystem::path> map_files{dir / "attn_probs.npy"};
@@ -85,65 +85,21 @@ void run_attn(const AttnOptions& o) {
   // Every output is checked and staged before the model is loaded.
   io::OutputTransaction outputs(targets, run_inputs(o.model));
   auto backend = open_backend(o.model);
-  const auto& model = backend->model();
-  const auto input = load_input(o.model, model.config.vocab_size);
-  const auto& tokens = input.ids;
-  analysis::RunRecord record("attn", *backend);
-
-  analysis::MapRequest request{o.layers, o.heads, o.start, o.length, o.full_rows, o.scores, o.virtual_imaginary};
-  analysis::AttentionMapRecorder recorder(model, request, static_cast<long>(tokens.size()));
-  const auto& r = recorder.request();
-  if (recorder.bytes_needed() > limit)
-    throw ArgumentError(fmt::format("the maps would need {} ({} maps x {} x {} x 4 bytes x {} array(s)), above "
-                                    "--max-memory {}: choose fewer layers / heads or a shorter window",
-                                    format_bytes(recorder.bytes_needed()), recorder.maps().size(), r.rows(), r.columns(),
-                                    r.arrays(), format_bytes(limit)));
-  // The maps live in host memory beside the forward's own buffers (host ones on the CPU backend).
-  auto options = base_forward_options(o.model);
-  options.loss = false;  // only the attention is needed
-  options.observer = &recorder;
-  const std::uint64_t forward_host = backend->name() == "cpu" ? backend->forward_bytes(r.key_end(), options) : 0;
-  const auto available = available_memory();
-  if (recorder.bytes_needed() > available.bytes || forward_host > available.bytes - recorder.bytes_needed())
-    throw ArgumentError(fmt::format("the maps ({}) and the forward pass over {} tokens ({}) need {}, more than the {} "
-                                    "available ({}): choose fewer layers / heads or a shorter window",
-                                    format_bytes(recorder.bytes_needed()), r.key_end(), format_bytes(forward_host),
-                                    format_bytes(recorder.bytes_needed() + forward_host), format_bytes(available.bytes),
-                                    available.source));
-  recorder.allocate();
-
-  analysis::Progress progress("attn", 1, o.model.quiet);
-  backend->forward({std::vector<std::int32_t>(tokens.begin(), tokens.begin() + r.key_end())}, options);
-  progress.advance(r.key_end());
-  progress.finish();
-
-  const nlohmann::json window = {{"start", r.start},
-                                 {"length", r.length},
-                                 {"full_rows", r.full_rows},
-                                 {"query_positions", {r.start, r.key_end()}},
-                                 {"key_positions", {r.key_begin(), r.key_end()}}};
-  nlohmann::json maps = nlohmann::json::array();
-  for (std::size_t i = 0; i < recorder.maps().size(); ++i) {
-    const auto& m = recorder.maps()[i];
-    maps.push_back({{"index", i}, {"layer", m.layer}, {"head", m.head.index}, {"kind", model::to_string(m.head.kind)},
-                    {"query_head", m.head.query_head}, {"kv_head", m.head.kv_head}, {"window", window}});
-  }
-  const std::vector<std::uint64_t> shape{recorder.maps().size(), static_cast<std::uint64_t>(r.rows()),
-                                         static_cast<std::uint64_t>(r.columns())};
-  nlohmann::json arrays = {{"probabilities", "attn_probs.npy"}};
-  if (r.scores) arrays["scores"] = "attn_scores.npy";
-  if (r.virtual_imaginary) arrays["virtual_imaginary"] = "virtual_imaginary.npy";
-  nlohmann::json manifest = {
-      {"shape", shape},
-      {"layout", "[map, query row, key column]: row i is query position query_positions[0] + i, column j key position "
-                 "key_positions[0] + j; keys after the query are masked (probability 0, score -inf)"},
-      {"arrays", arrays},
-      {"window", window},
-      {"maps", maps}};
+  const auto input = load_input(o.model, backend->model().config.vocab_size);
+  analysis::RunRecord record("attn", argv, *backend);
+  const analysis::MapRequest request{o.layers, o.heads, o.start, o.length, o.full_rows, o.scores, o.virtual_imaginary};
+  const auto maps = [&] {
+    TerminalProgress progress("attn", o.model.quiet);
+    return analysis::record_attention_maps(*backend, input.ids, request, limit, base_forward_options(o.model).angles,
+                                           progress.callback());
+  }();
+  const auto& r = maps.request;
+  const auto shape = maps.shape();
+  nlohmann::json manifest = maps.manifest();
   if (!input.labels.empty()) manifest["token_text"] = token_labels(input, r.key_begin(), r.key_end());
   record.fields()["tokens"] = input.description;
-  record.fields()["window"] = window;
-  record.fields()["maps"] = recorder.maps().size();
+  record.fields()["window"] = maps.window();
+  record.fields()["maps"] = maps.maps.size();
   record.fields()["shape"] = shape;
 
   auto write = [&](const std::string& name, const std::vector<float>& data) {
@@ -151,16 +107,16 @@ void run_attn(const AttnOptions& o) {
     io::write_npy<float>(outputs.output(path), data, shape);
     record.write_sidecar(outputs, path);
   };
-  write("attn_probs.npy", recorder.probabilities());
-  if (r.scores) write("attn_scores.npy", recorder.scores());
-  if (r.virtual_imaginary) write("virtual_imaginary.npy", recorder.virtual_imaginary());
+  write("attn_probs.npy", maps.probabilities);
+  if (r.scores) write("attn_scores.npy", maps.scores);
+  if (r.virtual_imaginary) write("virtual_imaginary.npy", maps.virtual_imaginary);
   outputs.write(dir / "manifest.json", manifest.dump(2) + "\n");
   outputs.commit();
 }
 
 }  // namespace
 
-void add_attn_command(CLI::App& app) {
+void add_attn_command(CLI::App& app, const CommandLine& argv) {
   auto o = std::make_shared<AttnOptions>();
   auto* cmd = app.add_subcommand("attn", "Dump attention maps of chosen layers and heads over a token window (Figure 5)");
   add_model_options(cmd, o->model);
@@ -174,7 +130,7 @@ void add_attn_command(CLI::App& app) {
                 "vanilla RoPE models: also dump the virtual imaginary scores (virtual_imaginary.npy)");
   cmd->add_option("--max-memory", o->max_memory, "refuse maps larger than this (e.g. 4G, 512M)")->capture_default_str();
   cmd->add_option("-o,--out", o->out, "output directory")->required();
-  cmd->callback([o] { run_attn(*o); });
+  cmd->callback([o, &argv] { run_attn(*o, argv); });
 }
 
 }  // namespace ropescope::cli

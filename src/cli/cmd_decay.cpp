@@ -18,7 +18,7 @@
 #include "io/atomic_file.hpp"
 #include "io/csv.hpp"
 #include "io/run_metadata.hpp"
-#include "cli/rope_spec_args.hpp"
+#include "theory/rope_spec_text.hpp"
 #include "plot/figures.hpp"
 #include "plot/gnuplot.hpp"
 #include "theory/decay.hpp"
@@ -28,6 +28,11 @@ namespace {
 
 using theory::RopeSpec;
 using theory::ScalingType;
+using theory::apply_rope_spec_text;
+using theory::parse_integer;
+using theory::parse_number;
+using theory::RopeSpecText;
+using theory::split;
 
 // Sizes refused up front: each is far beyond any use and would take minutes or
 // more (the scans and the base search test every integer distance).
@@ -137,7 +142,7 @@ nlohmann::json describe(const Variant& v, const theory::DecayModel& model) {
           {"theta", model.frequencies().theta}};
 }
 
-void run_decay(const DecayOptions& o) {
+void run_decay(const DecayOptions& o, const CommandLine& argv) {
   auto started = std::chrono::steady_clock::now();
   if (o.head_dim < 2 || o.head_dim % 2 || o.head_dim > RopeSpec::kMaxHeadDim)
     throw ArgumentError(fmt::format("--head-dim must be even, 2 .. {}, got {}", RopeSpec::kMaxHeadDim, o.head_dim));
@@ -165,7 +170,7 @@ void run_decay(const DecayOptions& o) {
   targets.insert(targets.end(), o.plots.begin(), o.plots.end());
   io::OutputTransaction outputs(targets);
 
-  nlohmann::json meta = io::run_metadata("decay", io::command_line());
+  nlohmann::json meta = io::run_metadata("decay", argv);
   meta["precision"] = {
       {"discrete", "angles D*theta_n reduced exactly in float128 from ~106-bit frequencies, terms summed in long double; "
                    "error ~1e-16"},
@@ -254,7 +259,7 @@ void run_decay(const DecayOptions& o) {
 
 }  // namespace
 
-void add_decay_command(CLI::App& app) {
+void add_decay_command(CLI::App& app, const CommandLine& argv) {
   auto opts = std::make_shared<DecayOptions>();
   auto* cmd = app.add_subcommand("decay", "Theoretical attention-decay curves of real and imaginary RoPE attention");
   cmd->add_option("-d,--head-dim", opts->head_dim, "head dimension d (even)")->capture_default_str();
@@ -272,7 +277,7 @@ void add_decay_command(CLI::App& app) {
   cmd->add_option("--bound-max", opts->bound_max, "largest distance the --bound scan checks")->capture_default_str();
   cmd->add_option("--context", opts->context, "also report the smallest base keeping c_re >= 0 below this context");
   cmd->add_flag("-q,--quiet", opts->quiet, "no progress or summary on stderr");
-  cmd->callback([opts] { run_decay(*opts); });
+  cmd->callback([opts, &argv] { run_decay(*opts, argv); });
 }
 
 }  // namespace ropescope::cli

@@ -156,7 +156,7 @@ void print_text(const nlohmann::json& j) {
 
 }  // namespace
 
-void add_info_command(CLI::App& app) {
+void add_info_command(CLI::App& app, const CommandLine& argv) {
   struct Options {
     std::string directory;
     std::string variant;
@@ -170,14 +170,14 @@ void add_info_command(CLI::App& app) {
                   "force the RoPE variant: rope, ec (imag2) or eh (imag1); an error if config.json or the tensor "
                   "shapes disagree");
   cmd->add_flag("--json", options->json, "Print JSON instead of text");
-  cmd->callback([options] {
+  cmd->callback([options, &argv] {
     model::LoadOptions load;
     if (!options->variant.empty()) load.variant = model::parse_variant(options->variant);
     const model::Model m = model::load_model(options->directory, load);
     nlohmann::json j = info_json(m, model::count_parameters(m));
     for (const auto& w : m.warnings) fmt::print(stderr, "ropescope: warning: {}\n", w);
     if (options->json) {
-      j["run"] = io::run_metadata("info", io::command_line());
+      j["run"] = io::run_metadata("info", argv);
       fmt::print("{}\n", j.dump(2));
     } else {
       print_text(j);

@@ -24,7 +24,7 @@ struct TokenizeOptions {
   bool no_special = false, replace_invalid = false, quiet = false;
 };
 
-void run_tokenize(const TokenizeOptions& o) {
+void run_tokenize(const TokenizeOptions& o, const CommandLine& argv) {
   if (!o.out.ends_with(".npy")) throw ArgumentError(fmt::format("--out '{}' must end in .npy", o.out));
   io::OutputTransaction outputs({o.out, o.out + ".json"}, {{o.text, "--text"}, {o.tokenizer, "tokenizer"}});
   const auto load_start = std::chrono::steady_clock::now();
@@ -40,7 +40,7 @@ void run_tokenize(const TokenizeOptions& o) {
     std::vector<std::int32_t> narrow(ids.begin(), ids.end());
     io::write_npy<std::int32_t>(outputs.output(o.out), narrow, {ids.size()});
   }
-  auto sidecar = io::run_metadata("tokenize", io::command_line());
+  auto sidecar = io::run_metadata("tokenize", argv);
   sidecar["tokenizer"] = {{"path", tokenizer.origin()}, {"pipeline", tokenizer.describe()},
                           {"id_limit", tokenizer.id_limit()}, {"load_seconds", load_seconds}};
   sidecar["text"] = {{"path", o.text}, {"file_bytes", text.file_bytes}, {"text_bytes", text.text_bytes},
@@ -63,7 +63,7 @@ void run_tokenize(const TokenizeOptions& o) {
 
 }  // namespace
 
-void add_tokenize_command(CLI::App& app) {
+void add_tokenize_command(CLI::App& app, const CommandLine& argv) {
   auto o = std::make_shared<TokenizeOptions>();
   auto* cmd = app.add_subcommand("tokenize", "Encode a UTF-8 text file with a HF tokenizer.json (ids as HF tokenizers gives them)");
   cmd->add_option("tokenizer", o->tokenizer, "tokenizer.json, or a model directory holding one")->required();
@@ -73,7 +73,7 @@ void add_tokenize_command(CLI::App& app) {
   cmd->add_flag("--replace-invalid", o->replace_invalid,
                 "replace invalid UTF-8 by U+FFFD (as Python's errors=\"replace\") instead of refusing it");
   cmd->add_flag("-q,--quiet", o->quiet, "no summary on stderr");
-  cmd->callback([o] { run_tokenize(*o); });
+  cmd->callback([o, &argv] { run_tokenize(*o, argv); });
 }
 
 }  // namespace ropescope::cli

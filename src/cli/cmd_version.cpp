@@ -3,9 +3,7 @@
 
 #include "cli/commands.hpp"
 #include "core/build_info.hpp"
-#ifdef ROPESCOPE_HAVE_CUDA
-#include "kernels/device_info.hpp"
-#endif
+#include "engine/engine.hpp"
 
 namespace ropescope::cli {
 
@@ -13,11 +11,7 @@ void add_version_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("version", "Print version, git commit and CUDA devices");
   cmd->callback([] {
     fmt::print("ropescope {} (commit {})\n", tool_version(), git_commit());
-#ifdef ROPESCOPE_HAVE_CUDA
-    fmt::print("CUDA backend: compiled in; {}\n", kernels::describe_cuda_devices());
-#else
-    fmt::print("CUDA backend: not compiled in (configure with -DROPESCOPE_CUDA=ON and nvcc on PATH)\n");
-#endif
+    fmt::print("CUDA backend: {}\n", engine::describe_cuda_backend());
   });
 }
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <exception>
 #include <string_view>
 
@@ -16,7 +17,6 @@
 #include "core/build_info.hpp"
 #include "core/error.hpp"
 #include "io/interrupt_cleanup.hpp"
-#include "io/run_metadata.hpp"
 #include "tokenizer/utf8.hpp"
 
 namespace {
@@ -36,19 +36,31 @@ void check_arguments_are_utf8(int argc, char** argv) {
 
 }  // namespace
 
+namespace ropescope::cli {
+
+// A library error names its parameter ("exact_limit: ..."); here it is the flag that sets it ("--exact-limit: ...").
+std::string as_flag_message(const ArgumentError& e) {
+  if (e.parameter().empty()) return e.what();
+  std::string flag = "--" + e.parameter();
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag + ": " + e.detail();
+}
+
+}  // namespace ropescope::cli
+
 int main(int argc, char** argv) {
   ropescope::io::install_interrupt_cleanup();
-  ropescope::io::set_command_line(argc, argv);
+  const ropescope::cli::CommandLine command_line(argv, argv + argc);
   CLI::App app{"ropescope: rotary position embedding (RoPE / RoPE++) research toolkit"};
   app.set_version_flag("--version", std::string(ropescope::tool_version()) + " (" + ropescope::git_commit() + ")");
   app.require_subcommand(1);
-  ropescope::cli::add_decay_command(app);
+  ropescope::cli::add_decay_command(app, command_line);
   ropescope::cli::add_version_command(app);
-  ropescope::cli::add_info_command(app);
-  ropescope::cli::add_ppl_command(app);
-  ropescope::cli::add_attn_command(app);
-  ropescope::cli::add_profile_command(app);
-  ropescope::cli::add_tokenize_command(app);
+  ropescope::cli::add_info_command(app, command_line);
+  ropescope::cli::add_ppl_command(app, command_line);
+  ropescope::cli::add_attn_command(app, command_line);
+  ropescope::cli::add_profile_command(app, command_line);
+  ropescope::cli::add_tokenize_command(app, command_line);
   ropescope::cli::add_plot_command(app);
 
   try {
@@ -64,7 +76,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "Run with --help for usage.\n");
     return 2;
   } catch (const ropescope::ArgumentError& e) {
-    fmt::print(stderr, "ropescope: {}\n", e.what());
+    fmt::print(stderr, "ropescope: {}\n", ropescope::cli::as_flag_message(e));
     return 2;
   } catch (const std::exception& e) {
     fmt::print(stderr, "ropescope: error: {}\n", e.what());

@@ -6,13 +6,9 @@
 #include <cmath>
 
 #include "core/error.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "engine/engine.hpp"
 #include "tokenizer/text_input.hpp"
 #include "tokenizer/utf8.hpp"
-#ifdef ROPESCOPE_HAVE_CUDA
-#include "kernels/cuda_backend.hpp"
-#include "kernels/device_info.hpp"
-#endif
 
 namespace ropescope::cli {
 
@@ -52,31 +48,7 @@ std::unique_ptr<backend::Backend> announced(std::unique_ptr<backend::Backend> ba
 }  // namespace
 
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
-  if (args.device != "auto" && args.device != "cpu" && args.device != "cuda")
-    throw ArgumentError(fmt::format("--device '{}' is not one of cpu, cuda, auto", args.device));
-  model::LoadOptions load;
-  if (!args.variant.empty()) load.variant = model::parse_variant(args.variant);
-#ifdef ROPESCOPE_HAVE_CUDA
-  std::string why_none;
-  const bool use_cuda = args.device != "cpu" && !kernels::cuda_devices(&why_none).empty();
-  if (args.device == "cuda" && !use_cuda)
-    throw ArgumentError(fmt::format("--device cuda: no usable CUDA device ({})", why_none));
-  auto model = std::make_shared<const model::Model>(model::load_model(args.model_dir, load));
-  if (use_cuda) {
-    const auto missing = cuda::unsupported_features(*model);
-    if (args.device == "cuda" || missing.empty())
-      return announced(std::make_unique<cuda::CudaBackend>(model), args.quiet);
-    auto cpu = std::make_unique<cpu::CpuBackend>(model);
-    cpu->add_notice(fmt::format("--device auto: running on the CPU: the CUDA backend does not implement yet: {}",
-                                fmt::join(missing, "; ")));
-    return announced(std::move(cpu), args.quiet);
-  }
-#else
-  if (args.device == "cuda")
-    throw ArgumentError("--device cuda: this build has no CUDA backend (built without nvcc); use --device cpu");
-  auto model = std::make_shared<const model::Model>(model::load_model(args.model_dir, load));
-#endif
-  return announced(std::make_unique<cpu::CpuBackend>(model), args.quiet);
+  return announced(engine::open_backend(args.model_dir, {.device = args.device, .variant = args.variant}), args.quiet);
 }
 
 namespace {
@@ -159,27 +131,6 @@ std::vector<io::RunInput> run_inputs(const ModelArgs& args) {
   if (!args.text_path.empty()) inputs.push_back({args.text_path, "--text"});
   if (!args.tokenizer_path.empty()) inputs.push_back({args.tokenizer_path, "--tokenizer"});
   return inputs;
-}
-
-std::uint64_t checked_seed(long long seed) {
-  if (seed < 0) throw ArgumentError(fmt::format("--seed must be >= 0, got {}", seed));
-  return static_cast<std::uint64_t>(seed);
-}
-
-void check_noise_std(const std::string& flag, double std) {
-  if (!std::isfinite(std) || std < 0) throw ArgumentError(fmt::format("{}: std must be finite and >= 0, got {}", flag, std));
-}
-
-backend::QueryNoise checked_query_noise(const std::string& flag, double std, model::HeadKind component,
-                                        const model::Model& model, long long seed) {
-  check_noise_std(flag, std);
-  if (component == model::HeadKind::imaginary && model.layout.variant == model::Variant::rope)
-    throw ArgumentError(fmt::format("{}: the model is vanilla RoPE and has no imaginary query component", flag));
-  return backend::QueryNoise{component, std, checked_seed(seed)};
-}
-
-void check_forward_fits(const backend::Backend& backend, long T, const backend::ForwardOptions& options) {
-  if (const auto* cpu = dynamic_cast<const cpu::CpuBackend*>(&backend)) cpu->check_memory(T, options);
 }
 
 backend::ForwardOptions base_forward_options(const ModelArgs& args) {

@@ -50,9 +50,8 @@ struct InputTokens {
 // before any forward pass.
 InputTokens load_input(const ModelArgs& args, int vocab_size);
 
-// Loads the model and creates the backend `args.device` names. auto: CUDA when
-// built and a device is present, else CPU. Throws ArgumentError for a device
-// this build cannot provide.
+// Loads the model on the backend `args.device` names (engine::open_backend)
+// and shows the model's warnings and the backend's notices unless --quiet.
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args);
 
 // For the manifest of attention maps: {"first_position", "ids", "text"} of
@@ -66,20 +65,6 @@ std::vector<std::int32_t> load_input_tokens(const ModelArgs& args, int vocab_siz
 // The files a run reads (token or text file, tokenizer, the model's
 // config.json), which no output may replace.
 std::vector<io::RunInput> run_inputs(const ModelArgs& args);
-
-// The query-noise flags, named and checked alike on every subcommand that
-// takes them: --noise-real STD / --noise-imag STD (finite, >= 0; imaginary
-// only on a RoPE++ model) and --seed (0 .. 2^63-1).
-void check_noise_std(const std::string& flag, double std);  // finite and >= 0, before any model is loaded
-backend::QueryNoise checked_query_noise(const std::string& flag, double std, model::HeadKind component,
-                                        const model::Model& model, long long seed);
-std::uint64_t checked_seed(long long seed);
-
-// Refuses, before the first forward pass, a run whose longest sequence of T
-// tokens does not fit the memory available to the backend's forward (CPU: host
-// memory, core/memory.hpp). The CUDA backend checks free device memory at each
-// forward, before its first kernel.
-void check_forward_fits(const backend::Backend& backend, long T, const backend::ForwardOptions& options);
 
 // The forward options the shared flags imply (angle precision).
 backend::ForwardOptions base_forward_options(const ModelArgs& args);

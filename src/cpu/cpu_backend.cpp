@@ -325,7 +325,7 @@ std::vector<backend::ForwardResult> CpuBackend::forward(const std::vector<std::v
   try {
     check_memory(static_cast<long>(longest), options);
   } catch (const ArgumentError& e) {
-    // Callers check up front (cli::check_forward_fits); here, mid-run, memory that vanished is a failed run.
+    // Callers check up front (Backend::check_memory); here, mid-run, memory that vanished is a failed run.
     throw Error(e.what());
   }
   std::vector<backend::ForwardResult> results;

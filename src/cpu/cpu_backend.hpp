@@ -32,7 +32,7 @@ class CpuBackend : public backend::Backend {
   // context of T tokens needs more than the host memory available
   // (forward_bytes against core/memory.hpp's available_memory). forward()
   // calls it for its longest sequence before allocating anything.
-  void check_memory(long T, const backend::ForwardOptions& options) const;
+  void check_memory(long T, const backend::ForwardOptions& options) const override;
 
  private:
   struct Norm {

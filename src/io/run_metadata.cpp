@@ -8,11 +8,6 @@
 
 namespace ropescope::io {
 namespace {
-std::vector<std::string>& stored_command_line() {
-  static std::vector<std::string> line;
-  return line;
-}
-
 std::string utc_now_iso8601() {
   std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};
@@ -22,9 +17,6 @@ std::string utc_now_iso8601() {
   return text;
 }
 }  // namespace
-
-void set_command_line(int argc, char** argv) { stored_command_line().assign(argv, argv + argc); }
-const std::vector<std::string>& command_line() { return stored_command_line(); }
 
 nlohmann::json run_metadata(const std::string& command, const std::vector<std::string>& argv) {
   return {

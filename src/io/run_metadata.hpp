@@ -11,8 +11,4 @@ namespace ropescope::io {
 
 nlohmann::json run_metadata(const std::string& command, const std::vector<std::string>& argv);
 
-// The command line of this process as main() received it (set once by main).
-void set_command_line(int argc, char** argv);
-const std::vector<std::string>& command_line();
-
 }  // namespace ropescope::io

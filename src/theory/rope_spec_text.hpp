@@ -1,5 +1,5 @@
-// Command-line text -> numbers and RoPE specs, shared by the subcommands:
-// `decay --variant` and `ppl --scaling` both describe a RoPE variant as
+// RoPE specs and numbers from text, for every front end: `decay --variant`,
+// `ppl --scaling` and the Python keywords describe a RoPE variant as
 // comma-separated key=value pairs applied on top of a starting spec.
 #pragma once
 
@@ -8,7 +8,7 @@
 
 #include "theory/rope_frequencies.hpp"
 
-namespace ropescope::cli {
+namespace ropescope::theory {
 
 // A finite number / an integer; ArgumentError "<what>: '<text>' is not ..." otherwise.
 double parse_number(const std::string& text, const std::string& what);
@@ -26,7 +26,7 @@ struct RopeSpecText {
 // beta_slow, low, high, mscale, mscale_all_dim, attention_factor, truncate; with
 // `shape_keys` also d (head dim) and seq (sequence length for dynamic NTK).
 // Errors are ArgumentErrors that start with "<option> '<text>': ".
-RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& option, theory::RopeSpec& spec,
+RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& option, RopeSpec& spec,
                                   bool shape_keys);
 
-}  // namespace ropescope::cli
+}  // namespace ropescope::theory

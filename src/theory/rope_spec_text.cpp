@@ -1,5 +1,5 @@
-// Parsing numbers and RoPE variant specs from the command line (see rope_spec_args.hpp).
-#include "cli/rope_spec_args.hpp"
+// RoPE specs and numbers from text (see rope_spec_text.hpp).
+#include "theory/rope_spec_text.hpp"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 
 #include "core/error.hpp"
 
-namespace ropescope::cli {
+namespace ropescope::theory {
 
 double parse_number(const std::string& text, const std::string& what) {
   try {
@@ -36,7 +36,7 @@ std::vector<std::string> split(const std::string& text, char separator) {
   }
 }
 
-RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& option, theory::RopeSpec& spec,
+RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& option, RopeSpec& spec,
                                   bool shape_keys) {
   RopeSpecText result;
   auto& sc = spec.scaling;
@@ -79,4 +79,4 @@ RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& op
   return result;
 }
 
-}  // namespace ropescope::cli
+}  // namespace ropescope::theory

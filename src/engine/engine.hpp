@@ -1,0 +1,39 @@
+// Opening a model on a backend: the one place that turns a device name (cpu,
+// cuda, auto) into a Backend, for every front end (the CLI, the Python module,
+// a second program).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+
+namespace ropescope::engine {
+
+struct OpenOptions {
+  // cpu | cuda | auto. auto: CUDA when this build has it, a device is present
+  // and the backend implements every feature of the model; else the CPU, with
+  // a notice saying why (Backend::notices).
+  std::string device = "auto";
+  // rope | ec (imag2) | eh (imag1), forced; must agree with the checkpoint.
+  // Empty: from config.json and the weights' shapes.
+  std::string variant;
+};
+
+// Loads the HF model directory `model_dir` (config.json + *.safetensors) and
+// creates the backend `options.device` names. Throws ArgumentError naming the
+// parameter ("device", "variant") for a value that is not one of the above or a
+// device this build or machine cannot provide; FormatError for a malformed checkpoint.
+std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& model_dir, const OpenOptions& options = {});
+
+// The devices open_backend can use on this machine now: "cpu", then "cuda"
+// when this build has the CUDA backend and a usable device is present.
+std::vector<std::string> available_devices();
+
+// One line for humans on the CUDA backend: "compiled in; 1 device: NVIDIA H200
+// (sm_90, 139.8 GiB)", "compiled in; no device (reason)" or "not compiled in (...)".
+std::string describe_cuda_backend();
+
+}  // namespace ropescope::engine
