@@ -36,7 +36,7 @@ AttentionMapRecorder::AttentionMapRecorder(const model::Model& model, MapRequest
   if (request_.length < 1) throw ArgumentError("length", fmt::format("must be >= 1, got {}", request_.length));
   // start + length compared without forming it: both may be near LONG_MAX.
   if (request_.length > available_tokens || request_.start > available_tokens - request_.length)
-    throw ArgumentError("length", fmt::format("start {} length {}: the window needs tokens {} .. {}+{}-1, the input has {} "
+    throw ArgumentError("length", fmt::format("start {}, length {}: the window needs tokens {} .. {}+{}-1, the input has {} "
                                     "(positions 0 .. {})",
                                     request_.start, request_.length, request_.start, request_.start, request_.length,
                                     available_tokens, available_tokens - 1));

@@ -102,7 +102,7 @@ Variant parse_variant(const std::string& text, const DecayOptions& o) {
   Variant v;
   v.spec.head_dim = o.head_dim;
   v.spec.base = o.base;
-  const RopeSpecText given = apply_rope_spec_text(text, "--variant", v.spec, true);
+  const RopeSpecText given = apply_rope_spec_text(text, "variant", v.spec, true);
   // llama3's original length defaults to HF's Llama 3.1 value when not given.
   if (v.spec.scaling.type == ScalingType::llama3 && !given.original_given) v.spec.scaling.original_max_position = 8192;
   v.label = given.label;

@@ -25,7 +25,7 @@ std::size_t raw_size(const std::string& dtype) {
   if (dtype == "uint16") return 2;
   if (dtype == "uint32" || dtype == "int32") return 4;
   if (dtype == "int64") return 8;
-  throw ArgumentError(fmt::format("--dtype '{}' is not one of uint16, uint32, int32, int64", dtype));
+  throw ArgumentError("dtype", fmt::format("'{}' is not one of uint16, uint32, int32, int64", dtype));
 }
 
 std::vector<std::int64_t> npy_ids(std::span<const std::byte> file, const std::string& source) {

@@ -36,16 +36,17 @@ std::vector<std::string> split(const std::string& text, char separator) {
   }
 }
 
-RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& option, RopeSpec& spec,
-                                  bool shape_keys) {
+namespace {
+
+// The pairs of `text` applied to `spec`; messages name the key, not the parameter.
+RopeSpecText apply_pairs(const std::string& text, RopeSpec& spec, bool shape_keys) {
   RopeSpecText result;
   auto& sc = spec.scaling;
-  const std::string where = fmt::format("{} '{}'", option, text);
   for (const auto& item : split(text, ',')) {
     auto eq = item.find('=');
-    if (eq == std::string::npos) throw ArgumentError(fmt::format("{}: '{}' is not key=value", where, item));
+    if (eq == std::string::npos) throw ArgumentError(fmt::format("'{}' is not key=value", item));
     const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
-    const std::string what = fmt::format("{} {}", option, key);
+    const std::string& what = key;
     if (key == "type") sc.type = theory::parse_scaling_type(value);
     else if (key == "label") result.label = value;
     else if (key == "base") spec.base = parse_number(value, what);
@@ -64,19 +65,26 @@ RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& op
     else if (shape_keys && key == "seq") result.sequence_length = parse_integer(value, what);
     else
       throw ArgumentError(fmt::format(
-          "{}: unknown key '{}' (keys: type, label, base, factor, partial, original, beta_fast, beta_slow, low, high, "
+          "unknown key '{}' (keys: type, label, base, factor, partial, original, beta_fast, beta_slow, low, high, "
           "mscale, mscale_all_dim, attention_factor, truncate{})",
-          where, key, shape_keys ? ", d, seq" : ""));
+          key, shape_keys ? ", d, seq" : ""));
   }
   if (sc.type == theory::ScalingType::none && sc.factor != 1.0)
-    throw ArgumentError(fmt::format("{}: factor given without a scaling type (type=linear, ...)", where));
-  if (result.sequence_length < 0) throw ArgumentError(fmt::format("{}: seq must be >= 0", where));
-  try {
-    spec.validate();
-  } catch (const ArgumentError& e) {
-    throw ArgumentError(fmt::format("{}: {}", where, e.what()));
-  }
+    throw ArgumentError("factor given without a scaling type (type=linear, ...)");
+  if (result.sequence_length < 0) throw ArgumentError("seq must be >= 0");
+  spec.validate();
   return result;
+}
+
+}  // namespace
+
+RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& parameter, RopeSpec& spec,
+                                  bool shape_keys) {
+  try {
+    return apply_pairs(text, spec, shape_keys);
+  } catch (const ArgumentError& e) {
+    throw ArgumentError(parameter, fmt::format("'{}': {}", text, e.what()));
+  }
 }
 
 }  // namespace ropescope::theory

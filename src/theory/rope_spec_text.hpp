@@ -25,8 +25,8 @@ struct RopeSpecText {
 // the result. Keys: type, label, base, factor, partial, original, beta_fast,
 // beta_slow, low, high, mscale, mscale_all_dim, attention_factor, truncate; with
 // `shape_keys` also d (head dim) and seq (sequence length for dynamic NTK).
-// Errors are ArgumentErrors that start with "<option> '<text>': ".
-RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& option, RopeSpec& spec,
+// Errors are ArgumentErrors naming `parameter`, with the detail "'<text>': ...".
+RopeSpecText apply_rope_spec_text(const std::string& text, const std::string& parameter, RopeSpec& spec,
                                   bool shape_keys);
 
 }  // namespace ropescope::theory

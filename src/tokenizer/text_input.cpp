@@ -16,16 +16,16 @@ namespace ropescope::tokenizer {
 TokenizedText tokenize_file(const Tokenizer& tokenizer, const std::filesystem::path& path, bool add_special_tokens,
                             bool replace_invalid) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw ArgumentError(fmt::format("--text '{}': no such file", path.string()));
-  std::string text = io::read_regular_file(path, "--text");
+  if (!std::filesystem::exists(path, ec)) throw ArgumentError("text", fmt::format("'{}': no such file", path.string()));
+  std::string text = io::read_regular_file(path, "text file");
   TokenizedText out;
   out.file_bytes = text.size();
   std::size_t invalid = find_invalid_utf8(text);
   if (invalid != std::string::npos) {
     if (!replace_invalid)
-      throw ArgumentError(fmt::format("--text '{}': not valid UTF-8 at byte offset {} (--replace-invalid replaces "
-                                      "invalid sequences by U+FFFD, as Python's errors=\"replace\")",
-                                      path.string(), invalid));
+      throw ArgumentError("text", fmt::format("'{}': not valid UTF-8 at byte offset {} (the replace-invalid option replaces "
+                                              "invalid sequences by U+FFFD, as Python's errors=\"replace\")",
+                                              path.string(), invalid));
     text = replace_invalid_utf8(text, out.replaced);
   }
   out.text_bytes = text.size();

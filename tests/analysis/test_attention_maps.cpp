@@ -143,7 +143,7 @@ TEST(AttentionMaps, BadRequestsNameTheProblem) {
   EXPECT_NE(error_of(*ec, request_of({}, {-1}), 100).find("head -1"), std::string::npos);
   EXPECT_NE(error_of(*ec, request_of({0, 0}), 100).find("given twice"), std::string::npos);
   EXPECT_NE(error_of(*ec, request_of({}, {}, 90, 16), 100).find("the input has 100"), std::string::npos);
-  EXPECT_NE(error_of(*ec, request_of({}, {}, 0, 0), 100).find("--length"), std::string::npos);
+  EXPECT_NE(error_of(*ec, request_of({}, {}, 0, 0), 100).find("length: must be >= 1, got 0"), std::string::npos);
   MapRequest virtual_request = request_of({});
   virtual_request.virtual_imaginary = true;
   EXPECT_NE(error_of(*ec, virtual_request, 100).find("vanilla RoPE"), std::string::npos);

@@ -326,11 +326,11 @@ TEST(Reliability, HugeOrOverflowingSizesAreRefusedUpFront) {
     std::string args, message;
   };
   for (const auto& c : std::vector<Case>{
-           {"attn " + model + "--start 9223372036854775800 --length 16" + out, "--start 9223372036854775800 --length 16"},
+           {"attn " + model + "--start 9223372036854775800 --length 16" + out, "the window needs tokens 9223372036854775800 .. 9223372036854775800+16-1"},
            {"attn " + model + "--length 30000 --heads 0" + out, "the input has 800"},
-           {"profile " + model + "--window 1000000000000" + out, "--window 1000000000000 is longer than the token input"},
-           {"profile " + model + "--window 64 --bins-per-decade 2000000000" + out, "--bins-per-decade must be 1 .. 1000"},
-           {"profile " + model + "--window 64 --exact-limit 100" + out, "--exact-limit 100 is above the window length 64"},
+           {"profile " + model + "--window 1000000000000" + out, "--window: 1000000000000 is longer than the token input"},
+           {"profile " + model + "--window 64 --bins-per-decade 2000000000" + out, "--bins-per-decade: must be 1 .. 1000"},
+           {"profile " + model + "--window 64 --exact-limit 100" + out, "--exact-limit: 100 is above the window length 64"},
            {"decay -d 2000000000", "--head-dim must be even, 2 .. 65536"},
            {"decay --context 100000000", "--context must be 2 .. 1e+07"},
            {"decay --bound --bound-max 1000000000000", "--bound-max 1000000000000 is above 1e+08"},
@@ -387,10 +387,10 @@ TEST(Reliability, TheSameFlagsFollowTheSameRulesEverywhere) {
            {"ppl " + model + "--lengths 32 --noise-real -1" + out, "--noise-real: std must be finite and >= 0"},
            {"profile " + rope + "--window 64 --noise-imag 1" + out, "vanilla RoPE and has no imaginary query component"},
            {"ppl " + rope + "--lengths 32 --noise-imag 1" + out, "vanilla RoPE and has no imaginary query component"},
-           {"profile " + model + "--window 64 --noise-imag 1 --seed -1" + out, "--seed must be >= 0, got -1"},
-           {"ppl " + model + "--lengths 32 --noise-imag 1 --seed -1" + out, "--seed must be >= 0, got -1"},
+           {"profile " + model + "--window 64 --noise-imag 1 --seed -1" + out, "--seed: must be >= 0, got -1"},
+           {"ppl " + model + "--lengths 32 --noise-imag 1 --seed -1" + out, "--seed: must be >= 0, got -1"},
            {"ppl " + model + "--lengths 8,8" + out, "--lengths: 8 is given twice"},
-           {"ppl " + model + "--lengths 8 --max-windows 3" + out, "--max-windows limits the --curve windows"},
+           {"ppl " + model + "--lengths 8 --max-windows 3" + out, "--max-windows: limits the curve windows"},
        }) {
     const auto r = run_ropescope(c.args);
     EXPECT_EQ(r.exit_code, 2) << c.args << "\n" << r.err;
