@@ -16,6 +16,7 @@
 // logits from one GEMM (times the logit multiplier), the final softcap, and
 // the next-token loss (checked finite on the host).
 #include "kernels/cuda_backend.hpp"
+#include "kernels/kernel_choice.hpp"
 
 #include <cublas_v2.h>
 #include <fmt/format.h>
@@ -244,6 +245,8 @@ struct CudaBackend::State {
 
   int device = 0;
   std::string device_name;
+  kernels::DeviceFacts device_facts;        // for the kernel choice
+  std::vector<std::string> kernel_choices;  // of the last forward (kernel_choice.hpp)
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   WeightType wtype = WeightType::bf16;
@@ -332,6 +335,7 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
   s.device = device;
   s.device_name = devices[device].name;
   check(cudaSetDevice(device), "cudaSetDevice");
+  s.device_facts = kernels::current_device_facts(layout.head_dim);
   check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cublasCreate(&s.cublas), "cublasCreate");
   check(cublasSetStream(s.cublas, s.stream), "cublasSetStream");
@@ -391,6 +395,8 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
 CudaBackend::~CudaBackend() = default;
 
 std::string CudaBackend::name() const { return "cuda"; }
+
+std::vector<std::string> CudaBackend::kernel_choices() const { return state_->kernel_choices; }
 
 std::string CudaBackend::precision() const {
   const char* weights = state_->wtype == WeightType::bf16  ? "bf16"
@@ -580,7 +586,12 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   }
   const kernels::NoiseParams noise{noisy && options.noise->component == model::HeadKind::imaginary,
                                    noisy ? options.noise->std : 0.0, noisy ? options.noise->seed : 0};
-  const bool flash = kernels::flash_attention_supports(shape);
+  // The one kernel decision of this forward (kernel_choice.hpp), recorded for sidecars.
+  const backend::DistanceSumsRequest* sums_request = observer ? observer->distance_sums_request() : nullptr;
+  const kernels::KernelChoice choice =
+      kernels::choose_kernels(shape, state_->device_facts, sums_request ? sums_request->slots : 0);
+  state_->kernel_choices = {choice.describe()};
+  const bool flash = choice.forward != kernels::ForwardKernel::simple;
   // The attention kernels' shape for layer l: its sliding window, dropped
   // when it covers the whole sequence (then every causal key is visible).
   auto layer_shape = [&](int l) {
@@ -592,10 +603,9 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
 
   // The observer's buffers: distance sums when it asks for them, else blocks.
   ObserverBuffers ob;
-  const backend::DistanceSumsRequest* sums_request = observer ? observer->distance_sums_request() : nullptr;
   if (sums_request) {
     ob.slots = sums_request->slots;
-    ob.tensor_core_sums = flash && ob.slots <= kernels::distance_sums_slot_capacity(static_cast<int>(d));
+    ob.tensor_core_sums = choice.sums == kernels::SumsKernel::tensor_core;
     std::vector<std::int32_t> start(ob.slots, -1);
     for (long D = T - 1; D >= 0; --D) start[sums_request->slot_of_distance[D]] = static_cast<std::int32_t>(D);
     ob.slot_of_distance = DeviceArray<std::int32_t>(T);
@@ -777,13 +787,15 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     kernels::rope_keys_bf16(ws.k.get(), static_cast<int>(T), layout.kv_heads, static_cast<int>(d), lrope, stream);
     if (noisy) kernels::rotate_queries_bf16(ws.q.get(), lrope, shape, &noise, l, ws.rotated_q.get(), stream);
     const kernels::AttentionShape lshape = layer_shape(l);
-    if (flash) {
-      // The Hopper kernel where it applies (wgmma, TMA), else the mma.sync one.
+    if (choice.forward == kernels::ForwardKernel::wgmma) {
       if (!kernels::attention_forward_wgmma_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape,
                                                  ws.attn.get(), ws.lse.get(), stream))
-        kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape, ws.attn.get(),
-                                        ws.lse.get(), stream);
-    } else
+        throw Error(fmt::format("CUDA backend, layer {}: the wgmma attention kernel was chosen ({}) but refused the "
+                                "buffers (not 16-byte aligned)", l, choice.why_forward));
+    } else if (choice.forward == kernels::ForwardKernel::mma_sync)
+      kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape, ws.attn.get(),
+                                      ws.lse.get(), stream);
+    else
       kernels::attention_simple_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape, ws.attn.get(),
                                      ws.lse.get(), stream);
     if (observer) observe(l);

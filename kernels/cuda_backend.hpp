@@ -40,6 +40,7 @@ class CudaBackend : public backend::Backend {
   std::vector<backend::ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                               const backend::ForwardOptions& options) override;
   std::uint64_t forward_bytes(long T, const backend::ForwardOptions& options) const override;
+  std::vector<std::string> kernel_choices() const override;
 
  private:
   struct State;  // device buffers, cuBLAS handle, stream (cuda_backend.cpp)

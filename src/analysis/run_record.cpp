@@ -24,7 +24,8 @@ std::string config_hash(const std::filesystem::path& model_directory) {
 
 RunRecord::RunRecord(const std::string& command, const std::vector<std::string>& invocation,
                      const backend::Backend& backend)
-    : json_(io::run_metadata(command, invocation)), start_(std::chrono::steady_clock::now()) {
+    : json_(io::run_metadata(command, invocation)),
+      backend_(&backend), start_(std::chrono::steady_clock::now()) {
   const auto& m = backend.model();
   json_["model"] = {{"directory", std::filesystem::absolute(m.directory).string()},
                     {"config_hash_fnv1a64", config_hash(m.directory)},
@@ -67,6 +68,7 @@ std::vector<std::filesystem::path> with_sidecars(const std::vector<std::filesyst
 
 void RunRecord::write_sidecar(io::OutputTransaction& outputs, const std::filesystem::path& output) {
   json_["wall_time_s"] = elapsed_seconds();
+  json_["kernels"] = backend_->kernel_choices();
   outputs.write(sidecar_path(output), json_.dump(2) + "\n");
 }
 

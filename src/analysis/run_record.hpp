@@ -1,6 +1,6 @@
 // What every analysis run records: the JSON sidecar beside each output (tool
 // version, git commit, model directory and a hash of its config.json, variant,
-// the invocation, backend, precision, wall time).
+// the invocation, backend, precision, the kernels the backend chose, wall time).
 #pragma once
 
 #include <chrono>
@@ -36,6 +36,7 @@ class RunRecord {
 
  private:
   nlohmann::json json_;
+  const backend::Backend* backend_;  // its kernel choices, read when a sidecar is written (after the forwards)
   std::chrono::steady_clock::time_point start_;
 };
 

@@ -171,6 +171,10 @@ class Backend {
     (void)options;
   }
 
+  // The kernels the last forward ran and why (kernel, tile shape, the reason),
+  // as recorded in every sidecar; empty before the first forward.
+  virtual std::vector<std::string> kernel_choices() const = 0;
+
   // What a run on this backend must show and record besides the model's own
   // warnings: why it was chosen (e.g. a CUDA fallback and the features behind it).
   const std::vector<std::string>& notices() const { return notices_; }

@@ -289,6 +289,13 @@ std::shared_ptr<const model::RopeTable> CpuBackend::rope_table(const theory::Rop
   return table;
 }
 
+std::vector<std::string> CpuBackend::kernel_choices() const {
+  // One path for every shape: the CPU backend has nothing to choose.
+  return {fmt::format("attention: per head, Eigen float32 score blocks of {} query rows over every visible key, "
+                      "heads spread over OpenMP threads",
+                      options_.query_block)};
+}
+
 std::uint64_t CpuBackend::forward_bytes(long T, const backend::ForwardOptions& options) const {
   // Activations (x, norms, q/k/v, rotations, attention output, MLP) plus one
   // score/probability block per thread (the OpenMP threads, at most one per

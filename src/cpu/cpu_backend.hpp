@@ -28,6 +28,7 @@ class CpuBackend : public backend::Backend {
   std::vector<backend::ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                               const backend::ForwardOptions& options) override;
   std::uint64_t forward_bytes(long T, const backend::ForwardOptions& options) const override;
+  std::vector<std::string> kernel_choices() const override;
   // Throws ArgumentError, naming the size and the limit that applies, when a
   // context of T tokens needs more than the host memory available
   // (forward_bytes against core/memory.hpp's available_memory). forward()

@@ -1,0 +1,68 @@
+// The attention kernel choice (see kernel_choice.hpp).
+#include "kernels/kernel_choice.hpp"
+
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace ropescope::kernels {
+
+KernelChoice choose_kernels(const AttentionShape& shape, const DeviceFacts& device, int distance_slots) {
+  const int compute_capability = device.compute_capability;
+  KernelChoice c;
+  const int d = shape.head_dim;
+  const int G = shape.kv_heads > 0 ? shape.attention_heads / shape.kv_heads : 0;
+  const bool flash = flash_attention_supports(shape);
+  const std::string fits = fmt::format("head dim {} and GQA group {}", d, G);
+  if (flash && compute_capability == 90) {
+    c.forward = ForwardKernel::wgmma;
+    c.why_forward = fits + " on compute capability 9.0";
+  } else if (flash) {
+    c.forward = ForwardKernel::mma_sync;
+    c.why_forward = fmt::format("{} on compute capability {}.{} (the wgmma kernel is built for 9.0 only)", fits,
+                                compute_capability / 10, compute_capability % 10);
+  } else {
+    c.forward = ForwardKernel::simple;
+    c.why_forward = d != 64 && d != 128
+                        ? fmt::format("head dim {}: the tiled kernels take 64 and 128", d)
+                        : fmt::format("GQA group {}: the tiled kernels take groups of 1, 2, 4 and 8", G);
+  }
+  if (distance_slots > 0) {
+    const int capacity = device.sums_slot_capacity;
+    if (flash && distance_slots <= capacity) {
+      c.sums = SumsKernel::tensor_core;
+      c.why_sums = fmt::format("{}, {} distance slots (at most {} fit its shared memory)", fits, distance_slots, capacity);
+    } else {
+      c.sums = SumsKernel::simple;
+      c.why_sums = flash ? fmt::format("{} distance slots, above the {} of the tensor-core kernel's shared memory",
+                                       distance_slots, capacity)
+                         : c.why_forward;
+    }
+  }
+  return c;
+}
+
+std::string KernelChoice::describe() const {
+  const char* forward_name = forward == ForwardKernel::wgmma      ? "wgmma (sm_90a), tiles of 128 query rows x 128 keys"
+                             : forward == ForwardKernel::mma_sync ? "mma.sync, tiles of 128 query rows x 64 keys"
+                                                                  : "simple, one warp per (position, head)";
+  std::string text = fmt::format("attention forward: {}: {}", forward_name, why_forward);
+  if (sums != SumsKernel::none)
+    text += fmt::format("; distance sums: {}: {}",
+                        sums == SumsKernel::tensor_core ? "mma.sync, tiles of 128 positions x 64 keys"
+                                                        : "simple, one warp per (position, head), fp64 atomics",
+                        why_sums);
+  return text;
+}
+
+DeviceFacts current_device_facts(int head_dim) {
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
+    throw std::runtime_error("current_device_facts: the CUDA runtime cannot read the device's compute capability");
+  return {major * 10 + minor, distance_sums_slot_capacity(head_dim)};
+}
+
+}  // namespace ropescope::kernels
