@@ -1,0 +1,106 @@
+# How calls run: a 64 MB attention map comes back without a copy, the GIL is
+# released during a forward pass, progress reaches a Python callback, an
+# exception raised there stops the run, and calling through Python costs no
+# measurable time over the library's own forward.
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import ropescope
+from conftest import text_bytes
+
+
+@pytest.fixture(scope="module")
+def model(models):
+    return ropescope.Model(models / "rope", device="cpu")
+
+
+def long_tokens(n):
+    return np.frombuffer(text_bytes(n), dtype=np.uint8).astype(np.int32)
+
+
+def test_a_64_mb_map_is_not_copied(model):
+    # 2 layers x 4 heads of 1448 x 1448 float32: 67 MB.
+    maps = model.attention_maps(long_tokens(1448), length=1448)
+    probabilities = maps.probabilities
+    assert probabilities.nbytes >= 64e6
+    assert not probabilities.flags.owndata
+    address = probabilities.__array_interface__["data"][0]
+    again = maps._result.probabilities
+    assert again.__array_interface__["data"][0] == address
+    probabilities[0, 0, 0] = 0.5
+    assert again[0, 0, 0] == 0.5
+    del maps, again
+    assert probabilities.sum() > 0  # the view keeps the buffer alive
+
+
+def test_arrays_own_the_library_buffers(model):
+    nll = model.nll(long_tokens(100))
+    assert not nll.flags.owndata and nll.base is not None
+    assert nll.flags.writeable
+
+
+def test_the_gil_is_released_during_a_forward(model):
+    tokens = long_tokens(1500)
+    counter = [0]
+    running = threading.Event()
+    stop = threading.Event()
+
+    def count():
+        running.set()
+        while not stop.is_set():
+            counter[0] += 1
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    running.wait()
+    start = time.perf_counter()
+    before = counter[0]
+    model.perplexity(tokens, lengths=[1024], progress=False)
+    during = counter[0] - before
+    elapsed = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    assert elapsed > 0.05
+    # A thread that never gets the GIL would count (almost) nothing while the forward runs.
+    assert during > 10_000, (during, elapsed)
+
+
+def test_progress_reaches_a_callback_and_can_stop_the_run(model):
+    calls = []
+    model.perplexity(long_tokens(600), lengths=[64], stride=64, progress=lambda *p: calls.append(p))
+    assert [c[0] for c in calls] == list(range(1, len(calls) + 1))
+    assert all(c[1] == len(calls) for c in calls) and len(calls) > 5
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total, tokens):
+        if done == 2:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        model.perplexity(long_tokens(600), lengths=[64], stride=64, progress=stop)
+
+
+def test_progress_with_tqdm(model):
+    pytest.importorskip("tqdm")
+    model.profile(long_tokens(600), window=128, progress=True)
+
+
+def test_calling_through_python_costs_nothing_measurable(model):
+    tokens = long_tokens(512)
+    model.nll(tokens)
+    best_python = min(_seconds(lambda: model.nll(tokens)) for _ in range(5))
+    # The binding's own cost: argument checks, one copy of 512 ids, the GIL release; measured with a 2-token forward.
+    short = tokens[:2].copy()
+    best_short = min(_seconds(lambda: model.nll(short)) for _ in range(20))
+    assert best_short < 0.02 * best_python + 1e-3, (best_short, best_python)
+
+
+def _seconds(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
