@@ -104,3 +104,20 @@ def _seconds(call):
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
+
+
+def test_ctrl_c_stops_a_run(model):
+    # SIGINT arrives while the library computes (the GIL released); the next
+    # window's progress check raises KeyboardInterrupt and the run stops early.
+    import os
+    import signal
+
+    windows = []
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        model.perplexity(long_tokens(4000), lengths=[64, 128, 256, 512], stride=8,
+                         progress=lambda done, total, tokens: windows.append((done, total)))
+    timer.join()
+    # Stopped before the last window (a signal seen only after the run would let every window report).
+    assert not windows or windows[-1][0] < windows[-1][1]
