@@ -57,16 +57,18 @@ CHILD = textwrap.dedent(r"""
         lambda: ropescope.plot(junk(), junk(), junk()),
     ]
     failures = 0
-    expected = (TypeError, ValueError, RuntimeError)
+    outcomes = {"returned": 0, "TypeError": 0, "ValueError": 0, "RuntimeError": 0}
     for i in range(int(sys.argv[3])):
         index = rng.randrange(len(calls))
         try:
             calls[index]()
-        except expected:
-            pass
+            outcomes["returned"] += 1
+        except (TypeError, ValueError, RuntimeError) as error:
+            outcomes[next(t.__name__ for t in (TypeError, ValueError, RuntimeError) if isinstance(error, t))] += 1
         except Exception as error:
             failures += 1
             print(f"call {i} (#{index}): {type(error).__name__}: {error}")
+    print(outcomes)
     print(f"done {failures}")
 """)
 
@@ -76,3 +78,7 @@ def test_random_bad_calls_raise_python_errors():
                            timeout=600)
     assert child.returncode == 0, f"the interpreter died ({child.returncode}):\n{child.stdout}\n{child.stderr}"
     assert child.stdout.strip().endswith("done 0"), child.stdout
+    outcomes = eval(child.stdout.strip().splitlines()[-2])
+    # Most calls are bad enough to be refused; the rest (junk that happens to be valid) ran.
+    assert outcomes["TypeError"] + outcomes["ValueError"] + outcomes["RuntimeError"] > 300, outcomes
+    print(outcomes)
