@@ -320,7 +320,12 @@ def plot(kind, inputs, output, title="", labels=None, conditions=None, size=None
     output = _path("output", output)
     if isinstance(inputs, (str, _os.PathLike)) or not hasattr(inputs, "__iter__"):
         inputs = [inputs]
-    width, height = (0, 0) if size is None else size
+    if size is None:
+        width, height = 0, 0
+    elif isinstance(size, (tuple, list)) and len(size) == 2:
+        width, height = _int("size", size[0]), _int("size", size[1])
+    else:
+        raise TypeError(f"size: expected (width, height) in pixels, got {size!r}")
     with _tempfile.TemporaryDirectory(prefix="ropescope-plot-") as scratch:
         paths = []
         for i, item in enumerate(inputs):
@@ -329,7 +334,7 @@ def plot(kind, inputs, output, title="", labels=None, conditions=None, size=None
             else:
                 paths.append(_saved_for_plot(item, kind, _os.path.join(scratch, f"run{i}")))
         _core.plot(kind, paths, output, _str("title", title), _strs("labels", labels), _strs("conditions", conditions),
-                   (_int("size", width), _int("size", height)))
+                   (width, height))
 
 
 def _saved_for_plot(report, kind, prefix):
