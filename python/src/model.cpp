@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "core/error.hpp"
@@ -117,6 +118,7 @@ class Model {
     std::vector<backend::ForwardResult> results;
     {
       nb::gil_scoped_release release;
+      const std::lock_guard<std::mutex> one_run(run_mutex_);
       backend().check_memory(T, options);
       results = backend().forward(sequences, options);
     }
@@ -133,6 +135,7 @@ class Model {
     const auto callback = progress_callback(progress);
     MapsResult result{handle_, {}, token_description(tokens, false)};
     nb::gil_scoped_release release;
+    const std::lock_guard<std::mutex> one_run(run_mutex_);
     result.maps = analysis::record_attention_maps(backend(), span_of(tokens), request, max_bytes, angles_, callback);
     return result;
   }
@@ -147,6 +150,7 @@ class Model {
     const auto callback = progress_callback(progress);
     ProfileResult result{handle_, {}, {}, {}, {}, token_description(tokens, false)};
     nb::gil_scoped_release release;
+    const std::lock_guard<std::mutex> one_run(run_mutex_);
     result.report = analysis::profile_distances(backend(), span_of(tokens), request, callback);
     result.mean_prob = result.report.mean_prob();
     result.mean_score = result.report.mean_score();
@@ -165,6 +169,7 @@ class Model {
     const auto callback = progress_callback(progress);
     PerplexityResult result{handle_, {}, {}, token_description(tokens, byte_level)};
     nb::gil_scoped_release release;
+    const std::lock_guard<std::mutex> one_run(run_mutex_);
     result.report = analysis::perplexity(backend(), {span_of(tokens), byte_level, {}}, request, callback);
     if (result.report.curve_length > 0) result.curve = result.report.curve_matrix();
     return result;
@@ -174,6 +179,9 @@ class Model {
   backend::Backend& backend() const { return *handle_.backend; }
 
   ModelHandle handle_;
+  // One run at a time on the backend (it is not reentrant): taken after the
+  // GIL is released, so a second Python thread waits without holding the GIL.
+  std::mutex run_mutex_;
   model::AnglePrecision angles_;
   std::string tokenizer_path_;
   std::unique_ptr<Tokenizer> tokenizer_;

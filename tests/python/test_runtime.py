@@ -121,3 +121,19 @@ def test_ctrl_c_stops_a_run(model):
     timer.join()
     # Stopped before the last window (a signal seen only after the run would let every window report).
     assert not windows or windows[-1][0] < windows[-1][1]
+
+
+def test_threads_sharing_a_model_get_the_sequential_results(model):
+    tokens = [long_tokens(300 + 50 * i) for i in range(6)]
+    expected = [model.nll(t) for t in tokens]
+    results = [None] * len(tokens)
+
+    def run(i):
+        results[i] = model.nll(tokens[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(tokens))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(np.array_equal(r, e) for r, e in zip(results, expected))
