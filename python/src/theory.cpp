@@ -1,11 +1,11 @@
 // Decay theory for Python: ropescope.decay's curves and ropescope.bounds'
 // sign-change and base-for-context reports, computed by the same library
-// calls as `ropescope decay` (theory/decay_table.hpp).
+// calls as `ropescope decay` (analysis/decay_table.hpp).
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
 #include "bindings.hpp"
-#include "theory/decay_table.hpp"
+#include "analysis/decay_table.hpp"
 
 namespace ropescope::python {
 
@@ -14,13 +14,13 @@ namespace {
 // {"labels", "distance", one [variants, distances] float64 array per curve column, "csv", "variants" (JSON text)}.
 nb::dict decay(int head_dim, double base, DoubleArray distances, const std::vector<std::string>& variant_texts) {
   const std::vector<double> at(distances.data(), distances.data() + distances.shape(0));
-  theory::DecayTable table;
+  analysis::DecayTable table;
   {
     nb::gil_scoped_release release;
-    table = theory::decay_table(theory::decay_variants(variant_texts, head_dim, base, "variants"), at);
+    table = analysis::decay_table(analysis::decay_variants(variant_texts, head_dim, base, "variants"), at);
   }
   const std::size_t variants = table.curves.size(), count = at.size();
-  auto stacked = [&](std::vector<double> theory::DecayCurves::*column) {
+  auto stacked = [&](std::vector<double> analysis::DecayCurves::*column) {
     std::vector<double> all;
     all.reserve(variants * count);
     for (const auto& c : table.curves) all.insert(all.end(), (c.*column).begin(), (c.*column).end());
@@ -31,11 +31,11 @@ nb::dict decay(int head_dim, double base, DoubleArray distances, const std::vect
   for (const auto& c : table.curves) labels.push_back(c.label);
   out["labels"] = labels;
   out["distance"] = owned_array(std::vector<double>(at), {count});
-  out["re_integral"] = stacked(&theory::DecayCurves::re_integral);
-  out["im_integral"] = stacked(&theory::DecayCurves::im_integral);
-  out["re_discrete"] = stacked(&theory::DecayCurves::re_discrete);
-  out["im_discrete"] = stacked(&theory::DecayCurves::im_discrete);
-  out["relative_bound"] = stacked(&theory::DecayCurves::relative_bound);
+  out["re_integral"] = stacked(&analysis::DecayCurves::re_integral);
+  out["im_integral"] = stacked(&analysis::DecayCurves::im_integral);
+  out["re_discrete"] = stacked(&analysis::DecayCurves::re_discrete);
+  out["im_discrete"] = stacked(&analysis::DecayCurves::im_discrete);
+  out["relative_bound"] = stacked(&analysis::DecayCurves::relative_bound);
   out["csv"] = table.csv();
   out["variants"] = table.variants().dump();
   return out;
@@ -43,11 +43,11 @@ nb::dict decay(int head_dim, double base, DoubleArray distances, const std::vect
 
 // {"text": the table `decay --bound` prints, "json": the sidecar's "bounds" as JSON text}.
 nb::dict bounds(int head_dim, double base, const std::vector<std::string>& variant_texts, long bound_max, long context) {
-  theory::DecayBounds result;
+  analysis::DecayBounds result;
   {
     nb::gil_scoped_release release;
-    const auto variants = theory::decay_variants(variant_texts, head_dim, base, "variants");
-    result = theory::decay_bounds(variants, bound_max, context);
+    const auto variants = analysis::decay_variants(variant_texts, head_dim, base, "variants");
+    result = analysis::decay_bounds(variants, bound_max, context);
   }
   nb::dict out;
   out["text"] = result.text();

@@ -18,7 +18,7 @@
 #include "theory/rope_spec_text.hpp"
 #include "plot/figures.hpp"
 #include "plot/gnuplot.hpp"
-#include "theory/decay_table.hpp"
+#include "analysis/decay_table.hpp"
 
 namespace ropescope::cli {
 namespace {
@@ -81,13 +81,13 @@ std::vector<double> parse_distances(const DecayOptions& o, bool& log_spaced) {
 
 void run_decay(const DecayOptions& o, const CommandLine& argv) {
   auto started = std::chrono::steady_clock::now();
-  theory::check_decay_spec(o.head_dim, o.base);
+  analysis::check_decay_spec(o.head_dim, o.base);
   if (!o.log_range.empty() && o.range != "0:256:1") throw ArgumentError("--range and --log are mutually exclusive");
   for (const auto& p : o.plots) plot::check_plot_path(p);
   bool log_spaced = false;
   std::vector<double> distances = parse_distances(o, log_spaced);
-  const auto variants = theory::decay_variants(o.variants, o.head_dim, o.base, "--variant");
-  theory::check_decay_bounds_request(o.bound_max, o.context);
+  const auto variants = analysis::decay_variants(o.variants, o.head_dim, o.base, "--variant");
+  analysis::check_decay_bounds_request(o.bound_max, o.context);
 
   // Every output is checked and staged before any work.
   std::vector<std::filesystem::path> targets;
@@ -104,12 +104,12 @@ void run_decay(const DecayOptions& o, const CommandLine& argv) {
       {"integral", "Si/Ci/Cin in float64 (<= 2 ulp), Cin form for small arguments; ramp pieces by composite "
                    "Gauss-Legendre; absolute error ~1e-15"},
       {"relative_bound", "RoFormer (1/(d/2)) sum_j |S_j| with exact angles"}};
-  meta["columns"] = theory::DecayTable::columns();
+  meta["columns"] = analysis::DecayTable::columns();
   meta["note"] = "curves are per unit cos/sin magnitude; multiply by score_scale (m^2) for YaRN's magnitude";
   meta["distances"] = log_spaced ? nlohmann::json{{"log", o.log_range}, {"count", distances.size()}}
                                  : nlohmann::json{{"range", o.range}, {"count", distances.size()}};
 
-  const auto table = theory::decay_table(variants, distances);
+  const auto table = analysis::decay_table(variants, distances);
   const std::string csv = table.csv();
   meta["variants"] = table.variants();
   std::vector<plot::DecayCurve> curves;
@@ -118,9 +118,9 @@ void run_decay(const DecayOptions& o, const CommandLine& argv) {
 
   const bool report = o.bound || o.context > 0;
   if (report) {
-    const auto bounds = theory::decay_bounds(variants, o.bound_max, o.context);
+    const auto bounds = analysis::decay_bounds(variants, o.bound_max, o.context);
     meta["bounds"] = bounds.json();
-    meta["bounds_method"] = theory::DecayBounds::kMethod;
+    meta["bounds_method"] = analysis::DecayBounds::kMethod;
     fmt::print("{}", bounds.text());
   }
 

@@ -1,4 +1,4 @@
-// The decay analysis as library calls, for every front end (`ropescope decay`,
+// The decay analysis (theory/decay.hpp) as library calls, for every front end (`ropescope decay`,
 // Python's ropescope.decay / ropescope.bounds): RoPE variants from key=value
 // text on top of a head dim and base, their curves at chosen distances (the
 // CSV table and the sidecar's description of each variant), and the
@@ -12,8 +12,9 @@
 #include <vector>
 
 #include "theory/decay.hpp"
+#include "theory/rope_frequencies.hpp"
 
-namespace ropescope::theory {
+namespace ropescope::analysis {
 
 // Largest scan of `bound_max` and largest `context`: far beyond any use; each
 // would take minutes or more (the scans and the base search test every integer distance).
@@ -22,12 +23,12 @@ inline constexpr long kMaxContext = 10'000'000;
 
 struct DecayVariant {
   std::string label;
-  RopeSpec spec;
+  theory::RopeSpec spec;
   long sequence_length = 0;  // for dynamic NTK
 };
 
 // Refuses (ArgumentError "head_dim" / "base") a head dim that is odd or outside
-// 2 .. RopeSpec::kMaxHeadDim, and a base that is not > 1.
+// 2 .. theory::RopeSpec::kMaxHeadDim, and a base that is not > 1.
 void check_decay_spec(int head_dim, double base);
 
 // A variant: comma-separated key=value pairs (theory/rope_spec_text.hpp, with
@@ -55,15 +56,15 @@ struct DecayTable {
 };
 
 // Every variant at every distance. The distances' checks are DecayModel's
-// (>= 0, finite, at most kMaxExactDistance).
+// (>= 0, finite, at most theory::kMaxExactDistance).
 DecayTable decay_table(const std::vector<DecayVariant>& variants, const std::vector<double>& distances);
 
 // Where a variant's sums first turn negative and, with a context, the smallest
 // base keeping c_re >= 0 below it.
 struct DecayBound {
   std::string label;
-  FirstNegative first_negative;
-  std::optional<BaseForContext> base_for_context;
+  theory::FirstNegative first_negative;
+  std::optional<theory::BaseForContext> base_for_context;
 };
 
 struct DecayBounds {
@@ -79,4 +80,4 @@ struct DecayBounds {
 void check_decay_bounds_request(long bound_max, long context);
 DecayBounds decay_bounds(const std::vector<DecayVariant>& variants, long bound_max, long context);
 
-}  // namespace ropescope::theory
+}  // namespace ropescope::analysis

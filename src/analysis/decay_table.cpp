@@ -1,5 +1,5 @@
 // The decay analysis as library calls (see decay_table.hpp).
-#include "theory/decay_table.hpp"
+#include "analysis/decay_table.hpp"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,12 @@
 #include "io/csv.hpp"
 #include "theory/rope_spec_text.hpp"
 
-namespace ropescope::theory {
+namespace ropescope::analysis {
+
+using theory::DecayModel;
+using theory::RopeSpec;
+using theory::RopeSpecText;
+using theory::ScalingType;
 
 void check_decay_spec(int head_dim, double base) {
   if (head_dim < 2 || head_dim % 2 || head_dim > RopeSpec::kMaxHeadDim)
@@ -19,7 +24,7 @@ DecayVariant decay_variant(const std::string& text, int head_dim, double base, c
   DecayVariant v;
   v.spec.head_dim = head_dim;
   v.spec.base = base;
-  const RopeSpecText given = apply_rope_spec_text(text, option, v.spec, true);
+  const RopeSpecText given = theory::apply_rope_spec_text(text, option, v.spec, true);
   // llama3's original length defaults to HF's Llama 3.1 value when not given.
   if (v.spec.scaling.type == ScalingType::llama3 && !given.original_given) v.spec.scaling.original_max_position = 8192;
   v.label = given.label;
@@ -137,8 +142,8 @@ DecayBounds decay_bounds(const std::vector<DecayVariant>& variants, long bound_m
   bounds.bound_max = bound_max;
   bounds.context = context;
   for (const auto& v : variants) {
-    DecayBound entry{v.label, first_negative_distance(v.spec, bound_max, v.sequence_length), std::nullopt};
-    if (context > 0) entry.base_for_context = smallest_base_for_context(v.spec, context);
+    DecayBound entry{v.label, theory::first_negative_distance(v.spec, bound_max, v.sequence_length), std::nullopt};
+    if (context > 0) entry.base_for_context = theory::smallest_base_for_context(v.spec, context);
     bounds.entries.push_back(std::move(entry));
   }
   return bounds;
@@ -184,4 +189,4 @@ const char* const DecayBounds::kMethod =
     "bisection over log(base) (relative 1e-4), then every base on a 0.1% geometric grid down to "
     "0.8x the threshold is tested, since passing is not monotone in the base";
 
-}  // namespace ropescope::theory
+}  // namespace ropescope::analysis
