@@ -1,7 +1,8 @@
 # Shared fixtures of the Python API tests: the CLI under test (ROPESCOPE_BINARY,
-# set by ctest; default build/src/cli/ropescope), the demo checkpoints and a
-# deterministic byte-level text, so each test runs the same input through
-# Python and the CLI. OpenMP threads are pinned so both run the CPU backend
+# set by ctest; default build/src/cli/ropescope), the device both run the
+# models on (ROPESCOPE_TEST_DEVICE, default cpu; cuda on a GPU machine), the
+# demo checkpoints and a deterministic byte-level text, so each test runs the
+# same input through Python and the CLI. OpenMP threads are pinned so both run the CPU backend
 # with the same thread count (its results are deterministic for a given count).
 import os
 import pathlib
@@ -15,6 +16,7 @@ import pytest  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MODELS = REPO / "tests" / "data" / "models"
 TOKENIZERS = REPO / "tests" / "data" / "tokenizers"
+DEVICE = os.environ.get("ROPESCOPE_TEST_DEVICE", "cpu")
 
 
 def binary():

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 
 import ropescope
-from conftest import TOKENIZERS, run_cli
+from conftest import DEVICE, TOKENIZERS, run_cli
 
 
 @pytest.mark.parametrize("name", ["rope", "ec", "eh", "rope_sharded"])
 def test_info_is_the_cli_json(models, name):
     cli = json.loads(run_cli("info", models / name, "--json").stdout)
     del cli["run"]
-    model = ropescope.Model(str(models / name), device="cpu")
+    model = ropescope.Model(str(models / name), device=DEVICE)
     assert model.info == cli
-    assert model.device == "cpu"
+    assert model.device == DEVICE
 
 
 def test_tokenizer_matches_the_cli(tmp_path):
@@ -36,7 +36,7 @@ def test_tokenizer_matches_the_cli(tmp_path):
 
 
 def test_model_tokenizer_must_fit_the_vocabulary(models):
-    model = ropescope.Model(models / "rope", device="cpu", tokenizer=TOKENIZERS / "llama3_like")
+    model = ropescope.Model(models / "rope", device=DEVICE, tokenizer=TOKENIZERS / "llama3_like")
     with pytest.raises(ValueError, match="^text: token .* beyond the model's 256 embedding rows"):
         model.tokenize("a long enough text with words")
 
@@ -47,8 +47,9 @@ PPL_FLAGS = ["--lengths", "32,64,300", "--curve", "64", "--noise-imag", "0,0.3",
 
 def test_perplexity_matches_the_cli(models, byte_text, tmp_path):
     path, tokens = byte_text
-    run_cli("ppl", models / "ec", "--tokens", path, "--bytes", *PPL_FLAGS, "--quiet", "--out", tmp_path / "cli")
-    model = ropescope.Model(models / "ec", device="cpu")
+    run_cli("ppl", models / "ec", "--device", DEVICE, "--tokens", path, "--bytes", *PPL_FLAGS, "--quiet",
+            "--out", tmp_path / "cli")
+    model = ropescope.Model(models / "ec", device=DEVICE)
     report = model.perplexity(tokens, lengths=[32, 64, 300], curve=64, noise_imag=[0, 0.3], ablate="real",
                               scaling=["type=linear,factor=1", "type=yarn,factor=4,label=yarn4"], byte_level=True,
                               progress=False)
@@ -74,10 +75,10 @@ def test_nll_is_the_one_window_perplexity(models, byte_text, tmp_path):
     path, tokens = byte_text
     window = tokens[:64].copy()
     (tmp_path / "w.bin").write_bytes(window.astype(np.uint8).tobytes())
-    run_cli("ppl", models / "eh", "--tokens", tmp_path / "w.bin", "--bytes", "--lengths", "64", "--quiet",
+    run_cli("ppl", models / "eh", "--device", DEVICE, "--tokens", tmp_path / "w.bin", "--bytes", "--lengths", "64", "--quiet",
             "--out", tmp_path / "cli")
     row = next(csv.DictReader(open(tmp_path / "cli.csv")))
-    model = ropescope.Model(models / "eh", device="cpu")
+    model = ropescope.Model(models / "eh", device=DEVICE)
     nll = model.nll(window)
     assert nll.dtype == np.float64 and nll.shape == (63,)
     assert np.exp(nll.mean()) == pytest.approx(float(row["ppl"]), rel=1e-12)
@@ -87,10 +88,10 @@ def test_nll_is_the_one_window_perplexity(models, byte_text, tmp_path):
 
 def test_profile_matches_the_cli(models, byte_text, tmp_path):
     path, tokens = byte_text
-    run_cli("profile", models / "ec", "--tokens", path, "--bytes", "--window", "128", "--windows", "3",
+    run_cli("profile", models / "ec", "--device", DEVICE, "--tokens", path, "--bytes", "--window", "128", "--windows", "3",
             "--exact-limit", "32", "--bins-per-decade", "8", "--beyond", "16,64", "--noise-real", "0.1", "--seed", "7",
             "--quiet", "--out", tmp_path / "cli")
-    model = ropescope.Model(models / "ec", device="cpu")
+    model = ropescope.Model(models / "ec", device=DEVICE)
     report = model.profile(tokens, window=128, windows=3, exact_limit=32, bins_per_decade=8, beyond=[16, 64],
                            noise_real=0.1, seed=7, progress=False)
     assert np.array_equal(report.mean_prob, np.load(tmp_path / "cli_prob.npy"))
@@ -108,9 +109,10 @@ def test_profile_matches_the_cli(models, byte_text, tmp_path):
 
 def test_attention_maps_match_the_cli(models, byte_text, tmp_path):
     path, tokens = byte_text
-    run_cli("attn", models / "rope", "--tokens", path, "--bytes", "--layers", "1,0", "--heads", "3,0", "--start", "40",
-            "--length", "24", "--full-rows", "--scores", "--virtual-imaginary", "--quiet", "--out", tmp_path / "cli")
-    model = ropescope.Model(models / "rope", device="cpu")
+    run_cli("attn", models / "rope", "--device", DEVICE, "--tokens", path, "--bytes", "--layers", "1,0", "--heads", "3,0",
+            "--start", "40", "--length", "24", "--full-rows", "--scores", "--virtual-imaginary", "--quiet",
+            "--out", tmp_path / "cli")
+    model = ropescope.Model(models / "rope", device=DEVICE)
     maps = model.attention_maps(tokens, layers=[1, 0], heads=[3, 0], start=40, length=24, full_rows=True, scores=True,
                                 virtual_imaginary=True)
     assert maps.shape == (4, 24, 64)
@@ -126,7 +128,7 @@ def test_attention_maps_match_the_cli(models, byte_text, tmp_path):
 
 def test_errors_match_the_cli(models, byte_text, tmp_path):
     path, tokens = byte_text
-    model = ropescope.Model(models / "ec", device="cpu")
+    model = ropescope.Model(models / "ec", device=DEVICE)
     cases = [
         (lambda: model.profile(tokens, window=64, bins_per_decade=0, progress=False),
          ["profile", "--window", "64", "--bins-per-decade", "0", "--out", tmp_path / "p"]),
@@ -137,7 +139,8 @@ def test_errors_match_the_cli(models, byte_text, tmp_path):
     for call, args in cases:
         with pytest.raises(ValueError) as error:
             call()
-        cli = run_cli(args[0], models / "ec", "--tokens", path, "--bytes", *args[1:], "--quiet", check=False)
+        cli = run_cli(args[0], models / "ec", "--device", DEVICE, "--tokens", path, "--bytes", *args[1:], "--quiet",
+                      check=False)
         assert cli.returncode == 2, cli.stderr
         parameter, detail = str(error.value).split(": ", 1)
         assert detail in cli.stderr, (str(error.value), cli.stderr)
@@ -157,7 +160,7 @@ def test_plot_matches_the_cli(models, byte_text, tmp_path):
     if shutil.which("gnuplot") is None:
         pytest.skip("gnuplot is not installed")
     path, tokens = byte_text
-    report = ropescope.Model(models / "ec", device="cpu").perplexity(tokens, lengths=[32, 64], progress=False)
+    report = ropescope.Model(models / "ec", device=DEVICE).perplexity(tokens, lengths=[32, 64], progress=False)
     report.save(tmp_path / "run")
     run_cli("plot", "ppl", tmp_path / "run.csv", "--out", tmp_path / "cli.svg")
     ropescope.plot("ppl", tmp_path / "run.csv", tmp_path / "py.svg")

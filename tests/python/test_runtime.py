@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import ropescope
-from conftest import text_bytes
+from conftest import DEVICE, text_bytes
 
 
 @pytest.fixture(scope="module")
 def model(models):
-    return ropescope.Model(models / "rope", device="cpu")
+    return ropescope.Model(models / "rope", device=DEVICE)
 
 
 def long_tokens(n):
