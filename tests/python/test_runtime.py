@@ -114,7 +114,7 @@ def test_ctrl_c_stops_a_run(model):
     import signal
 
     windows = []
-    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         model.perplexity(long_tokens(4000), lengths=[64, 128, 256, 512], stride=8,
