@@ -371,7 +371,7 @@ class Tokenizer:
 
     def decode(self, ids):
         """HF's decode(ids, skip_special_tokens=False); invalid UTF-8 shows as U+FFFD."""
-        ids = [_int("ids", i) for i in _ints("ids", ids)]
+        ids = _ints("ids", ids)
         if any(not 0 <= i < self.id_limit for i in ids):
             raise ValueError(f"ids: an id is outside [0, {self.id_limit})")
         return self._tokenizer.decode(ids)
