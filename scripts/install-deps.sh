@@ -9,7 +9,7 @@ packages=(
   libeigen3-dev libboost-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgsl-dev
   gnuplot-nox libgnuplot-iostream-dev libboost-iostreams-dev libboost-filesystem-dev zlib1g-dev
-  python3 python3-pip python3-venv
+  python3 python3-pip python3-venv python3-dev
   clang libclang-rt-14-dev
   libonig-dev libutf8proc-dev
 )

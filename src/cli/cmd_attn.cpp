@@ -16,6 +16,7 @@
 #include "cli/model_options.hpp"
 #include "cli/terminal_progress.hpp"
 #include "core/error.hpp"
+#include "core/memory.hpp"
 #include "io/atomic_file.hpp"
 #include "io/npy.hpp"
 
@@ -30,22 +31,6 @@ struct AttnOptions {
   std::string max_memory = "4G";
   std::string out;
 };
-
-// "4G", "512M", "100K" or a plain byte count (binary multiples).
-std::uint64_t parse_bytes(const std::string& text) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  std::string suffix = used > 0 ? text.substr(used) : "";
-  double unit = suffix.empty() ? 1 : suffix == "K" ? 1024.0 : suffix == "M" ? 1024.0 * 1024 : suffix == "G" ? 1024.0 * 1024 * 1024 : 0;
-  if (used == 0 || unit == 0 || !(value * unit >= 1) || !(value * unit < 0x1p64))
-    throw ArgumentError(fmt::format("--max-memory: '{}' is not a size from 1 byte to 16 EiB (e.g. 4G, 512M, 100000)", text));
-  return static_cast<std::uint64_t>(value * unit);
-}
 
 // The output directory: created when missing (before any work, so an
 // unusable path fails first) and removed again if the run leaves it empty.
@@ -72,7 +57,7 @@ class OutputDirectory {
 };
 
 void run_attn(const AttnOptions& o, const CommandLine& argv) {
-  const auto limit = parse_bytes(o.max_memory);
+  const auto limit = parse_memory_size(o.max_memory, "max_memory");
   if (o.start < 0) throw ArgumentError("start", fmt::format("must be >= 0, got {}", o.start));
   if (o.length < 1) throw ArgumentError("length", fmt::format("must be >= 1, got {}", o.length));
   const std::filesystem::path dir = o.out;

@@ -9,35 +9,23 @@
 #include <chrono>
 #include <filesystem>
 #include <cmath>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <optional>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
-#include "io/csv.hpp"
 #include "io/run_metadata.hpp"
 #include "theory/rope_spec_text.hpp"
 #include "plot/figures.hpp"
 #include "plot/gnuplot.hpp"
-#include "theory/decay.hpp"
+#include "analysis/decay_table.hpp"
 
 namespace ropescope::cli {
 namespace {
 
-using theory::RopeSpec;
-using theory::ScalingType;
-using theory::apply_rope_spec_text;
 using theory::parse_integer;
 using theory::parse_number;
-using theory::RopeSpecText;
 using theory::split;
-
-// Sizes refused up front: each is far beyond any use and would take minutes or
-// more (the scans and the base search test every integer distance).
-constexpr long kMaxBoundScan = 100'000'000;
-constexpr long kMaxContext = 10'000'000;
 
 struct DecayOptions {
   int head_dim = 128;
@@ -52,12 +40,6 @@ struct DecayOptions {
   long bound_max = 1'000'000;
   long context = 0;
   bool quiet = false;
-};
-
-struct Variant {
-  std::string label;
-  RopeSpec spec;
-  long sequence_length = 0;  // for dynamic NTK
 };
 
 void check_distance_limit(double distance, const char* what) {
@@ -97,70 +79,15 @@ std::vector<double> parse_distances(const DecayOptions& o, bool& log_spaced) {
   return d;
 }
 
-// A --variant: comma-separated key=value pairs on top of --head-dim / --base.
-Variant parse_variant(const std::string& text, const DecayOptions& o) {
-  Variant v;
-  v.spec.head_dim = o.head_dim;
-  v.spec.base = o.base;
-  const RopeSpecText given = apply_rope_spec_text(text, "variant", v.spec, true);
-  // llama3's original length defaults to HF's Llama 3.1 value when not given.
-  if (v.spec.scaling.type == ScalingType::llama3 && !given.original_given) v.spec.scaling.original_max_position = 8192;
-  v.label = given.label;
-  v.sequence_length = given.sequence_length;
-  const auto& sc = v.spec.scaling;
-  if (v.label.empty()) {
-    v.label = sc.type == ScalingType::none ? "RoPE" : to_string(sc.type);
-    if (sc.type != ScalingType::none) v.label += fmt::format(" s={:g}", sc.factor);
-    if (v.spec.head_dim != o.head_dim) v.label += fmt::format(" d={}", v.spec.head_dim);
-    if (v.spec.base != o.base) v.label += fmt::format(" base={:g}", v.spec.base);
-    if (v.spec.partial_rotary_factor != 1.0) v.label += fmt::format(" partial={:g}", v.spec.partial_rotary_factor);
-    if (sc.type == ScalingType::dynamic) v.label += fmt::format(" T={}", v.sequence_length);
-  }
-  return v;
-}
-
-nlohmann::json describe(const Variant& v, const theory::DecayModel& model) {
-  const auto& sc = v.spec.scaling;
-  nlohmann::json pieces = nlohmann::json::array();
-  for (const auto& p : model.profile().pieces())
-    pieces.push_back({{"x0", p.x0}, {"x1", p.x1}, {"form", p.exponential ? "exponential (Si/Ci)" : "ramp (quadrature)"},
-                      {"scale", p.exponential ? nlohmann::json(p.scale) : nlohmann::json(nullptr)}});
-  double m = model.frequencies().magnitude;
-  return {{"label", v.label},
-          {"head_dim", v.spec.head_dim},
-          {"rotary_dim", v.spec.rotary_dim()},
-          {"partial_rotary_factor", v.spec.partial_rotary_factor},
-          {"base", v.spec.base},
-          {"effective_base", model.profile().effective_base()},
-          {"scaling",
-           {{"type", to_string(sc.type)}, {"factor", sc.factor}, {"original_max_position", sc.original_max_position},
-            {"beta_fast", sc.beta_fast}, {"beta_slow", sc.beta_slow}, {"low_freq_factor", sc.low_freq_factor},
-            {"high_freq_factor", sc.high_freq_factor}, {"sequence_length", v.sequence_length}}},
-          {"magnitude", m},
-          {"score_scale", m * m},
-          {"profile_pieces", pieces},
-          {"theta", model.frequencies().theta}};
-}
-
 void run_decay(const DecayOptions& o, const CommandLine& argv) {
   auto started = std::chrono::steady_clock::now();
-  if (o.head_dim < 2 || o.head_dim % 2 || o.head_dim > RopeSpec::kMaxHeadDim)
-    throw ArgumentError(fmt::format("--head-dim must be even, 2 .. {}, got {}", RopeSpec::kMaxHeadDim, o.head_dim));
-  if (!(o.base > 1.0)) throw ArgumentError(fmt::format("--base must be > 1, got {:g}", o.base));
+  analysis::check_decay_spec(o.head_dim, o.base);
   if (!o.log_range.empty() && o.range != "0:256:1") throw ArgumentError("--range and --log are mutually exclusive");
   for (const auto& p : o.plots) plot::check_plot_path(p);
   bool log_spaced = false;
   std::vector<double> distances = parse_distances(o, log_spaced);
-  std::vector<Variant> variants;
-  for (const auto& text : o.variants) variants.push_back(parse_variant(text, o));
-  if (variants.empty()) variants.push_back(parse_variant("label=RoPE", o));
-  if (o.bound_max < 1) throw ArgumentError(fmt::format("--bound-max must be >= 1, got {}", o.bound_max));
-  if (o.bound_max > kMaxBoundScan)
-    throw ArgumentError(fmt::format("--bound-max {} is above {:g}: the scan checks every integer distance", o.bound_max,
-                                    double(kMaxBoundScan)));
-  if (o.context != 0 && (o.context < 2 || o.context > kMaxContext))
-    throw ArgumentError(fmt::format("--context must be 2 .. {:g} (each base tried checks every distance below it), got {}",
-                                    double(kMaxContext), o.context));
+  const auto variants = analysis::decay_variants(o.variants, o.head_dim, o.base, "variant");
+  analysis::check_decay_bounds_request(o.bound_max, o.context);
 
   // Every output is checked and staged before any work.
   std::vector<std::filesystem::path> targets;
@@ -177,70 +104,24 @@ void run_decay(const DecayOptions& o, const CommandLine& argv) {
       {"integral", "Si/Ci/Cin in float64 (<= 2 ulp), Cin form for small arguments; ramp pieces by composite "
                    "Gauss-Legendre; absolute error ~1e-15"},
       {"relative_bound", "RoFormer (1/(d/2)) sum_j |S_j| with exact angles"}};
-  meta["columns"] = {{"variant", "label of the RoPE variant"},
-                     {"distance", "relative distance D = t - s"},
-                     {"re_integral", "[Ci(D)-Ci(D/B)]/ln B and its generalisation: real expected score, d -> infinity"},
-                     {"im_integral", "[Si(D)-Si(D/B)]/ln B and its generalisation: imaginary expected score"},
-                     {"re_discrete", "(2/d) sum_n cos(theta_n D)"},
-                     {"im_discrete", "(2/d) sum_n sin(theta_n D)"},
-                     {"relative_bound", "RoFormer relative upper bound (1/(d/2)) sum_j |S_j|"}};
+  meta["columns"] = analysis::DecayTable::columns();
   meta["note"] = "curves are per unit cos/sin magnitude; multiply by score_scale (m^2) for YaRN's magnitude";
   meta["distances"] = log_spaced ? nlohmann::json{{"log", o.log_range}, {"count", distances.size()}}
                                  : nlohmann::json{{"range", o.range}, {"count", distances.size()}};
 
-  std::string csv = "variant,distance,re_integral,im_integral,re_discrete,im_discrete,relative_bound\n";
-  std::vector<plot::DecayCurve> curves(variants.size());
-  nlohmann::json described = nlohmann::json::array();
-  for (std::size_t i = 0; i < variants.size(); ++i) {
-    theory::DecayModel model(variants[i].spec, variants[i].sequence_length);
-    described.push_back(describe(variants[i], model));
-    curves[i].label = variants[i].label;
-    for (double D : distances) {
-      auto in = model.integral(D);
-      auto di = model.discrete(D);
-      double bound = model.relative_bound(D);
-      csv += fmt::format("{},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g}\n", io::csv_quote(variants[i].label), D, in.re, in.im,
-                         di.re, di.im, bound);
-      curves[i].distance.push_back(D);
-      curves[i].re_integral.push_back(in.re);
-      curves[i].im_integral.push_back(in.im);
-      curves[i].re_discrete.push_back(di.re);
-      curves[i].im_discrete.push_back(di.im);
-    }
-  }
-  meta["variants"] = described;
+  const auto table = analysis::decay_table(variants, distances);
+  const std::string csv = table.csv();
+  meta["variants"] = table.variants();
+  std::vector<plot::DecayCurve> curves;
+  for (const auto& c : table.curves)
+    curves.push_back({c.label, c.distance, c.re_discrete, c.im_discrete, c.re_integral, c.im_integral});
 
   const bool report = o.bound || o.context > 0;
   if (report) {
-    std::string text = fmt::format("{:<32} {:>22} {:>22} {:>12}\n", "variant", "first D: c_re < 0", "first D: c_im < 0",
-                                   "searched to");
-    nlohmann::json bounds = nlohmann::json::array();
-    for (const auto& v : variants) {
-      auto fn = theory::first_negative_distance(v.spec, o.bound_max, v.sequence_length);
-      auto show = [](const std::optional<long>& d) { return d ? std::to_string(*d) : std::string("none"); };
-      text += fmt::format("{:<32} {:>22} {:>22} {:>12}\n", v.label, show(fn.re), show(fn.im), fn.searched_to);
-      nlohmann::json entry = {{"variant", v.label}, {"first_negative_re", fn.re ? nlohmann::json(*fn.re) : nullptr},
-                              {"first_negative_im", fn.im ? nlohmann::json(*fn.im) : nullptr},
-                              {"searched_to", fn.searched_to}};
-      if (o.context > 0) {
-        auto b = theory::smallest_base_for_context(v.spec, o.context);
-        text += fmt::format(
-            "  base keeping c_re >= 0 for all D < {}: threshold {:.6g} by bisection (fails at {:.6g}); lowest "
-            "passing base on a 0.1% grid down to {:.6g}: {:.6g}\n",
-            o.context, b.base, b.failing_base, b.grid_floor, b.lowest_passing_on_grid);
-        entry["context"] = o.context;
-        entry["smallest_base"] = b.base;
-        entry["failing_base"] = b.failing_base;
-        entry["lowest_passing_base_on_grid"] = b.lowest_passing_on_grid;
-        entry["grid_floor"] = b.grid_floor;
-      }
-      bounds.push_back(entry);
-    }
-    meta["bounds"] = bounds;
-    meta["bounds_method"] = "scan of every integer D with exact confirmation of each sign change; base threshold by "
-                            "bisection over log(base) (relative 1e-4), then every base on a 0.1% geometric grid down to "
-                            "0.8x the threshold is tested, since passing is not monotone in the base";
-    fmt::print("{}", text);
+    const auto bounds = analysis::decay_bounds(variants, o.bound_max, o.context);
+    meta["bounds"] = bounds.json();
+    meta["bounds_method"] = analysis::DecayBounds::kMethod;
+    fmt::print("{}", bounds.text());
   }
 
   if (o.out != "-") outputs.write(o.out, csv);

@@ -190,4 +190,19 @@ std::string format_bytes(std::uint64_t bytes) {
   return fmt::format("{} bytes", bytes);
 }
 
+std::uint64_t parse_memory_size(const std::string& text, const std::string& parameter) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string suffix = used > 0 ? text.substr(used) : "";
+  double unit = suffix.empty() ? 1 : suffix == "K" ? 1024.0 : suffix == "M" ? 1024.0 * 1024 : suffix == "G" ? 1024.0 * 1024 * 1024 : 0;
+  if (used == 0 || unit == 0 || !(value * unit >= 1) || !(value * unit < 0x1p64))
+    throw ArgumentError(parameter, fmt::format("'{}' is not a size from 1 byte to 16 EiB (e.g. 4G, 512M, 100000)", text));
+  return static_cast<std::uint64_t>(value * unit);
+}
+
 }  // namespace ropescope

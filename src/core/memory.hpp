@@ -73,4 +73,8 @@ std::string format_bytes(std::uint64_t bytes);
 // Physical RAM (sysconf), for sanity checks and messages.
 std::uint64_t physical_memory_bytes();
 
+// A size as people write it: "4G", "512M", "100K" (binary multiples) or a
+// plain byte count, 1 byte .. 16 EiB. ArgumentError naming `parameter` otherwise.
+std::uint64_t parse_memory_size(const std::string& text, const std::string& parameter);
+
 }  // namespace ropescope

@@ -96,10 +96,10 @@ TEST_P(CliDecayBadArguments, OneLineErrorAndExitCodeTwo) {
 
 INSTANTIATE_TEST_SUITE_P(
     Errors, CliDecayBadArguments,
-    ::testing::Values(BadArgument{"--head-dim 127", "--head-dim must be even"},
-                      BadArgument{"--head-dim 0", "--head-dim must be even"},
-                      BadArgument{"--base 1", "--base must be > 1"},
-                      BadArgument{"--base -3", "--base must be > 1"},
+    ::testing::Values(BadArgument{"--head-dim 127", "--head-dim: must be even"},
+                      BadArgument{"--head-dim 0", "--head-dim: must be even"},
+                      BadArgument{"--base 1", "--base: must be > 1"},
+                      BadArgument{"--base -3", "--base: must be > 1"},
                       BadArgument{"--range -5:10", "distances must be >= 0"},
                       BadArgument{"--range 10:5", "STOP must be >= START"},
                       BadArgument{"--range 0:10:0", "STEP must be > 0"},
