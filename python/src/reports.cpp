@@ -10,7 +10,6 @@
 
 #include "analysis/run_record.hpp"
 #include "io/atomic_file.hpp"
-#include "io/npy.hpp"
 #include "reports.hpp"
 
 namespace ropescope::python {
@@ -47,28 +46,10 @@ void save_maps(const MapsResult& r, const std::string& directory, const std::vec
   const std::filesystem::path dir = directory;
   if (!std::filesystem::is_directory(dir))
     throw ArgumentError("directory", "'" + directory + "' is not a directory (create it first)");
-  const auto& request = r.maps.request;
-  std::vector<std::filesystem::path> map_files{dir / "attn_probs.npy"};
-  if (request.scores) map_files.push_back(dir / "attn_scores.npy");
-  if (request.virtual_imaginary) map_files.push_back(dir / "virtual_imaginary.npy");
-  auto targets = analysis::with_sidecars(map_files);
-  targets.push_back(dir / "manifest.json");
-  io::OutputTransaction outputs(targets, model_inputs(r.model));
+  io::OutputTransaction outputs(analysis::AttentionMaps::output_targets(dir, r.maps.request), model_inputs(r.model));
   analysis::RunRecord record("attn", invocation, *r.model.backend);
-  const auto shape = r.maps.shape();
   record.fields()["tokens"] = r.tokens;
-  record.fields()["window"] = r.maps.window();
-  record.fields()["maps"] = r.maps.maps.size();
-  record.fields()["shape"] = shape;
-  auto write = [&](const std::string& name, const std::vector<float>& data) {
-    const auto path = dir / name;
-    io::write_npy<float>(outputs.output(path), data, shape);
-    record.write_sidecar(outputs, path);
-  };
-  write("attn_probs.npy", r.maps.probabilities);
-  if (request.scores) write("attn_scores.npy", r.maps.scores);
-  if (request.virtual_imaginary) write("virtual_imaginary.npy", r.maps.virtual_imaginary);
-  outputs.write(dir / "manifest.json", r.maps.manifest().dump(2) + "\n");
+  r.maps.write(outputs, dir, record);
   outputs.commit();
 }
 

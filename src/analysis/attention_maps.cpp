@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "core/memory.hpp"
+#include "io/npy.hpp"
 
 namespace ropescope::analysis {
 
@@ -125,6 +126,35 @@ nlohmann::json AttentionMaps::manifest() const {
           {"arrays", arrays},
           {"window", window()},
           {"maps", entries}};
+}
+
+std::vector<std::filesystem::path> AttentionMaps::output_targets(const std::filesystem::path& directory,
+                                                                 const MapRequest& request) {
+  std::vector<std::filesystem::path> arrays{directory / "attn_probs.npy"};
+  if (request.scores) arrays.push_back(directory / "attn_scores.npy");
+  if (request.virtual_imaginary) arrays.push_back(directory / "virtual_imaginary.npy");
+  auto targets = with_sidecars(arrays);
+  targets.push_back(directory / "manifest.json");
+  return targets;
+}
+
+void AttentionMaps::write(io::OutputTransaction& outputs, const std::filesystem::path& directory, RunRecord& record,
+                          const nlohmann::json& token_text) const {
+  const auto array_shape = shape();
+  record.fields()["window"] = window();
+  record.fields()["maps"] = maps.size();
+  record.fields()["shape"] = array_shape;
+  auto write_array = [&](const std::string& name, const std::vector<float>& data) {
+    const auto path = directory / name;
+    io::write_npy<float>(outputs.output(path), data, array_shape);
+    record.write_sidecar(outputs, path);
+  };
+  write_array("attn_probs.npy", probabilities);
+  if (request.scores) write_array("attn_scores.npy", scores);
+  if (request.virtual_imaginary) write_array("virtual_imaginary.npy", virtual_imaginary);
+  nlohmann::json document = manifest();
+  if (!token_text.is_null()) document["token_text"] = token_text;
+  outputs.write(directory / "manifest.json", document.dump(2) + "\n");
 }
 
 AttentionMaps record_attention_maps(backend::Backend& backend, std::span<const std::int32_t> tokens,

@@ -9,12 +9,15 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <vector>
 
 #include "analysis/progress.hpp"
+#include "analysis/run_record.hpp"
 #include "backend/backend.hpp"
+#include "io/atomic_file.hpp"
 
 namespace ropescope::analysis {
 
@@ -84,6 +87,15 @@ struct AttentionMaps {
   // The manifest of `ropescope attn`: shape, layout, the arrays' file names, the window, and every map's layer,
   // head, kind, query head and KV head.
   nlohmann::json manifest() const;
+
+  // Every file `ropescope attn --out DIR` writes for `request`: DIR/attn_probs.npy (+ attn_scores.npy,
+  // virtual_imaginary.npy with scores / virtual_imaginary), a JSON sidecar beside each array, DIR/manifest.json.
+  static std::vector<std::filesystem::path> output_targets(const std::filesystem::path& directory,
+                                                           const MapRequest& request);
+  // Stages those files in `outputs` (which declared output_targets), the sidecars from `record` with the window,
+  // map count and shape added; `token_text` (when not null) goes into the manifest. The caller commits.
+  void write(io::OutputTransaction& outputs, const std::filesystem::path& directory, RunRecord& record,
+             const nlohmann::json& token_text = nullptr) const;
 };
 
 // Runs the model over tokens 0 .. start+length-1 (one sequence: positions

@@ -18,7 +18,6 @@
 #include "core/error.hpp"
 #include "core/memory.hpp"
 #include "io/atomic_file.hpp"
-#include "io/npy.hpp"
 
 namespace ropescope::cli {
 namespace {
@@ -62,40 +61,21 @@ void run_attn(const AttnOptions& o, const CommandLine& argv) {
   if (o.length < 1) throw ArgumentError("length", fmt::format("must be >= 1, got {}", o.length));
   const std::filesystem::path dir = o.out;
   OutputDirectory directory(dir);
-  std::vector<std::filesystem::path> map_files{dir / "attn_probs.npy"};
-  if (o.scores) map_files.push_back(dir / "attn_scores.npy");
-  if (o.virtual_imaginary) map_files.push_back(dir / "virtual_imaginary.npy");
-  auto targets = analysis::with_sidecars(map_files);
-  targets.push_back(dir / "manifest.json");
+  const analysis::MapRequest request{o.layers, o.heads, o.start, o.length, o.full_rows, o.scores, o.virtual_imaginary};
   // Every output is checked and staged before the model is loaded.
-  io::OutputTransaction outputs(targets, run_inputs(o.model));
+  io::OutputTransaction outputs(analysis::AttentionMaps::output_targets(dir, request), run_inputs(o.model));
   auto backend = open_backend(o.model);
   const auto input = load_input(o.model, backend->model().config.vocab_size);
   analysis::RunRecord record("attn", argv, *backend);
-  const analysis::MapRequest request{o.layers, o.heads, o.start, o.length, o.full_rows, o.scores, o.virtual_imaginary};
   const auto maps = [&] {
     TerminalProgress progress("attn", o.model.quiet);
     return analysis::record_attention_maps(*backend, input.ids, request, limit, base_forward_options(o.model).angles,
                                            progress.callback());
   }();
-  const auto& r = maps.request;
-  const auto shape = maps.shape();
-  nlohmann::json manifest = maps.manifest();
-  if (!input.labels.empty()) manifest["token_text"] = token_labels(input, r.key_begin(), r.key_end());
   record.fields()["tokens"] = input.description;
-  record.fields()["window"] = maps.window();
-  record.fields()["maps"] = maps.maps.size();
-  record.fields()["shape"] = shape;
-
-  auto write = [&](const std::string& name, const std::vector<float>& data) {
-    const auto path = dir / name;
-    io::write_npy<float>(outputs.output(path), data, shape);
-    record.write_sidecar(outputs, path);
-  };
-  write("attn_probs.npy", maps.probabilities);
-  if (r.scores) write("attn_scores.npy", maps.scores);
-  if (r.virtual_imaginary) write("virtual_imaginary.npy", maps.virtual_imaginary);
-  outputs.write(dir / "manifest.json", manifest.dump(2) + "\n");
+  const auto& r = maps.request;
+  maps.write(outputs, dir, record,
+             input.labels.empty() ? nlohmann::json(nullptr) : token_labels(input, r.key_begin(), r.key_end()));
   outputs.commit();
 }
 
