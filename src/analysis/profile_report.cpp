@@ -97,21 +97,17 @@ ProfileReport profile_distances(backend::Backend& backend, std::span<const std::
   return report;
 }
 
-std::vector<double> ProfileReport::mean_prob() const {
+std::vector<double> ProfileReport::per_bin(double (DistanceProfile::*statistic)(int) const) const {
   std::vector<double> out;
   out.reserve(profiles.size() * bins.size());
   for (const auto& p : profiles)
-    for (int b = 0; b < bins.size(); ++b) out.push_back(p.sums.mean_prob(b));
+    for (int b = 0; b < bins.size(); ++b) out.push_back((p.sums.*statistic)(b));
   return out;
 }
 
-std::vector<double> ProfileReport::mean_score() const {
-  std::vector<double> out;
-  out.reserve(profiles.size() * bins.size());
-  for (const auto& p : profiles)
-    for (int b = 0; b < bins.size(); ++b) out.push_back(p.sums.mean_score(b));
-  return out;
-}
+std::vector<double> ProfileReport::mean_prob() const { return per_bin(&DistanceProfile::mean_prob); }
+
+std::vector<double> ProfileReport::mean_score() const { return per_bin(&DistanceProfile::mean_score); }
 
 std::vector<std::int64_t> ProfileReport::bin_edges() const {
   std::vector<std::int64_t> out;

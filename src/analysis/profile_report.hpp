@@ -77,6 +77,9 @@ struct ProfileReport {
   // Stages every output and its sidecar (from `record`) in `outputs` (which
   // must have declared them: with_sidecars(output_files(prefix))); the caller commits.
   void write(io::OutputTransaction& outputs, const std::string& prefix, RunRecord& record) const;
+ private:
+  // One per-bin statistic of every head, [layers, heads, bins].
+  std::vector<double> per_bin(double (DistanceProfile::*statistic)(int) const) const;
 };
 
 // Runs the profile over `tokens`: checks the request against the model and
