@@ -21,14 +21,8 @@ namespace {
 using namespace ropescope;
 using ropescope::testing::load_test_model;
 
-std::vector<std::int32_t> test_tokens(long n, std::uint32_t seed = 11) {
-  std::vector<std::int32_t> t(n);
-  for (auto& x : t) {
-    seed = seed * 1664525u + 1013904223u;
-    x = static_cast<std::int32_t>(seed >> 24);
-  }
-  return t;
-}
+// Byte ids (the test models' vocabulary is 256), reproducible.
+std::vector<std::int32_t> test_tokens(long n) { return ropescope::testing::random_tokens(n, 256, 11); }
 
 // The parameter an ArgumentError names, or "(none)" / "(no error)".
 template <class F>
