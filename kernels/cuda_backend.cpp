@@ -407,12 +407,15 @@ std::string CudaBackend::precision() const {
       "activations; cuBLAS GEMMs with {} inputs (activations converted exactly from bf16) and fp32 accumulation, "
       "no TF32; fp32 residual stream (post norms and residual multipliers applied in fp32 before the add); norm "
       "and qk-norm statistics in fp32 ((1 + w) formed in fp32), one bf16 rounding; MLP activations in fp32; keys rotated then rounded to bf16; attention "
-      "softmax in fp32 (flash kernels for d = 64, 128, wgmma on compute capability 9.0 else mma.sync: queries "
-      "rotated and rounded to bf16 in the kernel, bf16 probabilities times bf16 values, fp32 accumulation; the "
+      "softmax in fp32 (flash kernels for d = 64, 128, wgmma on compute capability 9.0 (any GQA group up to 8) "
+      "else mma.sync (groups 1, 2, 4, 8): queries rotated and rounded to bf16 in the kernel, bf16 probabilities times bf16 values, fp32 accumulation; the "
       "model's attention scale, logit softcap as cap * tanhf(score / cap) and per-layer sliding windows as on the "
       "CPU, key tiles outside a window skipped); query noise added in fp32 to the rotated query before "
-      "its bf16 rounding; distance sums from scores recomputed with the forward's log-sum-exp, per-tile fp32 "
-      "partial sums accumulated in fp64; RoPE tables as on the CPU (exact float128 reduction or HF float32), "
+      "its bf16 rounding; distance sums on the wgmma path: pairs at distances from the plan's band on summed inside "
+      "the forward (per-row fp32 running sums rescaled with the softmax, stored as log2 sum + max, normalised by the "
+      "row's final log-sum-exp, fp64 across rows; p (t - s) and entropy from per-row fp32 sums), nearer pairs and "
+      "other paths from scores recomputed with the forward's log-sum-exp, per-tile fp32 partial sums accumulated in "
+      "fp64; RoPE tables as on the CPU (exact float128 reduction or HF float32), "
       "stored as float; fp32 logits (logit multiplier as the GEMM's alpha, final softcap in fp32) and "
       "log-sum-exp, in chunks of tokens",
       state_->device_name, weights, weights);
@@ -588,8 +591,11 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
                                    noisy ? options.noise->std : 0.0, noisy ? options.noise->seed : 0};
   // The one kernel decision of this forward (kernel_choice.hpp), recorded for sidecars.
   const backend::DistanceSumsRequest* sums_request = observer ? observer->distance_sums_request() : nullptr;
+  const kernels::FusedSumsPlan fused_plan =
+      sums_request ? kernels::plan_fused_sums(std::span(sums_request->slot_of_distance).first(T))
+                   : kernels::FusedSumsPlan{};
   const kernels::KernelChoice choice =
-      kernels::choose_kernels(shape, state_->device_facts, sums_request ? sums_request->slots : 0);
+      kernels::choose_kernels(shape, state_->device_facts, sums_request ? sums_request->slots : 0, fused_plan);
   state_->kernel_choices = {choice.describe()};
   const bool flash = choice.forward != kernels::ForwardKernel::simple;
   // The attention kernels' shape for layer l: its sliding window, dropped
@@ -634,15 +640,31 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     }
   }
 
+  // The distance sums' accumulators, zeroed before each layer's attention
+  // (the fused forward adds to them).
+  auto sums_out = [&] {
+    return kernels::DistanceSumsOut{ob.slot_of_distance.get(), ob.slot_start.get(), ob.slots,
+                                    ob.prob_sum.get(),         ob.score_sum.get(),  ob.stats.get()};
+  };
+  auto clear_sums = [&] {
+    check(cudaMemsetAsync(ob.prob_sum.get(), 0, ob.prob_sum.size() * sizeof(double), stream), "memset");
+    check(cudaMemsetAsync(ob.score_sum.get(), 0, ob.score_sum.size() * sizeof(double), stream), "memset");
+    check(cudaMemsetAsync(ob.stats.get(), 0, ob.stats.size() * sizeof(double), stream), "memset");
+  };
+  const bool fused_sums = choice.sums == kernels::SumsKernel::fused;
+
   // Hands layer l's attention to the observer.
   auto observe = [&](int l) {
     if (sums_request) {
-      check(cudaMemsetAsync(ob.prob_sum.get(), 0, ob.prob_sum.size() * sizeof(double), stream), "memset");
-      check(cudaMemsetAsync(ob.score_sum.get(), 0, ob.score_sum.size() * sizeof(double), stream), "memset");
-      check(cudaMemsetAsync(ob.stats.get(), 0, ob.stats.size() * sizeof(double), stream), "memset");
-      const kernels::DistanceSumsOut out{ob.slot_of_distance.get(), ob.slot_start.get(), ob.slots,
-                                         ob.prob_sum.get(),         ob.score_sum.get(),  ob.stats.get()};
-      if (ob.tensor_core_sums)
+      kernels::DistanceSumsOut out = sums_out();
+      if (fused_sums) {
+        // The band pass: pairs nearer than the plan's band (the forward added the rest and the stats).
+        kernels::AttentionShape band = layer_shape(l);
+        band.window = band.window > 0 ? std::min(band.window, choice.fused.band) : choice.fused.band;
+        out.stats = nullptr;
+        kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope(l), band, ws.lse.get(), out,
+                                              stream);
+      } else if (ob.tensor_core_sums)
         kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope(l), layer_shape(l), ws.lse.get(),
                                               out, stream);
       else
@@ -787,9 +809,12 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     kernels::rope_keys_bf16(ws.k.get(), static_cast<int>(T), layout.kv_heads, static_cast<int>(d), lrope, stream);
     if (noisy) kernels::rotate_queries_bf16(ws.q.get(), lrope, shape, &noise, l, ws.rotated_q.get(), stream);
     const kernels::AttentionShape lshape = layer_shape(l);
+    if (sums_request) clear_sums();
     if (choice.forward == kernels::ForwardKernel::wgmma) {
+      const kernels::FusedDistanceSums fused{sums_out(), choice.fused.band, choice.fused.first_slot,
+                                             choice.fused.coarse_slots};
       if (!kernels::attention_forward_wgmma_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape,
-                                                 ws.attn.get(), ws.lse.get(), stream))
+                                                 ws.attn.get(), ws.lse.get(), stream, fused_sums ? &fused : nullptr))
         throw Error(fmt::format("CUDA backend, layer {}: the wgmma attention kernel was chosen ({}) but refused the "
                                 "buffers (not 16-byte aligned)", l, choice.why_forward));
     } else if (choice.forward == kernels::ForwardKernel::mma_sync)

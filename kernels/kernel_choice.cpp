@@ -4,40 +4,70 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace ropescope::kernels {
 
-KernelChoice choose_kernels(const AttentionShape& shape, const DeviceFacts& device, int distance_slots) {
+FusedSumsPlan plan_fused_sums(std::span<const std::int32_t> slot_of_distance) {
+  constexpr long kSpan = 128;  // distances one row of a wgmma key tile spans
+  const long T = static_cast<long>(slot_of_distance.size());
+  long band = kSpan;
+  for (long d = T - 1; d >= kSpan; --d)
+    if (slot_of_distance[std::min(d + kSpan - 1, T - 1)] - slot_of_distance[d] > 1) {
+      band = d + 1;
+      break;
+    }
+  if (band >= T) return {};
+  const int first = slot_of_distance[band];
+  return {static_cast<int>(band), first, slot_of_distance[T - 1] - first + 1};
+}
+
+KernelChoice choose_kernels(const AttentionShape& shape, const DeviceFacts& device, int distance_slots,
+                            const FusedSumsPlan& plan) {
   const int compute_capability = device.compute_capability;
   KernelChoice c;
   const int d = shape.head_dim;
   const int G = shape.kv_heads > 0 ? shape.attention_heads / shape.kv_heads : 0;
-  const bool flash = flash_attention_supports(shape);
+  const bool flash = flash_attention_supports(shape), wide = wgmma_attention_supports(shape);
   const std::string fits = fmt::format("head dim {} and GQA group {}", d, G);
-  if (flash && compute_capability == 90) {
+  if (wide && compute_capability == 90) {
     c.forward = ForwardKernel::wgmma;
     c.why_forward = fits + " on compute capability 9.0";
+    if (!flash) {
+      int positions = 128;  // as attention_wgmma.cu pads a tile: P the largest power of two with G P <= 128
+      while (positions * G > 128) positions /= 2;
+      c.why_forward += fmt::format(" ({} of a tile's 128 query rows used)", G * positions);
+    }
   } else if (flash) {
     c.forward = ForwardKernel::mma_sync;
     c.why_forward = fmt::format("{} on compute capability {}.{} (the wgmma kernel is built for 9.0 only)", fits,
                                 compute_capability / 10, compute_capability % 10);
   } else {
     c.forward = ForwardKernel::simple;
-    c.why_forward = d != 64 && d != 128
-                        ? fmt::format("head dim {}: the tiled kernels take 64 and 128", d)
-                        : fmt::format("GQA group {}: the tiled kernels take groups of 1, 2, 4 and 8", G);
+    c.why_forward = d != 64 && d != 128 ? fmt::format("head dim {}: the tiled kernels take 64 and 128", d)
+                    : wide ? fmt::format("GQA group {} on compute capability {}.{}: the mma.sync kernel takes groups "
+                                         "of 1, 2, 4 and 8, the wgmma kernel needs 9.0",
+                                         G, compute_capability / 10, compute_capability % 10)
+                           : fmt::format("GQA group {}: the tiled kernels take groups of at most 8", G);
   }
   if (distance_slots > 0) {
     const int capacity = device.sums_slot_capacity;
-    if (flash && distance_slots <= capacity) {
+    const bool plan_fits = plan.coarse_slots >= 1 && plan.coarse_slots <= kFusedSumsMaxSlots;
+    if (c.forward == ForwardKernel::wgmma && distance_slots <= capacity && plan_fits) {
+      c.sums = SumsKernel::fused;
+      c.fused = plan;
+      c.why_sums = fmt::format("distances from {} on ({} slots) summed inside the forward, nearer ones over a band of "
+                               "{} keys; {} distance slots (at most {} fit the band pass's shared memory)",
+                               plan.band, plan.coarse_slots, plan.band, distance_slots, capacity);
+    } else if (wide && distance_slots <= capacity) {
       c.sums = SumsKernel::tensor_core;
       c.why_sums = fmt::format("{}, {} distance slots (at most {} fit its shared memory)", fits, distance_slots, capacity);
     } else {
       c.sums = SumsKernel::simple;
-      c.why_sums = flash ? fmt::format("{} distance slots, above the {} of the tensor-core kernel's shared memory",
-                                       distance_slots, capacity)
-                         : c.why_forward;
+      c.why_sums = wide ? fmt::format("{} distance slots, above the {} of the tensor-core kernel's shared memory",
+                                      distance_slots, capacity)
+                        : c.why_forward;
     }
   }
   return c;
@@ -50,8 +80,9 @@ std::string KernelChoice::describe() const {
   std::string text = fmt::format("attention forward: {}: {}", forward_name, why_forward);
   if (sums != SumsKernel::none)
     text += fmt::format("; distance sums: {}: {}",
-                        sums == SumsKernel::tensor_core ? "mma.sync, tiles of 128 positions x 64 keys"
-                                                        : "simple, one warp per (position, head), fp64 atomics",
+                        sums == SumsKernel::fused         ? "fused into the wgmma forward, band pass by mma.sync"
+                        : sums == SumsKernel::tensor_core ? "mma.sync, tiles of 128 positions x 64 keys"
+                                                          : "simple, one warp per (position, head), fp64 atomics",
                         why_sums);
   return text;
 }

@@ -224,6 +224,13 @@ bool flash_attention_supports(const AttentionShape& shape) {
   return G == 1 || G == 2 || G == 4 || G == 8;
 }
 
+bool wgmma_attention_supports(const AttentionShape& shape) {
+  if (shape.head_dim != 64 && shape.head_dim != 128) return false;
+  if (shape.kv_heads <= 0 || shape.attention_heads % shape.kv_heads != 0) return false;
+  const int G = shape.attention_heads / shape.kv_heads;
+  return G >= 1 && G <= 8;
+}
+
 void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {
   const int KV = shape.kv_heads, d = shape.head_dim;

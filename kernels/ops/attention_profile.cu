@@ -285,6 +285,7 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
     if (acc_prob[k] != 0.0) atomicAdd(prob_out + k, acc_prob[k]);
     if (acc_score[k] != 0.0) atomicAdd(score_out + k, acc_score[k] * p.map.unit);
   }
+  if (p.out.stats == nullptr) return;  // the band pass of FusedDistanceSums: the forward wrote them
   const double distance_acc = warp_sum(thread_stats[0]), entropy_acc = warp_sum(thread_stats[1]);
   if (lane == 0) {
     atomicAdd(p.out.stats + 2 * a, distance_acc);
@@ -322,7 +323,7 @@ int distance_sums_slot_capacity(int head_dim) {
 void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
                                   const AttentionShape& shape, const float* lse, const DistanceSumsOut& out,
                                   cudaStream_t stream) {
-  const int G = check_attention_shape("attention_distance_sums_bf16", shape, rope);
+  const int G = check_attention_shape("attention_distance_sums_bf16", shape, rope, /*any_group=*/true);
   if (shape.head_dim != 64 && shape.head_dim != 128)
     throw std::runtime_error("attention_distance_sums_bf16: head_dim must be 64 or 128");
   if (out.slots < 1 || out.slots > distance_sums_slot_capacity(shape.head_dim))

@@ -4,7 +4,9 @@
 // with warpgroup MMA (wgmma), TMA loads and mbarriers.
 //
 // Tiling. One CTA = 3 warpgroups on 128 query rows: all G attention heads of
-// one KV head over P = 128 / G consecutive positions (row r: group head r / P,
+// one KV head over P consecutive positions, P the largest power of two with
+// G P <= 128 (128 / G for G = 1, 2, 4, 8; 16 for G = 5, 6, 7, whose last
+// 128 - G P rows are padding: no query, no output) (row r: group head r / P,
 // position q0 + r % P), as in attention.cu. Warpgroup 0 is the producer: one
 // thread streams K and V tiles of 128 keys through two shared-memory stages
 // with cp.async.bulk.tensor (TMA, 128-byte swizzle), each tile completing on a
@@ -24,6 +26,18 @@
 // from 16-byte loads of q, its rotate_half partner and the cos/sin rows when
 // pairs % 8 == 0 (element by element otherwise).
 //
+// With FusedDistanceSums (kSums), the far part of a distance profile rides
+// along (ops.hpp): each thread keeps, for its two rows, the running sums of
+// p (t - s) and p log2-score (rescaled with O) and the current slot run of
+// the pairs at distance >= band (its sum of exponentials, rescaled with O,
+// and of raw scores). When a row's slot changes, the quad adds up the run and
+// one thread stores log2(sum) + max for (row, slot) in shared memory and adds
+// the scores to the CTA's per-(head, slot) fp64 sums. At the end, with the
+// rows' log-sum-exps known, the CTA turns the stored runs into probability
+// sums and adds them, the scores and the per-head stats to global memory.
+// A row's 128 keys of a tile span 128 distances: from band on they meet at
+// most two slots (plan_fused_sums), so a tile is one or two runs.
+//
 // Shared-memory layout of every operand ([rows][d] bf16: Q rows, K keys,
 // V keys): column blocks of 64 (128 bytes), [d / 64][rows][64], each row of
 // a block holding its eight 16-byte chunks at chunk ^ (row % 8). This is the
@@ -37,6 +51,7 @@
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/ops/check.cuh"
 #include "kernels/ops/mma.cuh"
@@ -165,14 +180,19 @@ struct Params {
   bf16* out;   // [T, A*D]
   float* lse;  // [A, T]
   int T, query_heads, kv_heads, group, pairs;
+  int positions;     // P: positions per CTA (header)
   bool twins;
   bool vec_rope;     // pairs % 8 == 0 and 16-byte aligned table: 16-byte query rotation path
   int window;        // 0: plain causal
   ScoreMap map;      // scale and softcap (ops.hpp)
+  FusedDistanceSums sums;  // read only by the kSums kernel
 };
 
+constexpr int kMaxGroup = 8;  // G: P = kRows / G >= 16 positions per CTA
+constexpr int kCoarse = kFusedSumsMaxSlots;
+
 // Byte offsets inside the (1024-aligned) dynamic shared memory.
-template <int D>
+template <int D, bool kSums>
 struct Layout {
   static constexpr int kBlock = 64 * 2;                 // bytes of one 64-column row segment
   static constexpr int kTile = kKeys * D * 2;           // one K or V stage
@@ -180,7 +200,13 @@ struct Layout {
   static constexpr int k = kRows * D * 2;               // [kStages][D/64][kKeys][64]
   static constexpr int v = k + kStages * kTile;         // same
   static constexpr int bars = v + kStages * kTile;      // full_k, full_v, empty_k, empty_v: [kStages] each
-  static constexpr int bytes = bars + 4 * kStages * 8 + 1024;  // + slack to align the base
+  // kSums: runs [kRows][kCoarse] float (log2 of a row's slot sum + max),
+  // scores [kMaxGroup][kCoarse] double, row_lse [kRows] float (log2 units).
+  static constexpr int scores = bars + 4 * kStages * 8;
+  static constexpr int runs = scores + (kSums ? kMaxGroup * kCoarse * 8 : 0);
+  static constexpr int row_lse = runs + (kSums ? kRows * kCoarse * 4 : 0);
+  static constexpr int end = row_lse + (kSums ? kRows * 4 : 0);
+  static constexpr int bytes = end + 1024;  // + slack to align the base
 };
 
 // Byte offset of the 16-byte chunk `chunk` (8 columns) of row `row` in a
@@ -189,11 +215,11 @@ __device__ __forceinline__ int swizzled(int row, int chunk, int rows) {
   return (chunk >> 3) * rows * 128 + row * 128 + (((chunk & 7) ^ (row & 7)) << 4);
 }
 
-template <int D>
+template <int D, bool kSums>
 __global__ void __launch_bounds__(kThreads, 1)
     attention_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_k, const __grid_constant__ CUtensorMap tmap_v,
                            const Params p) {
-  using L = Layout<D>;
+  using L = Layout<D, kSums>;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = smem_u32(smem_raw);
   const uint32_t base = (raw + 1023) & ~1023u;
@@ -201,7 +227,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t full_k = base + L::bars, full_v = full_k + 8 * kStages;
   const uint32_t empty_k = full_v + 8 * kStages, empty_v = empty_k + 8 * kStages;
 
-  const int P = kRows / p.group;  // positions per CTA
+  const int P = p.positions;  // positions per CTA
   // Heaviest (latest) position tiles first, so the causal tail fills the machine.
   const int q0 = (gridDim.x - 1 - blockIdx.x) * P;
   const int kv = blockIdx.y;
@@ -287,7 +313,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int r = row_of(b0 + b), t = q0 + r % P;
         xq[b] = xp[b] = make_uint4(0, 0, 0, 0);
         cv[b][0] = cv[b][1] = sv[b][0] = sv[b][1] = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (t < p.T) {
+        if (t < p.T && r / P < p.group) {
           const bf16* qrow = query_row(r, t);
           xq[b] = *reinterpret_cast<const uint4*>(qrow + i0);
           if (rotary) {
@@ -332,7 +358,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i = 0; i < kChunks; ++i) {
       const int r = row_of(i), t = q0 + r % P;
       float val[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-      if (t < p.T) {
+      if (t < p.T && r / P < p.group) {
         const bf16* qrow = query_row(r, t);
         const bool imag = is_imag(r);
 #pragma unroll
@@ -362,7 +388,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   // lane / 4 and r1 = r0 + 8; element i of an accumulator is row r0 + 8 * ((i / 2) % 2),
   // column 8 * (i / 4) + 2 * (lane % 4) + i % 2. P >= 16, so r0 and r1 share a head.
   const int r0 = 64 * wg + 16 * warp + (lane >> 2);
-  const int pos0 = q0 + r0 % P, pos1 = pos0 + 8;
+  // Padding rows (r0 / P >= G) get positions past T: nothing of theirs is written or counted.
+  const bool padding = r0 / P >= p.group;
+  const int pos0 = padding ? p.T + kRows : q0 + r0 % P, pos1 = pos0 + 8;
   const int t4 = lane & 3;
 
   const uint64_t q_desc = desc_encode(base + L::q + wg * 64 * L::kBlock, 16, 1024);
@@ -377,7 +405,77 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // running max (log2 units) and partial sums
-
+  // kSums state (header): per row, sums of p (t - s) and of p times the
+  // score in log2 units, and the current slot run of the far pairs.
+  float* const runs = reinterpret_cast<float*>(sbase + L::runs);      // [kRows][kCoarse]
+  double* const scores = reinterpret_cast<double*>(sbase + L::scores);  // [kMaxGroup][kCoarse]
+  float* const row_lse = reinterpret_cast<float*>(sbase + L::row_lse);  // [kRows]
+  float dist0 = 0.f, dist1 = 0.f, ent0 = 0.f, ent1 = 0.f;
+  int run_slot0 = -1, run_slot1 = -1;
+  float run_p0 = 0.f, run_p1 = 0.f, run_s0 = 0.f, run_s1 = 0.f;
+  if constexpr (kSums) {
+    for (int i = wt; i < 64 * kCoarse; i += 128) runs[64 * wg * kCoarse + i] = -INFINITY;  // this warpgroup's rows
+    for (int i = tid - 128; i < kMaxGroup * kCoarse; i += 256) scores[i] = 0.0;
+    asm volatile("bar.sync 5, 256;\n" ::: "memory");  // both consumer warpgroups
+  }
+  // Adds up a row's run in its quad and stores it (quad-uniform control flow).
+  auto flush = [&](int& run_slot, float& run_p, float& run_s, int row, float b) {
+    if (run_slot < 0) return;
+    const unsigned quad = 0xFu << (lane & 28);
+    run_p += __shfl_xor_sync(quad, run_p, 1);
+    run_p += __shfl_xor_sync(quad, run_p, 2);
+    run_s += __shfl_xor_sync(quad, run_s, 1);
+    run_s += __shfl_xor_sync(quad, run_s, 2);
+    if (t4 == 0) {
+      const int c = run_slot - p.sums.first_slot;
+      runs[row * kCoarse + c] = log2f(run_p) + b;  // log2 of the run's sum of exp2(score - 0)
+      atomicAdd(scores + (row / P) * kCoarse + c, static_cast<double>(run_s));
+    }
+    run_slot = -1;
+    run_p = run_s = 0.f;
+  };
+  // The far part of a row's tile: distances pos - kbase - 127 .. pos - kbase.
+  struct FarRow {
+    bool any = false, simple = false;  // simple: all 128 pairs far, visible, in one slot
+    int slot_hi = 0, slot_lo = 0, boundary = 0;  // far pairs at distance >= boundary are in slot_hi
+  };
+  auto far_row = [&](int pos, int kbase, bool window_edge) {
+    FarRow f;
+    const int dmax = pos - kbase, band = p.sums.band;
+    if (pos >= p.T || dmax < band) return f;
+    const int dmin = dmax - (kKeys - 1);
+    f.any = true;
+    f.slot_hi = __ldg(p.sums.out.slot_of_distance + dmax);
+    f.slot_lo = __ldg(p.sums.out.slot_of_distance + max(dmin, band));
+    if (f.slot_lo != f.slot_hi) f.boundary = __ldg(p.sums.out.slot_start + f.slot_hi);
+    f.simple = dmin >= band && f.slot_lo == f.slot_hi && !window_edge;
+    return f;
+  };
+  // A row's far pairs in a tile that is not simple (elements c0, c0 + 1 of
+  // each n-tile), from the raw scores once the tile's max b is known: the
+  // exponentials and scores at distance >= boundary into (ph, sh), the rest
+  // into (pl, sl); masked pairs (-inf) skipped. Simple tiles are summed in
+  // the softmax's own loop instead.
+  auto far_general = [&](const FarRow& f, int pos, int kbase, int c0, float b, float& ph, float& sh, float& pl,
+                         float& sl) {
+#pragma unroll
+    for (int n = 0; n < 16; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int dist = pos - (kbase + 8 * n + 2 * t4 + e);
+        const float v = s[4 * n + c0 + e];
+        if (dist >= p.sums.band && v != -INFINITY) {
+          const float pe = fast_exp2(fmaf(v, p.map.post_log2, -b));
+          if (dist >= f.boundary) {
+            ph += pe;
+            sh += v;
+          } else {
+            pl += pe;
+            sl += v;
+          }
+        }
+      }
+  };
   auto issue_qk = [&](int stage) {
     wgmma_fence();
 #pragma unroll
@@ -405,12 +503,22 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Window edge: a tile reaching below the CTA's last position's first key
   // (q_last - W + 1) has pairs outside some row's window (key <= pos - W).
   const int lo0 = p.window > 0 ? pos0 - p.window : INT_MIN, lo1 = p.window > 0 ? pos1 - p.window : INT_MIN;
+  // kSums: the far rows of the tile at kbase, looked up (global loads) while its S is computed.
+  auto window_edge_at = [&](int kbase) { return p.window > 0 && kbase <= q_last - p.window; };
+  FarRow f0, f1;
+  auto far_rows = [&](int kbase) {
+    if constexpr (kSums) {
+      f0 = far_row(pos0, kbase, window_edge_at(kbase));
+      f1 = far_row(pos1, kbase, window_edge_at(kbase));
+    }
+  };
   auto softmax = [&](bool causal_edge, int kbase) {
     if (p.map.cap > 0) {
 #pragma unroll
       for (int i = 0; i < 64; ++i) s[i] = softcapped(s[i], p.map.cap, p.map.pre);
     }
-    if (causal_edge || (p.window > 0 && kbase <= q_last - p.window)) {
+    const bool window_edge = window_edge_at(kbase);
+    if (causal_edge || window_edge) {
 #pragma unroll
       for (int n = 0; n < 16; ++n) {
         const int key = kbase + 8 * n + 2 * t4;
@@ -440,14 +548,82 @@ __global__ void __launch_bounds__(kThreads, 1)
     m1 = mn1;
     rs0 = 0.f;
     rs1 = 0.f;
+    if constexpr (!kSums) {
 #pragma unroll
-    for (int n = 0; n < 16; ++n) {
-      s[4 * n] = fast_exp2(fmaf(s[4 * n], p.map.post_log2, -b0));
-      s[4 * n + 1] = fast_exp2(fmaf(s[4 * n + 1], p.map.post_log2, -b0));
-      s[4 * n + 2] = fast_exp2(fmaf(s[4 * n + 2], p.map.post_log2, -b1));
-      s[4 * n + 3] = fast_exp2(fmaf(s[4 * n + 3], p.map.post_log2, -b1));
-      rs0 += s[4 * n] + s[4 * n + 1];
-      rs1 += s[4 * n + 2] + s[4 * n + 3];
+      for (int n = 0; n < 16; ++n) {
+        s[4 * n] = fast_exp2(fmaf(s[4 * n], p.map.post_log2, -b0));
+        s[4 * n + 1] = fast_exp2(fmaf(s[4 * n + 1], p.map.post_log2, -b0));
+        s[4 * n + 2] = fast_exp2(fmaf(s[4 * n + 2], p.map.post_log2, -b1));
+        s[4 * n + 3] = fast_exp2(fmaf(s[4 * n + 3], p.map.post_log2, -b1));
+        rs0 += s[4 * n] + s[4 * n + 1];
+        rs1 += s[4 * n + 2] + s[4 * n + 3];
+      }
+    } else {
+      // The far pairs of tiles that are not simple, before s turns into exponentials.
+      float prob_hi0 = 0.f, score_hi0 = 0.f, prob_lo0 = 0.f, score_lo0 = 0.f;
+      float prob_hi1 = 0.f, score_hi1 = 0.f, prob_lo1 = 0.f, score_lo1 = 0.f;
+      if (f0.any && !f0.simple) far_general(f0, pos0, kbase, 0, b0, prob_hi0, score_hi0, prob_lo0, score_lo0);
+      if (f1.any && !f1.simple) far_general(f1, pos1, kbase, 2, b1, prob_hi1, score_hi1, prob_lo1, score_lo1);
+      // The plain loop (the same l, bit for bit: the profile's forward is the
+      // forward), plus per row: sum p (k - key0) (k the column, a constant),
+      // sum p x and sum x, x the exponent (a masked x is -inf with p = 0, so
+      // it is clamped for the products).
+      const bool masked = causal_edge || window_edge;
+      float pk0 = 0.f, pk1 = 0.f, px0 = 0.f, px1 = 0.f, sx0 = 0.f, sx1 = 0.f;
+#pragma unroll
+      for (int n = 0; n < 16; ++n) {
+        float x[4];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          x[c] = fmaf(s[4 * n + c], p.map.post_log2, -(c < 2 ? b0 : b1));
+          s[4 * n + c] = fast_exp2(x[c]);
+          if (masked) x[c] = fmaxf(x[c], -1e30f);
+        }
+        rs0 += s[4 * n] + s[4 * n + 1];
+        rs1 += s[4 * n + 2] + s[4 * n + 3];
+        pk0 = fmaf(s[4 * n + 1], static_cast<float>(8 * n + 1), fmaf(s[4 * n], static_cast<float>(8 * n), pk0));
+        pk1 = fmaf(s[4 * n + 3], static_cast<float>(8 * n + 1), fmaf(s[4 * n + 2], static_cast<float>(8 * n), pk1));
+        px0 = fmaf(s[4 * n + 1], x[1], fmaf(s[4 * n], x[0], px0));
+        px1 = fmaf(s[4 * n + 3], x[3], fmaf(s[4 * n + 2], x[2], px1));
+        sx0 += x[0] + x[1];
+        sx1 += x[2] + x[3];
+      }
+      // sum p (pos - key) = (pos - key0) sum p - sum p (key - key0); sum p
+      // (x + b) is the sum of p times the score in log2 units.
+      const int key0 = kbase + 2 * t4;
+      dist0 = fmaf(alpha0, dist0, static_cast<float>(pos0 - key0) * rs0 - pk0);
+      dist1 = fmaf(alpha1, dist1, static_cast<float>(pos1 - key0) * rs1 - pk1);
+      ent0 = fmaf(alpha0, ent0, fmaf(b0, rs0, px0));
+      ent1 = fmaf(alpha1, ent1, fmaf(b1, rs1, px1));
+      // A simple row: all of its 32 exponentials, and its scores (x + b) / (log2 units per score).
+      if (f0.simple) {
+        prob_hi0 = rs0;
+        score_hi0 = fmaf(32.f, b0, sx0) / p.map.post_log2;
+      }
+      if (f1.simple) {
+        prob_hi1 = rs1;
+        score_hi1 = fmaf(32.f, b1, sx1) / p.map.post_log2;
+      }
+      // Runs: distances fall as keys rise, so slot_hi continues the current
+      // run and slot_lo starts the next.
+      run_p0 *= alpha0;
+      run_p1 *= alpha1;
+      auto extend = [&](const FarRow& f, int& run_slot, float& run_p, float& run_s, int row, float b, float ph,
+                        float pl, float sh, float sl) {
+        if (!f.any) return;
+        if (run_slot != f.slot_hi) flush(run_slot, run_p, run_s, row, b);
+        run_slot = f.slot_hi;
+        run_p += ph;
+        run_s += sh;
+        if (f.slot_lo != f.slot_hi) {
+          flush(run_slot, run_p, run_s, row, b);
+          run_slot = f.slot_lo;
+          run_p += pl;
+          run_s += sl;
+        }
+      };
+      extend(f0, run_slot0, run_p0, run_s0, r0, b0, prob_hi0, prob_lo0, score_hi0, score_lo0);
+      extend(f1, run_slot1, run_p1, run_s1, r0 + 8, b1, prob_hi1, prob_lo1, score_hi1, score_lo1);
     }
   };
   // Rescales O and the sums, and converts s to the bf16 A fragments of P V:
@@ -465,6 +641,54 @@ __global__ void __launch_bounds__(kThreads, 1)
     l1 = l1 * alpha1 + rs1;
 #pragma unroll
     for (int i = 0; i < 32; ++i) pa[i] = pack_bf16(s[2 * i], s[2 * i + 1]);
+  };
+
+  // kSums, after the last tile: the rows' stats (p (t - s) and entropy, per
+  // head) and, once both warpgroups are done, the slot sums of the CTA.
+  auto finish_sums = [&]() {
+    flush(run_slot0, run_p0, run_s0, r0, safe_max(m0));
+    flush(run_slot1, run_p1, run_s1, r0 + 8, safe_max(m1));
+    auto quad_sum = [](float v) {
+      v += __shfl_xor_sync(0xffffffffu, v, 1);
+      return v + __shfl_xor_sync(0xffffffffu, v, 2);
+    };
+    const float lf0 = quad_sum(l0), lf1 = quad_sum(l1);
+    const float d0 = quad_sum(dist0), d1 = quad_sum(dist1), e0 = quad_sum(ent0), e1 = quad_sum(ent1);
+    const float lse0 = m0 + log2f(lf0), lse1 = m1 + log2f(lf1);  // log2 units
+    double distance = 0.0, entropy = 0.0;  // -sum p ln p = ln 2 (lse - sum p x)
+    constexpr double kLn2 = 0.6931471805599453;
+    if (t4 == 0) {
+      row_lse[r0] = pos0 < p.T ? lse0 : INFINITY;
+      row_lse[r0 + 8] = pos1 < p.T ? lse1 : INFINITY;
+      if (pos0 < p.T) {
+        distance += static_cast<double>(d0) / lf0;
+        entropy += kLn2 * (static_cast<double>(lse0) - static_cast<double>(e0) / lf0);
+      }
+      if (pos1 < p.T) {
+        distance += static_cast<double>(d1) / lf1;
+        entropy += kLn2 * (static_cast<double>(lse1) - static_cast<double>(e1) / lf1);
+      }
+    }
+    for (int lanes = 16; lanes > 0; lanes >>= 1) {
+      distance += __shfl_xor_sync(0xffffffffu, distance, lanes);
+      entropy += __shfl_xor_sync(0xffffffffu, entropy, lanes);
+    }
+    const int a0 = kv * p.group;  // the CTA's first head; row r is head a0 + r / P
+    if (lane == 0 && !padding) {
+      atomicAdd(p.sums.out.stats + 2 * (a0 + r0 / P), distance);
+      atomicAdd(p.sums.out.stats + 2 * (a0 + r0 / P) + 1, entropy);
+    }
+    asm volatile("bar.sync 5, 256;\n" ::: "memory");  // every run and row_lse stored
+    const int C = p.sums.coarse_slots;
+    for (int i = tid - 128; i < p.group * C; i += 256) {
+      const int g = i / C, c = i % C;
+      float sum = 0.f;
+      for (int r = g * P; r < (g + 1) * P; ++r) sum += exp2f(runs[r * kCoarse + c] - row_lse[r]);
+      const long at = static_cast<long>(a0 + g) * p.sums.out.slots + p.sums.first_slot + c;
+      if (sum != 0.f) atomicAdd(p.sums.out.prob_sum + at, static_cast<double>(sum));
+      const double sc = scores[g * kCoarse + c];
+      if (sc != 0.0) atomicAdd(p.sums.out.score_sum + at, sc * p.map.unit);
+    }
   };
 
   // Warpgroup ping-pong: named barrier 3 + wg (256 threads: this warpgroup's
@@ -488,6 +712,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   sched_wait();
   issue_qk(0);
   sched_pass();
+  far_rows(j0 * kKeys);
   wgmma_wait<0>();
 #pragma unroll
   for (int i = 0; i < 64; ++i) fence_reg(s[i]);
@@ -503,6 +728,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     issue_qk(st);                                        // S_j = Q K_j^T
     issue_pv(prev);                                      // O += P_{j-1} V_{j-1}
     sched_pass();
+    far_rows((j0 + j) * kKeys);
     wgmma_wait<1>();                                     // S_j done, P V still running
 #pragma unroll
     for (int i = 0; i < 64; ++i) fence_reg(s[i]);
@@ -527,6 +753,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   write_attention_rows<D>([&](int n, int c) { return o[4 * n + c]; }, m0, m1, l0, l1, pos0, pos1, p.T,
                           kv * p.group + r0 / P, acols, t4, p.out, p.lse);
+  if constexpr (kSums) finish_sums();
 }
 
 // cuTensorMapEncodeTiled through the runtime's driver entry point (no libcuda link).
@@ -559,14 +786,14 @@ CUtensorMap kv_tensor_map(const bf16* base, int T, int cols) {
   return map;
 }
 
-template <int D>
+template <int D, bool kSums>
 void launch(const bf16* k, const bf16* v, const Params& p, cudaStream_t stream) {
-  const int smem = Layout<D>::bytes;
-  auto kernel = attention_wgmma_kernel<D>;
+  const int smem = Layout<D, kSums>::bytes;
+  auto kernel = attention_wgmma_kernel<D, kSums>;
   cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "attention_wgmma smem attribute");
   const CUtensorMap tk = kv_tensor_map(k, p.T, p.kv_heads * D), tv = kv_tensor_map(v, p.T, p.kv_heads * D);
-  const int P = kRows / p.group;
+  const int P = p.positions;
   const dim3 grid((p.T + P - 1) / P, p.kv_heads);
   kernel<<<grid, kThreads, smem, stream>>>(tk, tv, p);
   cuda_check(cudaGetLastError(), "attention_wgmma_kernel launch");
@@ -583,9 +810,10 @@ bool device_is_sm90() {
 }  // namespace
 
 bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
-                                  const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {
+                                  const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream,
+                                  const FusedDistanceSums* sums) {
   const int KV = shape.kv_heads, d = shape.head_dim;
-  const int G = check_attention_shape("attention_forward_wgmma_bf16", shape, rope);
+  const int G = check_attention_shape("attention_forward_wgmma_bf16", shape, rope, /*any_group=*/true);
   // Supported here: head_dim 64 or 128 on a compute-capability 9.0 device
   // (the sm_90a code), 16-byte aligned q, k, v (TMA and vector loads).
   const auto misaligned = [](const void* ptr) { return (reinterpret_cast<std::uintptr_t>(ptr) & 15) != 0; };
@@ -593,12 +821,21 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
     return false;
   const bool vec_rope = rope.pairs % 8 == 0 && !misaligned(rope.cos) && !misaligned(rope.sin);
   if (shape.window < 0) throw std::runtime_error("attention_forward_wgmma_bf16: negative window");
-  const Params p{q, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
-                 shape.imaginary_twins, vec_rope, shape.window, score_map(shape)};
+  if (sums && (sums->coarse_slots < 1 || sums->coarse_slots > kCoarse || sums->band < kKeys ||
+               sums->first_slot < 0 || sums->first_slot + sums->coarse_slots > sums->out.slots ||
+               sums->out.stats == nullptr))
+    throw std::runtime_error("attention_forward_wgmma_bf16: fused distance sums need 1 .. " + std::to_string(kCoarse) +
+                             " coarse slots inside the table, a band of at least " + std::to_string(kKeys) +
+                             " and stats");
+  int P = kRows;
+  while (P * G > kRows) P /= 2;
+  const Params p{q,        rope.cos,     rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs, P,
+                 shape.imaginary_twins, vec_rope, shape.window, score_map(shape),
+                 sums ? *sums : FusedDistanceSums{}};
   if (d == 128)
-    launch<128>(k, v, p, stream);
+    sums ? launch<128, true>(k, v, p, stream) : launch<128, false>(k, v, p, stream);
   else
-    launch<64>(k, v, p, stream);
+    sums ? launch<64, true>(k, v, p, stream) : launch<64, false>(k, v, p, stream);
   return true;
 }
 

@@ -88,16 +88,24 @@ inline ScoreMap score_map(const AttentionShape& shape) {
 // and the natural-log row log-sum-exp of the scaled scores lse [A, T] (fp32).
 void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
+struct FusedDistanceSums;  // below
 // Hopper version (attention_wgmma.cu: wgmma, TMA), same arguments and results.
 // Returns false without launching when it does not apply: head_dim other than
 // 64 or 128, a device other than compute capability 9.0, or q, k, v not
 // 16-byte aligned; the caller then uses attention_forward_bf16.
+// With `sums`, the same pass also adds the far part of the distance sums
+// (FusedDistanceSums, below) to sums->out.
 bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
-                                  const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
+                                  const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream,
+                                  const FusedDistanceSums* sums = nullptr);
 // Both flash kernels honour shape.scale, softcap and window (see AttentionShape).
-// Whether attention_forward_bf16 and attention_distance_sums_bf16 take the
-// shape: d = 64 or 128, G = A / KV in {1, 2, 4, 8}.
+// Whether attention_forward_bf16 takes the shape: d = 64 or 128, G = A / KV
+// in {1, 2, 4, 8}.
 bool flash_attention_supports(const AttentionShape& shape);
+// Whether attention_forward_wgmma_bf16 (on compute capability 9.0) and
+// attention_distance_sums_bf16 take it: d = 64 or 128, any G from 1 to 8
+// (the wgmma kernel pads a CTA's 128 rows when G does not divide them).
+bool wgmma_attention_supports(const AttentionShape& shape);
 
 // Distance sums of every attention head (the reduction behind distance
 // profiles, backend::DistanceSums), from scores recomputed in the layout of
@@ -117,12 +125,32 @@ struct DistanceSumsOut {
   double* stats = nullptr;      // [A, 2]
 };
 // The most slots attention_distance_sums_bf16 holds in shared memory at head_dim.
+// With stats == nullptr the p (t - s) and entropy sums are not written (the
+// band pass of FusedDistanceSums, whose forward adds them).
 int distance_sums_slot_capacity(int head_dim);
-// Tensor-core version for the shapes of flash_attention_supports and at most
+// Tensor-core version for the shapes of wgmma_attention_supports and at most
 // distance_sums_slot_capacity(d) slots; per-tile fp32 partial sums, fp64
 // accumulation. Queries rotated and rounded to bf16 as the flash kernel does.
 void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
                                   const AttentionShape& shape, const float* lse, const DistanceSumsOut& out,
                                   cudaStream_t stream);
+
+// Distance sums split in two (kernel_choice.hpp's plan_fused_sums): the
+// wgmma forward adds, for the pairs at distance >= band, the slot sums (its
+// row-private running sums, relative to the running max like the softmax
+// denominator, flushed per row whenever the slot changes, as log2 of the sum
+// plus the max, and normalised by the row's final log-sum-exp at the end) and,
+// over ALL pairs, the p (t - s) and entropy sums; attention_distance_sums_bf16
+// over shape.window = min(window, band) with stats = nullptr then adds the
+// pairs nearer than band. band is chosen so that any 128 consecutive
+// distances from band on meet at most two slots; slots first_slot ..
+// first_slot + coarse_slots - 1 hold every distance >= band.
+constexpr int kFusedSumsMaxSlots = 64;  // coarse slots the forward's shared memory holds
+struct FusedDistanceSums {
+  DistanceSumsOut out;  // stats must be set: the forward writes them
+  int band = 0;
+  int first_slot = 0;
+  int coarse_slots = 0;  // 1 .. kFusedSumsMaxSlots
+};
 
 }  // namespace ropescope::kernels

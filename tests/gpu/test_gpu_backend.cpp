@@ -193,6 +193,10 @@ TEST(CudaMatchesCpuRandom, EhHeadDim64WithAblation) {
   random_case("eh_d64_ablate", {"eh", 256, 8, 4, 64, 512, 1000, 2, 500000.0, 0.02f, 1.0f, 4}, true);
 }
 
+TEST(CudaMatchesCpuRandom, RopeGroup7) {  // Qwen2.5-7B's group: padded wgmma tiles on Hopper
+  random_case("rope_g7", {"rope", 256, 14, 2, 64, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 7}, false);
+}
+
 TEST(CudaBackendRefuses, HugeLogitsAndBadTokens) {
   std::string why;
   if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
@@ -447,7 +451,8 @@ TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
       {"ec (d 16)", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec"))), 300, false},
       {"ec d128", random_model("profile_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3}), 1500, false},
       {"eh d64 noisy", random_model("profile_eh_d64", {"eh", 256, 8, 4, 64, 512, 1000, 2, 500000.0, 0.02f, 1.0f, 4}), 1500, true},
-      {"rope d128 G8", random_model("profile_rope_g8", {"rope", 256, 8, 1, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 6}), 700, false}};
+      {"rope d128 G8", random_model("profile_rope_g8", {"rope", 256, 8, 1, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 6}), 700, false},
+      {"rope d128 G7", random_model("profile_rope_g7", {"rope", 256, 14, 2, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 8}), 1500, false}};
   for (const auto& c : cases) {
     const int layers = c.model->config.num_hidden_layers, heads = c.model->layout.attention_heads;
     const auto bins = rs::analysis::DistanceBins::log_spaced(100, c.T - 1, 8);

@@ -1,7 +1,8 @@
 // Per-kernel GPU test registry (in the spirit of ggml's test-backend-ops):
 // every attention kernel of kernels/ops and kernels/forward_ops against the
 // float64 host reference of kernels/lab/reference.hpp, over a table of
-// shapes and score options: GQA group sizes 1, 2, 4, 8; head dims 16, 64, 128;
+// shapes and score options: GQA group sizes 1 to 8 (3, 5 and 7 only where
+// the kernel takes them: wgmma, the sums); head dims 16, 64, 128;
 // sliding windows none / smaller than T / not a multiple of the key tiles;
 // logit softcap none / 30 / 50; scale head_dim^-0.5 / other; T never a
 // multiple of the 64- or 128-key tiles. Each (case, kernel) pair is checked
@@ -11,6 +12,9 @@
 //   wgmma     attention_forward_wgmma_bf16 (Hopper), out and lse
 //   simple    attention_simple_bf16 (any even d), out and lse
 //   sums      attention_distance_sums_bf16 with the wgmma (else mma) lse
+//   fused     FusedDistanceSums: the wgmma forward with the far pairs' sums
+//             and the stats, then the band pass (plan_fused_sums of the
+//             case's slots: band 256, from T = 333 on)
 //   sums_simple  attention_distance_sums_simple_bf16 with the simple lse
 //   blocks    attention_scores_f32 + softmax_rows_f32 (the observer's blocks)
 // Tolerances (inputs are the same bf16 values; the reference rotates in
@@ -45,6 +49,7 @@
 
 #include "kernels/device_info.hpp"
 #include "kernels/forward_ops.hpp"
+#include "kernels/kernel_choice.hpp"
 #include "kernels/lab/reference.hpp"
 #include "kernels/ops/ops.hpp"
 #include "model/rope_table.hpp"
@@ -97,6 +102,13 @@ std::vector<OpCase> cases() {
   v.push_back({2100, 4, 1, 128, true, 1.0, 0, 0, 300});
   v.push_back({2100, 8, 2, 64, false, 1.0, 0.3, 50.0, 256});
   v.push_back({1000, 8, 8, 128, false, 1.0, 0, 30.0, 300});
+  // Groups that do not divide the wgmma tile's 128 rows (Qwen2.5-7B has 7): padded tiles.
+  v.push_back({517, 14, 2, 128, false, 1.0, 0, 0, 0});
+  v.push_back({1000, 6, 2, 64, true, 1.0, 0, 30.0, 300});
+  v.push_back({333, 10, 2, 64, false, 1.0, 0, 0, 0});
+  // Many far slots for the fused sums: GQA 4 with twins; GQA 8, softcap and a window past the band.
+  v.push_back({3000, 4, 2, 128, true, 1.0, 0, 0, 0});
+  v.push_back({3000, 8, 1, 64, false, 1.0, 0, 30.0, 2500});
   // T below one tile, window larger than T (no masking), partial rotary.
   v.push_back({77, 8, 1, 64, false, 0.5, 0, 0, 0});
   v.push_back({77, 4, 2, 128, true, 1.0, 0, 50.0, 100});
@@ -373,25 +385,8 @@ TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
   const Fixture f(c);
   const DeviceInputs in(f);
   std::printf("%s\n", case_name(c).c_str());
-  const bool flash = rk::flash_attention_supports(f.shape());
-  std::vector<float> flash_lse, simple_lse;
-  if (flash) {
-    check_forward(f, in, "mma", [](const DeviceInputs& i, const rk::AttentionShape& s, rk::bf16* o, float* l) {
-      rk::attention_forward_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, o, l, nullptr);
-      return true;
-    }, &flash_lse);
-    std::vector<float> wgmma_lse;
-    const bool ran = check_forward(f, in, "wgmma", [](const DeviceInputs& i, const rk::AttentionShape& s, rk::bf16* o,
-                                                      float* l) {
-      return rk::attention_forward_wgmma_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, o, l, nullptr);
-    }, &wgmma_lse);
-    if (ran) flash_lse = wgmma_lse;  // the backend's lse on a Hopper device
-    else std::printf("  %-11s declined (not compute capability 9.0)\n", "wgmma");
-    check_sums(f, in, "sums", flash_lse, [](const DeviceInputs& i, const rk::AttentionShape& s, const float* l,
-                                            const rk::DistanceSumsOut& o) {
-      rk::attention_distance_sums_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, o, nullptr);
-    });
-  }
+  const bool flash = rk::flash_attention_supports(f.shape()), wide = rk::wgmma_attention_supports(f.shape());
+  std::vector<float> tiled_lse, simple_lse;
   check_forward(f, in, "simple", [](const DeviceInputs& i, const rk::AttentionShape& s, rk::bf16* o, float* l) {
     rk::attention_simple_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, o, l, nullptr);
     return true;
@@ -400,7 +395,48 @@ TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
                                                   const rk::DistanceSumsOut& o) {
     rk::attention_distance_sums_simple_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, false, o, nullptr);
   });
-  check_blocks(f, in, flash);
+  if (flash) {
+    check_forward(f, in, "mma", [](const DeviceInputs& i, const rk::AttentionShape& s, rk::bf16* o, float* l) {
+      rk::attention_forward_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, o, l, nullptr);
+      return true;
+    }, &tiled_lse);
+  }
+  if (wide) {
+    std::vector<float> wgmma_lse;
+    const bool ran = check_forward(f, in, "wgmma", [](const DeviceInputs& i, const rk::AttentionShape& s, rk::bf16* o,
+                                                      float* l) {
+      return rk::attention_forward_wgmma_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, o, l, nullptr);
+    }, &wgmma_lse);
+    if (ran) tiled_lse = wgmma_lse;  // the backend's lse on a Hopper device
+    else std::printf("  %-11s declined (not compute capability 9.0)\n", "wgmma");
+    const rk::FusedSumsPlan plan = rk::plan_fused_sums(f.slot_of);
+    if (ran && plan.coarse_slots >= 1 && plan.coarse_slots <= rk::kFusedSumsMaxSlots) {
+      std::printf("  fused plan: band %d, slots %d .. %d\n", plan.band, plan.first_slot,
+                  plan.first_slot + plan.coarse_slots - 1);
+      check_sums(f, in, "fused", tiled_lse, [&](const DeviceInputs& i, const rk::AttentionShape& s, const float*,
+                                                const rk::DistanceSumsOut& o) {
+        DeviceBuffer<rk::bf16> out(std::size_t(c.T) * f.A * c.d);
+        DeviceBuffer<float> lse(std::size_t(f.A) * c.T);
+        const rk::FusedDistanceSums fused{o, plan.band, plan.first_slot, plan.coarse_slots};
+        ASSERT_TRUE(rk::attention_forward_wgmma_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, out.ptr, lse.ptr, nullptr,
+                                                     &fused));
+        rk::AttentionShape band = s;
+        band.window = s.window > 0 ? std::min(s.window, plan.band) : plan.band;
+        rk::DistanceSumsOut near = o;
+        near.stats = nullptr;
+        rk::attention_distance_sums_bf16(i.q.ptr, i.k.ptr, i.rope, band, lse.ptr, near, nullptr);
+        cudaDeviceSynchronize();  // out and lse are freed on return
+      });
+    } else if (ran) {
+      std::printf("  %-11s no far slots (band %d, T %d)\n", "fused", plan.band, c.T);
+    }
+    // Off Hopper with a group mma.sync does not take (3, 5, 6, 7), the sums read the simple kernel's lse.
+    check_sums(f, in, "sums", tiled_lse.empty() ? simple_lse : tiled_lse,
+               [](const DeviceInputs& i, const rk::AttentionShape& s, const float* l, const rk::DistanceSumsOut& o) {
+                 rk::attention_distance_sums_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, o, nullptr);
+               });
+  }
+  check_blocks(f, in, flash || wide);
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, GpuOps, ::testing::ValuesIn(cases()),
