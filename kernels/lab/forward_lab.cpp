@@ -9,14 +9,23 @@
 // With --check-cpu, the first length is also run through the CPU backend
 // (float32 reference) and per-token NLL and every layer's residual stream are
 // compared, worst element named with its layer and position.
-// Usage: forward_lab [--shape 376m|776m] [--dir DIR] [--tokens T1,T2,..] [--reps N] [--profile] [--check-cpu]
-// Prints one line per measurement, starting "forward" or "profile", that
-// bench/gpu_targets.py reads.
+// With --dir naming an existing HF checkpoint (config.json present), that
+// model is timed instead, whatever its architecture (bench/gpu_8b.py's
+// transformers-written 8B-class checkpoints); the load to the GPU is timed
+// and reported in GB/s of stored weights.
+// Usage: forward_lab [--shape 376m|776m] [--dir DIR] [--tokens T1,T2,..] [--reps N] [--warmups N] [--profile]
+//                    [--check-cpu]
+// Prints one line per measurement, starting "load", "forward" or "profile",
+// that bench/gpu_targets.py and bench/gpu_8b.py read; device memory in use
+// after each run (the backend's weights and workspace) is printed as used_gib.
+#include <cuda_runtime.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <filesystem>
 #include <numeric>
 #include <random>
 #include <string>
@@ -60,12 +69,19 @@ double median_ms(int warmups, int reps, F&& f) {
   return ms[ms.size() / 2];
 }
 
+// Device memory in use (GiB): total minus free, as cudaMemGetInfo reports it.
+double used_gib() {
+  std::size_t free_bytes = 0, total_bytes = 0;
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) return -1;
+  return static_cast<double>(total_bytes - free_bytes) / 1073741824.0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string shape_name = "376m", dir;
   std::vector<long> lengths{4096};
-  int reps = 10;
+  int reps = 10, warmups = 2;  // profile runs: reps / 2 after min(warmups, 1)
   bool profile = false, check_cpu = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -87,6 +103,8 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--reps") {
       reps = std::stoi(value());
+    } else if (arg == "--warmups") {
+      warmups = std::stoi(value());
     } else if (arg == "--profile") {
       profile = true;
     } else if (arg == "--check-cpu") {
@@ -95,18 +113,26 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("unknown argument " + arg);
     }
   }
-  const auto shape = shape_named(shape_name);
   const std::filesystem::path path = dir.empty() ? "/tmp/ropescope_" + shape_name + "_ec" : dir;
-  if (!std::filesystem::exists(path / "model.safetensors")) {
+  if (!std::filesystem::exists(path / "config.json")) {
     const auto t0 = std::chrono::steady_clock::now();
-    rs::kernels::lab::write_random_checkpoint(path, shape);
+    rs::kernels::lab::write_random_checkpoint(path, shape_named(shape_name));
     fmt::print("wrote {} in {:.1f} s\n", path.string(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  } else if (!dir.empty()) {
+    shape_name = path.filename().string();
   }
+  const auto load0 = std::chrono::steady_clock::now();
   auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(path));
-  const auto counts = rs::model::count_parameters(*model);
   rs::cuda::CudaBackend backend(model);
-  fmt::print("{} EC: {} parameters\n{}\n", shape_name, counts.total(), backend.precision());
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load0).count();
+  const auto counts = rs::model::count_parameters(*model);
+  std::uintmax_t stored = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(path))
+    if (entry.path().extension() == ".safetensors") stored += entry.file_size();
+  fmt::print("{}: {} parameters\n{}\n", shape_name, counts.total(), backend.precision());
+  fmt::print("load shape={} seconds={:.2f} bytes={} gb_per_s={:.2f} used_gib={:.2f}\n", shape_name, load_s, stored,
+             stored / load_s / 1e9, used_gib());
   const auto& c = model->config;
   const auto& L = model->layout;
 
@@ -144,7 +170,7 @@ int main(int argc, char** argv) {
     }
     const rs::backend::ForwardOptions options;
     double mean_nll = 0;
-    const double forward_ms = median_ms(2, reps, [&] {
+    const double forward_ms = median_ms(warmups, reps, [&] {
       const auto r = backend.forward(tokens, options);
       mean_nll = std::accumulate(r[0].nll.begin(), r[0].nll.end(), 0.0) / static_cast<double>(r[0].nll.size());
     });
@@ -154,8 +180,9 @@ int main(int argc, char** argv) {
                                   3.0 * c.hidden_size * c.intermediate_size) +
                              2.0 * c.hidden_size * c.vocab_size;
     const double flops = per_token * T + c.num_hidden_layers * 2.0 * T * T * L.head_dim * L.attention_heads;
-    fmt::print("forward shape={} T={} ms={:.3f} tokens_per_s={:.0f} tflops={:.1f} mean_nll={:.4f}\n", shape_name, T,
-               forward_ms, T / (forward_ms * 1e-3), flops / (forward_ms * 1e-3) / 1e12, mean_nll);
+    fmt::print("forward shape={} T={} ms={:.3f} tokens_per_s={:.0f} tflops={:.1f} mean_nll={:.4f} used_gib={:.2f}\n",
+               shape_name, T, forward_ms, T / (forward_ms * 1e-3), flops / (forward_ms * 1e-3) / 1e12, mean_nll,
+               used_gib());
     if (!profile) continue;
 
     const auto bins = rs::analysis::DistanceBins::log_spaced(std::min(1024L, T), T - 1, 16);
@@ -163,7 +190,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<rs::analysis::ProfileObserver> observer;
     rs::backend::ForwardOptions with_profile;
     with_profile.loss = false;  // as `ropescope profile` runs it
-    const double profile_ms = median_ms(1, std::max(1, reps / 2), [&] {
+    const double profile_ms = median_ms(std::min(warmups, 1), std::max(1, reps / 2), [&] {
       observer = std::make_unique<rs::analysis::ProfileObserver>(bins, beyond, c.num_hidden_layers, L.attention_heads);
       with_profile.observer = observer.get();
       backend.forward(tokens, with_profile);
@@ -178,8 +205,11 @@ int main(int argc, char** argv) {
         entropy += p.entropy() / (c.num_hidden_layers * L.attention_heads);
       }
     fmt::print("profile shape={} T={} ms={:.3f} over_forward={:.3f} bins={} worst_mass_error={:.2e} "
-               "mean_distance={:.1f} entropy={:.3f}\n",
-               shape_name, T, profile_ms, profile_ms / forward_ms, bins.size(), worst_mass, mean_distance, entropy);
+               "mean_distance={:.1f} entropy={:.3f} used_gib={:.2f}\n",
+               shape_name, T, profile_ms, profile_ms / forward_ms, bins.size(), worst_mass, mean_distance, entropy,
+               used_gib());
+    const auto choices = backend.kernel_choices();
+    if (!choices.empty()) fmt::print("kernels {}\n", choices.front());
   }
   return 0;
 }
