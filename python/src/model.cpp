@@ -25,12 +25,6 @@ namespace ropescope::python {
 
 namespace {
 
-model::AnglePrecision parse_angles(const std::string& angles) {
-  if (angles == "exact") return model::AnglePrecision::exact;
-  if (angles == "hf") return model::AnglePrecision::hf_float32;
-  throw ArgumentError("angles", fmt::format("'{}' is not one of exact, hf", angles));
-}
-
 std::span<const std::int32_t> span_of(const TokenArray& tokens) { return {tokens.data(), tokens.shape(0)}; }
 
 nlohmann::json token_description(const TokenArray& tokens, bool byte_level) {
@@ -77,7 +71,7 @@ class Model {
  public:
   Model(const std::string& path, const std::string& device, const std::string& variant, const std::string& angles,
         std::optional<std::string> tokenizer_path)
-      : angles_(parse_angles(angles)), tokenizer_path_(tokenizer_path.value_or(path)) {
+      : angles_(model::parse_angle_precision(angles)), tokenizer_path_(tokenizer_path.value_or(path)) {
     if (!std::filesystem::is_directory(path))
       throw ArgumentError("path", fmt::format("'{}' is not a directory (a Hugging Face model directory: config.json + "
                                               "*.safetensors)", path));

@@ -135,9 +135,7 @@ std::vector<io::RunInput> run_inputs(const ModelArgs& args) {
 
 backend::ForwardOptions base_forward_options(const ModelArgs& args) {
   backend::ForwardOptions o;
-  if (args.angles == "exact") o.angles = model::AnglePrecision::exact;
-  else if (args.angles == "hf") o.angles = model::AnglePrecision::hf_float32;
-  else throw ArgumentError(fmt::format("--angles '{}' is not one of exact, hf", args.angles));
+  o.angles = model::parse_angle_precision(args.angles);
   return o;
 }
 

@@ -2,10 +2,18 @@
 #include "model/rope_table.hpp"
 
 #include <cmath>
+#include <string>
 
+#include "core/error.hpp"
 #include "theory/exact_angle.hpp"
 
 namespace ropescope::model {
+
+AnglePrecision parse_angle_precision(std::string_view text) {
+  if (text == "exact") return AnglePrecision::exact;
+  if (text == "hf") return AnglePrecision::hf_float32;
+  throw ArgumentError("angles", "'" + std::string(text) + "' is not one of exact, hf");
+}
 
 RopeTableKey rope_table_key(const theory::RopeSpec& spec, AnglePrecision angles, long T) {
   // dynamic NTK depends on T itself; longrope only on which side of the original length T falls.

@@ -13,12 +13,16 @@
 
 #include <vector>
 
+#include <string_view>
+
 #include "model/head_layout.hpp"
 #include "theory/rope_frequencies.hpp"
 
 namespace ropescope::model {
 
 enum class AnglePrecision { exact, hf_float32 };
+// "exact" or "hf" (the --angles / angles= spelling); ArgumentError("angles", ..) otherwise.
+AnglePrecision parse_angle_precision(std::string_view text);
 
 struct RopeTable {
   long positions = 0;

@@ -71,6 +71,18 @@ TEST(RopeScores, RealAndImaginaryAreTheComplexSumsParts) {
   }
 }
 
+TEST(RopeTable, AnglePrecisionIsSpelledExactOrHfAndAnythingElseNamesTheParameter) {
+  EXPECT_EQ(model::parse_angle_precision("exact"), model::AnglePrecision::exact);
+  EXPECT_EQ(model::parse_angle_precision("hf"), model::AnglePrecision::hf_float32);
+  try {
+    model::parse_angle_precision("float32");
+    FAIL() << "no error for 'float32'";
+  } catch (const ArgumentError& e) {
+    EXPECT_EQ(e.parameter(), "angles");
+    EXPECT_STREQ(e.what(), "angles: 'float32' is not one of exact, hf");
+  }
+}
+
 TEST(RopeTable, ExactAndHfFloat32AnglesAgreeAtShortPositionsAndPartAtLongOnes) {
   theory::RopeSpec spec;
   auto exact = model::make_rope_table(spec, 100001, model::AnglePrecision::exact, 0);
