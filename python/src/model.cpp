@@ -19,6 +19,7 @@
 #include "engine/engine.hpp"
 #include "model/model_info.hpp"
 #include "reports.hpp"
+#include "tokenizer/text_input.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace ropescope::python {
@@ -94,14 +95,9 @@ class Model {
       nb::gil_scoped_release release;
       ids = t.encode(text, add_special_tokens);
     }
-    const int vocab = vocab_size();
-    for (std::size_t i = 0; i < ids.size(); ++i)
-      if (ids[i] >= static_cast<std::uint32_t>(vocab))
-        throw ArgumentError("text", fmt::format("token {} ('{}', id {}) is beyond the model's {} embedding rows: the "
-                                                "tokenizer does not belong to this model",
-                                                i, t.token_text(ids[i]), ids[i], vocab));
-    const std::size_t n = ids.size();
-    return nb::cast(owned_array(std::vector<std::int32_t>(ids.begin(), ids.end()), {n}));
+    auto model_ids = tokenizer::model_token_ids(t, ids, vocab_size(), "text");
+    const std::size_t n = model_ids.size();
+    return nb::cast(owned_array(std::move(model_ids), {n}));
   }
 
   nb::ndarray<nb::numpy, double> nll(TokenArray tokens) {

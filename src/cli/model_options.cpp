@@ -65,15 +65,9 @@ InputTokens tokenize_input(const ModelArgs& args, int vocab_size) {
   InputTokens input;
   const auto& ids = text.encoding.ids;
   if (ids.empty()) throw ArgumentError(fmt::format("--text '{}' gives no tokens", args.text_path));
-  input.ids.reserve(ids.size());
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] >= static_cast<std::uint32_t>(vocab_size))
-      throw ArgumentError(fmt::format("--text '{}': token {} ('{}', id {}) is beyond the model's {} embedding rows: "
-                                      "the tokenizer does not belong to this model",
-                                      args.text_path, i, tokenizer.token_text(ids[i]), ids[i], vocab_size));
-    input.ids.push_back(static_cast<std::int32_t>(ids[i]));
-    input.labels.push_back(tokenizer.token_text(ids[i]));
-  }
+  input.ids = tokenizer::model_token_ids(tokenizer, ids, vocab_size, "text", "'" + args.text_path + "': ");
+  input.labels.reserve(ids.size());
+  for (const std::uint32_t id : ids) input.labels.push_back(tokenizer.token_text(id));
   input.bytes = std::move(text.encoding.bytes);
   input.description = {{"text", args.text_path},
                        {"tokenizer", tokenizer.origin()},

@@ -36,4 +36,18 @@ TokenizedText tokenize_file(const Tokenizer& tokenizer, const std::filesystem::p
   return out;
 }
 
+std::vector<std::int32_t> model_token_ids(const Tokenizer& tokenizer, std::span<const std::uint32_t> ids,
+                                          int vocab_size, const std::string& parameter, const std::string& where) {
+  std::vector<std::int32_t> out;
+  out.reserve(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] >= static_cast<std::uint32_t>(vocab_size))
+      throw ArgumentError(parameter, fmt::format("{}token {} ('{}', id {}) is beyond the model's {} embedding rows: the "
+                                                 "tokenizer does not belong to this model",
+                                                 where, i, tokenizer.token_text(ids[i]), ids[i], vocab_size));
+    out.push_back(static_cast<std::int32_t>(ids[i]));
+  }
+  return out;
+}
+
 }  // namespace ropescope::tokenizer

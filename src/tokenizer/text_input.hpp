@@ -4,8 +4,11 @@
 // as Python's errors="replace" does), then encoded.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "tokenizer/tokenizer.hpp"
 
@@ -21,5 +24,12 @@ struct TokenizedText {
 
 TokenizedText tokenize_file(const Tokenizer& tokenizer, const std::filesystem::path& path, bool add_special_tokens,
                             bool replace_invalid);
+
+// The ids as a model's int32 token ids, each checked to be below its
+// vocab_size embedding rows; otherwise ArgumentError(parameter, "<where>token
+// i ('text', id n) is beyond the model's V embedding rows: the tokenizer does
+// not belong to this model"), `where` prefixed as given (e.g. the file name).
+std::vector<std::int32_t> model_token_ids(const Tokenizer& tokenizer, std::span<const std::uint32_t> ids,
+                                          int vocab_size, const std::string& parameter, const std::string& where = "");
 
 }  // namespace ropescope::tokenizer
