@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Device-side driver for the BPE demo models (issue 17): unpacks the train token
+# shards that earlier calls carried to this machine (build-corpus/shards/, see
+# analysis/corpus/pack_train_tokens.py: it uses shards 000.. up to the first
+# missing one), then trains the variants in one single pass over those tokens with
+# analysis/train/train_demo.py and leaves at most 8 files in $OUT:
+# {variant}_config.json, {variant}_model.safetensors (bf16, <= 12 MB), cards.json, train.log.
+# Model: hidden 192, 6 layers, 4 query / 2 KV heads of 64, MLP 448, tied embeddings,
+# vocab 16384 (tokenizer.json), training length 1024.
+# Usage (repo root, through the `run` tool):
+#   bash analysis/train/run_bpe_on_device.sh [VARIANTS=rope,eh,ec] [extra trainer args]
+#   bash analysis/train/run_bpe_on_device.sh unpack    # only unpack and report the shards present
+set -euo pipefail
+export PYTHONUNBUFFERED=1
+out=${OUT:?OUT must name the output folder}
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+python3 analysis/corpus/pack_train_tokens.py unpack
+[ "${1:-}" = unpack ] && exit 0
+variants=${1:-rope,eh,ec}
+shift || true
+python3 analysis/train/train_demo.py --data u16 --tokenizer notebooks-data/corpus-bpe/tokenizer.json \
+  --train build-corpus/train.tok.u16 --val build-corpus/validation.tok.u16 \
+  --corpus "notebooks-data/corpus-bpe (Debian documentation, see corpus.json; tokenizer.json)" \
+  --variants "$variants" --single-pass --steps 0 --seq 1024 --batch 32 \
+  --hidden 192 --layers 6 --mlp 448 --tie --lr 2e-3 --warmup 100 --log-every 50 --eval-every 250 \
+  --out "$out" "$@" 2>&1 | tee "$out/train.log"
