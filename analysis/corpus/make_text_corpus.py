@@ -15,7 +15,7 @@ package, path order). Each package contributes at most --cap bytes (documents in
 path order until the cap is reached).
 
 Split by document, on sha256("package/path"): the first 8 hex digits as an
-integer modulo 10000 below 90 -> test, below 180 -> validation, else train.
+integer modulo 10000 below 60 -> test, below 120 -> validation, else train.
 Split files hold every document preceded by the literal special token
 <|endoftext|> (so HF tokenizers and ropescope tokenize a split file into the
 same ids as the documents one by one, each after the separator id), documents
@@ -54,8 +54,8 @@ zsh-doc
 SEP = "<|endoftext|>"
 MIN_BYTES = 500
 STOP = {"the", "of", "and", "to", "is", "in", "a", "that", "for", "it", "be", "this", "are", "with", "as", "or"}
-SPLIT_RULE = ("sha256('package/path') of each document; int(first 8 hex digits) % 10000: < 90 -> test, "
-              "< 180 -> validation, else train; within a split, documents in sha256 order")
+SPLIT_RULE = ("sha256('package/path') of each document; int(first 8 hex digits) % 10000: < 60 -> test, "
+              "< 120 -> validation, else train; within a split, documents in sha256 order")
 PLAIN = re.compile(r"(\.(txt|rst|md|text)(\.gz)?|/(README|NEWS|changelog|CHANGES|FAQ)[^/]*)$", re.I)
 MAN = re.compile(r"^usr/share/man/man[0-9n][^/]*/[^/]+$")
 LOCALE_DIR = re.compile(r"/(?!en[-_](US|GB)/)[a-z]{2,3}[-_][A-Z]{2}/")  # translations (often partly English)
@@ -156,7 +156,8 @@ def english(text):
 
 
 def licence(root, pkg, debs):
-    """First short License: line of the package's copyright file, else the licences its text names.
+    """First License: line of at most 8 words in the package's copyright file, else the licences its
+    text names.
     Where usr/share/doc/PKG is a symlink to another package's folder, that package's copyright."""
     doc = os.path.join(root, "usr/share/doc", pkg)
     if os.path.islink(doc):
@@ -172,13 +173,14 @@ def licence(root, pkg, debs):
     for f in files:
         if os.path.isfile(f):
             text = open(f, encoding="utf-8", errors="replace").read()
-            short = [v.strip() for v in re.findall(r"^License:[ \t]*(\S.*)$", text, re.M) if len(v) <= 80]
+            short = [v.strip() for v in re.findall(r"^License:[ \t]*(\S.*)$", text, re.M) if len(v.split()) <= 8]
             if short:
                 return short[0], os.path.relpath(f, root)
             names = re.findall(r"\b(GPL|LGPL|GFDL|BSD|MIT|Apache|Artistic|PSF|Python Software Foundation|"
                                r"public domain|Creative Commons|CC-BY[-A-Z0-9.]*|Expat|X11|OpenSSL|PostgreSQL|"
                                r"Vim)\b", text, re.I)
-            return "free-form; names " + ", ".join(sorted(set(n for n in names))), os.path.relpath(f, root)
+            named = ", ".join(sorted(set(names))) or "none (a permissive notice)"
+            return "free-form; licences named: " + named, os.path.relpath(f, root)
     return "no copyright file in the .deb", None
 
 
@@ -228,7 +230,7 @@ def extract(pkg, out, cap):
 
 def bucket(doc_id):
     h = int(hashlib.sha256(doc_id.encode()).hexdigest()[:8], 16) % 10000
-    return "test" if h < 90 else "validation" if h < 180 else "train"
+    return "test" if h < 60 else "validation" if h < 120 else "train"
 
 
 def main():
