@@ -7,9 +7,12 @@
 # {variant}_config.json, {variant}_model.safetensors (bf16, <= 12 MB), cards.json, train.log.
 # Model: hidden 192, 6 layers, 4 query / 2 KV heads of 64, MLP 448, tied embeddings,
 # vocab 16384 (tokenizer.json), training length 1024.
-# Usage (repo root, through the `run` tool):
-#   bash analysis/train/run_bpe_on_device.sh [VARIANTS=rope,eh,ec] [extra trainer args]
+# Usage (repo root, through the `run` tool; the shards first, one call each, carrying
+# build-corpus/shards/train-00K.tok.u16.xz, the first call also validation.tok.u16.xz):
 #   bash analysis/train/run_bpe_on_device.sh unpack    # only unpack and report the shards present
+#   bash analysis/train/run_bpe_on_device.sh [VARIANTS=rope,eh,ec] [extra trainer args, e.g. --seed 2 or --bench 30]
+# Then here: analysis/train/install_models.py FILES_AT notebooks-data/models-bpe notebooks-data/corpus-bpe/tokenizer.json
+#            MODELS=notebooks-data/models-bpe analysis/check_demo_models.sh
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 out=${OUT:?OUT must name the output folder}
