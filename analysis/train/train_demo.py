@@ -21,7 +21,7 @@ Outputs under --out (flat names, so one device call returns them as files):
 {rope,eh,ec}_config.json, {rope,eh,ec}_model.safetensors (bf16, HF Llama
 names) and cards.json (one data card per model). Validation loss is measured on
 the saved bf16 weights in float32 with ropescope's non-overlapping windows
-(length 512, stride 512: see window_targets).
+(length = stride = --seq, 512 for the byte models: see window_targets).
 
 --bench N instead times N steps of each model (after warm-up) and saves nothing.
 
