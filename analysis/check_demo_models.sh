@@ -9,21 +9,28 @@
 # rounding in different operation orders: measured 3-5e-6 nats. Tolerance 0.01
 # nats: the scale of a bf16-vs-float32 evaluation difference (card.json also
 # records the trainer's bf16-autocast loss), far above that rounding.
-# Writes notebooks-data/models/check.csv; exits 1 on a mismatch.
-# Usage: analysis/check_demo_models.sh [ROPESCOPE=build/src/cli/ropescope]
+# The BPE models of issue 17 (a tokenizer.json beside each checkpoint) are checked the
+# same way on notebooks-data/corpus-bpe/validation.txt, tokenized by ropescope, at L = 1024.
+# Writes MODELS/check.csv; exits 1 on a mismatch.
+# Usage: [MODELS=notebooks-data/models] analysis/check_demo_models.sh [ROPESCOPE=build/src/cli/ropescope]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rs=${1:-${ROPESCOPE:-build/src/cli/ropescope}}
 tol=0.01
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-out=notebooks-data/models/check.csv
+models=${MODELS:-notebooks-data/models}
+if [ -f "$models/rope/tokenizer.json" ]; then
+  input=(--text notebooks-data/corpus-bpe/validation.txt) L=1024
+else
+  input=(--tokens notebooks-data/corpus/val.bin --bytes) L=512
+fi
+out=$models/check.csv
 echo "model,trainer_nll,trainer_tokens,ropescope_nll,ropescope_tokens,abs_diff,tolerance,pass" > "$tmp/check.csv"
 fail=0
 for m in rope eh ec; do
-  "$rs" ppl notebooks-data/models/$m --tokens notebooks-data/corpus/val.bin --bytes \
-    --lengths 512 --stride 512 -q -o "$tmp/$m" > /dev/null
-  line=$(python3 - "$tmp/$m.csv" notebooks-data/models/$m/card.json "$tol" <<'PY'
+  "$rs" ppl "$models/$m" "${input[@]}" --lengths $L --stride $L -q -o "$tmp/$m" > /dev/null
+  line=$(python3 - "$tmp/$m.csv" "$models/$m/card.json" "$tol" <<'PY'
 import csv, json, sys
 row = next(csv.DictReader(open(sys.argv[1])))
 card = json.load(open(sys.argv[2]))["eval"]

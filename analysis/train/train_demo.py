@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Trains the three byte-level demo models (RoPE, RoPE++ EH, RoPE++ EC).
+"""Trains the three demo models (RoPE, RoPE++ EH, RoPE++ EC): byte-level by
+default, or on BPE token files with --data u16 (issue 17; see "BPE models").
 
 Written from /work/shared/reference/ROPEPP.md alone (sections 1 and 4); it
 shares no code with ropescope's C++ engine or with tests/reference. The three
@@ -20,9 +21,20 @@ Outputs under --out (flat names, so one device call returns them as files):
 {rope,eh,ec}_config.json, {rope,eh,ec}_model.safetensors (bf16, HF Llama
 names) and cards.json (one data card per model). Validation loss is measured on
 the saved bf16 weights in float32 with ropescope's non-overlapping windows
-(length 512, stride 512: see window_targets).
+(length = stride = --seq, 512 for the byte models: see window_targets).
 
 --bench N instead times N steps of each model (after warm-up) and saves nothing.
+
+BPE models (--data u16 --tokenizer tokenizer.json --single-pass): train and
+validation are little-endian uint16 token files (analysis/corpus/
+train_tokenizer.py), the vocabulary size is the tokenizer's, --tie ties lm_head to
+embed_tokens (no lm_head tensor is saved). --single-pass cuts the train tokens
+into non-overlapping windows of seq+1 tokens (stride seq) and visits each once,
+in one seeded order shared by the variants: no token is trained on twice;
+--steps then caps the step count (0 = as many full batches as the data holds).
+Validation uses windows of length seq. Each card has the loss curve (every
+--log-every steps: mean train loss since the last point, and the loss on the
+first 64k validation tokens every --eval-every steps).
 """
 
 import argparse
@@ -31,6 +43,7 @@ import math
 import os
 import time
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -129,12 +142,15 @@ class Body(nn.Module):
 
 
 class Llama(nn.Module):
-    """HF LlamaForCausalLM tensor names (model.*, lm_head), untied embeddings."""
+    """HF LlamaForCausalLM tensor names (model.*, lm_head); lm_head tied to embed_tokens
+    when the config says tie_word_embeddings."""
 
     def __init__(self, cfg, variant):
         super().__init__()
         self.model = Body(cfg, variant)
         self.lm_head = nn.Linear(cfg["hidden_size"], cfg["vocab_size"], bias=False)
+        if cfg["tie_word_embeddings"]:
+            self.lm_head.weight = self.model.embed_tokens.weight
         d = cfg["head_dim"]
         self.inv_freq = cfg["rope_theta"] ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
         for name, p in self.named_parameters():
@@ -158,7 +174,7 @@ def make_config(args, variant):
     cfg = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
-        "vocab_size": 256,
+        "vocab_size": args.vocab,
         "hidden_size": args.hidden,
         "intermediate_size": args.mlp,
         "num_hidden_layers": args.layers,
@@ -168,9 +184,9 @@ def make_config(args, variant):
         "hidden_act": "silu",
         "rms_norm_eps": 1e-5,
         "rope_theta": 10000.0,
-        "max_position_embeddings": 512,
+        "max_position_embeddings": args.seq,
         "initializer_range": 0.02,
-        "tie_word_embeddings": False,
+        "tie_word_embeddings": args.tie,
         "attention_bias": False,
         "mlp_bias": False,
         "torch_dtype": "bfloat16",
@@ -228,22 +244,27 @@ def train_one(variant, args, train, val, device, log):
     gen = torch.Generator().manual_seed(args.seed)  # the same window order for every variant
     T = args.seq
     offsets_base = torch.arange(T + 1)
+    if args.single_pass:
+        order = torch.randperm((len(train) - 1) // T, generator=gen) * T
     steps = args.bench if args.bench else args.steps
     warm = 5 if args.bench else 0
-    losses = []
+    losses, curve = [], []
     t0 = None
     for step in range(steps + warm):
         if step == warm:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.time()
-        starts = torch.randint(0, len(train) - T - 1, (args.batch,), generator=gen)
+        if args.single_pass:
+            starts = order[step * args.batch:(step + 1) * args.batch]
+        else:
+            starts = torch.randint(0, len(train) - T - 1, (args.batch,), generator=gen)
         seq = train[(starts[:, None] + offsets_base).to(device)].long()
         for g in opt.param_groups:
             g["lr"] = lr_at(step - warm, args) if not args.bench else args.lr
         with torch.autocast(device.type, dtype=torch.bfloat16):
             logits = step_fn(seq[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, 256), seq[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, cfg["vocab_size"]), seq[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -251,11 +272,16 @@ def train_one(variant, args, train, val, device, log):
         if step >= warm:
             losses.append(loss.detach())
         if not args.bench and (step % args.log_every == 0 or step == steps - 1):
+            point = {"step": step, "tokens": (step + 1) * args.batch * T,
+                     "train_loss": round(torch.stack(losses[-args.log_every:]).mean().item(), 5),
+                     "lr": opt.param_groups[0]["lr"]}
             msg = (f"{variant} step {step} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e} "
                    f"elapsed {time.time() - t0:.1f}s")
             if step % args.eval_every == 0 or step == steps - 1:
                 with torch.autocast(device.type, dtype=torch.bfloat16):
-                    msg += f" val64k {evaluate(model, val[:65536], T, device)[0]:.4f}"
+                    point["val64k_loss"] = round(evaluate(model, val[:65536], T, device)[0], 5)
+                msg += f" val64k {point['val64k_loss']:.4f}"
+            curve.append(point)
             log(msg)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -266,17 +292,19 @@ def train_one(variant, args, train, val, device, log):
     if args.bench:
         return None
 
-    # Evaluate exactly what is saved: bf16 weights, float32 arithmetic.
-    state = {k: v.detach().to(torch.bfloat16).contiguous().cpu() for k, v in model.state_dict().items()}
+    # Evaluate exactly what is saved: bf16 weights, float32 arithmetic. A tied lm_head is not saved.
+    state = {k: v.detach().to(torch.bfloat16).contiguous().cpu() for k, v in model.state_dict().items()
+             if not (cfg["tie_word_embeddings"] and k == "lm_head.weight")}
     eval_model = Llama(cfg, variant).to(device)
-    eval_model.load_state_dict({k: v.float() for k, v in state.items()})
+    eval_model.load_state_dict({k: v.float() for k, v in state.items()}, strict=not cfg["tie_word_embeddings"])
     eval_model.eval()
-    val_nll, val_count, val_windows = evaluate(eval_model, val, 512, device)
-    train_nll, train_count, train_windows = evaluate(eval_model, train[:len(val)], 512, device)
+    val_nll, val_count, val_windows = evaluate(eval_model, val, T, device)
+    train_nll, train_count, train_windows = evaluate(eval_model, train[:len(val)], T, device)
     with torch.autocast(device.type, dtype=torch.bfloat16):
-        val_nll_autocast = evaluate(model.eval(), val, 512, device)[0]
+        val_nll_autocast = evaluate(model.eval(), val, T, device)[0]
     last = torch.stack(losses[-args.log_every:]).mean().item()
-    log(f"{variant}: val {val_nll:.4f} nats ({val_nll / math.log(2):.4f} bits/byte), "
+    unit = "byte" if args.data == "bytes" else "token"
+    log(f"{variant}: val {val_nll:.4f} nats ({val_nll / math.log(2):.4f} bits/{unit}), "
         f"train {train_nll:.4f}, val with bf16 autocast {val_nll_autocast:.4f}")
 
     save_file(state, os.path.join(args.out, f"{variant}_model.safetensors"), metadata={"format": "pt"})
@@ -293,16 +321,17 @@ def train_one(variant, args, train, val, device, log):
         "wall_time_s": round(wall, 2),
         "tokens_per_s": round(tokens / wall),
         "final_train_loss_running": round(last, 5),
+        "loss_curve": curve,
         "eval": {
-            "definition": "mean NLL in nats over non-overlapping windows of 512 bytes (ropescope ppl "
-                          "--lengths 512 --stride 512: the first window scores targets 1..511, a tail "
-                          "window [N-512, N) scores only targets past the previous window); bf16 weights "
+            "definition": f"mean NLL in nats over non-overlapping windows of {T} {unit}s (ropescope ppl "
+                          f"--lengths {T} --stride {T}: the first window scores targets 1..{T - 1}, a tail "
+                          f"window [N-{T}, N) scores only targets past the previous window); bf16 weights "
                           "as saved, float32 arithmetic",
             "validation_nll": val_nll,
-            "validation_bits_per_byte": val_nll / math.log(2),
+            f"validation_bits_per_{unit}": val_nll / math.log(2),
             "validation_tokens_scored": val_count,
             "validation_windows": val_windows,
-            "train_nll_first_val_size_bytes": train_nll,
+            f"train_nll_first_val_size_{unit}s": train_nll,
             "train_tokens_scored": train_count,
             "validation_nll_bf16_autocast_training_weights": val_nll_autocast,
         },
@@ -329,13 +358,27 @@ def main():
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--log-every", type=int, default=100)
-    p.add_argument("--eval-every", type=int, default=500, help="log the loss on the first 64 KB of val.bin")
+    p.add_argument("--eval-every", type=int, default=500, help="log the loss on the first 64k tokens of --val")
+    p.add_argument("--data", choices=("bytes", "u16"), default="bytes", help="train/val: raw bytes or uint16 ids")
+    p.add_argument("--tokenizer", help="tokenizer.json of the u16 ids (gives the vocabulary size)")
+    p.add_argument("--tie", action="store_true", help="tie lm_head to embed_tokens")
+    p.add_argument("--single-pass", action="store_true", help="each train token once (see the module doc)")
+    p.add_argument("--corpus", default="notebooks-data/corpus (python3.11-doc, see corpus.json)",
+                   help="what the cards say the corpus is")
     args = p.parse_args()
+    args.vocab = 256
+    if args.data == "u16":
+        tj = json.load(open(args.tokenizer))
+        args.vocab = max([*tj["model"]["vocab"].values(), *(t["id"] for t in tj["added_tokens"])]) + 1
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     os.makedirs(args.out, exist_ok=True)
-    train = torch.frombuffer(bytearray(open(args.train, "rb").read()), dtype=torch.uint8)
-    val = torch.frombuffer(bytearray(open(args.val, "rb").read()), dtype=torch.uint8)
+    dtype = np.uint8 if args.data == "bytes" else np.dtype("<u2")
+    train, val = (torch.from_numpy(np.fromfile(f, dtype=dtype).astype(np.int32 if args.data == "u16" else np.uint8))
+                  for f in (args.train, args.val))
+    if args.single_pass:
+        full = (len(train) - 1) // args.seq // args.batch
+        args.steps = min(args.steps, full) if args.steps else full
     if device.type == "cuda":
         train = train.to(device)
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -346,14 +389,15 @@ def main():
         log_lines.append(msg)
 
     log(f"device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
-        f"train {len(train)} bytes, val {len(val)} bytes, args {vars(args)}")
+        f"train {len(train)} {args.data}, val {len(val)} {args.data}, args {vars(args)}")
     cards = []
     for variant in args.variants.split(","):
         cards.append(train_one(variant, args, train, val, device, log))
     if not args.bench:
-        hyper = {k: v for k, v in vars(args).items() if k not in ("train", "val", "out", "variants", "bench")}
+        hyper = {k: v for k, v in vars(args).items()
+                 if k not in ("train", "val", "out", "variants", "bench", "corpus")}
         with open(os.path.join(args.out, "cards.json"), "w") as f:
-            json.dump({"corpus": "notebooks-data/corpus (python3.11-doc, see corpus.json)",
+            json.dump({"corpus": args.corpus,
                        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                        "torch": torch.__version__, "seed": args.seed, "hyperparameters": hyper,
                        "models": cards, "log": log_lines}, f, indent=2)
