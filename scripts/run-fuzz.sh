@@ -41,10 +41,10 @@ gcc_include=$(gcc -print-file-name=include 2>/dev/null || true)
 [[ -f $gcc_include/quadmath.h ]] && flags+=(-idirafter "$gcc_include")
 
 # Sources of each target (its fuzz_NAME.cpp comes first) and its libraries.
-tokenizer=(src/tokenizer/utf8.cpp src/tokenizer/regex.cpp src/tokenizer/bpe.cpp src/tokenizer/pipeline.cpp
+tokenizer=(src/tokenizer/utf8.cpp src/io/utf8_check.cpp src/tokenizer/regex.cpp src/tokenizer/bpe.cpp src/tokenizer/pipeline.cpp
            src/tokenizer/split_llama3.cpp src/tokenizer/tokenizer.cpp src/io/mapped_file.cpp)
 declare -A sources=(
-  [safetensors_header]="src/io/safetensors_header.cpp src/io/strict_json.cpp src/io/dtype.cpp"
+  [safetensors_header]="src/io/safetensors_header.cpp src/io/strict_json.cpp src/io/dtype.cpp src/io/utf8_check.cpp"
   [tokenizer_json]="${tokenizer[*]}"
   [tokenizer_encode]="${tokenizer[*]}"
   [model_config]="src/model/config.cpp src/model/architecture.cpp src/model/head_layout.cpp src/theory/rope_frequencies.cpp src/io/strict_json.cpp src/io/dtype.cpp src/io/mapped_file.cpp"

@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "io/strict_json.hpp"
+#include "io/utf8_check.hpp"
 
 namespace ropescope::io {
 
@@ -76,40 +77,6 @@ std::uint64_t byte_size(const TensorInfo& info, const std::string& source) {
 
 }  // namespace
 
-bool is_valid_utf8(std::span<const std::byte> bytes) {
-  const std::size_t n = bytes.size();
-  std::size_t i = 0;
-  auto at = [&](std::size_t k) { return static_cast<unsigned char>(bytes[k]); };
-  while (i < n) {
-    const unsigned char c = at(i);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t length;
-    unsigned char low = 0x80, high = 0xbf;  // allowed range of the second byte
-    if (c >= 0xc2 && c <= 0xdf) {
-      length = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      length = 3;
-      if (c == 0xe0) low = 0xa0;   // no overlong forms
-      if (c == 0xed) high = 0x9f;  // no surrogates
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      length = 4;
-      if (c == 0xf0) low = 0x90;   // no overlong forms
-      if (c == 0xf4) high = 0x8f;  // <= U+10FFFF
-    } else {
-      return false;
-    }
-    if (n - i < length) return false;
-    if (at(i + 1) < low || at(i + 1) > high) return false;
-    for (std::size_t k = 2; k < length; ++k)
-      if (at(i + k) < 0x80 || at(i + k) > 0xbf) return false;
-    i += length;
-  }
-  return true;
-}
-
 SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file, const std::string& source) {
   if (file.size() < 8)
     fail(source, fmt::format("file is {} bytes, too short for the 8-byte header length", file.size()));
@@ -121,7 +88,9 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file, cons
     fail(source, fmt::format("header length {} runs past the end of the file ({} bytes)", n, file.size()));
 
   const auto header_bytes = file.subspan(8, n);
-  if (!is_valid_utf8(header_bytes)) fail(source, "header is not valid UTF-8");
+  if (find_invalid_utf8(std::string_view(reinterpret_cast<const char*>(header_bytes.data()), header_bytes.size())) !=
+      std::string_view::npos)
+    fail(source, "header is not valid UTF-8");
   const std::string_view text(reinterpret_cast<const char*>(header_bytes.data()), header_bytes.size());
   const json header = parse_json_strict(text, source + ": header");
   if (!header.is_object()) fail(source, fmt::format("header is a JSON {}, expected an object", header.type_name()));

@@ -46,7 +46,4 @@ struct SafetensorsHeader {
 // section's extent; the data bytes themselves are not read).
 SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file, const std::string& source);
 
-// Whether `bytes` is well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF).
-bool is_valid_utf8(std::span<const std::byte> bytes);
-
 }  // namespace ropescope::io

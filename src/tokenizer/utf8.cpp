@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/error.hpp"
+#include "io/utf8_check.hpp"
 
 namespace ropescope::tokenizer {
 
@@ -47,63 +48,13 @@ void append_utf8(std::string& out, char32_t cp) {
   }
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence at `pos`, or, when it is invalid, minus
-// the length of its maximal valid prefix (at least 1): the unit that Python's
-// decoder replaces by one U+FFFD (Unicode "maximal subpart" practice).
-long valid_sequence_length(std::string_view text, std::size_t pos) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  std::size_t n = text.size();
-  unsigned char lead = p[pos];
-  if (lead < 0x80) return 1;
-  std::size_t need;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    need = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    need = 3;
-    if (lead == 0xE0) lo = 0xA0;
-    if (lead == 0xED) hi = 0x9F;  // no surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    need = 4;
-    if (lead == 0xF0) lo = 0x90;
-    if (lead == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return -1;
-  }
-  for (std::size_t k = 1; k < need; ++k) {
-    if (pos + k >= n) return -long(k);
-    unsigned char c = p[pos + k];
-    bool ok = k == 1 ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xBF);
-    if (!ok) return -long(k);
-  }
-  return long(need);
-}
-
-}  // namespace
-
-std::size_t find_invalid_utf8(std::string_view text) {
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    if (static_cast<unsigned char>(text[pos]) < 0x80) {
-      ++pos;
-      continue;
-    }
-    long len = valid_sequence_length(text, pos);
-    if (len < 0) return pos;
-    pos += std::size_t(len);
-  }
-  return std::string_view::npos;
-}
-
 std::string replace_invalid_utf8(std::string_view text, std::size_t& replaced) {
   std::string out;
   out.reserve(text.size());
   replaced = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
-    long len = valid_sequence_length(text, pos);
+    const long len = io::utf8_sequence_length(text, pos);
     if (len > 0) {
       out.append(text.substr(pos, std::size_t(len)));
       pos += std::size_t(len);

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "io/utf8_check.hpp"
+
 namespace ropescope::tokenizer {
 
 // Length in bytes of the UTF-8 sequence that starts with `lead` (1 for a
@@ -26,9 +28,8 @@ char32_t decode_utf8(std::string_view text, std::size_t pos, std::size_t& length
 
 void append_utf8(std::string& out, char32_t cp);
 
-// Offset of the first byte that does not start a valid UTF-8 sequence (overlong
-// forms, surrogates and code points above U+10FFFF are invalid), or npos.
-std::size_t find_invalid_utf8(std::string_view text);
+// Offset of the first byte that does not start a valid UTF-8 sequence, or npos (io/utf8_check.hpp).
+using io::find_invalid_utf8;
 
 // `text` with every maximal invalid subsequence replaced by U+FFFD, exactly as
 // Python's bytes.decode("utf-8", errors="replace"); `replaced` counts them.
