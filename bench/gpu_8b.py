@@ -24,11 +24,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 
 import torch
 import transformers
+
+from gpu_targets import fields, matmul_peak, run  # same folder: the script's own directory is on sys.path
 
 FAMILIES = {
     "llama3_8b": ("LlamaConfig", dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
@@ -48,22 +49,6 @@ FAMILIES = {
                                        final_logit_softcapping=30.0, query_pre_attn_scalar=256,
                                        max_position_embeddings=131072)),
 }
-
-
-def matmul_peak():
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    times = []
-    for _ in range(10):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        a @ b
-        e.record()
-        torch.cuda.synchronize()
-        times.append(s.elapsed_time(e))
-    return 2 * 8192 ** 3 / (statistics.median(times) * 1e-3) / 1e12
 
 
 def write_checkpoint(family, path, log):
@@ -132,20 +117,13 @@ def disk_read_gbps(path):
 
 
 def lab(binary, path, args, log):
-    cmd = [os.path.join(binary, "forward_lab"), "--dir", path] + args
-    log.write("$ " + " ".join(cmd) + "\n")
-    log.flush()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    log.write(r.stdout + r.stderr)
-    log.flush()
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    """forward_lab's "load", "forward" and "profile" lines by (kind, T), and its kernel choice."""
+    out = run([os.path.join(binary, "forward_lab"), "--dir", path] + args, log)
     rows = {}
-    for line in r.stdout.splitlines():
+    for line in out.splitlines():
         kind = line.split(" ", 1)[0]
         if kind in ("load", "forward", "profile"):
-            f = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
-            rows[(kind, int(f.get("T", 0)))] = f
+            rows[(kind, int(fields(line).get("T", 0)))] = fields(line)
         elif kind == "kernels":
             rows[("kernels", 0)] = line[len("kernels "):]
     return rows
