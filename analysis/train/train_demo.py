@@ -32,7 +32,12 @@ embed_tokens (no lm_head tensor is saved). --single-pass cuts the train tokens
 into non-overlapping windows of seq+1 tokens (stride seq) and visits each once,
 in one seeded order shared by the variants: no token is trained on twice;
 --steps then caps the step count (0 = as many full batches as the data holds).
-Validation uses windows of length seq. Each card has the loss curve (every
+Validation uses windows of length seq. --holdout F cuts the final whole documents
+(at least a fraction F of the tokens) off the train split before training and
+reports their loss: a held-out sample of the train split's own documents, so that
+train vs held-out loss measures memorisation alone (the small validation split
+differs from train in composition: one document is 21% of its tokens). The train
+loss is measured on 1M tokens spread over the trained part. Each card has the loss curve (every
 --log-every steps: mean train loss since the last point, and the loss on the
 first 64k validation tokens every --eval-every steps).
 """
@@ -224,6 +229,26 @@ def evaluate(model, data, L, device, batch=16):
     return total / count, count, len(wins)
 
 
+TRAIN_SAMPLE_SLICES, TRAIN_SAMPLE_WINDOWS = 64, 16
+
+
+def train_sample(train, L):
+    """The train loss's sample: 64 slices of 16 windows of L evenly spread over the trained tokens
+    (a whole number of windows each, so no window joins two slices); 1M tokens at L = 1024."""
+    width = TRAIN_SAMPLE_WINDOWS * L
+    starts = np.linspace(0, len(train) - width, TRAIN_SAMPLE_SLICES).astype(np.int64)
+    return torch.cat([train[int(b):int(b) + width] for b in starts]).cpu()
+
+
+def split_holdout(train, fraction, separator):
+    """(train, held out): the final whole documents of a u16 split (each starts with the separator id)
+    holding at least `fraction` of its tokens. Split files are in document-hash order, so these
+    documents are a random sample of the split's, never trained on."""
+    starts = np.flatnonzero(train.numpy() == separator)
+    cut = int(starts[starts <= len(train) * (1 - fraction)][-1])
+    return train[:cut], train[cut:], len(starts) - int(np.searchsorted(starts, cut))
+
+
 def lr_at(step, args):
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
@@ -231,7 +256,7 @@ def lr_at(step, args):
     return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_one(variant, args, train, val, device, log):
+def train_one(variant, args, train, val, holdout, device, log):
     cfg = make_config(args, variant)
     torch.manual_seed(args.seed)
     model = Llama(cfg, variant).to(device)
@@ -299,13 +324,16 @@ def train_one(variant, args, train, val, device, log):
     eval_model.load_state_dict({k: v.float() for k, v in state.items()}, strict=not cfg["tie_word_embeddings"])
     eval_model.eval()
     val_nll, val_count, val_windows = evaluate(eval_model, val, T, device)
-    train_nll, train_count, train_windows = evaluate(eval_model, train[:len(val)], T, device)
+    train_nll, train_count, train_windows = evaluate(eval_model, train_sample(train, T), T, device)
+    if holdout is not None:
+        holdout_nll, holdout_count, holdout_windows = evaluate(eval_model, holdout, T, device)
     with torch.autocast(device.type, dtype=torch.bfloat16):
         val_nll_autocast = evaluate(model.eval(), val, T, device)[0]
     last = torch.stack(losses[-args.log_every:]).mean().item()
     unit = "byte" if args.data == "bytes" else "token"
     log(f"{variant}: val {val_nll:.4f} nats ({val_nll / math.log(2):.4f} bits/{unit}), "
-        f"train {train_nll:.4f}, val with bf16 autocast {val_nll_autocast:.4f}")
+        f"train sample {train_nll:.4f}, val with bf16 autocast {val_nll_autocast:.4f}"
+        + (f", held-out train documents {holdout_nll:.4f}" if holdout is not None else ""))
 
     save_file(state, os.path.join(args.out, f"{variant}_model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(args.out, f"{variant}_config.json"), "w") as f:
@@ -331,9 +359,13 @@ def train_one(variant, args, train, val, device, log):
             f"validation_bits_per_{unit}": val_nll / math.log(2),
             "validation_tokens_scored": val_count,
             "validation_windows": val_windows,
-            f"train_nll_first_val_size_{unit}s": train_nll,
-            "train_tokens_scored": train_count,
+            "train_sample_nll": train_nll,
+            "train_sample_tokens_scored": train_count,
+            "train_sample_definition": f"{TRAIN_SAMPLE_SLICES} slices of {TRAIN_SAMPLE_WINDOWS} windows ({TRAIN_SAMPLE_WINDOWS * T} "
+                                       f"{unit}s each) evenly spread over the trained {unit}s, the same window rule",
             "validation_nll_bf16_autocast_training_weights": val_nll_autocast,
+            **({"holdout_nll": holdout_nll, "holdout_tokens_scored": holdout_count, "holdout_windows": holdout_windows,
+                "holdout_definition": args.holdout_note} if holdout is not None else {}),
         },
     }
 
@@ -363,6 +395,10 @@ def main():
     p.add_argument("--tokenizer", help="tokenizer.json of the u16 ids (gives the vocabulary size)")
     p.add_argument("--tie", action="store_true", help="tie lm_head to embed_tokens")
     p.add_argument("--single-pass", action="store_true", help="each train token once (see the module doc)")
+    p.add_argument("--holdout", type=float, default=0.0,
+                   help="u16: hold out the final documents of --train, at least this fraction of its tokens "
+                        "(a random sample of its documents, never trained on), and report their loss")
+    p.add_argument("--separator", default="<|endoftext|>", help="with --holdout: the token that starts every document")
     p.add_argument("--corpus", default="notebooks-data/corpus (python3.11-doc, see corpus.json)",
                    help="what the cards say the corpus is")
     args = p.parse_args()
@@ -376,6 +412,15 @@ def main():
     dtype = np.uint8 if args.data == "bytes" else np.dtype("<u2")
     train, val = (torch.from_numpy(np.fromfile(f, dtype=dtype).astype(np.int32 if args.data == "u16" else np.uint8))
                   for f in (args.train, args.val))
+    holdout = None
+    if args.holdout:
+        if args.data != "u16":
+            p.error("--holdout needs --data u16 (documents are marked by the tokenizer's separator)")
+        separator = next(t["id"] for t in tj["added_tokens"] if t["content"] == args.separator)
+        total = len(train)
+        train, holdout, docs = split_holdout(train, args.holdout, separator)
+        args.holdout_note = (f"the final {docs} documents of --train ({len(holdout)} of {total} tokens, each document "
+                             f"starting with {args.separator}), cut off before training: never trained on")
     if args.single_pass:
         full = (len(train) - 1) // args.seq // args.batch
         args.steps = min(args.steps, full) if args.steps else full
@@ -392,10 +437,10 @@ def main():
         f"train {len(train)} {args.data}, val {len(val)} {args.data}, args {vars(args)}")
     cards = []
     for variant in args.variants.split(","):
-        cards.append(train_one(variant, args, train, val, device, log))
+        cards.append(train_one(variant, args, train, val, holdout, device, log))
     if not args.bench:
         hyper = {k: v for k, v in vars(args).items()
-                 if k not in ("train", "val", "out", "variants", "bench", "corpus")}
+                 if k not in ("train", "val", "out", "variants", "bench", "corpus", "holdout_note")}
         with open(os.path.join(args.out, "cards.json"), "w") as f:
             json.dump({"corpus": args.corpus,
                        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
