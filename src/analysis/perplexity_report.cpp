@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <tuple>
 
@@ -16,7 +17,7 @@
 namespace ropescope::analysis {
 
 const char* const kPerplexityDefinition =
-    "Strided sliding-window perplexity at window length L and stride S (default L/2): windows of exactly L tokens "
+    "Strided sliding-window perplexity at window length L and stride S (default L/2; with a stride fraction F, floor(F L)): windows of exactly L tokens "
     "start at 0, S, 2S, ... while they fit, plus one window [N-L, N) for the tail when (N-L) is not a multiple of S. "
     "The first window scores all its L-1 targets; each later window scores only the targets after the previous "
     "window's end (its last S tokens, fewer for the tail window), never its own first token. For S < L every token "
@@ -76,6 +77,11 @@ void check_perplexity_request(const PerplexityRequest& r) {
     if (*r.stride < 1) throw ArgumentError("stride", fmt::format("must be >= 1, got {}", *r.stride));
     for (long L : r.lengths)
       if (*r.stride > L) throw ArgumentError("stride", fmt::format("{} is longer than the window length {}", *r.stride, L));
+  }
+  if (r.stride_fraction) {
+    if (r.stride) throw ArgumentError("stride_fraction", "give a stride or a stride fraction, not both");
+    if (!(*r.stride_fraction > 0.0 && *r.stride_fraction <= 1.0))
+      throw ArgumentError("stride_fraction", fmt::format("must be in (0, 1], got {}", *r.stride_fraction));
   }
   if (r.curve != 0 && r.curve < 2) throw ArgumentError("curve", fmt::format("must be >= 2, got {}", r.curve));
   if (r.max_windows < 0) throw ArgumentError("max_windows", fmt::format("must be >= 0, got {}", r.max_windows));
@@ -140,7 +146,9 @@ PerplexityReport perplexity(backend::Backend& backend, const PerplexityInput& in
   long total_windows = 0;
   for (long L : r.lengths) {
     if (L > N) throw ArgumentError("lengths", fmt::format("window length {} is longer than the token input ({} tokens)", L, N));
-    report.strides.push_back(r.stride ? *r.stride : std::max(1L, L / 2));
+    report.strides.push_back(r.stride            ? *r.stride
+                             : r.stride_fraction ? std::max(1L, static_cast<long>(std::floor(*r.stride_fraction * L)))
+                                                 : std::max(1L, L / 2));
     total_windows += static_cast<long>(sliding_windows(N, L, report.strides.back()).size());
   }
   if (r.curve > 0) {

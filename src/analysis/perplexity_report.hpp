@@ -35,6 +35,7 @@ struct PerplexityRequest {
   std::vector<std::string> ablate;    // one condition each: real, imaginary (imag), all
   std::vector<std::string> scaling;   // one condition each: a RoPE override, key=value pairs (theory/rope_spec_text.hpp)
   model::AnglePrecision angles = model::AnglePrecision::exact;
+  std::optional<double> stride_fraction;  // instead of stride: S = max(1, floor(F L)) for each L, 0 < F <= 1
 };
 
 // What can be checked without the model or the input (ArgumentError naming the field).

@@ -56,7 +56,10 @@ void add_ppl_command(CLI::App& app, const CommandLine& argv) {
       ->required()
       ->delimiter(',')
       ->allow_extra_args(false);
-  cmd->add_option("--stride", o->request.stride, "stride S for every L (default: L/2 for each L)");
+  auto* stride = cmd->add_option("--stride", o->request.stride, "stride S for every L (default: L/2 for each L)");
+  cmd->add_option("--stride-fraction", o->request.stride_fraction,
+                  "instead of --stride: S = max(1, floor(F L)) for each L, 0 < F <= 1 (1: non-overlapping windows)")
+      ->excludes(stride);
   cmd->add_option("--curve", o->request.curve, "also compute the per-position loss curve over windows of length T");
   cmd->add_option("--max-windows", o->request.max_windows, "at most this many curve windows (0: all that fit)")
       ->capture_default_str();

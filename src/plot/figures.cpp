@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -142,10 +143,17 @@ void draw_ppl(const PlotRequest& r, io::AtomicOutput& image) {
   std::vector<std::string> conditions = conditions_of(runs, r.conditions);
   std::set<long> training;
   bool has_bpb = false;
+  double shortest = std::numeric_limits<double>::infinity(), longest = 0;
   for (const auto& run : runs) {
     if (run.training_length > 0) training.insert(run.training_length);
-    for (std::size_t row = 0; row < run.table.rows.size(); ++row) has_bpb |= !std::isnan(run.table.number(row, "bits_per_byte"));
+    for (std::size_t row = 0; row < run.table.rows.size(); ++row) {
+      has_bpb |= !std::isnan(run.table.number(row, "bits_per_byte"));
+      shortest = std::min(shortest, run.table.number(row, "L"));
+      longest = std::max(longest, run.table.number(row, "L"));
+    }
   }
+  // A training length outside the drawn lengths would land at a wrong place in the second panel.
+  std::erase_if(training, [&](long t) { return t < shortest || t > longest; });
   Figure figure(image, size_of(r, {has_bpb ? 1300 : 750, 500}));
   figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid\nset key top left opaque font ',9'\n"
                              "set logscale x 2\nset xlabel 'context length L (tokens)'",

@@ -60,6 +60,15 @@ TEST(Reports, ErrorsNameTheRequestParameter) {
   r.stride = 20;
   EXPECT_EQ(parameter_of([&] { analysis::check_perplexity_request(r); }), "stride");
   r.stride.reset();
+  r.stride_fraction = 0.0;
+  EXPECT_EQ(parameter_of([&] { analysis::check_perplexity_request(r); }), "stride_fraction");
+  r.stride_fraction = 1.5;
+  EXPECT_EQ(parameter_of([&] { analysis::check_perplexity_request(r); }), "stride_fraction");
+  r.stride = 8;
+  r.stride_fraction = 1.0;
+  EXPECT_EQ(parameter_of([&] { analysis::check_perplexity_request(r); }), "stride_fraction");
+  r.stride.reset();
+  r.stride_fraction.reset();
   r.max_windows = 2;
   EXPECT_EQ(parameter_of([&] { analysis::check_perplexity_request(r); }), "max_windows");
   r.max_windows = 0;
@@ -150,6 +159,24 @@ TEST(Reports, PerplexityReportEqualsTheSlidingWindowResults) {
   }
   EXPECT_EQ(report.curve_matrix().size(), 2u * 31);
   EXPECT_NE(report.results[1][0].mean_nll, report.results[0][0].mean_nll);  // the ablation changes the model
+}
+
+TEST(Reports, AStrideFractionGivesEachLengthItsOwnStride) {
+  cpu::CpuBackend backend(load_test_model("tests/data/models/rope"));
+  const auto tokens = test_tokens(100);
+  analysis::PerplexityRequest request;
+  request.lengths = {16, 40};
+  request.stride_fraction = 1.0;  // non-overlapping windows: S = L
+  const auto report = analysis::perplexity(backend, {tokens, true, {}}, request);
+  EXPECT_EQ(report.strides, (std::vector<long>{16, 40}));
+  for (std::size_t i = 0; i < 2; ++i) {
+    const long L = request.lengths[i];
+    const auto direct = analysis::sliding_window_perplexity(backend, tokens, L, L, {}, true);
+    EXPECT_EQ(report.results[0][i].mean_nll, direct.mean_nll);
+    EXPECT_EQ(report.results[0][i].stride, L);
+  }
+  request.stride_fraction = 0.3;  // floor(0.3 L)
+  EXPECT_EQ(analysis::perplexity(backend, {tokens, true, {}}, request).strides, (std::vector<long>{4, 12}));
 }
 
 TEST(Reports, AProgressCallbackThatThrowsStopsTheRun) {
