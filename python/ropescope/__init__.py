@@ -495,11 +495,12 @@ class Model:
         return ProfileReport(result, _invocation("ropescope.Model.profile", path=self.path, **keywords))
 
     def perplexity(self, tokens, lengths, stride=None, curve=0, max_windows=0, noise_real=(), noise_imag=(), seed=0,
-                   ablate=(), scaling=(), byte_level=False, progress=True):
+                   ablate=(), scaling=(), byte_level=False, progress=True, stride_fraction=None):
         """Strided sliding-window perplexity at each length, under each condition (`ropescope ppl`).
 
         lengths: window lengths L; stride: one stride for every L (default
-        L/2); curve: also the per-position loss over windows of this length;
+        L/2); stride_fraction: instead of stride, floor(F L) for each L (1:
+        non-overlapping windows); curve: also the per-position loss over windows of this length;
         max_windows: at most this many curve windows; noise_real /
         noise_imag: one condition per std; ablate: "real", "imaginary" or
         "all", one condition each; scaling: RoPE overrides as key=value text,
@@ -511,7 +512,8 @@ class Model:
                         curve=_int("curve", curve), max_windows=_int("max_windows", max_windows),
                         noise_real=_floats("noise_real", noise_real), noise_imag=_floats("noise_imag", noise_imag),
                         seed=_int("seed", seed), ablate=_strs("ablate", ablate), scaling=_strs("scaling", scaling),
-                        byte_level=_bool("byte_level", byte_level))
+                        byte_level=_bool("byte_level", byte_level),
+                        stride_fraction=None if stride_fraction is None else _float("stride_fraction", stride_fraction))
         with _Progress(progress, "ppl") as bar:
             result = self._model.perplexity(tokens, progress=bar.callback(), **keywords)
         return PerplexityReport(result, _invocation("ropescope.Model.perplexity", path=self.path, **keywords))

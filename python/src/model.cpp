@@ -152,9 +152,9 @@ class Model {
                               long max_windows, const std::vector<double>& noise_real,
                               const std::vector<double>& noise_imag, long long seed,
                               const std::vector<std::string>& ablate, const std::vector<std::string>& scaling,
-                              bool byte_level, nb::handle progress) {
+                              bool byte_level, std::optional<double> stride_fraction, nb::handle progress) {
     analysis::PerplexityRequest request{lengths, stride, curve, max_windows, noise_imag, noise_real,
-                                        seed, ablate, scaling, angles_};
+                                        seed, ablate, scaling, angles_, stride_fraction};
     analysis::check_perplexity_request(request);
     const auto callback = progress_callback(progress);
     PerplexityResult result{handle_, {}, {}, token_description(tokens, byte_level)};
@@ -210,7 +210,8 @@ void bind_model(nb::module_& m) {
            nb::arg("noise_real").none(), nb::arg("noise_imag").none(), nb::arg("seed"), nb::arg("progress").none())
       .def("perplexity", &Model::perplexity, nb::arg("tokens").noconvert(), nb::arg("lengths"), nb::arg("stride").none(),
            nb::arg("curve"), nb::arg("max_windows"), nb::arg("noise_real"), nb::arg("noise_imag"), nb::arg("seed"),
-           nb::arg("ablate"), nb::arg("scaling"), nb::arg("byte_level"), nb::arg("progress").none());
+           nb::arg("ablate"), nb::arg("scaling"), nb::arg("byte_level"), nb::arg("stride_fraction").none(),
+           nb::arg("progress").none());
 }
 
 }  // namespace ropescope::python

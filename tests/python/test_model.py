@@ -71,6 +71,16 @@ def test_perplexity_matches_the_cli(models, byte_text, tmp_path):
             assert py_sidecar[key] == cli_sidecar[key], key
 
 
+def test_stride_fraction_matches_the_cli(models, byte_text, tmp_path):
+    path, tokens = byte_text
+    run_cli("ppl", models / "rope", "--device", DEVICE, "--tokens", path, "--bytes", "--lengths", "32,100",
+            "--stride-fraction", "1", "--quiet", "--out", tmp_path / "cli")
+    report = ropescope.Model(models / "rope", device=DEVICE).perplexity(tokens, lengths=[32, 100], stride_fraction=1,
+                                                                        byte_level=True, progress=False)
+    assert report.csv == (tmp_path / "cli.csv").read_text()
+    assert [r["stride"] for r in report.rows] == [32, 100]
+
+
 def test_nll_is_the_one_window_perplexity(models, byte_text, tmp_path):
     path, tokens = byte_text
     window = tokens[:64].copy()
