@@ -449,7 +449,7 @@ std::vector<backend::ForwardResult> CudaBackend::forward(const std::vector<std::
   std::vector<backend::ForwardResult> results;
   results.reserve(sequences.size());
   for (std::size_t b = 0; b < sequences.size(); ++b)
-    results.push_back(forward_one(static_cast<int>(b), sequences[b], options));
+    results.push_back(forward_one(options.first_sequence + static_cast<int>(b), sequences[b], options));
   return results;
 }
 

@@ -32,7 +32,9 @@ double require_finite(double value, const std::string& what) {
 template <class Begin, class Consume>
 void run_windows(backend::Backend& backend, std::span<const std::int32_t> tokens, long count, long length,
                  Begin begin, Consume consume, const backend::ForwardOptions& options, ProgressCounter* progress) {
-  const long per_batch = std::max(1L, kBatchTokens / length);
+  // At least one window per device of a data-parallel backend; the windows' losses are
+  // still consumed in window order, so the sums do not depend on the device count.
+  const long per_batch = std::max<long>(backend.concurrent_sequences(), kBatchTokens / length);
   for (long first = 0; first < count; first += per_batch) {
     const long last = std::min(count, first + per_batch);
     std::vector<std::vector<std::int32_t>> batch;

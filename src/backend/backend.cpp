@@ -29,8 +29,9 @@ void check_forward_request(const model::Model& model, const std::vector<std::vec
     throw ArgumentError(fmt::format("RoPE override has head_dim {}, the model {}", options.rope_override->head_dim,
                                     c.head_dim));
   const DistanceSumsRequest* request = options.observer ? options.observer->distance_sums_request() : nullptr;
-  for (std::size_t s = 0; s < sequences.size(); ++s) {
-    const auto& tokens = sequences[s];
+  for (std::size_t i = 0; i < sequences.size(); ++i) {
+    const auto& tokens = sequences[i];
+    const long s = options.first_sequence + static_cast<long>(i);  // the sequence's number in the caller's batch
     if (tokens.empty()) throw ArgumentError(fmt::format("sequence {} is empty", s));
     for (std::size_t p = 0; p < tokens.size(); ++p)
       if (tokens[p] < 0 || tokens[p] >= c.vocab_size)

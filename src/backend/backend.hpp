@@ -110,6 +110,10 @@ struct ForwardOptions {
   model::AnglePrecision angles = model::AnglePrecision::exact;
   std::optional<theory::RopeSpec> rope_override;  // inference-time base / scaling change of the model's main
                                                   // (global) table; local tables and NoPE layers are unchanged
+  // The number of the batch's first sequence in observer calls and error messages (the
+  // others follow): a data-parallel caller that hands out one batch in parts keeps the
+  // whole batch's numbering.
+  int first_sequence = 0;
 };
 
 struct ForwardResult {
@@ -170,6 +174,10 @@ class Backend {
     (void)T;
     (void)options;
   }
+
+  // How many sequences of one forward() call run at once (data parallel over devices:
+  // one per device); callers batch at least this many when they can.
+  virtual int concurrent_sequences() const { return 1; }
 
   // The kernels the last forward ran and why (kernel, tile shape, the reason),
   // as recorded in every sidecar; empty before the first forward.

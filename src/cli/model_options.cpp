@@ -48,7 +48,7 @@ std::unique_ptr<backend::Backend> announced(std::unique_ptr<backend::Backend> ba
 }  // namespace
 
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
-  return announced(engine::open_backend(args.model_dir, {.device = args.device, .variant = args.variant}), args.quiet);
+  return announced(engine::open_backend(args.model_dir, {.device = args.device, .variant = args.variant, .devices = args.devices}), args.quiet);
 }
 
 namespace {

@@ -27,6 +27,7 @@ struct ModelArgs {
   bool replace_invalid = false;
   std::string variant;        // rope | ec | eh override
   std::string device = "auto";
+  std::string devices;  // ppl --devices: CUDA devices for data parallel (engine::OpenOptions::devices)
   std::string angles = "exact";
   bool quiet = false;
 };

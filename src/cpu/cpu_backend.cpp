@@ -337,7 +337,8 @@ std::vector<backend::ForwardResult> CpuBackend::forward(const std::vector<std::v
   }
   std::vector<backend::ForwardResult> results;
   results.reserve(sequences.size());
-  for (std::size_t s = 0; s < sequences.size(); ++s) results.push_back(forward_one(static_cast<int>(s), sequences[s], options));
+  for (std::size_t s = 0; s < sequences.size(); ++s)
+    results.push_back(forward_one(options.first_sequence + static_cast<int>(s), sequences[s], options));
   return results;
 }
 

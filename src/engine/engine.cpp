@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <charconv>
+
+#include "backend/data_parallel.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
 #ifdef ROPESCOPE_HAVE_CUDA
@@ -31,9 +35,48 @@ model::LoadOptions load_options(const OpenOptions& options) {
 
 }  // namespace
 
+std::vector<int> parse_device_list(const std::string& text, int available) {
+  std::vector<int> list;
+  if (text.empty()) return list;
+  if (available < 1) throw ArgumentError("devices", fmt::format("'{}': no CUDA device is present", text));
+  if (text == "all") {
+    for (int d = 0; d < available; ++d) list.push_back(d);
+    return list;
+  }
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    const std::string item = text.substr(at, comma - at);
+    int d = -1;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), d);
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size() || d < 0)
+      throw ArgumentError("devices", fmt::format("'{}': '{}' is not a device number (expected all, or 0,1,...)", text, item));
+    if (d >= available)
+      throw ArgumentError("devices", fmt::format("'{}': device {} does not exist; {} CUDA device{} present (0..{})", text,
+                                                 d, available, available == 1 ? " is" : "s are", available - 1));
+    if (std::find(list.begin(), list.end(), d) != list.end())
+      throw ArgumentError("devices", fmt::format("'{}': device {} is named twice", text, d));
+    list.push_back(d);
+    at = comma + 1;
+  }
+  return list;
+}
+
 std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& model_dir, const OpenOptions& options) {
   const model::LoadOptions load = load_options(options);
+  if (!options.devices.empty() && options.device == "cpu")
+    throw ArgumentError("devices", "names CUDA devices; device cpu takes none (the CPU backend uses every core)");
 #ifdef ROPESCOPE_HAVE_CUDA
+  if (!options.devices.empty()) {
+    const auto list = parse_device_list(options.devices, static_cast<int>(kernels::cuda_devices().size()));
+    auto model = std::make_shared<const model::Model>(model::load_model(model_dir, load));
+    if (const auto missing = cuda::unsupported_features(*model); !missing.empty())
+      throw ArgumentError("devices", fmt::format("the CUDA backend does not implement yet: {}", fmt::join(missing, "; ")));
+    if (list.size() == 1) return std::make_unique<cuda::CudaBackend>(model, list.front());
+    std::vector<std::unique_ptr<backend::Backend>> replicas;
+    for (int d : list) replicas.push_back(std::make_unique<cuda::CudaBackend>(model, d));
+    return std::make_unique<backend::DataParallelBackend>(std::move(replicas));
+  }
   std::string why_none;
   const bool use_cuda = options.device != "cpu" && !kernels::cuda_devices(&why_none).empty();
   if (options.device == "cuda" && !use_cuda)
@@ -48,8 +91,9 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
     return cpu;
   }
 #else
-  if (options.device == "cuda")
-    throw ArgumentError("device", "cuda: this build has no CUDA backend (built without nvcc); use cpu");
+  if (options.device == "cuda" || !options.devices.empty())
+    throw ArgumentError(options.device == "cuda" ? "device" : "devices",
+                        "cuda: this build has no CUDA backend (built without nvcc); use cpu");
   auto model = std::make_shared<const model::Model>(model::load_model(model_dir, load));
 #endif
   return std::make_unique<cpu::CpuBackend>(model);

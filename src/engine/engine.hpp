@@ -20,6 +20,10 @@ struct OpenOptions {
   // rope | ec (imag2) | eh (imag1), forced; must agree with the checkpoint.
   // Empty: from config.json and the weights' shapes.
   std::string variant;
+  // CUDA devices, "all" or numbers "0,1,...": two or more make a data-parallel
+  // backend (backend/data_parallel.hpp), one a CUDA backend on that device.
+  // Empty: one backend as `device` says. Needs device cuda or auto.
+  std::string devices;
 };
 
 // Loads the HF model directory `model_dir` (config.json + *.safetensors) and
@@ -27,6 +31,11 @@ struct OpenOptions {
 // parameter ("device", "variant") for a value that is not one of the above or a
 // device this build or machine cannot provide; FormatError for a malformed checkpoint.
 std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& model_dir, const OpenOptions& options = {});
+
+// The device numbers `text` names ("all", or numbers "0,2" without repeats)
+// among `available` CUDA devices; empty for an empty text. Throws
+// ArgumentError("devices", ...) naming a device that does not exist.
+std::vector<int> parse_device_list(const std::string& text, int available);
 
 // The devices open_backend can use on this machine now: "cpu", then "cuda"
 // when this build has the CUDA backend and a usable device is present.

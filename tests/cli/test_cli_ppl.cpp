@@ -174,6 +174,9 @@ TEST(CliPpl, BadArgumentsExitTwoNamingTheArgumentAndWriteNothing) {
       {"ec --tokens " + (dir / "oov.npy").string() + " --lengths 2" + out, "position 3"},
       {"ec --tokens " + (dir / "missing.bin").string() + " --bytes --lengths 2" + out, "missing.bin"},
       {"ec --tokens " + text + " --bytes" + out, "--lengths"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --stride-fraction 0" + out, "--stride-fraction"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --device cpu --devices 0" + out, "--devices"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --devices 0,0" + out, "--devices"},
   };
   for (const auto& [args, expected] : cases) {
     auto r = run_ropescope("ppl " + kModels + args);
