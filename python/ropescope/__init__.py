@@ -398,13 +398,19 @@ class Model:
     else the CPU), "cpu" or "cuda". variant: None (from config.json and the
     weights) or "rope", "ec", "eh", forced. angles: "exact" (float128 angle
     reduction) or "hf" (HF's float32). tokenizer: tokenizer.json or its
-    directory for tokenize() (default: the model directory).
+    directory for tokenize() (default: the model directory). devices: None,
+    or CUDA devices "all" / "0,1" / [0, 1] for data parallel: perplexity()
+    and profile() spread their windows over them, each window run whole on
+    one device, so the numbers are bitwise those of one device.
     """
 
-    def __init__(self, path, device="auto", variant=None, angles="exact", tokenizer=None):
+    def __init__(self, path, device="auto", variant=None, angles="exact", tokenizer=None, devices=None):
         self.path = _path("path", path)
+        if devices is not None and not isinstance(devices, str):
+            devices = ",".join(str(d) for d in _ints("devices", devices))
         self._model = _core.Model(self.path, _str("device", device), "" if variant is None else _str("variant", variant),
-                                  _str("angles", angles), None if tokenizer is None else _path("tokenizer", tokenizer))
+                                  _str("angles", angles), None if tokenizer is None else _path("tokenizer", tokenizer),
+                                  "" if devices is None else _str("devices", devices))
         self._info = None
 
     @property

@@ -56,8 +56,7 @@ void add_ppl_command(CLI::App& app, const CommandLine& argv) {
       ->required()
       ->delimiter(',')
       ->allow_extra_args(false);
-  cmd->add_option("--devices", o->model.devices,
-                  "CUDA devices, all or 0,1,...: windows spread over them, each run whole on one (data parallel)");
+  add_devices_option(cmd, o->model);
   auto* stride = cmd->add_option("--stride", o->request.stride, "stride S for every L (default: L/2 for each L)");
   cmd->add_option("--stride-fraction", o->request.stride_fraction,
                   "instead of --stride: S = max(1, floor(F L)) for each L, 0 < F <= 1 (1: non-overlapping windows)")

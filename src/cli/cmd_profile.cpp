@@ -48,6 +48,7 @@ void add_profile_command(CLI::App& app, const CommandLine& argv) {
   auto o = std::make_shared<ProfileOptions>();
   auto* cmd = app.add_subcommand("profile", "Attention probability and score by distance, exact over all queries");
   add_model_options(cmd, o->model);
+  add_devices_option(cmd, o->model);
   cmd->add_option("-w,--window", o->request.window, "window length T (non-overlapping windows over the tokens)")->required();
   cmd->add_option("--windows", o->request.windows, "at most this many windows (default: every full window)");
   cmd->add_option("--exact-limit", o->request.exact_limit, "distances below this get one bin each (default: min(1024, T))");

@@ -47,6 +47,11 @@ std::unique_ptr<backend::Backend> announced(std::unique_ptr<backend::Backend> ba
 
 }  // namespace
 
+void add_devices_option(CLI::App* cmd, ModelArgs& args) {
+  cmd->add_option("--devices", args.devices,
+                  "CUDA devices, all or 0,1,...: windows spread over them, each run whole on one (data parallel)");
+}
+
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
   return announced(engine::open_backend(args.model_dir, {.device = args.device, .variant = args.variant, .devices = args.devices}), args.quiet);
 }

@@ -27,7 +27,7 @@ struct ModelArgs {
   bool replace_invalid = false;
   std::string variant;        // rope | ec | eh override
   std::string device = "auto";
-  std::string devices;  // ppl --devices: CUDA devices for data parallel (engine::OpenOptions::devices)
+  std::string devices;  // --devices: CUDA devices for data parallel (engine::OpenOptions::devices)
   std::string angles = "exact";
   bool quiet = false;
 };
@@ -50,6 +50,9 @@ struct InputTokens {
 // --replace-invalid, and ids beyond the model's `vocab_size` embedding rows),
 // before any forward pass.
 InputTokens load_input(const ModelArgs& args, int vocab_size);
+
+// Adds --devices (the analyses over many windows: ppl, profile).
+void add_devices_option(CLI::App* cmd, ModelArgs& args);
 
 // Loads the model on the backend `args.device` names (engine::open_backend)
 // and shows the model's warnings and the backend's notices unless --quiet.

@@ -8,7 +8,9 @@
 #include <mutex>
 #include <set>
 
+#include "analysis/ordered_observer.hpp"
 #include "analysis/perplexity_report.hpp"
+#include "analysis/profile_report.hpp"
 #include "backend/data_parallel.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
@@ -44,6 +46,51 @@ TEST(DataParallel, PerplexityIsBitwiseTheOneBackendRun) {
     ASSERT_EQ(a.csv(), b.csv()) << dir;  // 17 significant digits: bitwise for the doubles
     EXPECT_EQ(a.curve_matrix(), b.curve_matrix()) << dir;
   }
+}
+
+TEST(DataParallel, ProfilesAreBitwiseTheOneBackendRun) {
+  for (const char* dir : {"tests/data/models/ec", "tests/data/models/eh"}) {
+    cpu::CpuBackend one(load_test_model(dir));
+    auto two = two_cpu_replicas(dir);
+    const auto tokens = ropescope::testing::random_tokens(5 * 48, 256, 9);
+    analysis::ProfileRequest request;
+    request.window = 48;  // 5 windows: batches of 2, 2 and 1
+    request.exact_limit = 8;
+    request.noise_imag = 0.3;
+    const auto a = analysis::profile_distances(one, tokens, request);
+    const auto b = analysis::profile_distances(*two, tokens, request);
+    EXPECT_EQ(a.csv(), b.csv()) << dir;
+    EXPECT_EQ(a.summary().dump(), b.summary().dump()) << dir;
+  }
+}
+
+// Records which sequence each call came from and the first sum it carried.
+struct SumsRecorder : backend::AttentionObserver {
+  std::vector<std::pair<int, double>> calls;
+  void on_block(const backend::AttentionBlock& block) override { calls.emplace_back(block.sequence, block.probabilities[0]); }
+  void on_distance_sums(const backend::DistanceSums& sums) override { calls.emplace_back(sums.sequence, sums.prob_sum[0]); }
+};
+
+TEST(DataParallel, TheOrderedObserverReplaysBySequenceAsSequenceZero) {
+  SumsRecorder inner;
+  analysis::OrderedObserver ordered(inner);
+  const std::vector<double> p2{2.0}, p1{1.0}, p0{0.5}, s{0.0};
+  backend::DistanceSums sums;
+  for (auto [sequence, p] : {std::pair{2, &p2}, std::pair{1, &p1}, std::pair{2, &p1}, std::pair{0, &p0}}) {
+    sums.sequence = sequence;
+    sums.prob_sum = *p;
+    sums.score_sum = s;
+    ordered.on_distance_sums(sums);
+  }
+  const float probs[] = {0.25f};
+  backend::AttentionBlock block{1, 0, {}, 0, 1, 1, probs, probs, nullptr};
+  ordered.on_block(block);
+  EXPECT_TRUE(inner.calls.empty());  // nothing before the replay
+  ordered.replay();
+  const std::vector<std::pair<int, double>> expected{{0, 0.5}, {0, 1.0}, {0, 0.25}, {0, 2.0}, {0, 1.0}};
+  EXPECT_EQ(inner.calls, expected);  // sequence 0, then 1 (sums, then the block, as they came), then 2 in order
+  ordered.replay();
+  EXPECT_EQ(inner.calls.size(), expected.size());  // the kept calls were forgotten
 }
 
 struct SequenceRecorder : backend::AttentionObserver {

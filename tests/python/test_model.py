@@ -178,6 +178,18 @@ def test_errors_match_the_cli(models, byte_text, tmp_path):
         assert detail in cli.stderr, (str(error.value), cli.stderr)
 
 
+def test_devices_are_checked_as_by_the_cli(models):
+    with pytest.raises(ValueError, match="^devices: names CUDA devices; device cpu takes none"):
+        ropescope.Model(models / "rope", device="cpu", devices=[0])
+    # Without a GPU no device exists; with one, device 0 is named twice: either way the error names devices.
+    with pytest.raises(ValueError, match="^devices: '0,0': "):
+        ropescope.Model(models / "rope", devices=[0, 0])
+    with pytest.raises(ValueError, match="^devices: 'x': 'x' is not a device number|^devices: 'x': no CUDA device"):
+        ropescope.Model(models / "rope", devices="x")
+    with pytest.raises(TypeError, match="^devices: expected an integer"):
+        ropescope.Model(models / "rope", devices=["x"])
+
+
 def test_not_a_model(tmp_path):
     with pytest.raises(ValueError, match="^path: "):
         ropescope.Model(tmp_path / "missing")
