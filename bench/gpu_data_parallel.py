@@ -1,0 +1,85 @@
+"""Data parallel over the GPUs of one host (issue 16), on the two-GPU machine.
+
+One Llama-3-8B-shaped random checkpoint (written by transformers, bench/gpu_8b.py's writer), random
+token ids, and the ropescope CLI run three ways in this invocation:
+  - `ppl --lengths T --stride-fraction 1` on --devices 0 and on --devices 0,1: the CSVs must be
+    byte-identical (each window runs whole on one device); throughput from the difference between a
+    run of --few and one of --many windows, so that loading the weights cancels out;
+  - `profile -w T` on 0 and on 0,1: byte-identical CSVs and summaries, and the same timing.
+Prints the ratio two-GPU / one-GPU tokens per second (target >= 1.85 at T = 32768 for ppl).
+
+Usage: python3 bench/gpu_data_parallel.py --bin DIR [--T 32768] [--few 2] [--many 10]
+       (DIR holds the CUDA build's ropescope and lib/); raw output in $OUT/gpu_data_parallel.log.
+"""
+import argparse
+import filecmp
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from gpu_8b import write_checkpoint
+from gpu_targets import run
+
+
+def timed(cmd, log):
+    t0 = time.perf_counter()
+    run(cmd, log)
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--T", type=int, default=32768)
+    ap.add_argument("--few", type=int, default=2, help="windows of the short run (an even number)")
+    ap.add_argument("--many", type=int, default=10, help="windows of the long run (an even number)")
+    ap.add_argument("--work", default="/tmp/dp")
+    args = ap.parse_args()
+    out = os.environ.get("OUT", ".")
+    log = open(os.path.join(out, "gpu_data_parallel.log"), "w")
+    gpus = torch.cuda.device_count()
+    if gpus < 2:
+        sys.exit(f"needs two GPUs, this machine has {gpus}")
+    os.makedirs(args.work, exist_ok=True)
+    ckpt = os.path.join(args.work, "llama3_8b")
+    model, _ = write_checkpoint("llama3_8b", ckpt, log)
+    del model
+    torch.cuda.empty_cache()
+    ropescope = os.path.join(args.bin, "ropescope")
+    T = args.T
+    rng = np.random.default_rng(16)
+    tokens = {}
+    for n in (args.few, args.many):
+        tokens[n] = os.path.join(args.work, f"tokens_{n}.npy")
+        np.save(tokens[n], rng.integers(0, 128256, n * T, dtype=np.int32))
+
+    rows = []
+    for kind, extra in (("ppl", ["--lengths", str(T), "--stride-fraction", "1"]), ("profile", ["-w", str(T)])):
+        seconds = {}
+        for devices in ("0", "0,1"):
+            for n in (args.few, args.many):
+                prefix = os.path.join(args.work, f"{kind}_{devices.replace(',', '')}_{n}")
+                seconds[devices, n] = timed([ropescope, kind, ckpt, "--tokens", tokens[n], *extra, "--devices", devices,
+                                             "-q", "-o", prefix], log)
+        rates = {d: (args.many - args.few) * T / (seconds[d, args.many] - seconds[d, args.few]) for d in ("0", "0,1")}
+        suffixes = [".csv"] if kind == "ppl" else [".csv", "_summary.json"]
+        same = all(filecmp.cmp(os.path.join(args.work, f"{kind}_0_{n}{s}"), os.path.join(args.work, f"{kind}_01_{n}{s}"),
+                               shallow=False) for n in (args.few, args.many) for s in suffixes)
+        rows.append((kind, rates["0"], rates["0,1"], same))
+        log.write(f"{kind}: seconds {seconds}\n")
+    backend = json.load(open(os.path.join(args.work, f"ppl_01_{args.many}.csv.json")))["backend"]
+    print(f"Llama-3-8B shape, T = {T}, windows {args.few} and {args.many}; two-GPU backend: {backend}")
+    print("| analysis | 1 GPU tok/s | 2 GPUs tok/s | ratio | outputs byte-identical |")
+    print("| --- | --- | --- | --- | --- |")
+    for kind, one, two, same in rows:
+        print(f"| {kind} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x | {'yes' if same else 'NO'} |")
+    if not all(r[3] for r in rows):
+        sys.exit("two-GPU outputs differ from one GPU's")
+
+
+if __name__ == "__main__":
+    main()
