@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <exception>
 #include <thread>
 
@@ -24,6 +25,10 @@ DataParallelBackend::DataParallelBackend(std::vector<std::unique_ptr<Backend>> r
       throw ArgumentError("devices", fmt::format("replica {} ({}) holds another model than replica 0 ({})", r,
                                                  replicas_[r]->name(), replicas_.front()->name()));
   }
+  // What any replica must show, once (the replicas are alike, so usually the same notices).
+  for (const auto& r : replicas_)
+    for (const auto& notice : r->notices())
+      if (std::find(notices().begin(), notices().end(), notice) == notices().end()) add_notice(notice);
 }
 
 std::string DataParallelBackend::name() const {

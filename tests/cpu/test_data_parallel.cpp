@@ -124,6 +124,18 @@ TEST(DataParallel, ObserversAndErrorsSeeTheBatchsSequenceNumbers) {
   }
 }
 
+TEST(DataParallel, ShowsEachReplicaNoticeOnce) {
+  auto model = load_test_model("tests/data/models/rope");
+  std::vector<std::unique_ptr<backend::Backend>> replicas;
+  for (const char* extra : {"only on replica 0", "only on replica 1"}) {
+    replicas.push_back(std::make_unique<cpu::CpuBackend>(model));
+    replicas.back()->add_notice("on every replica");
+    replicas.back()->add_notice(extra);
+  }
+  backend::DataParallelBackend two(std::move(replicas));
+  EXPECT_EQ(two.notices(), (std::vector<std::string>{"on every replica", "only on replica 0", "only on replica 1"}));
+}
+
 TEST(DataParallel, RefusesFewerThanTwoReplicas) {
   std::vector<std::unique_ptr<backend::Backend>> replicas;
   replicas.push_back(std::make_unique<cpu::CpuBackend>(load_test_model("tests/data/models/rope")));
