@@ -11,6 +11,7 @@
 // term serves the tied test models, whose logits reach ~30 and NLL ~25: a
 // 0.6% hidden-state error is then 0.15 nats; measured worst 0.6% relative),
 // hidden ||cuda - cpu|| / ||cpu|| <= 2e-2 per layer (measured <= 6.6e-3). Also the ArgumentErrors of what the backend refuses.
+// With two devices, data parallel (ppl and profiles on two GPUs byte-identical to one).
 // Skipped, with the runtime's reason, where there is no CUDA device (CI).
 // The data directory is ROPESCOPE_SOURCE_DIR from the environment when set
 // (binaries carried to the GPU machine), else the build's source tree.
@@ -30,6 +31,9 @@
 #include <random>
 
 #include "analysis/distance_profile.hpp"
+#include "analysis/perplexity_report.hpp"
+#include "analysis/profile_report.hpp"
+#include "backend/data_parallel.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "io/safetensors.hpp"
@@ -615,4 +619,31 @@ TEST(CudaBackendAuto, RunsGemma2OnTheGpu) {
     EXPECT_EQ(sidecar["backend"], "cuda") << device;
   }
   std::filesystem::remove_all(dir);
+}
+
+// Data parallel over two GPUs (issue 16): ppl and profiles byte-identical to one GPU, since every
+// window runs whole on one device and the sums are added in window order.
+TEST(CudaDataParallel, PplAndProfilesAreBitwiseOneDevice) {
+  const auto devices = rs::kernels::cuda_devices();
+  if (devices.size() < 2)
+    GTEST_SKIP() << "needs two CUDA devices, " << devices.size() << " present (data-parallel tests run on a multi-GPU machine)";
+  const auto model = random_model("dp_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3});
+  const auto tokens = uniform_tokens(5 * 512, model->config.vocab_size, 16);
+  rs::cuda::CudaBackend one(model, 0);
+  std::vector<std::unique_ptr<rs::backend::Backend>> replicas;
+  replicas.push_back(std::make_unique<rs::cuda::CudaBackend>(model, 0));
+  replicas.push_back(std::make_unique<rs::cuda::CudaBackend>(model, 1));
+  rs::backend::DataParallelBackend two(std::move(replicas));
+  rs::analysis::PerplexityRequest ppl;
+  ppl.lengths = {256, 512, 1024};
+  ppl.curve = 512;
+  ppl.ablate = {"imaginary"};
+  EXPECT_EQ(rs::analysis::perplexity(one, {tokens, false, {}}, ppl).csv(),
+            rs::analysis::perplexity(two, {tokens, false, {}}, ppl).csv());
+  rs::analysis::ProfileRequest profile;
+  profile.window = 512;  // 5 windows: batches of 2, 2 and 1
+  const auto a = rs::analysis::profile_distances(one, tokens, profile);
+  const auto b = rs::analysis::profile_distances(two, tokens, profile);
+  EXPECT_EQ(a.csv(), b.csv());
+  EXPECT_EQ(a.summary().dump(), b.summary().dump());
 }
