@@ -261,6 +261,9 @@ struct CudaBackend::State {
   DeviceArray<unsigned long long> non_finite;
 
   ~State() {
+    // This backend's device, also for the members' destructors after this body: a data-parallel
+    // caller destroys backends of several devices from one thread.
+    cudaSetDevice(device);
     for (auto& c : rope_cache) kernels::free_rope_table(c.table);
     if (cublas) cublasDestroy(cublas);
     if (stream) cudaStreamDestroy(stream);
