@@ -67,21 +67,20 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
   if (!options.devices.empty() && options.device == "cpu")
     throw ArgumentError("devices", "names CUDA devices; device cpu takes none (the CPU backend uses every core)");
 #ifdef ROPESCOPE_HAVE_CUDA
-  if (!options.devices.empty()) {
-    const auto list = parse_device_list(options.devices, static_cast<int>(kernels::cuda_devices().size()));
-    auto model = std::make_shared<const model::Model>(model::load_model(model_dir, load));
-    if (const auto missing = cuda::unsupported_features(*model); !missing.empty())
-      throw ArgumentError("devices", fmt::format("the CUDA backend does not implement yet: {}", fmt::join(missing, "; ")));
-    if (list.size() == 1) return std::make_unique<cuda::CudaBackend>(model, list.front());
-    std::vector<std::unique_ptr<backend::Backend>> replicas;
-    for (int d : list) replicas.push_back(std::make_unique<cuda::CudaBackend>(model, d));
-    return std::make_unique<backend::DataParallelBackend>(std::move(replicas));
-  }
-  std::string why_none;
-  const bool use_cuda = options.device != "cpu" && !kernels::cuda_devices(&why_none).empty();
+  std::string why_none;  // the CUDA runtime is asked only when the device may be CUDA
+  const int cuda_count = options.device == "cpu" ? 0 : static_cast<int>(kernels::cuda_devices(&why_none).size());
+  const std::vector<int> listed = parse_device_list(options.devices, cuda_count);  // empty without devices
+  const bool use_cuda = cuda_count > 0;
   if (options.device == "cuda" && !use_cuda)
     throw ArgumentError("device", fmt::format("cuda: no usable CUDA device ({})", why_none));
   auto model = std::make_shared<const model::Model>(model::load_model(model_dir, load));
+  // Listed devices: the CUDA backend on each (its constructor refuses what it does not implement).
+  if (listed.size() == 1) return std::make_unique<cuda::CudaBackend>(model, listed.front());
+  if (listed.size() > 1) {
+    std::vector<std::unique_ptr<backend::Backend>> replicas;
+    for (int d : listed) replicas.push_back(std::make_unique<cuda::CudaBackend>(model, d));
+    return std::make_unique<backend::DataParallelBackend>(std::move(replicas));
+  }
   if (use_cuda) {
     const auto missing = cuda::unsupported_features(*model);
     if (options.device == "cuda" || missing.empty()) return std::make_unique<cuda::CudaBackend>(model);
