@@ -15,16 +15,10 @@ DataParallelBackend::DataParallelBackend(std::vector<std::unique_ptr<Backend>> r
     : replicas_(std::move(replicas)) {
   if (replicas_.size() < 2)
     throw ArgumentError("devices", fmt::format("data parallel needs at least two devices, got {}", replicas_.size()));
-  const model::Model& first = replicas_.front()->model();
-  for (std::size_t r = 1; r < replicas_.size(); ++r) {
-    const model::Model& other = replicas_[r]->model();
-    if (other.config.hidden_size != first.config.hidden_size ||
-        other.config.num_hidden_layers != first.config.num_hidden_layers ||
-        other.layout.attention_heads != first.layout.attention_heads ||
-        other.config.vocab_size != first.config.vocab_size)
+  for (std::size_t r = 1; r < replicas_.size(); ++r)
+    if (&replicas_[r]->model() != &replicas_.front()->model())
       throw ArgumentError("devices", fmt::format("replica {} ({}) holds another model than replica 0 ({})", r,
                                                  replicas_[r]->name(), replicas_.front()->name()));
-  }
   // What any replica must show, once (the replicas are alike, so usually the same notices).
   for (const auto& r : replicas_)
     for (const auto& notice : r->notices())

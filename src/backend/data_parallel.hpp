@@ -15,8 +15,8 @@ namespace ropescope::backend {
 
 class DataParallelBackend : public Backend {
  public:
-  // Throws ArgumentError for fewer than two replicas or replicas of different
-  // models (checked by their config and parameter count).
+  // Throws ArgumentError for fewer than two replicas or replicas that do not
+  // share one model (the same model::Model object, as open_backend makes them).
   explicit DataParallelBackend(std::vector<std::unique_ptr<Backend>> replicas);
 
   std::string name() const override;

@@ -136,12 +136,21 @@ TEST(DataParallel, ShowsEachReplicaNoticeOnce) {
   EXPECT_EQ(two.notices(), (std::vector<std::string>{"on every replica", "only on replica 0", "only on replica 1"}));
 }
 
-TEST(DataParallel, RefusesFewerThanTwoReplicas) {
+TEST(DataParallel, RefusesFewerThanTwoReplicasOrReplicasOfTwoModels) {
   std::vector<std::unique_ptr<backend::Backend>> replicas;
   replicas.push_back(std::make_unique<cpu::CpuBackend>(load_test_model("tests/data/models/rope")));
   try {
     backend::DataParallelBackend lone(std::move(replicas));
     FAIL() << "one replica was accepted";
+  } catch (const ArgumentError& e) {
+    EXPECT_EQ(e.parameter(), "devices");
+  }
+  replicas.clear();
+  for (const char* dir : {"tests/data/models/rope", "tests/data/models/rope"})  // two loads: two models
+    replicas.push_back(std::make_unique<cpu::CpuBackend>(load_test_model(dir)));
+  try {
+    backend::DataParallelBackend apart(std::move(replicas));
+    FAIL() << "replicas of two models were accepted";
   } catch (const ArgumentError& e) {
     EXPECT_EQ(e.parameter(), "devices");
   }
