@@ -17,8 +17,8 @@
 namespace ropescope::analysis {
 
 const char* const kPerplexityDefinition =
-    "Strided sliding-window perplexity at window length L and stride S (default L/2; with a stride fraction F, floor(F L)): windows of exactly L tokens "
-    "start at 0, S, 2S, ... while they fit, plus one window [N-L, N) for the tail when (N-L) is not a multiple of S. "
+    "Strided sliding-window perplexity at window length L and stride S (default L/2; with a stride fraction F, "
+    "floor(F L)): windows of exactly L tokens start at 0, S, 2S, ... while they fit, plus one window [N-L, N) for the tail when (N-L) is not a multiple of S. "
     "The first window scores all its L-1 targets; each later window scores only the targets after the previous "
     "window's end (its last S tokens, fewer for the tail window), never its own first token. For S < L every token "
     "except the first is scored exactly once (tokens_scored = N-1). mean_nll = (sum of -ln p(token | preceding tokens "

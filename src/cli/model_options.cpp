@@ -53,7 +53,9 @@ void add_devices_option(CLI::App* cmd, ModelArgs& args) {
 }
 
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
-  return announced(engine::open_backend(args.model_dir, {.device = args.device, .variant = args.variant, .devices = args.devices}), args.quiet);
+  return announced(
+      engine::open_backend(args.model_dir, {.device = args.device, .variant = args.variant, .devices = args.devices}),
+      args.quiet);
 }
 
 namespace {

@@ -88,10 +88,8 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file, cons
     fail(source, fmt::format("header length {} runs past the end of the file ({} bytes)", n, file.size()));
 
   const auto header_bytes = file.subspan(8, n);
-  if (find_invalid_utf8(std::string_view(reinterpret_cast<const char*>(header_bytes.data()), header_bytes.size())) !=
-      std::string_view::npos)
-    fail(source, "header is not valid UTF-8");
   const std::string_view text(reinterpret_cast<const char*>(header_bytes.data()), header_bytes.size());
+  if (find_invalid_utf8(text) != std::string_view::npos) fail(source, "header is not valid UTF-8");
   const json header = parse_json_strict(text, source + ": header");
   if (!header.is_object()) fail(source, fmt::format("header is a JSON {}, expected an object", header.type_name()));
 
