@@ -13,25 +13,29 @@
 # Estimated from those, not yet run whole: about 6 hours a model set on 2 cores,
 # most of it in section a; `--device auto` takes the GPU when there is one.
 # DEVICE=cpu|cuda|auto (default auto).
-# `--figures` redraws the figures from the data already there (seconds).
+# `--figures` redraws the figures from the data already there (seconds); `--data` computes
+# the data only (for a machine without gnuplot, e.g. the GPU machine; then --figures here).
+# ROPESCOPE_COMMIT names the commit in the sidecars when the tree is not that commit's checkout.
 #
 # Outputs: notebooks-data/flagship-bpe/SET/ (data) and .../SET/figures/ (PNG + SVG),
 # SET = the model set's directory name.
-# Usage: analysis/run_flagship_bpe.sh [--figures] [SET_DIR ...]   (default: notebooks-data/models-bpe)
+# Usage: analysis/run_flagship_bpe.sh [--figures | --data] [SET_DIR ...]   (default: notebooks-data/models-bpe)
 #        ROPESCOPE=build/src/cli/ropescope DEVICE=auto
 set -euo pipefail
 cd "$(dirname "$0")/.."
-figures_only=false
+figures_only=false data_only=false
 if [[ ${1:-} == --figures ]]; then figures_only=true; shift; fi
+if [[ ${1:-} == --data ]]; then data_only=true; shift; fi
 R=${ROPESCOPE:-build/src/cli/ropescope}
 DEVICE=${DEVICE:-auto}
 sets=("$@")
 [ ${#sets[@]} -gt 0 ] || sets=(notebooks-data/models-bpe)
 TEST=notebooks-data/corpus-bpe/test.txt
+COMMIT=${ROPESCOPE_COMMIT:-$(git rev-parse HEAD)}
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 sidecar() {  # sidecar FILE SOURCES DERIVATION: JSON beside a file this script derives
   printf '{\n  "file": "%s",\n  "sources": "%s",\n  "derivation": "%s",\n  "written_by": "analysis/run_flagship_bpe.sh",\n  "git_commit": "%s"\n}\n' \
-    "$(basename "$1")" "$2" "$3" "$(git rev-parse HEAD)" > "$1.json"
+    "$(basename "$1")" "$2" "$3" "$COMMIT" > "$1.json"
 }
 # cut FILE BYTES OUT: the first BYTES of FILE, to the end of that line (whole UTF-8 characters).
 cut_text() {
@@ -96,6 +100,6 @@ for M in "${sets[@]}"; do
     --ablate real --ablate imaginary -q -o "$F/noise_ec" > /dev/null
   $R ppl "$M/eh" --text "$F/test_256k.txt" --device "$DEVICE" --lengths 1024,4096 --ablate real --ablate imaginary \
     -q -o "$F/ablate_eh" > /dev/null
-  figures "$F"
+  $data_only || figures "$F"
 done
 log "done"
