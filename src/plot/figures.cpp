@@ -56,14 +56,18 @@ void require_series(const std::vector<std::string>& items, const PlotRequest& r,
 
 std::string title_or(const PlotRequest& r, std::string_view fallback) { return quote(r.title.empty() ? fallback : r.title); }
 
-// A vertical dotted line at each training length.
-void mark_training_lengths(Figure& figure, const std::set<long>& lengths) {
+// A vertical dotted line at each training length, labelled on its left; on
+// its right when it lies on the plot's left edge (leftmost_x), where a label on
+// the left would be clipped or, in a multiplot, land in the panel before.
+void mark_training_lengths(Figure& figure, const std::set<long>& lengths, double leftmost_x) {
   int tag = 0;
   for (long length : lengths) {
     ++tag;
+    const bool on_left_edge = length <= leftmost_x;
     figure.command(fmt::format("set arrow {} from {}, graph 0 to {}, graph 1 nohead dt 3 lw 1.5 lc rgb 'gray30'\n"
-                               "set label {} {} at {}, graph 0.04 right offset -0.5,0 font ',9' tc rgb 'gray30'",
-                               tag, length, length, tag, quote(fmt::format("training length {}", length)), length));
+                               "set label {} {} at {}, graph 0.04 {} font ',9' tc rgb 'gray30'",
+                               tag, length, length, tag, quote(fmt::format("training length {}", length)), length,
+                               on_left_edge ? "left offset 0.5,0" : "right offset -0.5,0"));
   }
 }
 
@@ -158,7 +162,7 @@ void draw_ppl(const PlotRequest& r, io::AtomicOutput& image) {
   figure.command(fmt::format("set multiplot layout 1,{} title {} noenhanced\nset grid\nset key top left opaque font ',9'\n"
                              "set logscale x 2\nset xlabel 'context length L (tokens)'",
                              has_bpb ? 2 : 1, title_or(r, "Perplexity vs context length")));
-  mark_training_lengths(figure, training);
+  mark_training_lengths(figure, training, shortest);
   for (int panel = 0; panel < (has_bpb ? 2 : 1); ++panel) {
     const char* column = panel == 0 ? "ppl" : "bits_per_byte";
     figure.command(panel == 0 ? "set ylabel 'perplexity'\nset logscale y" : "set ylabel 'bits per byte'\nunset logscale y");
@@ -336,7 +340,7 @@ void draw_curve(const PlotRequest& r, io::AtomicOutput& image) {
   figure.command(fmt::format("set title {} noenhanced\nset grid\nset key top left opaque font ',9'\nset logscale x 2\n"
                              "set xlabel 'target position in the window (log bins)'\nset ylabel 'mean NLL (nats per token)'",
                              title_or(r, "Loss by position in the window")));
-  mark_training_lengths(figure, training);
+  mark_training_lengths(figure, training, 1);  // positions start at 1
   std::vector<std::string> items;
   for (std::size_t k = 0; k < runs.size(); ++k)
     for (std::size_t c = 0; c < conditions.size(); ++c) {
