@@ -662,11 +662,10 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       kernels::DistanceSumsOut out = sums_out();
       if (fused_sums) {
         // The band pass: pairs nearer than the plan's band (the forward added the rest and the stats).
-        kernels::AttentionShape band = layer_shape(l);
-        band.window = band.window > 0 ? std::min(band.window, choice.fused.band) : choice.fused.band;
-        out.stats = nullptr;
-        kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope(l), band, ws.lse.get(), out,
-                                              stream);
+        const kernels::FusedDistanceSums fused{out, choice.fused.band, choice.fused.first_slot,
+                                               choice.fused.coarse_slots};
+        kernels::attention_distance_sums_near_bf16(attention_q, ws.k.get(), attention_rope(l), layer_shape(l),
+                                                   ws.lse.get(), fused, stream);
       } else if (ob.tensor_core_sums)
         kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope(l), layer_shape(l), ws.lse.get(),
                                               out, stream);

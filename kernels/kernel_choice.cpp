@@ -35,9 +35,7 @@ KernelChoice choose_kernels(const AttentionShape& shape, const DeviceFacts& devi
     c.forward = ForwardKernel::wgmma;
     c.why_forward = fits + " on compute capability 9.0";
     if (!flash) {
-      int positions = 128;  // as attention_wgmma.cu pads a tile: P the largest power of two with G P <= 128
-      while (positions * G > 128) positions /= 2;
-      c.why_forward += fmt::format(" ({} of a tile's 128 query rows used)", G * positions);
+      c.why_forward += fmt::format(" ({} of a tile's 128 query rows used)", G * wgmma_positions_per_tile(G));
     }
   } else if (flash) {
     c.forward = ForwardKernel::mma_sync;

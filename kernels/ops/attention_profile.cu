@@ -26,6 +26,7 @@
 // global memory (one atomic per slot and CTA).
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -336,6 +337,16 @@ void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRope
     launch<128>(p, stream);
   else
     launch<64>(p, stream);
+}
+
+void attention_distance_sums_near_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
+                                       const AttentionShape& shape, const float* lse, const FusedDistanceSums& sums,
+                                       cudaStream_t stream) {
+  AttentionShape near = shape;
+  near.window = shape.window > 0 ? std::min(shape.window, sums.band) : sums.band;
+  DistanceSumsOut out = sums.out;
+  out.stats = nullptr;
+  attention_distance_sums_bf16(q, k, rope, near, lse, out, stream);
 }
 
 }  // namespace ropescope::kernels

@@ -106,6 +106,14 @@ bool flash_attention_supports(const AttentionShape& shape);
 // attention_distance_sums_bf16 take it: d = 64 or 128, any G from 1 to 8
 // (the wgmma kernel pads a CTA's 128 rows when G does not divide them).
 bool wgmma_attention_supports(const AttentionShape& shape);
+// The wgmma kernel's CTA holds P consecutive positions of the G heads of one
+// KV head in its 128 query rows: P the largest power of two with G P <= 128
+// (128 / G for G = 1, 2, 4, 8; 16 for G = 5, 6, 7, whose other rows are padding).
+constexpr int wgmma_positions_per_tile(int G) {
+  int P = 128;
+  while (P * G > 128) P /= 2;
+  return P;
+}
 
 // Distance sums of every attention head (the reduction behind distance
 // profiles, backend::DistanceSums), from scores recomputed in the layout of
@@ -140,9 +148,8 @@ void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRope
 // row-private running sums, relative to the running max like the softmax
 // denominator, flushed per row whenever the slot changes, as log2 of the sum
 // plus the max, and normalised by the row's final log-sum-exp at the end) and,
-// over ALL pairs, the p (t - s) and entropy sums; attention_distance_sums_bf16
-// over shape.window = min(window, band) with stats = nullptr then adds the
-// pairs nearer than band. band is chosen so that any 128 consecutive
+// over ALL pairs, the p (t - s) and entropy sums;
+// attention_distance_sums_near_bf16 then adds the pairs nearer than band. band is chosen so that any 128 consecutive
 // distances from band on meet at most two slots; slots first_slot ..
 // first_slot + coarse_slots - 1 hold every distance >= band.
 constexpr int kFusedSumsMaxSlots = 64;  // coarse slots the forward's shared memory holds
@@ -152,5 +159,12 @@ struct FusedDistanceSums {
   int first_slot = 0;
   int coarse_slots = 0;  // 1 .. kFusedSumsMaxSlots
 };
+// The band pass after a fused forward: attention_distance_sums_bf16 over the
+// pairs at distance < sums.band (shape.window narrowed to min(window, band)),
+// into sums.out's slot sums without its stats (the forward wrote those);
+// lse is the forward's.
+void attention_distance_sums_near_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
+                                       const AttentionShape& shape, const float* lse, const FusedDistanceSums& sums,
+                                       cudaStream_t stream);
 
 }  // namespace ropescope::kernels

@@ -420,11 +420,7 @@ TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
         const rk::FusedDistanceSums fused{o, plan.band, plan.first_slot, plan.coarse_slots};
         ASSERT_TRUE(rk::attention_forward_wgmma_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, out.ptr, lse.ptr, nullptr,
                                                      &fused));
-        rk::AttentionShape band = s;
-        band.window = s.window > 0 ? std::min(s.window, plan.band) : plan.band;
-        rk::DistanceSumsOut near = o;
-        near.stats = nullptr;
-        rk::attention_distance_sums_bf16(i.q.ptr, i.k.ptr, i.rope, band, lse.ptr, near, nullptr);
+        rk::attention_distance_sums_near_bf16(i.q.ptr, i.k.ptr, i.rope, s, lse.ptr, fused, nullptr);
         cudaDeviceSynchronize();  // out and lse are freed on return
       });
     } else if (ran) {
