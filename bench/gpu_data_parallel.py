@@ -5,13 +5,16 @@ token ids, and the ropescope CLI run three ways in this invocation:
   - `ppl --lengths T --stride-fraction 1` on --devices 0 and on --devices 0,1: the CSVs must be
     byte-identical (each window runs whole on one device); throughput from the difference between a
     run of --few and one of --many windows, so that loading the weights cancels out;
-  - `profile -w T` on 0 and on 0,1: byte-identical CSVs and summaries, and the same timing.
+  - `profile -w T` on 0 and on 0,1: the same timing; the CSVs and summaries are compared number by
+    number (|a - b| / max(1, |a|)), since the GPU distance sums add partials with fp64 atomics in an
+    order that varies from run to run even on one GPU; the largest difference is printed.
 Prints the ratio two-GPU / one-GPU tokens per second (target >= 1.85 at T = 32768 for ppl).
 
-Usage: python3 bench/gpu_data_parallel.py --bin DIR [--T 32768] [--few 2] [--many 10]
+Usage: python3 bench/gpu_data_parallel.py --bin DIR [--T 32768] [--few 2] [--many 18]
        (DIR holds the CUDA build's ropescope and lib/); raw output in $OUT/gpu_data_parallel.log.
 """
 import argparse
+import csv
 import filecmp
 import json
 import os
@@ -25,6 +28,29 @@ from gpu_8b import write_checkpoint
 from gpu_targets import run
 
 
+def largest_difference(a, b):
+    """max |x - y| / max(1, |x|) over the numbers of two JSON values or CSV rows of the same shape
+    (infinity where the shape or a text differs)."""
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        return max([largest_difference(a[k], b[k]) for k in a] or [0.0])
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return max([largest_difference(x, y) for x, y in zip(a, b)] or [0.0])
+    if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return 0.0 if a == b else float("inf")
+    try:
+        u, v = float(a), float(b)
+    except (TypeError, ValueError):
+        return 0.0 if a == b else float("inf")
+    return abs(u - v) / max(1.0, abs(u))
+
+
+def profile_difference(one, two):
+    """The largest difference between two profile runs' table and summary."""
+    rows = [list(csv.reader(open(p + ".csv"))) for p in (one, two)]
+    summaries = [json.load(open(p + "_summary.json")) for p in (one, two)]
+    return max(largest_difference(*rows), largest_difference(*summaries))
+
+
 def timed(cmd, log):
     t0 = time.perf_counter()
     run(cmd, log)
@@ -36,7 +62,7 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--T", type=int, default=32768)
     ap.add_argument("--few", type=int, default=2, help="windows of the short run (an even number)")
-    ap.add_argument("--many", type=int, default=10, help="windows of the long run (an even number)")
+    ap.add_argument("--many", type=int, default=18, help="windows of the long run (an even number)")
     ap.add_argument("--work", default="/tmp/dp")
     args = ap.parse_args()
     out = os.environ.get("OUT", ".")
@@ -66,17 +92,23 @@ def main():
                 seconds[devices, n] = timed([ropescope, kind, ckpt, "--tokens", tokens[n], *extra, "--devices", devices,
                                              "-q", "-o", prefix], log)
         rates = {d: (args.many - args.few) * T / (seconds[d, args.many] - seconds[d, args.few]) for d in ("0", "0,1")}
-        suffixes = [".csv"] if kind == "ppl" else [".csv", "_summary.json"]
-        same = all(filecmp.cmp(os.path.join(args.work, f"{kind}_0_{n}{s}"), os.path.join(args.work, f"{kind}_01_{n}{s}"),
-                               shallow=False) for n in (args.few, args.many) for s in suffixes)
-        rows.append((kind, rates["0"], rates["0,1"], same))
+        pairs = [(os.path.join(args.work, f"{kind}_0_{n}"), os.path.join(args.work, f"{kind}_01_{n}"))
+                 for n in (args.few, args.many)]
+        if kind == "ppl":
+            same = all(filecmp.cmp(a + ".csv", b + ".csv", shallow=False) for a, b in pairs)
+            verdict = "byte-identical" if same else "DIFFER"
+        else:
+            worst = max(profile_difference(a, b) for a, b in pairs)
+            same = worst <= 1e-12
+            verdict = f"largest difference {worst:.2g}" + ("" if same else " (over 1e-12)")
+        rows.append((kind, rates["0"], rates["0,1"], same, verdict))
         log.write(f"{kind}: seconds {seconds}\n")
     backend = json.load(open(os.path.join(args.work, f"ppl_01_{args.many}.csv.json")))["backend"]
     print(f"Llama-3-8B shape, T = {T}, windows {args.few} and {args.many}; two-GPU backend: {backend}")
-    print("| analysis | 1 GPU tok/s | 2 GPUs tok/s | ratio | outputs byte-identical |")
+    print("| analysis | 1 GPU tok/s | 2 GPUs tok/s | ratio | two GPUs vs one |")
     print("| --- | --- | --- | --- | --- |")
-    for kind, one, two, same in rows:
-        print(f"| {kind} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x | {'yes' if same else 'NO'} |")
+    for kind, one, two, same, verdict in rows:
+        print(f"| {kind} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x | {verdict} |")
     if not all(r[3] for r in rows):
         sys.exit("two-GPU outputs differ from one GPU's")
 
