@@ -7,7 +7,8 @@ token ids, and the ropescope CLI run three ways in this invocation:
     run of --few and one of --many windows, so that loading the weights cancels out;
   - `profile -w T` on 0 and on 0,1: the same timing; the CSVs and summaries are compared number by
     number (|a - b| / max(1, |a|)), since the GPU distance sums add partials with fp64 atomics in an
-    order that varies from run to run even on one GPU; the largest difference is printed.
+    order that varies from run to run even on one GPU; the largest difference is printed, and that
+    of the one-GPU profile run twice.
 Prints the ratio two-GPU / one-GPU tokens per second (target >= 1.85 at T = 32768 for ppl).
 
 Usage: python3 bench/gpu_data_parallel.py --bin DIR [--T 32768] [--few 2] [--many 18]
@@ -103,12 +104,17 @@ def main():
             verdict = f"largest difference {worst:.2g}" + ("" if same else " (over 1e-12)")
         rows.append((kind, rates["0"], rates["0,1"], same, verdict))
         log.write(f"{kind}: seconds {seconds}\n")
+    # The one-GPU profile run again: how far the fp64 atomics alone move it.
+    again = os.path.join(args.work, f"profile_0_{args.few}_again")
+    run([ropescope, "profile", ckpt, "--tokens", tokens[args.few], "-w", str(T), "--devices", "0", "-q", "-o", again], log)
+    repeat = profile_difference(os.path.join(args.work, f"profile_0_{args.few}"), again)
     backend = json.load(open(os.path.join(args.work, f"ppl_01_{args.many}.csv.json")))["backend"]
     print(f"Llama-3-8B shape, T = {T}, windows {args.few} and {args.many}; two-GPU backend: {backend}")
     print("| analysis | 1 GPU tok/s | 2 GPUs tok/s | ratio | two GPUs vs one |")
     print("| --- | --- | --- | --- | --- |")
     for kind, one, two, same, verdict in rows:
         print(f"| {kind} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x | {verdict} |")
+    print(f"profile on one GPU, run twice ({args.few} windows): largest difference {repeat:.2g}")
     if not all(r[3] for r in rows):
         sys.exit("two-GPU outputs differ from one GPU's")
 
