@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -100,8 +101,9 @@ std::size_t type_size(WeightType type) { return type == WeightType::f32 ? 4 : 2;
 // A matrix in its stored dtype, byte for byte (F64, held as f32, is rounded
 // once). A row selection (a fused projection's part: Phi-3 qkv_proj, GPT-NeoX
 // query_key_value, GLM gate_up_proj; or q / k rows permuted for interleaved
-// rotary) is gathered on the host first: selected row r is the tensor's row
-// w.rows[r], row_elements values each, so the device holds a plain [rows, in].
+// rotary) or a column range (a tensor-parallel shard) is gathered on the host
+// first: selected row r is columns first_column .. of the tensor's row
+// w.source_row(r), so the device holds a plain [rows, columns].
 DeviceArray<std::byte> upload_matrix(const model::WeightView& w) {
   const io::TensorView& t = w.tensor;
   const std::size_t element = type_size(weight_type(t.dtype()));
@@ -110,10 +112,11 @@ DeviceArray<std::byte> upload_matrix(const model::WeightView& w) {
     const std::vector<float> f = w.to_float();
     check(cudaMemcpy(d.get(), f.data(), d.size(), cudaMemcpyHostToDevice), "upload weight");
   } else if (w.gathered()) {
-    const std::size_t row_bytes = w.row_elements * element;
+    const std::size_t out_row_bytes = w.column_count() * element;
     std::vector<std::byte> rows(d.size());
-    for (std::size_t r = 0; r < w.rows.size(); ++r)
-      std::memcpy(rows.data() + r * row_bytes, t.bytes().data() + w.rows[r] * row_bytes, row_bytes);
+    for (std::size_t r = 0; r < w.row_count(); ++r)
+      std::memcpy(rows.data() + r * out_row_bytes,
+                  t.bytes().data() + (w.source_row(r) * w.row_elements + w.first_column) * element, out_row_bytes);
     check(cudaMemcpy(d.get(), rows.data(), d.size(), cudaMemcpyHostToDevice), "upload weight");
   } else {
     check(cudaMemcpy(d.get(), t.bytes().data(), d.size(), cudaMemcpyHostToDevice), "upload weight");
@@ -170,7 +173,8 @@ kernels::NormParams norm_params(const DeviceNorm& n, const model::NormSpec& spec
 }
 
 // Whether a branch's output needs the fp32 staging buffer (Workspace::branch):
-// a post norm or a residual multiplier stands between the GEMM and the residual add.
+// a post norm or a residual multiplier stands between the GEMM and the residual
+// add. (A tensor-parallel rank stages every branch too, for its all-reduce.)
 bool staged_branches(const model::Architecture& a) {
   return a.block == model::BlockKind::sandwich || a.block == model::BlockKind::post_norm || a.residual_multiplier != 1;
 }
@@ -198,7 +202,7 @@ long observer_block_rows(long T) { return std::clamp<long>(kBlockFloats / T, 1, 
 // Bytes of the activations workspace (CudaBackend::State::Workspace) for T
 // tokens, with the noised-query buffer when `noisy`; in long double, as the
 // request may be absurd.
-long double workspace_bytes(const model::Model& m, WeightType wtype, long T, bool noisy) {
+long double workspace_bytes(const model::Model& m, WeightType wtype, long T, bool noisy, bool staged) {
   const auto& c = m.config;
   const auto& layout = m.layout;
   const long double t = T;
@@ -207,7 +211,7 @@ long double workspace_bytes(const model::Model& m, WeightType wtype, long T, boo
   const long widest_in = std::max({h, O, I}), widest_out = std::max({Q, KV, I});
   const bool convert = wtype != WeightType::bf16;
   return 4.0L * t * (1 + h + layout.attention_heads + 1) + 4.0L * logit_rows(T, V) * V +
-         (staged_branches(m.config.arch) ? 4.0L * t * h : 0.0L) +
+         (staged ? 4.0L * t * h : 0.0L) +
          (m.config.arch.block == model::BlockKind::parallel_two_norms ? 2.0L * t * h : 0.0L) +
          2.0L * t * (h + Q + 2 * KV + O + 3 * I) +
          (convert ? t * (static_cast<long double>(type_size(wtype)) * widest_in + 4.0L * widest_out) : 0.0L) +
@@ -217,6 +221,7 @@ long double workspace_bytes(const model::Model& m, WeightType wtype, long T, boo
 }  // namespace
 
 struct CudaBackend::State {
+  double forward_seconds = 0;  // statistics()
   struct Layer {
     DeviceArray<std::byte> q, k, v, o, gate, up, down;  // stored dtype
     DeviceArray<float> q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;  // empty when absent
@@ -440,7 +445,8 @@ std::vector<backend::ForwardResult> CudaBackend::forward(const std::vector<std::
   std::size_t free_bytes = 0, total_bytes = 0;
   check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
   const auto& ws = state_->ws;
-  const long double held = ws.T ? workspace_bytes(*model_, state_->wtype, ws.T, ws.rotated_q.size() > 0) : 0.0L;
+  const long double held =
+      ws.T ? workspace_bytes(*model_, state_->wtype, ws.T, ws.rotated_q.size() > 0, ws.branch.size() > 0) : 0.0L;
   for (const auto& tokens : sequences) {
     const std::uint64_t bytes = forward_bytes(static_cast<long>(tokens.size()), options);
     if (bytes > free_bytes + held)
@@ -451,10 +457,14 @@ std::vector<backend::ForwardResult> CudaBackend::forward(const std::vector<std::
   }
   std::vector<backend::ForwardResult> results;
   results.reserve(sequences.size());
+  const auto start = std::chrono::steady_clock::now();
   for (std::size_t b = 0; b < sequences.size(); ++b)
     results.push_back(forward_one(options.first_sequence + static_cast<int>(b), sequences[b], options));
+  state_->forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return results;
 }
+
+nlohmann::json CudaBackend::statistics() const { return {{"forward_seconds", state_->forward_seconds}}; }
 
 namespace {
 
@@ -480,7 +490,8 @@ std::uint64_t CudaBackend::forward_bytes(long T, const backend::ForwardOptions& 
   const auto& layout = model_->layout;
   const long double t = T;
   const bool noisy = options.noise && options.noise->std > 0;
-  long double bytes = workspace_bytes(*model_, state_->wtype, T, noisy);
+  long double bytes =
+      workspace_bytes(*model_, state_->wtype, T, noisy, staged_branches(model_->config.arch) || options.branch_reducer);
   bytes += 4.0L * t * layout.head_dim;  // the RoPE table: cos and sin, [T, at most d / 2] floats each
   if (const auto* observer = options.observer) {
     if (const auto* request = observer->distance_sums_request()) {
@@ -540,6 +551,8 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   }
   auto& ws = s.ws;
   if (noisy && ws.rotated_q.size() < static_cast<std::size_t>(ws.T * O)) ws.rotated_q = DeviceArray<bf16>(ws.T * O);
+  backend::BranchReducer* const reducer = options.branch_reducer;
+  if (reducer && ws.branch.size() < static_cast<std::size_t>(ws.T * h)) ws.branch = DeviceArray<float>(ws.T * h);
 
   // RoPE tables, cached by the same key as the CPU backend's: the model's
   // (global) table and, for Gemma 3 / Cohere 2 style models, the local one.
@@ -771,14 +784,18 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     return ws.xn.get();
   };
   // out.residual += scale * post(y W^T + bias), y [T, in]; then the non-finite flag of (layer, branch).
+  // A tensor-parallel rank sums its partial branch over the group first (the bias is rank 0's alone).
   auto add_branch = [&](int l, int branch, const bf16* y, const DeviceArray<std::byte>& w,
                         const DeviceArray<float>& bias, long in, Buffers& out, double scale,
                         std::optional<backend::NormSlot> post) {
-    if (!post && scale == 1.0) {
+    if (!post && scale == 1.0 && !reducer) {
       s.residual_add(y, w, bias, out.residual, T, h, in);  // GEMM with beta = 1 into the residual stream
     } else {
       s.gemm(s.gemm_input(y, T, in), w.get(), ws.branch.get(), CUDA_R_32F, T, h, in, 0.0f);
       if (bias.size()) kernels::add_rows_f32(ws.branch.get(), bias.get(), static_cast<int>(T), static_cast<int>(h), stream);
+      if (reducer)
+        reducer->all_reduce_device(sequence, l, branch == 0 ? backend::Branch::attention : backend::Branch::mlp,
+                                   ws.branch.get(), static_cast<std::size_t>(T * h), stream);
       kernels::NormParams p;
       if (post) p = norm_params(s.layers[l].norms[static_cast<int>(*post)], norm_spec);
       kernels::norm_add_f32(ws.branch.get(), out.residual, static_cast<int>(T), static_cast<int>(h), post ? &p : nullptr,

@@ -41,6 +41,8 @@ class CudaBackend : public backend::Backend {
                                               const backend::ForwardOptions& options) override;
   std::uint64_t forward_bytes(long T, const backend::ForwardOptions& options) const override;
   std::vector<std::string> kernel_choices() const override;
+  // {"forward_seconds": wall time of every forward so far (each ends synchronized)}.
+  nlohmann::json statistics() const override;
 
  private:
   struct State;  // device buffers, cuBLAS handle, stream (cuda_backend.cpp)

@@ -69,6 +69,7 @@ std::vector<std::filesystem::path> with_sidecars(const std::vector<std::filesyst
 void RunRecord::write_sidecar(io::OutputTransaction& outputs, const std::filesystem::path& output) {
   json_["wall_time_s"] = elapsed_seconds();
   json_["kernels"] = backend_->kernel_choices();
+  if (auto statistics = backend_->statistics(); !statistics.is_null()) json_["backend_statistics"] = statistics;
   outputs.write(sidecar_path(output), json_.dump(2) + "\n");
 }
 

@@ -63,4 +63,12 @@ Error non_finite_activations(int sequence, const std::string& where, const Forwa
   return Error(fmt::format("non-finite activations (NaN or infinity) in sequence {} {}: {}", sequence, where, cause));
 }
 
+void BranchReducer::all_reduce_device(int sequence, int layer, Branch branch, float* values, std::size_t count,
+                                      void* stream) {
+  (void)values, (void)count, (void)stream, (void)branch;
+  throw Error(fmt::format("tensor parallel: sequence {}, layer {}: this group sums host memory and was handed a "
+                          "device buffer (a CUDA rank needs an NCCL group)",
+                          sequence, layer));
+}
+
 }  // namespace ropescope::backend

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <nlohmann/json.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -100,6 +101,24 @@ struct HeadAblation {
   bool empty() const { return !all_real && !all_imaginary && heads.empty(); }
 };
 
+// Sums a decoder branch's output over the ranks of a tensor-parallel group
+// (backend/tensor_parallel.hpp): a rank's attention or MLP branch gives a
+// partial [T, hidden] that only the sum over ranks makes the model's.
+enum class Branch { attention, mlp };
+class BranchReducer {
+ public:
+  virtual ~BranchReducer() = default;
+  // Replaces `values` (host memory, [T, hidden] row-major) by the sum of every
+  // rank's values for the same (sequence, layer, branch); blocks until all
+  // ranks have called. Throws when the group stops (another rank failed).
+  virtual void all_reduce(int sequence, int layer, Branch branch, std::span<float> values) = 0;
+  // The same for `count` floats in device memory (a CUDA backend's buffer on
+  // its device), the sum enqueued on `stream` (a cudaStream_t) and finished
+  // before it returns. A reducer of host memory refuses it.
+  virtual void all_reduce_device(int sequence, int layer, Branch branch, float* values, std::size_t count,
+                                 void* stream);
+};
+
 struct ForwardOptions {
   AttentionObserver* observer = nullptr;
   std::optional<QueryNoise> noise;
@@ -114,6 +133,10 @@ struct ForwardOptions {
   // others follow): a data-parallel caller that hands out one batch in parts keeps the
   // whole batch's numbering.
   int first_sequence = 0;
+  // Tensor parallel: each branch output is summed over the group (before any
+  // post-branch norm and the residual add). Set by TensorParallelBackend for
+  // its ranks; a backend that cannot honour it refuses it.
+  BranchReducer* branch_reducer = nullptr;
 };
 
 struct ForwardResult {
@@ -182,6 +205,9 @@ class Backend {
   // The kernels the last forward ran and why (kernel, tile shape, the reason),
   // as recorded in every sidecar; empty before the first forward.
   virtual std::vector<std::string> kernel_choices() const = 0;
+  // Counters of the forwards run so far that a sidecar records (null: none),
+  // e.g. a tensor-parallel group's time in its all-reduces.
+  virtual nlohmann::json statistics() const { return nullptr; }
 
   // What a run on this backend must show and record besides the model's own
   // warnings: why it was chosen (e.g. a CUDA fallback and the features behind it).

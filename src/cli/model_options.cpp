@@ -28,6 +28,8 @@ void add_model_options(CLI::App* cmd, ModelArgs& args) {
       ->capture_default_str();
   cmd->add_option("--variant", args.variant, "force the RoPE variant: rope, ec (imag2) or eh (imag1); must agree with the checkpoint");
   cmd->add_option("--device", args.device, "backend: cpu, cuda or auto")->capture_default_str();
+  cmd->add_option("--tensor-parallel", args.tensor_parallel,
+                  "split heads and MLP rows over N ranks (CPU ranks: the split's reference; CUDA: not built yet)");
   cmd->add_option("--angles", args.angles, "RoPE angle precision: exact (float128 reduction) or hf (HF's float32)")
       ->capture_default_str();
   cmd->add_flag("-q,--quiet", args.quiet, "no progress on stderr");
@@ -54,7 +56,10 @@ void add_devices_option(CLI::App* cmd, ModelArgs& args) {
 
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
   return announced(
-      engine::open_backend(args.model_dir, {.device = args.device, .variant = args.variant, .devices = args.devices}),
+      engine::open_backend(args.model_dir, {.device = args.device,
+                                            .variant = args.variant,
+                                            .devices = args.devices,
+                                            .tensor_parallel = args.tensor_parallel}),
       args.quiet);
 }
 

@@ -28,13 +28,14 @@ struct ModelArgs {
   std::string variant;        // rope | ec | eh override
   std::string device = "auto";
   std::string devices;  // --devices: CUDA devices for data parallel (engine::OpenOptions::devices)
+  int tensor_parallel = 0;  // --tensor-parallel N (engine::OpenOptions::tensor_parallel)
   std::string angles = "exact";
   bool quiet = false;
 };
 
 // Adds MODEL_DIR (positional), --tokens, --bytes, --format, --dtype, --text,
-// --tokenizer, --no-special, --replace-invalid, --variant, --device, --angles,
-// --quiet to `cmd`.
+// --tokenizer, --no-special, --replace-invalid, --variant, --device,
+// --tensor-parallel, --angles, --quiet to `cmd`.
 void add_model_options(CLI::App* cmd, ModelArgs& args);
 
 // The model's input: token ids and, for --text, what each token stands for.

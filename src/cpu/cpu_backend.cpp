@@ -196,10 +196,14 @@ struct CpuBackend::LayerOps {
   Matrix norm(int layer, backend::NormSlot slot, const Matrix& x) const {
     return backend.norm(x, slot_norm(layer, slot), backend.model_->config.arch.norm);
   }
-  // out += scale * post(branch), then the residual stream checked for NaN / infinity.
-  void add(int layer, const char* branch_name, Matrix branch, Matrix& out, double scale,
+  // out += scale * post(branch), then the residual stream checked for NaN / infinity;
+  // under tensor parallel the branch is first summed over the ranks.
+  void add(int layer, backend::Branch which, Matrix branch, Matrix& out, double scale,
            std::optional<backend::NormSlot> post) const {
+    if (options.branch_reducer)
+      options.branch_reducer->all_reduce(sequence, layer, which, std::span<float>(branch.data(), branch.size()));
     if (post) branch = norm(layer, *post, branch);
+    const char* branch_name = which == backend::Branch::attention ? "attention" : "MLP";
     if (scale == 1.0) out += branch;
     else out += static_cast<float>(scale) * branch;
     if (!out.allFinite())
@@ -211,11 +215,11 @@ struct CpuBackend::LayerOps {
   void attention(int layer, const Matrix& in, Matrix& out, double scale, std::optional<backend::NormSlot> post) const {
     const Layer& l = backend.layers_[layer];
     const auto* rope = tables.of(backend.model_->config.arch, layer);
-    add(layer, "attention", linear(backend.attention(sequence, layer, in, rope, options), l.o, l.o_bias), out, scale,
-        post);
+    add(layer, backend::Branch::attention, linear(backend.attention(sequence, layer, in, rope, options), l.o, l.o_bias),
+        out, scale, post);
   }
   void mlp(int layer, const Matrix& in, Matrix& out, double scale, std::optional<backend::NormSlot> post) const {
-    add(layer, "MLP", backend.mlp(backend.layers_[layer], in), out, scale, post);
+    add(layer, backend::Branch::mlp, backend.mlp(backend.layers_[layer], in), out, scale, post);
   }
 };
 

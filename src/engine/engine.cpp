@@ -6,13 +6,18 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 
 #include "backend/data_parallel.hpp"
+#include "backend/tensor_parallel.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
 #ifdef ROPESCOPE_HAVE_CUDA
 #include "kernels/cuda_backend.hpp"
 #include "kernels/device_info.hpp"
+#ifdef ROPESCOPE_HAVE_NCCL
+#include "kernels/nccl_group.hpp"
+#endif
 #endif
 
 namespace ropescope::engine {
@@ -62,10 +67,30 @@ std::vector<int> parse_device_list(const std::string& text, int available) {
   return list;
 }
 
+namespace {
+
+// How long a rank waits for one all-reduce (its own branch's kernels
+// included) before it declares a peer lost: far above any branch's time.
+[[maybe_unused]] constexpr std::chrono::milliseconds kCollectiveTimeout{600'000};
+
+// N CPU ranks over shards of one model.
+std::unique_ptr<backend::Backend> cpu_tensor_parallel(std::shared_ptr<const model::Model> model, int ranks) {
+  std::vector<std::unique_ptr<backend::Backend>> shards;
+  for (int r = 0; r < ranks; ++r)
+    shards.push_back(
+        std::make_unique<cpu::CpuBackend>(std::make_shared<const model::Model>(model::shard_model(*model, r, ranks))));
+  return std::make_unique<backend::TensorParallelBackend>(std::move(model), std::move(shards));
+}
+
+}  // namespace
+
 std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& model_dir, const OpenOptions& options) {
   const model::LoadOptions load = load_options(options);
   if (!options.devices.empty() && options.device == "cpu")
     throw ArgumentError("devices", "names CUDA devices; device cpu takes none (the CPU backend uses every core)");
+  if (options.tensor_parallel < 0)
+    throw ArgumentError("tensor-parallel", fmt::format("{} ranks (0 or 1: no split; N >= 2)", options.tensor_parallel));
+  const bool split = options.tensor_parallel >= 2;
 #ifdef ROPESCOPE_HAVE_CUDA
   std::string why_none;  // the CUDA runtime is asked only when the device may be CUDA
   const int cuda_count = options.device == "cpu" ? 0 : static_cast<int>(kernels::cuda_devices(&why_none).size());
@@ -73,7 +98,32 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
   const bool use_cuda = cuda_count > 0;
   if (options.device == "cuda" && !use_cuda)
     throw ArgumentError("device", fmt::format("cuda: no usable CUDA device ({})", why_none));
+  if (split && (use_cuda || !listed.empty())) {
+    // The ranks' devices: --devices when given (as many as ranks), else 0 .. N-1.
+    const int n = options.tensor_parallel;
+    std::vector<int> devices = listed;
+    if (devices.empty())
+      for (int d = 0; d < n; ++d) devices.push_back(d);
+    if (static_cast<int>(devices.size()) != n || cuda_count < n)
+      throw ArgumentError("tensor-parallel", fmt::format("{} ranks need {} CUDA devices: {} listed, {} present", n, n,
+                                                         listed.size(), cuda_count));
+#ifdef ROPESCOPE_HAVE_NCCL
+    auto model = std::make_shared<const model::Model>(model::load_model(model_dir, load));
+    std::vector<std::unique_ptr<backend::Backend>> ranks;
+    for (int r = 0; r < n; ++r)
+      ranks.push_back(std::make_unique<cuda::CudaBackend>(
+          std::make_shared<const model::Model>(model::shard_model(*model, r, n)), devices[r]));
+    return std::make_unique<backend::TensorParallelBackend>(
+        std::move(model), std::move(ranks), std::make_unique<cuda::NcclGroup>(devices, kCollectiveTimeout));
+#else
+    throw ArgumentError("tensor-parallel", "on CUDA needs NCCL, and this build has none (configure with NCCL_ROOT set "
+                                           "to an NCCL install); --device cpu runs the split on CPU ranks");
+#endif
+  }
+  if (split && !options.devices.empty())
+    throw ArgumentError("tensor-parallel", "with --devices needs the CUDA backend");
   auto model = std::make_shared<const model::Model>(model::load_model(model_dir, load));
+  if (split) return cpu_tensor_parallel(std::move(model), options.tensor_parallel);
   // Listed devices: the CUDA backend on each (its constructor refuses what it does not implement).
   if (listed.size() == 1) return std::make_unique<cuda::CudaBackend>(model, listed.front());
   if (listed.size() > 1) {
@@ -94,6 +144,7 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
     throw ArgumentError(options.device == "cuda" ? "device" : "devices",
                         "cuda: this build has no CUDA backend (built without nvcc); use cpu");
   auto model = std::make_shared<const model::Model>(model::load_model(model_dir, load));
+  if (split) return cpu_tensor_parallel(std::move(model), options.tensor_parallel);
 #endif
   return std::make_unique<cpu::CpuBackend>(model);
 }

@@ -24,6 +24,11 @@ struct OpenOptions {
   // backend (backend/data_parallel.hpp), one a CUDA backend on that device.
   // Empty: one backend as `device` says. Needs device cuda or auto.
   std::string devices;
+  // Ranks of a tensor-parallel split (backend/tensor_parallel.hpp): 0 or 1
+  // none; N >= 2 splits heads and MLP rows over N ranks: N CUDA devices
+  // (`devices`, or 0 .. N-1) summed by NCCL, in a build with NCCL; on device
+  // cpu N CPU ranks sharing the cores (the split's reference, not a speed-up).
+  int tensor_parallel = 0;
 };
 
 // Loads the HF model directory `model_dir` (config.json + *.safetensors) and

@@ -374,13 +374,13 @@ void load_mlp(Loader& load, const ModelConfig& c, const TensorNames& n, const st
 }  // namespace
 
 std::uint64_t WeightView::row_count() const {
-  if (gathered()) return rows.size();
+  if (!rows.empty()) return rows.size();
   return tensor.numel() / row_elements;
 }
 
 std::vector<std::uint64_t> WeightView::shape() const {
   if (tensor.shape().size() == 1 || row_elements == 1) return {row_count()};
-  return {row_count(), row_elements};
+  return {row_count(), column_count()};
 }
 
 void WeightView::to_float(std::span<float> out) const {
@@ -388,9 +388,11 @@ void WeightView::to_float(std::span<float> out) const {
     throw Error(fmt::format("tensor {}: {} floats requested, the view has {}", tensor.name(), out.size(), numel()));
   if (!gathered()) return tensor.to_float(out);
   const std::byte* base = tensor.bytes().data();
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    for (std::uint64_t j = 0; j < row_elements; ++j)
-      out[i * row_elements + j] = io::load_as_float(base, tensor.dtype(), rows[i] * row_elements + j);
+  const std::uint64_t n = column_count(), count = row_count();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::uint64_t start = source_row(i) * row_elements + first_column;
+    for (std::uint64_t j = 0; j < n; ++j) out[i * n + j] = io::load_as_float(base, tensor.dtype(), start + j);
+  }
 }
 
 std::vector<float> WeightView::to_float() const {

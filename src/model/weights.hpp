@@ -31,20 +31,26 @@
 namespace ropescope::model {
 
 // A checked tensor, or chosen rows of one (a fused projection's part, or
-// rows permuted). The tensor is viewed as [rows, row_elements]; a 1-D tensor
-// (bias, norm weight) has rows of one element.
+// rows permuted), or a range of its columns (a tensor-parallel shard of a
+// row-parallel layer, model/tensor_parallel.hpp). The tensor is viewed as
+// [rows, row_elements]; a 1-D tensor (bias, norm weight) has rows of one element.
 struct WeightView {
   io::TensorView tensor;
   std::vector<std::uint64_t> rows;  // empty: every row in order; else these rows, in this order
   std::uint64_t row_elements = 1;
+  std::uint64_t first_column = 0;   // with columns > 0: each row's elements first_column .. first_column + columns - 1
+  std::uint64_t columns = 0;        // 0: every element of each row
 
-  bool gathered() const { return !rows.empty(); }
+  bool gathered() const { return !rows.empty() || columns != 0; }  // not the tensor's bytes as they lie
   std::uint64_t row_count() const;
-  std::uint64_t numel() const { return row_count() * row_elements; }
+  std::uint64_t column_count() const { return columns != 0 ? columns : row_elements; }
+  std::uint64_t numel() const { return row_count() * column_count(); }
+  // The tensor's row that selected row i is.
+  std::uint64_t source_row(std::uint64_t i) const { return rows.empty() ? i : rows[i]; }
   io::Dtype dtype() const { return tensor.dtype(); }
-  // Shape as the model uses it: [row_count, row_elements], or [row_count] for a 1-D tensor.
+  // Shape as the model uses it: [row_count, column_count], or [row_count] for a 1-D tensor.
   std::vector<std::uint64_t> shape() const;
-  // The selected rows converted to float, row-major (out.size() == numel()).
+  // The selected rows and columns converted to float, row-major (out.size() == numel()).
   void to_float(std::span<float> out) const;
   std::vector<float> to_float() const;
 };

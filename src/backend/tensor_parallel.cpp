@@ -1,0 +1,243 @@
+// Tensor parallel over ranks (see tensor_parallel.hpp): the host all-reduce,
+// the observer that renumbers a rank's heads, and the backend that runs the
+// ranks side by side.
+#include "backend/tensor_parallel.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <thread>
+
+#include "core/error.hpp"
+
+namespace ropescope::backend {
+
+// ---- HostAllReduce ----------------------------------------------------------
+
+struct HostAllReduce::RankView : BranchReducer {
+  HostAllReduce& group;
+  int rank;
+  RankView(HostAllReduce& g, int r) : group(g), rank(r) {}
+  void all_reduce(int sequence, int layer, Branch branch, std::span<float> values) override {
+    group.all_reduce(rank, {sequence, layer, static_cast<int>(branch)}, values);
+  }
+};
+
+HostAllReduce::HostAllReduce(int ranks) : ranks_(ranks) {
+  for (int r = 0; r < ranks; ++r) views_.push_back(std::make_unique<RankView>(*this, r));
+}
+
+HostAllReduce::~HostAllReduce() = default;
+
+BranchReducer& HostAllReduce::rank(int r) { return *views_.at(r); }
+
+void HostAllReduce::begin() {
+  std::lock_guard lock(mutex_);
+  aborted_ = false;
+  rounds_.clear();
+}
+
+void HostAllReduce::abort() {
+  std::lock_guard lock(mutex_);
+  aborted_ = true;
+  changed_.notify_all();
+}
+
+void HostAllReduce::all_reduce(int rank, const Key& key, std::span<float> values) {
+  std::unique_lock lock(mutex_);
+  auto stopped = [&] {
+    return Stopped(fmt::format("tensor parallel: rank {} stopped waiting for the all-reduce of sequence {}, layer {}: "
+                               "another rank failed",
+                               rank, std::get<0>(key), std::get<1>(key)));
+  };
+  if (aborted_) throw stopped();
+  Round& round = rounds_[key];
+  if (round.parts.empty()) round.parts.resize(ranks_);
+  const bool mismatched = std::any_of(round.parts.begin(), round.parts.end(),
+                                      [&](const auto& p) { return !p.empty() && p.size() != values.size(); });
+  if (!round.parts[rank].empty() || mismatched)
+    throw Error(fmt::format("tensor parallel: rank {} joined the all-reduce of sequence {}, layer {} twice or with "
+                            "{} values where another rank has a different count",
+                            rank, std::get<0>(key), std::get<1>(key), values.size()));
+  round.parts[rank] = values;
+  if (++round.arrived == ranks_) {
+    // The sum in rank order (the same order, hence the same bits, on every rank), written back to each.
+    std::vector<float> sum(round.parts[0].begin(), round.parts[0].end());
+    for (int r = 1; r < ranks_; ++r)
+      for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += round.parts[r][i];
+    for (auto& part : round.parts) std::copy(sum.begin(), sum.end(), part.begin());
+    round.done = true;
+    changed_.notify_all();
+  } else {
+    changed_.wait(lock, [&] { return round.done || aborted_; });
+    if (!round.done) throw stopped();
+  }
+  if (++round.left == ranks_) rounds_.erase(key);
+}
+
+// ---- the observer of one rank ------------------------------------------------
+
+namespace {
+
+// Hands a rank's observer calls on with the model's head numbers.
+class ShardObserver : public AttentionObserver {
+ public:
+  ShardObserver(AttentionObserver& inner, const model::TensorParallelShard& shard) : inner_(inner), shard_(shard) {}
+  void on_block(const AttentionBlock& block) override {
+    AttentionBlock b = block;
+    b.head = global(block.head);
+    inner_.on_block(b);
+  }
+  void on_distance_sums(const DistanceSums& sums) override {
+    DistanceSums s = sums;
+    s.head = global(sums.head);
+    inner_.on_distance_sums(s);
+  }
+  bool observes(int layer, int attention_head) const override {
+    return inner_.observes(layer, attention_head + shard_.first_attention_head);
+  }
+  bool wants_virtual_imaginary() const override { return inner_.wants_virtual_imaginary(); }
+  const DistanceSumsRequest* distance_sums_request() const override { return inner_.distance_sums_request(); }
+
+ private:
+  model::AttentionHead global(model::AttentionHead h) const {
+    h.index += shard_.first_attention_head;
+    h.query_head += shard_.first_query_head;
+    h.kv_head += shard_.first_kv_head;
+    return h;
+  }
+  AttentionObserver& inner_;
+  const model::TensorParallelShard& shard_;
+};
+
+// The part of an ablation list a rank holds, in its own head numbers.
+HeadAblation ablation_of(const HeadAblation& all, const model::TensorParallelShard& shard) {
+  HeadAblation mine = all;
+  mine.heads.clear();
+  for (const auto& [layer, head] : all.heads)
+    if (head >= shard.first_attention_head && head < shard.first_attention_head + shard.attention_heads)
+      mine.heads.emplace_back(layer, head - shard.first_attention_head);
+  return mine;
+}
+
+}  // namespace
+
+// ---- TensorParallelBackend -----------------------------------------------------
+
+TensorParallelBackend::TensorParallelBackend(std::shared_ptr<const model::Model> model,
+                                             std::vector<std::unique_ptr<Backend>> ranks,
+                                             std::unique_ptr<ReduceGroup> group)
+    : model_(std::move(model)), ranks_(std::move(ranks)), group_(std::move(group)) {
+  const int n = static_cast<int>(ranks_.size());
+  if (n < 2) throw ArgumentError("tensor-parallel", fmt::format("tensor parallel needs at least two ranks, got {}", n));
+  if (!group_) group_ = std::make_unique<HostAllReduce>(n);
+  if (group_->ranks() != n)
+    throw ArgumentError("tensor-parallel", fmt::format("{} ranks and a reduce group of {}", n, group_->ranks()));
+  for (int r = 0; r < n; ++r) {
+    shards_.push_back(model::plan_tensor_parallel(*model_, r, n));
+    const auto& m = ranks_[r]->model();
+    const auto& s = shards_.back();
+    if (m.layout.attention_heads != s.attention_heads || m.layout.kv_heads != s.kv_heads ||
+        m.config.intermediate_size != s.mlp_rows || m.config.num_hidden_layers != model_->config.num_hidden_layers)
+      throw ArgumentError("tensor-parallel",
+                          fmt::format("rank {} ({}) holds {} attention heads, {} KV heads and {} MLP rows; shard {} of "
+                                      "{} is {}, {} and {}",
+                                      r, ranks_[r]->name(), m.layout.attention_heads, m.layout.kv_heads,
+                                      m.config.intermediate_size, r, n, s.attention_heads, s.kv_heads, s.mlp_rows));
+    for (const auto& notice : ranks_[r]->notices())
+      if (std::find(notices().begin(), notices().end(), notice) == notices().end()) add_notice(notice);
+  }
+}
+
+ForwardOptions TensorParallelBackend::rank_options(std::size_t r, const ForwardOptions& options,
+                                                   AttentionObserver* observer) const {
+  ForwardOptions mine = options;
+  mine.branch_reducer = &group_->rank(static_cast<int>(r));
+  mine.ablation = ablation_of(options.ablation, shards_[r]);
+  mine.observer = observer;
+  if (r > 0) {  // the residual stream is the same on every rank: rank 0 alone computes the head
+    mine.loss = false;
+    mine.keep_logits = mine.keep_hidden = false;
+  }
+  return mine;
+}
+
+std::string TensorParallelBackend::name() const {
+  std::string names;
+  for (const auto& r : ranks_) names += (names.empty() ? "" : ", ") + r->name();
+  return fmt::format("tensor parallel over {} ranks: {}", ranks_.size(), names);
+}
+
+std::string TensorParallelBackend::precision() const {
+  return ranks_.front()->precision() +
+         fmt::format("; tensor parallel over {} ranks: attention heads and MLP rows split, each branch's partial "
+                     "outputs (fp32) summed in rank order on the host before the residual add",
+                     ranks_.size());
+}
+
+std::vector<ForwardResult> TensorParallelBackend::forward(const std::vector<std::vector<std::int32_t>>& sequences,
+                                                          const ForwardOptions& options) {
+  check_forward_request(*model_, sequences, options);
+  if (options.noise)
+    throw ArgumentError("tensor parallel does not take query noise yet (noise on the real or imaginary query "
+                        "component): its values are keyed by the model's head numbers, which a rank's backend does "
+                        "not know; run the noise conditions without tensor parallel");
+  if (options.branch_reducer) throw ArgumentError("tensor parallel inside tensor parallel");
+  const std::size_t n = ranks_.size();
+  const auto start = std::chrono::steady_clock::now();
+  group_->begin();
+  std::vector<std::unique_ptr<ShardObserver>> observers;
+  std::vector<std::vector<ForwardResult>> results(n);
+  std::vector<std::exception_ptr> errors(n);
+  std::vector<std::thread> threads;
+  for (std::size_t r = 0; r < n; ++r) {
+    if (options.observer) observers.push_back(std::make_unique<ShardObserver>(*options.observer, shards_[r]));
+    threads.emplace_back([&, r, mine = rank_options(r, options, options.observer ? observers.back().get() : nullptr)] {
+      try {
+        results[r] = ranks_[r]->forward(sequences, mine);
+      } catch (...) {
+        errors[r] = std::current_exception();
+        group_->abort();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  forward_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // The failure that stopped the group; the ranks it released threw Stopped after it.
+  std::exception_ptr released;
+  for (const auto& e : errors) {
+    if (!e) continue;
+    try {
+      std::rethrow_exception(e);
+    } catch (const ReduceGroup::Stopped&) {
+      if (!released) released = e;
+    } catch (...) {
+      throw;
+    }
+  }
+  if (released) std::rethrow_exception(released);
+  return std::move(results.front());
+}
+
+std::uint64_t TensorParallelBackend::forward_bytes(long T, const ForwardOptions& options) const {
+  std::uint64_t most = 0;  // per rank: each holds its shard's activations
+  for (std::size_t r = 0; r < ranks_.size(); ++r)
+    most = std::max(most, ranks_[r]->forward_bytes(T, rank_options(r, options, options.observer)));
+  return most;
+}
+
+void TensorParallelBackend::check_memory(long T, const ForwardOptions& options) const {
+  for (std::size_t r = 0; r < ranks_.size(); ++r) ranks_[r]->check_memory(T, rank_options(r, options, options.observer));
+}
+
+std::vector<std::string> TensorParallelBackend::kernel_choices() const { return ranks_.front()->kernel_choices(); }
+
+nlohmann::json TensorParallelBackend::statistics() const {
+  nlohmann::json s = {{"ranks", ranks_.size()}, {"forward_seconds", forward_seconds_}};
+  if (const auto seconds = group_->reduce_seconds(); !seconds.empty()) s["all_reduce_seconds"] = seconds;
+  return s;
+}
+
+}  // namespace ropescope::backend

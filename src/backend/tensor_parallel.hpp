@@ -1,0 +1,113 @@
+// Tensor parallel (issue 16): one model split over N ranks by attention heads
+// and MLP rows (model/tensor_parallel.hpp), each rank a backend over its shard,
+// all running every sequence at once, one host thread each. After each
+// decoder branch the ranks' partial outputs are summed (one all-reduce per
+// attention branch and per MLP branch); then every rank holds the same
+// residual stream, and rank 0's final norm, LM head and loss are the result.
+//
+// The sum is a ReduceGroup: HostAllReduce for CPU ranks (host memory, ranks
+// added in rank order, so deterministic), kernels/nccl_group.hpp for CUDA
+// ranks (an NCCL all-reduce on device buffers, with a timeout).
+// Observers see the model's head numbers (each rank's heads are offset); an
+// ablation list is split among the ranks. Query noise is refused: its values
+// are keyed by the model's head numbers, which a rank's backend does not know.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "core/error.hpp"
+#include "model/tensor_parallel.hpp"
+
+namespace ropescope::backend {
+
+// The sum behind a tensor-parallel group: one BranchReducer per rank, and a
+// way to stop them all when one rank fails.
+class ReduceGroup {
+ public:
+  // What a rank released by abort() throws.
+  struct Stopped : Error {
+    using Error::Error;
+  };
+  virtual ~ReduceGroup() = default;
+  virtual int ranks() const = 0;
+  virtual BranchReducer& rank(int r) = 0;
+  // Before each forward: makes the group usable again after an earlier abort.
+  virtual void begin() = 0;
+  // A rank failed: every rank waiting in an all-reduce, and every later
+  // call until begin(), throws Stopped (none may wait for the failed rank).
+  virtual void abort() = 0;
+  // Per rank, the time its all-reduces took so far, in seconds (empty when the group does not measure it).
+  virtual std::vector<double> reduce_seconds() const { return {}; }
+};
+
+// The all-reduce of a group of `ranks` threads in one process, in host memory.
+// Each rank calls through its own view (rank(r)); the last to arrive adds the
+// ranks' values in rank order into every rank's buffer and releases them.
+class HostAllReduce : public ReduceGroup {
+ public:
+  explicit HostAllReduce(int ranks);
+  ~HostAllReduce() override;
+  int ranks() const override { return ranks_; }
+  BranchReducer& rank(int r) override;
+  void begin() override;
+  void abort() override;
+
+ private:
+  struct RankView;
+  using Key = std::tuple<int, int, int>;  // sequence, layer, branch
+  struct Round {
+    std::vector<std::span<float>> parts;
+    int arrived = 0, left = 0;
+    bool done = false;
+  };
+  void all_reduce(int rank, const Key& key, std::span<float> values);
+
+  int ranks_;
+  std::vector<std::unique_ptr<RankView>> views_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<Key, Round> rounds_;
+  bool aborted_ = false;
+};
+
+class TensorParallelBackend : public Backend {
+ public:
+  // ranks[r] runs shard r of `model` (model::shard_model(*model, r, N)),
+  // summing through group->rank(r) (default: a HostAllReduce); throws
+  // ArgumentError for fewer than two ranks, a rank whose model is not that
+  // shard's size, or a group of another size.
+  TensorParallelBackend(std::shared_ptr<const model::Model> model, std::vector<std::unique_ptr<Backend>> ranks,
+                        std::unique_ptr<ReduceGroup> group = nullptr);
+
+  std::string name() const override;
+  std::string precision() const override;
+  const model::Model& model() const override { return *model_; }
+  // Rank 0's results. When ranks fail, the first failure is rethrown after
+  // every rank has stopped (the others are released from their all-reduce).
+  std::vector<ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
+                                     const ForwardOptions& options) override;
+  std::uint64_t forward_bytes(long T, const ForwardOptions& options) const override;
+  void check_memory(long T, const ForwardOptions& options) const override;
+  std::vector<std::string> kernel_choices() const override;
+  // {"ranks", "forward_seconds" (wall time of every forward so far),
+  //  "all_reduce_seconds" (per rank, when the group measures it)}.
+  nlohmann::json statistics() const override;
+
+ private:
+  // The options rank r runs with (its reducer, ablation part and observer).
+  ForwardOptions rank_options(std::size_t r, const ForwardOptions& options, AttentionObserver* observer) const;
+
+  std::shared_ptr<const model::Model> model_;
+  std::vector<model::TensorParallelShard> shards_;
+  std::vector<std::unique_ptr<Backend>> ranks_;
+  std::unique_ptr<ReduceGroup> group_;
+  double forward_seconds_ = 0;
+};
+
+}  // namespace ropescope::backend
