@@ -52,6 +52,9 @@ NcclGroup::NcclGroup(std::vector<int> devices, std::chrono::milliseconds timeout
     if (std::count(devices_.begin(), devices_.end(), devices_[i]) > 1)
       throw ArgumentError("tensor-parallel", fmt::format("device {} named twice", devices_[i]));
   ::setenv("NCCL_NVLS_ENABLE", "0", 1);  // NVLink multicast off (KINDS.md: it can take shared GPUs out of service)
+  // Every connection made at init: a connection made lazily, inside the first
+  // ncclAllReduce, blocks the host until the peer joins, where no deadline runs.
+  ::setenv("NCCL_RUNTIME_CONNECT", "0", 0);
   for (int r = 0; r < ranks(); ++r) views_.push_back(std::make_unique<RankView>(*this, r));
   seconds_.assign(devices_.size(), 0.0);
   comms_->before.assign(devices_.size(), nullptr);
@@ -65,9 +68,13 @@ NcclGroup::NcclGroup(std::vector<int> devices, std::chrono::milliseconds timeout
 }
 
 NcclGroup::~NcclGroup() {
+  // After a failure the surviving communicators are aborted, not destroyed:
+  // destroying one finalizes it, which may wait on a peer that is gone.
+  const bool broken =
+      stopped_ || std::any_of(comms_->comm.begin(), comms_->comm.end(), [](ncclComm_t c) { return c == nullptr; });
   for (int r = 0; r < ranks(); ++r) {
     cudaSetDevice(devices_[r]);
-    if (comms_->comm[r]) ncclCommDestroy(comms_->comm[r]);
+    if (comms_->comm[r]) broken ? ncclCommAbort(comms_->comm[r]) : ncclCommDestroy(comms_->comm[r]);
     cudaEventDestroy(comms_->before[r]);
     cudaEventDestroy(comms_->after[r]);
   }
@@ -81,6 +88,27 @@ void NcclGroup::make_comms() {
     throw Error(fmt::format("NCCL group over devices {}: ncclCommInitAll: {}", fmt::join(devices_, ","),
                             ncclGetErrorString(made)));
   }
+  // One all-reduce of one float on every rank at once, waited for: the group works before any forward relies on it.
+  std::vector<float*> one(devices_.size(), nullptr);
+  for (int r = 0; r < ranks(); ++r) {
+    check_cuda(cudaSetDevice(devices_[r]), "NCCL group");
+    check_cuda(cudaMalloc(reinterpret_cast<void**>(&one[r]), sizeof(float)), "NCCL group: cudaMalloc");
+    check_cuda(cudaMemset(one[r], 0, sizeof(float)), "NCCL group: cudaMemset");
+  }
+  ncclResult_t summed = ncclGroupStart();
+  for (int r = 0; r < ranks() && summed == ncclSuccess; ++r) {
+    check_cuda(cudaSetDevice(devices_[r]), "NCCL group");
+    summed = ncclAllReduce(one[r], one[r], 1, ncclFloat32, ncclSum, comms_->comm[r], cudaStreamPerThread);
+  }
+  const ncclResult_t ended = ncclGroupEnd();
+  for (int r = 0; r < ranks(); ++r) {
+    cudaSetDevice(devices_[r]);
+    cudaStreamSynchronize(cudaStreamPerThread);
+    cudaFree(one[r]);
+  }
+  if (summed != ncclSuccess || ended != ncclSuccess)
+    throw Error(fmt::format("NCCL group over devices {}: the first all-reduce failed: {}", fmt::join(devices_, ","),
+                            ncclGetErrorString(summed != ncclSuccess ? summed : ended)));
 }
 
 backend::BranchReducer& NcclGroup::rank(int r) { return *views_.at(r); }
