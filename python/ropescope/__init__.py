@@ -69,6 +69,13 @@ def _int(name, value):
     return value
 
 
+def _rank_count(value):
+    value = _int("tensor_parallel", value)
+    if not 0 <= value < 2**31:
+        raise ValueError(f"tensor_parallel: {value} (0 or 1: no split; N >= 2 ranks)")
+    return value
+
+
 def _float(name, value):
     if isinstance(value, bool) or not isinstance(value, _numbers.Real):
         raise TypeError(f"{name}: expected a number, got {_type_name(value)}")
@@ -402,15 +409,20 @@ class Model:
     or CUDA devices "all" / "0,1" / [0, 1] for data parallel: perplexity()
     and profile() spread their windows over them, each window run whole on
     one device, so the numbers are bitwise those of one device.
+    tensor_parallel: 0 or N >= 2: the model split over N ranks (heads and
+    MLP rows; N CUDA devices, `devices` or 0 .. N-1, summed by NCCL; with
+    device="cpu" N CPU ranks, the split's reference), as --tensor-parallel.
     """
 
-    def __init__(self, path, device="auto", variant=None, angles="exact", tokenizer=None, devices=None):
+    def __init__(self, path, device="auto", variant=None, angles="exact", tokenizer=None, devices=None,
+                 tensor_parallel=0):
         self.path = _path("path", path)
         if devices is not None and not isinstance(devices, str):
             devices = ",".join(str(d) for d in _ints("devices", devices))
         self._model = _core.Model(self.path, _str("device", device), "" if variant is None else _str("variant", variant),
                                   _str("angles", angles), None if tokenizer is None else _path("tokenizer", tokenizer),
-                                  "" if devices is None else _str("devices", devices))
+                                  "" if devices is None else _str("devices", devices),
+                                  _rank_count(tensor_parallel))
         self._info = None
 
     @property
@@ -422,7 +434,7 @@ class Model:
 
     @property
     def device(self):
-        """The backend the model runs on: "cpu" or "cuda"."""
+        """The backend the model runs on: "cpu", "cuda", or a parallel group ("tensor parallel over 2 ranks: cpu, cpu")."""
         return self._model.device
 
     @property

@@ -71,13 +71,14 @@ class Tokenizer {
 class Model {
  public:
   Model(const std::string& path, const std::string& device, const std::string& variant, const std::string& angles,
-        std::optional<std::string> tokenizer_path, const std::string& devices)
+        std::optional<std::string> tokenizer_path, const std::string& devices, int tensor_parallel)
       : angles_(model::parse_angle_precision(angles)), tokenizer_path_(tokenizer_path.value_or(path)) {
     if (!std::filesystem::is_directory(path))
       throw ArgumentError("path", fmt::format("'{}' is not a directory (a Hugging Face model directory: config.json + "
                                               "*.safetensors)", path));
     nb::gil_scoped_release release;
-    handle_.backend = engine::open_backend(path, {.device = device, .variant = variant, .devices = devices});
+    handle_.backend = engine::open_backend(
+        path, {.device = device, .variant = variant, .devices = devices, .tensor_parallel = tensor_parallel});
     handle_.directory = path;
   }
 
@@ -193,9 +194,9 @@ void bind_model(nb::module_& m) {
 
   nb::class_<Model>(m, "Model")
       .def(nb::init<const std::string&, const std::string&, const std::string&, const std::string&,
-                    std::optional<std::string>, const std::string&>(),
+                    std::optional<std::string>, const std::string&, int>(),
            nb::arg("path"), nb::arg("device"), nb::arg("variant"), nb::arg("angles"), nb::arg("tokenizer").none(),
-           nb::arg("devices"))
+           nb::arg("devices"), nb::arg("tensor_parallel"))
       .def("info_json", &Model::info_json)
       .def_prop_ro("device", &Model::device)
       .def_prop_ro("precision", &Model::precision)

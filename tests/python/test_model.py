@@ -190,6 +190,21 @@ def test_devices_are_checked_as_by_the_cli(models):
         ropescope.Model(models / "rope", devices=["x"])
 
 
+def test_tensor_parallel_on_cpu_ranks_matches_one_backend(models, byte_text):
+    _, tokens = byte_text
+    one = ropescope.Model(models / "ec", device="cpu")
+    two = ropescope.Model(models / "ec", device="cpu", tensor_parallel=2)
+    assert two.device.startswith("tensor parallel over 2 ranks")
+    a = one.perplexity(tokens, lengths=[64], ablate=["imaginary"], progress=False)
+    b = two.perplexity(tokens, lengths=[64], ablate=["imaginary"], progress=False)
+    for x, y in zip(a.rows, b.rows):
+        assert abs(x["mean_nll"] - y["mean_nll"]) < 1e-4, (x, y)
+    with pytest.raises(ValueError, match="^tensor_parallel: -1"):
+        ropescope.Model(models / "ec", device="cpu", tensor_parallel=-1)
+    with pytest.raises(ValueError, match="query heads .* do not divide by 3"):
+        ropescope.Model(models / "ec", device="cpu", tensor_parallel=3)
+
+
 def test_not_a_model(tmp_path):
     with pytest.raises(ValueError, match="^path: "):
         ropescope.Model(tmp_path / "missing")
