@@ -10,6 +10,7 @@
 
 #include "backend/data_parallel.hpp"
 #include "backend/tensor_parallel.hpp"
+#include "model/tensor_parallel.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
 #ifdef ROPESCOPE_HAVE_CUDA
@@ -73,6 +74,28 @@ namespace {
 // included) before it declares a peer lost: far above any branch's time.
 [[maybe_unused]] constexpr std::chrono::milliseconds kCollectiveTimeout{600'000};
 
+#ifdef ROPESCOPE_HAVE_CUDA
+// N CUDA ranks over shards of one model on `devices`, summed by NCCL.
+std::unique_ptr<backend::Backend> cuda_tensor_parallel(std::shared_ptr<const model::Model> model,
+                                                       const std::vector<int>& devices) {
+#ifdef ROPESCOPE_HAVE_NCCL
+  const int n = static_cast<int>(devices.size());
+  std::vector<std::unique_ptr<backend::Backend>> ranks;
+  for (int r = 0; r < n; ++r)
+    ranks.push_back(std::make_unique<cuda::CudaBackend>(
+        std::make_shared<const model::Model>(model::shard_model(*model, r, n)), devices[r]));
+  return std::make_unique<backend::TensorParallelBackend>(
+      std::move(model), std::move(ranks), std::make_unique<cuda::NcclGroup>(devices, kCollectiveTimeout));
+#else
+  (void)model;
+  throw ArgumentError("tensor-parallel",
+                      fmt::format("over {} GPUs needs NCCL, and this build has none (configure with NCCL_ROOT set to "
+                                  "an NCCL install); --device cpu runs the split on CPU ranks",
+                                  devices.size()));
+#endif
+}
+#endif
+
 // N CPU ranks over shards of one model.
 std::unique_ptr<backend::Backend> cpu_tensor_parallel(std::shared_ptr<const model::Model> model, int ranks) {
   std::vector<std::unique_ptr<backend::Backend>> shards;
@@ -83,6 +106,42 @@ std::unique_ptr<backend::Backend> cpu_tensor_parallel(std::shared_ptr<const mode
 }
 
 }  // namespace
+
+std::uint64_t weight_bytes(const model::Model& model) {
+  const io::Dtype stored = model.weights.embed_tokens.dtype();
+  const std::uint64_t element = stored == io::Dtype::F32 || stored == io::Dtype::F64 ? 4 : 2;  // F64 held as f32
+  return model.parameters.total() * element;
+}
+
+int automatic_tensor_parallel(const model::Model& model, const std::vector<std::uint64_t>& device_memory) {
+  constexpr double kUsable = 0.9;  // of a device's memory, for weights; activations are checked per forward
+  auto fits = [&](std::uint64_t bytes, std::size_t devices) {
+    for (std::size_t d = 0; d < devices; ++d)
+      if (bytes > kUsable * static_cast<double>(device_memory[d])) return false;
+    return true;
+  };
+  const std::uint64_t whole = weight_bytes(model);
+  if (device_memory.empty() || fits(whole, 1)) return 0;
+  constexpr double GiB = 1073741824.0;
+  std::vector<std::string> tried;
+  for (int n = 2; n <= static_cast<int>(device_memory.size()); ++n) {
+    try {
+      model::plan_tensor_parallel(model, 0, n);
+    } catch (const ArgumentError&) {
+      tried.push_back(fmt::format("{}: the heads or MLP rows do not divide", n));
+      continue;
+    }
+    std::uint64_t most = 0;
+    for (int r = 0; r < n; ++r) most = std::max(most, weight_bytes(model::shard_model(model, r, n)));
+    if (fits(most, static_cast<std::size_t>(n))) return n;
+    tried.push_back(fmt::format("{}: {:.1f} GiB a GPU", n, most / GiB));
+  }
+  throw ArgumentError("tensor-parallel",
+                      fmt::format("{}: its weights ({:.1f} GiB) fit neither one GPU ({:.1f} GiB, {:.0f} % for weights) "
+                                  "nor a split over the {} present ({})",
+                                  model.directory.string(), whole / GiB, device_memory.front() / GiB, 100 * kUsable,
+                                  device_memory.size(), tried.empty() ? "no other device" : fmt::format("{}", fmt::join(tried, "; "))));
+}
 
 std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& model_dir, const OpenOptions& options) {
   const model::LoadOptions load = load_options(options);
@@ -107,18 +166,7 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
     if (static_cast<int>(devices.size()) != n || cuda_count < n)
       throw ArgumentError("tensor-parallel", fmt::format("{} ranks need {} CUDA devices: {} listed, {} present", n, n,
                                                          listed.size(), cuda_count));
-#ifdef ROPESCOPE_HAVE_NCCL
-    auto model = std::make_shared<const model::Model>(model::load_model(model_dir, load));
-    std::vector<std::unique_ptr<backend::Backend>> ranks;
-    for (int r = 0; r < n; ++r)
-      ranks.push_back(std::make_unique<cuda::CudaBackend>(
-          std::make_shared<const model::Model>(model::shard_model(*model, r, n)), devices[r]));
-    return std::make_unique<backend::TensorParallelBackend>(
-        std::move(model), std::move(ranks), std::make_unique<cuda::NcclGroup>(devices, kCollectiveTimeout));
-#else
-    throw ArgumentError("tensor-parallel", "on CUDA needs NCCL, and this build has none (configure with NCCL_ROOT set "
-                                           "to an NCCL install); --device cpu runs the split on CPU ranks");
-#endif
+    return cuda_tensor_parallel(std::make_shared<const model::Model>(model::load_model(model_dir, load)), devices);
   }
   if (split && !options.devices.empty())
     throw ArgumentError("tensor-parallel", "with --devices needs the CUDA backend");
@@ -133,7 +181,28 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
   }
   if (use_cuda) {
     const auto missing = cuda::unsupported_features(*model);
-    if (options.device == "cuda" || missing.empty()) return std::make_unique<cuda::CudaBackend>(model);
+    if (options.device == "cuda" || missing.empty()) {
+      // Weights too large for one GPU: split over the fewest that hold them (device auto: else the CPU).
+      std::vector<std::uint64_t> memory;
+      for (const auto& d : kernels::cuda_devices()) memory.push_back(d.memory_bytes);
+      try {
+        if (const int n = automatic_tensor_parallel(*model, memory); n >= 2) {
+          std::vector<int> devices(n);
+          for (int d = 0; d < n; ++d) devices[d] = d;
+          auto split_backend = cuda_tensor_parallel(model, devices);
+          split_backend->add_notice(fmt::format("the weights ({:.1f} GiB) do not fit one GPU: split over {} GPUs "
+                                                "(tensor parallel)",
+                                                weight_bytes(*model) / 1073741824.0, n));
+          return split_backend;
+        }
+      } catch (const ArgumentError& e) {
+        if (options.device == "cuda") throw;
+        auto cpu = std::make_unique<cpu::CpuBackend>(model);
+        cpu->add_notice(fmt::format("device auto: running on the CPU: {}", e.what()));
+        return cpu;
+      }
+      return std::make_unique<cuda::CudaBackend>(model);
+    }
     auto cpu = std::make_unique<cpu::CpuBackend>(model);
     cpu->add_notice(fmt::format("device auto: running on the CPU: the CUDA backend does not implement yet: {}",
                                 fmt::join(missing, "; ")));

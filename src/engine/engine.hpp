@@ -25,9 +25,10 @@ struct OpenOptions {
   // Empty: one backend as `device` says. Needs device cuda or auto.
   std::string devices;
   // Ranks of a tensor-parallel split (backend/tensor_parallel.hpp): 0 or 1
-  // none; N >= 2 splits heads and MLP rows over N ranks: N CUDA devices
-  // (`devices`, or 0 .. N-1) summed by NCCL, in a build with NCCL; on device
-  // cpu N CPU ranks sharing the cores (the split's reference, not a speed-up).
+  // none (on CUDA: unless the weights do not fit one GPU, automatic_tensor_parallel);
+  // N >= 2 splits heads and MLP rows over N ranks: N CUDA devices (`devices`,
+  // or 0 .. N-1) summed by NCCL, in a build with NCCL; on device cpu N CPU
+  // ranks sharing the cores (the split's reference, not a speed-up).
   int tensor_parallel = 0;
 };
 
@@ -36,6 +37,18 @@ struct OpenOptions {
 // parameter ("device", "variant") for a value that is not one of the above or a
 // device this build or machine cannot provide; FormatError for a malformed checkpoint.
 std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& model_dir, const OpenOptions& options = {});
+
+// The bytes a CUDA backend holds for `model`'s weights: its parameters in
+// their stored dtype (F64 held as f32).
+std::uint64_t weight_bytes(const model::Model& model);
+
+// The ranks open_backend splits a model over on CUDA when none are asked
+// for: 0 when its weights take at most 90 % of device 0's memory; else the
+// fewest N >= 2 of the devices (memory in bytes, device order) whose shards
+// (model/tensor_parallel.hpp) fit each of devices 0 .. N-1 so. Throws
+// ArgumentError naming the sizes when no split fits (a model that does not
+// fit even when split).
+int automatic_tensor_parallel(const model::Model& model, const std::vector<std::uint64_t>& device_memory);
 
 // The device numbers `text` names ("all", or numbers "0,2" without repeats)
 // among `available` CUDA devices; empty for an empty text. Throws

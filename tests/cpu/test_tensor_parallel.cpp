@@ -231,6 +231,37 @@ TEST(TensorParallel, OpenBackendSplitsOnCpuRanksAndRefusesOtherCombinations) {
   EXPECT_THROW(open("cpu", 3), ArgumentError);  // 4 query heads
 }
 
+// The split chosen when the weights do not fit one GPU: none when they fit,
+// else the fewest ranks whose shards fit, else an error naming the sizes.
+TEST(TensorParallel, WeightsTooLargeForOneGpuChooseTheFewestRanksThatFit) {
+  const auto model = load_test_model("tests/data/models/ec");  // 4 query heads: splits over 2 and 4, not 3
+  const std::uint64_t whole = engine::weight_bytes(*model);
+  EXPECT_EQ(whole, model->parameters.total() * 2) << "bf16";
+  auto shard_bytes = [&](int n) {
+    std::uint64_t most = 0;
+    for (int r = 0; r < n; ++r) most = std::max(most, engine::weight_bytes(model::shard_model(*model, r, n)));
+    return most;
+  };
+  const std::uint64_t two = shard_bytes(2), four = shard_bytes(4);
+  ASSERT_LT(four, two);
+  ASSERT_LT(two, whole);
+  auto memory_for = [](std::uint64_t bytes) { return static_cast<std::uint64_t>(bytes / 0.9) + 1; };  // 90 % usable
+  EXPECT_EQ(engine::automatic_tensor_parallel(*model, {}), 0);
+  EXPECT_EQ(engine::automatic_tensor_parallel(*model, {memory_for(whole)}), 0);
+  EXPECT_EQ(engine::automatic_tensor_parallel(*model, {memory_for(two), memory_for(two)}), 2);
+  // Two too small, three not a divisor: four.
+  const std::vector<std::uint64_t> small(4, memory_for(four));
+  EXPECT_EQ(engine::automatic_tensor_parallel(*model, small), 4);
+  try {
+    engine::automatic_tensor_parallel(*model, {memory_for(four), memory_for(four), memory_for(four)});
+    FAIL() << "no split fits";
+  } catch (const ArgumentError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("fit neither one GPU"), std::string::npos) << what;
+    EXPECT_NE(what.find("3: the heads or MLP rows do not divide"), std::string::npos) << what;
+  }
+}
+
 // A rank that fails at once: the other rank, waiting in its first all-reduce, must be released.
 class FailingRank : public backend::Backend {
  public:
