@@ -71,4 +71,16 @@ void BranchReducer::all_reduce_device(int sequence, int layer, Branch branch, fl
                           sequence, layer));
 }
 
+void Backend::adopt_notices(const std::vector<std::unique_ptr<Backend>>& members) {
+  for (const auto& m : members)
+    for (const auto& notice : m->notices())
+      if (std::find(notices_.begin(), notices_.end(), notice) == notices_.end()) add_notice(notice);
+}
+
+std::string joined_names(const std::vector<std::unique_ptr<Backend>>& members) {
+  std::string names;
+  for (const auto& m : members) names += (names.empty() ? "" : ", ") + m->name();
+  return names;
+}
+
 }  // namespace ropescope::backend

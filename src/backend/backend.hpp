@@ -213,9 +213,15 @@ class Backend {
   // warnings: why it was chosen (e.g. a CUDA fallback and the features behind it).
   const std::vector<std::string>& notices() const { return notices_; }
   void add_notice(std::string notice) { notices_.push_back(std::move(notice)); }
+  // The notices of the backends a group (data or tensor parallel) runs on,
+  // each once (they are alike, so usually the same notices).
+  void adopt_notices(const std::vector<std::unique_ptr<Backend>>& members);
 
  private:
   std::vector<std::string> notices_;
 };
+
+// "a, b, ...": the names of a group's backends, for its own name.
+std::string joined_names(const std::vector<std::unique_ptr<Backend>>& members);
 
 }  // namespace ropescope::backend

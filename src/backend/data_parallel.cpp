@@ -3,7 +3,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <exception>
 #include <thread>
 
@@ -19,16 +18,11 @@ DataParallelBackend::DataParallelBackend(std::vector<std::unique_ptr<Backend>> r
     if (&replicas_[r]->model() != &replicas_.front()->model())
       throw ArgumentError("devices", fmt::format("replica {} ({}) holds another model than replica 0 ({})", r,
                                                  replicas_[r]->name(), replicas_.front()->name()));
-  // What any replica must show, once (the replicas are alike, so usually the same notices).
-  for (const auto& r : replicas_)
-    for (const auto& notice : r->notices())
-      if (std::find(notices().begin(), notices().end(), notice) == notices().end()) add_notice(notice);
+  adopt_notices(replicas_);
 }
 
 std::string DataParallelBackend::name() const {
-  std::string names;
-  for (const auto& r : replicas_) names += (names.empty() ? "" : ", ") + r->name();
-  return fmt::format("data parallel over {} devices: {}", replicas_.size(), names);
+  return fmt::format("data parallel over {} devices: {}", replicas_.size(), joined_names(replicas_));
 }
 
 std::string DataParallelBackend::precision() const {

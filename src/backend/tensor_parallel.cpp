@@ -146,9 +146,8 @@ TensorParallelBackend::TensorParallelBackend(std::shared_ptr<const model::Model>
                                       "{} is {}, {} and {}",
                                       r, ranks_[r]->name(), m.layout.attention_heads, m.layout.kv_heads,
                                       m.config.intermediate_size, r, n, s.attention_heads, s.kv_heads, s.mlp_rows));
-    for (const auto& notice : ranks_[r]->notices())
-      if (std::find(notices().begin(), notices().end(), notice) == notices().end()) add_notice(notice);
   }
+  adopt_notices(ranks_);
 }
 
 ForwardOptions TensorParallelBackend::rank_options(std::size_t r, const ForwardOptions& options,
@@ -165,9 +164,7 @@ ForwardOptions TensorParallelBackend::rank_options(std::size_t r, const ForwardO
 }
 
 std::string TensorParallelBackend::name() const {
-  std::string names;
-  for (const auto& r : ranks_) names += (names.empty() ? "" : ", ") + r->name();
-  return fmt::format("tensor parallel over {} ranks: {}", ranks_.size(), names);
+  return fmt::format("tensor parallel over {} ranks: {}", ranks_.size(), joined_names(ranks_));
 }
 
 std::string TensorParallelBackend::precision() const {
