@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/tensor_parallel.hpp"
@@ -28,6 +29,7 @@ class NcclGroup : public backend::ReduceGroup {
 
   int ranks() const override { return static_cast<int>(devices_.size()); }
   backend::BranchReducer& rank(int r) override;
+  std::string summation() const override { return "fp32, in place by an NCCL all-reduce, in NCCL's order"; }
   // Fresh communicators when an abort (or a failed collective) took any down.
   void begin() override;
   void abort() override;

@@ -170,8 +170,8 @@ std::string TensorParallelBackend::name() const {
 std::string TensorParallelBackend::precision() const {
   return ranks_.front()->precision() +
          fmt::format("; tensor parallel over {} ranks: attention heads and MLP rows split, each branch's partial "
-                     "outputs (fp32) summed in rank order on the host before the residual add",
-                     ranks_.size());
+                     "outputs summed ({}) before any post norm and the residual add",
+                     ranks_.size(), group_->summation());
 }
 
 std::vector<ForwardResult> TensorParallelBackend::forward(const std::vector<std::vector<std::int32_t>>& sequences,

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -37,6 +38,8 @@ class ReduceGroup {
   virtual ~ReduceGroup() = default;
   virtual int ranks() const = 0;
   virtual BranchReducer& rank(int r) = 0;
+  // How the sum is made, for the precision path ("in rank order on the host, fp32").
+  virtual std::string summation() const = 0;
   // Before each forward: makes the group usable again after an earlier abort.
   virtual void begin() = 0;
   // A rank failed: every rank waiting in an all-reduce, and every later
@@ -55,6 +58,7 @@ class HostAllReduce : public ReduceGroup {
   ~HostAllReduce() override;
   int ranks() const override { return ranks_; }
   BranchReducer& rank(int r) override;
+  std::string summation() const override { return "fp32, added in rank order on the host"; }
   void begin() override;
   void abort() override;
 

@@ -224,7 +224,7 @@ TEST(TensorParallel, OpenBackendSplitsOnCpuRanksAndRefusesOtherCombinations) {
   };
   const auto tp = open("cpu", 2);
   EXPECT_EQ(tp->name(), "tensor parallel over 2 ranks: cpu, cpu");
-  EXPECT_NE(tp->precision().find("summed in rank order"), std::string::npos);
+  EXPECT_NE(tp->precision().find("summed (fp32, added in rank order on the host)"), std::string::npos);
   EXPECT_EQ(open("cpu", 1)->name(), "cpu");
   EXPECT_THROW(open("cpu", -2), ArgumentError);
   EXPECT_THROW(open("auto", 2, "0,1"), ArgumentError);

@@ -830,6 +830,7 @@ TEST(CudaTensorParallel, ALostPeerIsItsErrorAtOnceAndTheGroupRecovers) {
   auto group = tp::two_gpus(model, std::chrono::seconds(60), [](auto shard) {
     return std::make_unique<FailingRank>(std::move(shard), 1, 1);
   });
+  EXPECT_NE(group->precision().find("in place by an NCCL all-reduce"), std::string::npos) << group->precision();
   const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(200, 1000, 3)};
   const auto start = std::chrono::steady_clock::now();
   try {
