@@ -152,7 +152,9 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
   const bool split = options.tensor_parallel >= 2;
 #ifdef ROPESCOPE_HAVE_CUDA
   std::string why_none;  // the CUDA runtime is asked only when the device may be CUDA
-  const int cuda_count = options.device == "cpu" ? 0 : static_cast<int>(kernels::cuda_devices(&why_none).size());
+  const std::vector<kernels::CudaDevice> cuda_present =
+      options.device == "cpu" ? std::vector<kernels::CudaDevice>{} : kernels::cuda_devices(&why_none);
+  const int cuda_count = static_cast<int>(cuda_present.size());
   const std::vector<int> listed = parse_device_list(options.devices, cuda_count);  // empty without devices
   const bool use_cuda = cuda_count > 0;
   if (options.device == "cuda" && !use_cuda)
@@ -184,7 +186,7 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
     if (options.device == "cuda" || missing.empty()) {
       // Weights too large for one GPU: split over the fewest that hold them (device auto: else the CPU).
       std::vector<std::uint64_t> memory;
-      for (const auto& d : kernels::cuda_devices()) memory.push_back(d.memory_bytes);
+      for (const auto& d : cuda_present) memory.push_back(d.memory_bytes);
       try {
         if (const int n = automatic_tensor_parallel(*model, memory); n >= 2) {
           std::vector<int> devices(n);
