@@ -174,9 +174,10 @@ kernels::NormParams norm_params(const DeviceNorm& n, const model::NormSpec& spec
 
 // Whether a branch's output needs the fp32 staging buffer (Workspace::branch):
 // a post norm or a residual multiplier stands between the GEMM and the residual
-// add. (A tensor-parallel rank stages every branch too, for its all-reduce.)
-bool staged_branches(const model::Architecture& a) {
-  return a.block == model::BlockKind::sandwich || a.block == model::BlockKind::post_norm || a.residual_multiplier != 1;
+// add, or (a tensor-parallel rank) an all-reduce does.
+bool staged_branches(const model::Architecture& a, const backend::ForwardOptions& options) {
+  return a.block == model::BlockKind::sandwich || a.block == model::BlockKind::post_norm ||
+         a.residual_multiplier != 1 || options.branch_reducer;
 }
 
 // Token rows of the LM head per chunk: fp32 logits of at most this many bytes,
@@ -241,7 +242,7 @@ struct CudaBackend::State {
     DeviceArray<float> gemm_out;
     DeviceArray<bf16> rotated_q;  // [T, A*d], allocated on the first noisy forward
     DeviceArray<bf16> xn_mlp;     // [T, h]: the MLP's norm of a parallel_two_norms block
-    DeviceArray<float> branch;    // [T, h]: a branch's fp32 output before its post norm / multiplier (staged_branches)
+    DeviceArray<float> branch;    // [T, h]: a branch's fp32 output before its post norm, multiplier or all-reduce
   };
   struct CachedRope {
     model::RopeTableKey key;
@@ -491,7 +492,7 @@ std::uint64_t CudaBackend::forward_bytes(long T, const backend::ForwardOptions& 
   const long double t = T;
   const bool noisy = options.noise && options.noise->std > 0;
   long double bytes =
-      workspace_bytes(*model_, state_->wtype, T, noisy, staged_branches(model_->config.arch) || options.branch_reducer);
+      workspace_bytes(*model_, state_->wtype, T, noisy, staged_branches(model_->config.arch, options));
   bytes += 4.0L * t * layout.head_dim;  // the RoPE table: cos and sin, [T, at most d / 2] floats each
   if (const auto* observer = options.observer) {
     if (const auto* request = observer->distance_sums_request()) {
@@ -541,7 +542,6 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     ws.gate = DeviceArray<bf16>(T * I);
     ws.up = DeviceArray<bf16>(T * I);
     ws.act = DeviceArray<bf16>(T * I);
-    if (staged_branches(c.arch)) ws.branch = DeviceArray<float>(T * h);
     if (c.arch.block == model::BlockKind::parallel_two_norms) ws.xn_mlp = DeviceArray<bf16>(T * h);
     if (convert) {
       ws.converted = DeviceArray<std::byte>(T * widest_in * type_size(s.wtype));
@@ -552,7 +552,8 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   auto& ws = s.ws;
   if (noisy && ws.rotated_q.size() < static_cast<std::size_t>(ws.T * O)) ws.rotated_q = DeviceArray<bf16>(ws.T * O);
   backend::BranchReducer* const reducer = options.branch_reducer;
-  if (reducer && ws.branch.size() < static_cast<std::size_t>(ws.T * h)) ws.branch = DeviceArray<float>(ws.T * h);
+  if (staged_branches(c.arch, options) && ws.branch.size() < static_cast<std::size_t>(ws.T * h))
+    ws.branch = DeviceArray<float>(ws.T * h);
 
   // RoPE tables, cached by the same key as the CPU backend's: the model's
   // (global) table and, for Gemma 3 / Cohere 2 style models, the local one.

@@ -1,9 +1,16 @@
-// Shared helpers of the CPU forward tests: loading a committed model, reading
-// the PyTorch reference fixtures (tests/reference/make_fixtures.py), and an
-// observer that keeps full attention maps of chosen heads.
+// Shared helpers of the CPU forward tests (and the GPU ones): loading a
+// committed model, reading the PyTorch reference fixtures
+// (tests/reference/make_fixtures.py), an observer that keeps full attention
+// maps of chosen heads, and the largest difference between two reports.
 #pragma once
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -77,5 +84,66 @@ class MapRecorder : public backend::AttentionObserver {
   std::mutex mutex_;
   std::map<std::tuple<int, int, int>, Maps> maps_;
 };
+
+// The largest difference between two JSON documents of the same structure,
+// |a - b| / max(1, |a|) over their numbers, and where it is ("" and 0 when
+// equal; infinity at the first place where the structure differs).
+struct JsonDifference {
+  double worst = 0;
+  std::string where;
+};
+inline void add_json_difference(const nlohmann::json& a, const nlohmann::json& b, const std::string& path,
+                                JsonDifference& d) {
+  auto differ = [&] { d = {std::numeric_limits<double>::infinity(), path}; };
+  if (a.is_number() && b.is_number()) {
+    const double x = a.get<double>(), y = b.get<double>();
+    const double r = std::abs(x - y) / std::max(1.0, std::abs(x));
+    if (r > d.worst) d = {r, path};
+  } else if (a.is_object() && b.is_object() && a.size() == b.size()) {
+    for (const auto& [key, value] : a.items()) {
+      if (!b.contains(key)) return differ();
+      add_json_difference(value, b[key], path + "/" + key, d);
+    }
+  } else if (a.is_array() && b.is_array() && a.size() == b.size()) {
+    for (std::size_t i = 0; i < a.size(); ++i) add_json_difference(a[i], b[i], fmt::format("{}[{}]", path, i), d);
+  } else if (a != b) {
+    differ();
+  }
+}
+inline JsonDifference json_difference(const nlohmann::json& a, const nlohmann::json& b) {
+  JsonDifference d;
+  add_json_difference(a, b, "", d);
+  return d;
+}
+
+// The same for two CSV texts, cell by cell (numbers as above, text exactly).
+inline JsonDifference csv_difference(const std::string& a, const std::string& b) {
+  auto cells = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::string cell;
+    for (char c : text) {
+      if (c == ',' || c == '\n') {
+        out.push_back(cell);
+        cell.clear();
+      } else {
+        cell += c;
+      }
+    }
+    out.push_back(cell);
+    return out;
+  };
+  const auto x = cells(a), y = cells(b);
+  JsonDifference d;
+  if (x.size() != y.size()) return {std::numeric_limits<double>::infinity(), "the number of cells"};
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    char *end_x = nullptr, *end_y = nullptr;
+    const double u = std::strtod(x[i].c_str(), &end_x), v = std::strtod(y[i].c_str(), &end_y);
+    const bool numbers = !x[i].empty() && !y[i].empty() && *end_x == 0 && *end_y == 0;
+    const double r = numbers ? std::abs(u - v) / std::max(1.0, std::abs(u))
+                             : (x[i] == y[i] ? 0.0 : std::numeric_limits<double>::infinity());
+    if (r > d.worst) d = {r, fmt::format("cell {} ('{}' vs '{}')", i, x[i], y[i])};
+  }
+  return d;
+}
 
 }  // namespace ropescope::testing

@@ -141,21 +141,6 @@ TEST(TensorParallel, ShardsHoldTheModelsAttentionAndMlpOnce) {
   }
 }
 
-// The largest |a - b| / max(1, |a|) over two JSON documents' numbers.
-double json_difference(const nlohmann::json& a, const nlohmann::json& b) {
-  if (a.is_number() && b.is_number())
-    return std::abs(a.get<double>() - b.get<double>()) / std::max(1.0, std::abs(a.get<double>()));
-  double worst = 0;
-  if ((a.is_object() || a.is_array()) && a.size() == b.size() && a.type() == b.type()) {
-    if (a.is_object())
-      for (const auto& [key, value] : a.items()) worst = std::max(worst, b.contains(key) ? json_difference(value, b[key]) : INFINITY);
-    else
-      for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, json_difference(a[i], b[i]));
-    return worst;
-  }
-  return a == b ? 0.0 : INFINITY;
-}
-
 TEST(TensorParallel, ProfilesSeeTheModelsHeadNumbers) {
   for (const char* dir : {"tests/data/models/ec", "tests/data/models/eh"}) {
     const auto model = load_test_model(dir);
@@ -168,7 +153,8 @@ TEST(TensorParallel, ProfilesSeeTheModelsHeadNumbers) {
     const auto a = analysis::profile_distances(one, tokens, request);
     const auto b = analysis::profile_distances(*two, tokens, request);
     // Per head: a head numbered wrongly would carry another head's curve (differences of order 0.1).
-    EXPECT_LE(json_difference(a.summary(), b.summary()), kTolerance) << dir;
+    const auto d = ropescope::testing::json_difference(a.summary(), b.summary());
+    EXPECT_LE(d.worst, kTolerance) << dir << " at " << d.where;
   }
 }
 

@@ -51,6 +51,9 @@
 #include "../cpu/forward_fixtures.hpp"
 
 namespace rs = ropescope;
+using ropescope::testing::csv_difference;
+using ropescope::testing::json_difference;
+using ropescope::testing::JsonDifference;
 using rs::backend::ForwardOptions;
 
 namespace {
@@ -631,61 +634,6 @@ TEST(CudaBackendAuto, RunsGemma2OnTheGpu) {
   std::filesystem::remove_all(dir);
 }
 
-// The largest difference between two JSON documents of the same structure,
-// |a - b| / max(1, |a|) over their numbers, and where it is ("" and 0 when
-// equal; infinity at the first place where the structure differs).
-struct JsonDifference {
-  double worst = 0;
-  std::string where;
-};
-void json_difference(const nlohmann::json& a, const nlohmann::json& b, const std::string& path, JsonDifference& d) {
-  auto differ = [&] { d = {std::numeric_limits<double>::infinity(), path}; };
-  if (a.is_number() && b.is_number()) {
-    const double x = a.get<double>(), y = b.get<double>();
-    const double r = std::abs(x - y) / std::max(1.0, std::abs(x));
-    if (r > d.worst) d = {r, path};
-  } else if (a.is_object() && b.is_object() && a.size() == b.size()) {
-    for (const auto& [key, value] : a.items()) {
-      if (!b.contains(key)) return differ();
-      json_difference(value, b[key], path + "/" + key, d);
-    }
-  } else if (a.is_array() && b.is_array() && a.size() == b.size()) {
-    for (std::size_t i = 0; i < a.size(); ++i) json_difference(a[i], b[i], fmt::format("{}[{}]", path, i), d);
-  } else if (a != b) {
-    differ();
-  }
-}
-
-// The same for two CSV texts, cell by cell (numbers as above, text exactly).
-JsonDifference csv_difference(const std::string& a, const std::string& b) {
-  auto cells = [](const std::string& text) {
-    std::vector<std::string> out;
-    std::string cell;
-    for (char c : text) {
-      if (c == ',' || c == '\n') {
-        out.push_back(cell);
-        cell.clear();
-      } else {
-        cell += c;
-      }
-    }
-    out.push_back(cell);
-    return out;
-  };
-  const auto x = cells(a), y = cells(b);
-  JsonDifference d;
-  if (x.size() != y.size()) return {std::numeric_limits<double>::infinity(), "the number of cells"};
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    char *end_x = nullptr, *end_y = nullptr;
-    const double u = std::strtod(x[i].c_str(), &end_x), v = std::strtod(y[i].c_str(), &end_y);
-    const bool numbers = !x[i].empty() && !y[i].empty() && *end_x == 0 && *end_y == 0;
-    const double r = numbers ? std::abs(u - v) / std::max(1.0, std::abs(u))
-                             : (x[i] == y[i] ? 0.0 : std::numeric_limits<double>::infinity());
-    if (r > d.worst) d = {r, fmt::format("cell {} ('{}' vs '{}')", i, x[i], y[i])};
-  }
-  return d;
-}
-
 // Data parallel over two GPUs (issue 16): every window runs whole on one device
 // and the results are added in window order, so ppl is byte-identical to one
 // GPU. Profiles are not, and cannot be until the GPU distance sums are
@@ -714,8 +662,7 @@ TEST(CudaDataParallel, PplBitwiseAndProfilesToRoundingOfOneDevice) {
   profile.window = 512;  // 5 windows: batches of 2, 2 and 1
   const auto a = rs::analysis::profile_distances(one, tokens, profile);
   const auto b = rs::analysis::profile_distances(two, tokens, profile);
-  JsonDifference d;
-  json_difference(a.summary(), b.summary(), "", d);
+  const JsonDifference d = json_difference(a.summary(), b.summary());
   EXPECT_LE(d.worst, 1e-12) << "profile summaries differ most at " << d.where;
   const JsonDifference table = csv_difference(a.csv(), b.csv());
   EXPECT_LE(table.worst, 1e-12) << "profile tables differ most at " << table.where;
@@ -792,8 +739,7 @@ TEST(CudaTensorParallel, ProfilesMatchOneGpuPerHead) {
   rs::cuda::CudaBackend one(model, 0);
   const auto a = rs::analysis::profile_distances(one, tokens, profile);
   const auto b = rs::analysis::profile_distances(*tp::two_gpus(model), tokens, profile);
-  JsonDifference d;
-  json_difference(a.summary(), b.summary(), "", d);
+  const JsonDifference d = json_difference(a.summary(), b.summary());
   fmt::print("[tp2 profile] largest difference to one GPU {:.2e} at {}\n", d.worst, d.where);
   // bf16 activations: the split moves roundings (measured on two H200s, see kernels/NOTES.md).
   EXPECT_LE(d.worst, 2e-2) << d.where;
