@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "analysis/ordered_observer.hpp"
 #include "analysis/query_noise.hpp"
+#include "backend/observer_recording.hpp"
 #include "core/error.hpp"
 #include "io/npy.hpp"
 
@@ -91,14 +91,14 @@ ProfileReport profile_distances(backend::Backend& backend, std::span<const std::
   // Each window is its own sequence, positions 0 .. T-1: one at a time, or one per
   // device of a data-parallel backend, whose observer calls are replayed in window order.
   const long per_batch = backend.concurrent_sequences();
-  OrderedObserver ordered(observer);
+  backend::ObserverRecording ordered(observer);
   if (per_batch > 1) options.observer = &ordered;
   for (long first = 0; first < report.windows; first += per_batch) {
     std::vector<std::vector<std::int32_t>> batch;
     for (long w = first; w < std::min(report.windows, first + per_batch); ++w)
       batch.emplace_back(tokens.begin() + w * T, tokens.begin() + (w + 1) * T);
     backend.forward(batch, options);
-    if (per_batch > 1) ordered.replay();
+    if (per_batch > 1) ordered.replay_in_sequence_order(observer);
     for (std::size_t i = 0; i < batch.size(); ++i) counter.advance(T);
   }
   for (int l = 0; l < report.layers; ++l)

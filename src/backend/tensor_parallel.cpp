@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <thread>
 
+#include "backend/observer_recording.hpp"
 #include "core/error.hpp"
 
 namespace ropescope::backend {
@@ -81,19 +83,23 @@ void HostAllReduce::all_reduce(int rank, const Key& key, std::span<float> values
 
 namespace {
 
-// Hands a rank's observer calls on with the model's head numbers.
+// Hands a rank's observer calls on with the model's head numbers (and, over
+// processes, to the recording the other processes receive).
 class ShardObserver : public AttentionObserver {
  public:
-  ShardObserver(AttentionObserver& inner, const model::TensorParallelShard& shard) : inner_(inner), shard_(shard) {}
+  ShardObserver(AttentionObserver& inner, ObserverRecording* shared, const model::TensorParallelShard& shard)
+      : inner_(inner), shared_(shared), shard_(shard) {}
   void on_block(const AttentionBlock& block) override {
     AttentionBlock b = block;
     b.head = global(block.head);
     inner_.on_block(b);
+    if (shared_) shared_->on_block(b);
   }
   void on_distance_sums(const DistanceSums& sums) override {
     DistanceSums s = sums;
     s.head = global(sums.head);
     inner_.on_distance_sums(s);
+    if (shared_) shared_->on_distance_sums(s);
   }
   bool observes(int layer, int attention_head) const override {
     return inner_.observes(layer, attention_head + shard_.first_attention_head);
@@ -109,6 +115,7 @@ class ShardObserver : public AttentionObserver {
     return h;
   }
   AttentionObserver& inner_;
+  ObserverRecording* shared_;
   const model::TensorParallelShard& shard_;
 };
 
@@ -131,12 +138,13 @@ TensorParallelBackend::TensorParallelBackend(std::shared_ptr<const model::Model>
                                              std::unique_ptr<ReduceGroup> group)
     : model_(std::move(model)), ranks_(std::move(ranks)), group_(std::move(group)) {
   const int n = static_cast<int>(ranks_.size());
-  if (n < 2) throw ArgumentError("tensor-parallel", fmt::format("tensor parallel needs at least two ranks, got {}", n));
   if (!group_) group_ = std::make_unique<HostAllReduce>(n);
   if (group_->ranks() != n)
     throw ArgumentError("tensor-parallel", fmt::format("{} ranks and a reduce group of {}", n, group_->ranks()));
+  const int all = group_->world().ranks, first = group_->first_rank();
+  if (all < 2) throw ArgumentError("tensor-parallel", fmt::format("tensor parallel needs at least two ranks, got {}", all));
   for (int r = 0; r < n; ++r) {
-    shards_.push_back(model::plan_tensor_parallel(*model_, r, n));
+    shards_.push_back(model::plan_tensor_parallel(*model_, first + r, all));
     const auto& m = ranks_[r]->model();
     const auto& s = shards_.back();
     if (m.layout.attention_heads != s.attention_heads || m.layout.kv_heads != s.kv_heads ||
@@ -144,8 +152,9 @@ TensorParallelBackend::TensorParallelBackend(std::shared_ptr<const model::Model>
       throw ArgumentError("tensor-parallel",
                           fmt::format("rank {} ({}) holds {} attention heads, {} KV heads and {} MLP rows; shard {} of "
                                       "{} is {}, {} and {}",
-                                      r, ranks_[r]->name(), m.layout.attention_heads, m.layout.kv_heads,
-                                      m.config.intermediate_size, r, n, s.attention_heads, s.kv_heads, s.mlp_rows));
+                                      first + r, ranks_[r]->name(), m.layout.attention_heads, m.layout.kv_heads,
+                                      m.config.intermediate_size, first + r, all, s.attention_heads, s.kv_heads,
+                                      s.mlp_rows));
   }
   adopt_notices(ranks_);
 }
@@ -156,7 +165,7 @@ ForwardOptions TensorParallelBackend::rank_options(std::size_t r, const ForwardO
   mine.branch_reducer = &group_->rank(static_cast<int>(r));
   mine.ablation = ablation_of(options.ablation, shards_[r]);
   mine.observer = observer;
-  if (r > 0) {  // the residual stream is the same on every rank: rank 0 alone computes the head
+  if (r > 0) {  // the residual stream is the same on every rank: a process's first rank alone computes the head
     mine.loss = false;
     mine.keep_logits = mine.keep_hidden = false;
   }
@@ -164,6 +173,11 @@ ForwardOptions TensorParallelBackend::rank_options(std::size_t r, const ForwardO
 }
 
 std::string TensorParallelBackend::name() const {
+  const World w = group_->world();
+  if (w.spans_processes())
+    return fmt::format("tensor parallel over {} ranks in {} processes; process {} holds ranks {}..{}: {}", w.ranks,
+                       w.processes, w.process, group_->first_rank(), group_->first_rank() + ranks_.size() - 1,
+                       joined_names(ranks_));
   return fmt::format("tensor parallel over {} ranks: {}", ranks_.size(), joined_names(ranks_));
 }
 
@@ -171,7 +185,7 @@ std::string TensorParallelBackend::precision() const {
   return ranks_.front()->precision() +
          fmt::format("; tensor parallel over {} ranks: attention heads and MLP rows split, each branch's partial "
                      "outputs summed ({}) before any post norm and the residual add",
-                     ranks_.size(), group_->summation());
+                     group_->world().ranks, group_->summation());
 }
 
 std::vector<ForwardResult> TensorParallelBackend::forward(const std::vector<std::vector<std::int32_t>>& sequences,
@@ -185,12 +199,17 @@ std::vector<ForwardResult> TensorParallelBackend::forward(const std::vector<std:
   const std::size_t n = ranks_.size();
   const auto start = std::chrono::steady_clock::now();
   group_->begin();
+  // Over processes, this process's observer calls are also kept for the others.
+  const World world = group_->world();
+  std::optional<ObserverRecording> shared;
+  if (options.observer && world.spans_processes()) shared.emplace(*options.observer);
   std::vector<std::unique_ptr<ShardObserver>> observers;
   std::vector<std::vector<ForwardResult>> results(n);
   std::vector<std::exception_ptr> errors(n);
   std::vector<std::thread> threads;
   for (std::size_t r = 0; r < n; ++r) {
-    if (options.observer) observers.push_back(std::make_unique<ShardObserver>(*options.observer, shards_[r]));
+    if (options.observer)
+      observers.push_back(std::make_unique<ShardObserver>(*options.observer, shared ? &*shared : nullptr, shards_[r]));
     threads.emplace_back([&, r, mine = rank_options(r, options, options.observer ? observers.back().get() : nullptr)] {
       try {
         results[r] = ranks_[r]->forward(sequences, mine);
@@ -215,6 +234,14 @@ std::vector<ForwardResult> TensorParallelBackend::forward(const std::vector<std:
     }
   }
   if (released) std::rethrow_exception(released);
+  if (shared) {
+    // The other processes' calls for their heads, in process order, after this process's own.
+    auto payloads = group_->gather_processes(shared->to_bytes());
+    ObserverRecording others(*options.observer);
+    for (int p = 0; p < world.processes; ++p)
+      if (p != world.process) others.from_bytes(payloads.at(p), fmt::format("tensor-parallel process {}", p));
+    others.replay(*options.observer);
+  }
   return std::move(results.front());
 }
 
@@ -232,7 +259,13 @@ void TensorParallelBackend::check_memory(long T, const ForwardOptions& options) 
 std::vector<std::string> TensorParallelBackend::kernel_choices() const { return ranks_.front()->kernel_choices(); }
 
 nlohmann::json TensorParallelBackend::statistics() const {
-  nlohmann::json s = {{"ranks", ranks_.size()}, {"forward_seconds", forward_seconds_}};
+  const World w = group_->world();
+  nlohmann::json s = {{"ranks", w.ranks}, {"forward_seconds", forward_seconds_}};
+  if (w.spans_processes()) {
+    s["processes"] = w.processes;
+    s["process"] = w.process;
+    s["first_rank"] = group_->first_rank();
+  }
   if (const auto seconds = group_->reduce_seconds(); !seconds.empty()) s["all_reduce_seconds"] = seconds;
   return s;
 }

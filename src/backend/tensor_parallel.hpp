@@ -3,7 +3,16 @@
 // all running every sequence at once, one host thread each. After each
 // decoder branch the ranks' partial outputs are summed (one all-reduce per
 // attention branch and per MLP branch); then every rank holds the same
-// residual stream, and rank 0's final norm, LM head and loss are the result.
+// residual stream, and the first rank's final norm, LM head and loss are the
+// result.
+//
+// The ranks may span processes (and hosts: backend/rendezvous.hpp): each of
+// P processes then runs the same command and holds N / P of the ranks, and
+// its TensorParallelBackend drives those. Every process computes the head on
+// its first rank (the summed residual stream is the same bits on every
+// rank), and after each forward the processes exchange their observer calls
+// (the heads each holds), so every process ends with the same results; the
+// front end lets process 0 alone write them.
 //
 // The sum is a ReduceGroup: HostAllReduce for CPU ranks (host memory, ranks
 // added in rank order, so deterministic), kernels/nccl_group.hpp for CUDA
@@ -22,6 +31,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/rendezvous.hpp"
 #include "core/error.hpp"
 #include "model/tensor_parallel.hpp"
 
@@ -47,6 +57,17 @@ class ReduceGroup {
   virtual void abort() = 0;
   // Per rank, the time its all-reduces took so far, in seconds (empty when the group does not measure it).
   virtual std::vector<double> reduce_seconds() const { return {}; }
+  // The processes the group spans: this process holds ranks first_rank() ..
+  // first_rank() + ranks() - 1 of world().ranks (one process: all of them).
+  virtual World world() const {
+    World one;
+    one.ranks = ranks();
+    return one;
+  }
+  int first_rank() const { return world().process * ranks(); }
+  // Every process's bytes in process order, this process's own included;
+  // called once per forward by one thread of every process.
+  virtual std::vector<std::vector<std::byte>> gather_processes(std::vector<std::byte> mine) { return {std::move(mine)}; }
 };
 
 // The all-reduce of a group of `ranks` threads in one process, in host memory.
@@ -82,25 +103,28 @@ class HostAllReduce : public ReduceGroup {
 
 class TensorParallelBackend : public Backend {
  public:
-  // ranks[r] runs shard r of `model` (model::shard_model(*model, r, N)),
-  // summing through group->rank(r) (default: a HostAllReduce); throws
-  // ArgumentError for fewer than two ranks, a rank whose model is not that
-  // shard's size, or a group of another size.
+  // ranks[r] runs shard group->first_rank() + r of `model`
+  // (model::shard_model(*model, that, N), N = group->world().ranks), summing
+  // through group->rank(r) (default: a HostAllReduce over these ranks);
+  // throws ArgumentError for fewer than two ranks in all, a rank whose model
+  // is not its shard's size, or a group of another size.
   TensorParallelBackend(std::shared_ptr<const model::Model> model, std::vector<std::unique_ptr<Backend>> ranks,
                         std::unique_ptr<ReduceGroup> group = nullptr);
 
   std::string name() const override;
   std::string precision() const override;
   const model::Model& model() const override { return *model_; }
-  // Rank 0's results. When ranks fail, the first failure is rethrown after
-  // every rank has stopped (the others are released from their all-reduce).
+  // The first rank's results (on every process the same). When ranks fail,
+  // the first failure is rethrown after every rank of this process has
+  // stopped (the others are released from their all-reduce).
   std::vector<ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                      const ForwardOptions& options) override;
   std::uint64_t forward_bytes(long T, const ForwardOptions& options) const override;
   void check_memory(long T, const ForwardOptions& options) const override;
   std::vector<std::string> kernel_choices() const override;
   // {"ranks", "forward_seconds" (wall time of every forward so far),
-  //  "all_reduce_seconds" (per rank, when the group measures it)}.
+  //  "all_reduce_seconds" (per rank of this process, when the group measures
+  //  it); over processes also "processes", "process", "first_rank"}.
   nlohmann::json statistics() const override;
 
  private:

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <set>
 
-#include "analysis/ordered_observer.hpp"
+#include "backend/observer_recording.hpp"
 #include "analysis/perplexity_report.hpp"
 #include "analysis/profile_report.hpp"
 #include "backend/data_parallel.hpp"
@@ -71,9 +71,9 @@ struct SumsRecorder : backend::AttentionObserver {
   void on_distance_sums(const backend::DistanceSums& sums) override { calls.emplace_back(sums.sequence, sums.prob_sum[0]); }
 };
 
-TEST(DataParallel, TheOrderedObserverReplaysBySequenceAsSequenceZero) {
+TEST(DataParallel, TheRecordingReplaysBySequenceAsSequenceZero) {
   SumsRecorder inner;
-  analysis::OrderedObserver ordered(inner);
+  backend::ObserverRecording ordered(inner);
   const std::vector<double> p2{2.0}, p1{1.0}, p0{0.5}, s{0.0};
   backend::DistanceSums sums;
   for (auto [sequence, p] : {std::pair{2, &p2}, std::pair{1, &p1}, std::pair{2, &p1}, std::pair{0, &p0}}) {
@@ -86,10 +86,10 @@ TEST(DataParallel, TheOrderedObserverReplaysBySequenceAsSequenceZero) {
   backend::AttentionBlock block{1, 0, {}, 0, 1, 1, probs, probs, nullptr};
   ordered.on_block(block);
   EXPECT_TRUE(inner.calls.empty());  // nothing before the replay
-  ordered.replay();
+  ordered.replay_in_sequence_order(inner);
   const std::vector<std::pair<int, double>> expected{{0, 0.5}, {0, 1.0}, {0, 0.25}, {0, 2.0}, {0, 1.0}};
   EXPECT_EQ(inner.calls, expected);  // sequence 0, then 1 (sums, then the block, as they came), then 2 in order
-  ordered.replay();
+  ordered.replay_in_sequence_order(inner);
   EXPECT_EQ(inner.calls.size(), expected.size());  // the kept calls were forgotten
 }
 

@@ -4,17 +4,28 @@
 // sums o_proj and down_proj in two parts, then adds the parts); profiles see
 // the model's head numbers; an ablation list is split among the ranks; what
 // is not modelled is refused by name; a failing rank releases the others.
+// Over processes: P processes of one group (simulated as threads, each with
+// its own backend over its ranks) end with the one-process results bit for
+// bit; observer calls survive their bytes exactly; the rendezvous file
+// refuses what does not belong to the group.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
 
 #include <cmath>
+#include <condition_variable>
+#include <filesystem>
 #include <fstream>
+#include <thread>
+
+#include <unistd.h>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "analysis/perplexity_report.hpp"
 #include "analysis/profile_report.hpp"
+#include "backend/observer_recording.hpp"
+#include "backend/rendezvous.hpp"
 #include "backend/tensor_parallel.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
@@ -279,6 +290,182 @@ TEST(TensorParallel, AFailingRankStopsTheGroupWithItsOwnError) {
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "rank 1 lost its device");
   }
+}
+
+// ---- over processes ------------------------------------------------------------
+
+// The processes of one group, simulated as threads of this test: one host
+// all-reduce over all ranks (world rank order, as one process sums them) and
+// a byte exchange behind a barrier, standing where NCCL stands on GPUs.
+struct SimulatedWorld {
+  SimulatedWorld(int processes, int ranks) : sum(ranks), processes(processes), payloads(processes) {}
+  backend::HostAllReduce sum;
+  int processes;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::vector<std::byte>> payloads, last;
+  int arrived = 0, round = 0;
+
+  std::vector<std::vector<std::byte>> exchange(int process, std::vector<std::byte> mine) {
+    std::unique_lock lock(mutex);
+    const int mine_round = round;
+    payloads[process] = std::move(mine);
+    if (++arrived == processes) {
+      last = payloads;
+      arrived = 0;
+      ++round;
+      changed.notify_all();
+    } else {
+      changed.wait(lock, [&] { return round != mine_round; });
+    }
+    return last;
+  }
+};
+
+// One simulated process's view of the group: its ranks are world ranks
+// process * local .. process * local + local - 1.
+class SimulatedProcess : public backend::ReduceGroup {
+ public:
+  SimulatedProcess(SimulatedWorld& world, int process, int local) : world_(world), process_(process), local_(local) {}
+  int ranks() const override { return local_; }
+  backend::BranchReducer& rank(int r) override { return world_.sum.rank(process_ * local_ + r); }
+  std::string summation() const override { return world_.sum.summation(); }
+  void begin() override {}  // the shared sum is never aborted in these tests
+  void abort() override { world_.sum.abort(); }
+  backend::World world() const override {
+    return {.rendezvous = "simulated", .processes = world_.processes, .process = process_, .ranks = world_.sum.ranks()};
+  }
+  std::vector<std::vector<std::byte>> gather_processes(std::vector<std::byte> mine) override {
+    return world_.exchange(process_, std::move(mine));
+  }
+
+ private:
+  SimulatedWorld& world_;
+  int process_, local_;
+};
+
+// Runs `job` on each of `processes` simulated processes holding `ranks` CPU ranks in all.
+template <class Job>
+auto on_processes(const std::shared_ptr<const model::Model>& model, int processes, int ranks, Job job) {
+  SimulatedWorld world(processes, ranks);
+  const int local = ranks / processes;
+  std::vector<decltype(job(std::declval<backend::Backend&>()))> results(processes);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < processes; ++p)
+    threads.emplace_back([&, p] {
+      std::vector<std::unique_ptr<backend::Backend>> mine;
+      for (int r = 0; r < local; ++r)
+        mine.push_back(std::make_unique<cpu::CpuBackend>(
+            std::make_shared<const model::Model>(model::shard_model(*model, p * local + r, ranks))));
+      backend::TensorParallelBackend tp(model, std::move(mine), std::make_unique<SimulatedProcess>(world, p, local));
+      results[p] = job(tp);
+    });
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+TEST(TensorParallel, EveryProcessOfAGroupEndsWithTheOneProcessResultsBitForBit) {
+  const auto model = load_test_model("tests/data/models/ec");
+  const auto tokens = ropescope::testing::random_tokens(3 * 48, 256, 9);
+  analysis::ProfileRequest profile;
+  profile.window = 48;
+  profile.exact_limit = 8;
+  analysis::PerplexityRequest ppl;
+  ppl.lengths = {24, 48};
+  const auto one_profile = analysis::profile_distances(*cpu_ranks(model, 2), tokens, profile);
+  const auto one_ppl = analysis::perplexity(*cpu_ranks(model, 2), {tokens, true, {}}, ppl);
+  for (auto [processes, ranks] : {std::pair{2, 2}, std::pair{2, 4}}) {
+    if (ranks == 4 && model->layout.attention_heads % 4 != 0) continue;
+    const auto reference = ranks == 2 ? one_profile.csv() : analysis::profile_distances(*cpu_ranks(model, 4), tokens, profile).csv();
+    const auto profiles = on_processes(model, processes, ranks, [&](backend::Backend& b) {
+      return analysis::profile_distances(b, tokens, profile).csv();
+    });
+    for (int p = 0; p < processes; ++p)
+      EXPECT_EQ(profiles[p], reference) << "process " << p << " of " << processes << ", " << ranks << " ranks";
+    if (ranks != 2) continue;
+    const auto tables = on_processes(model, processes, ranks, [&](backend::Backend& b) {
+      return analysis::perplexity(b, {tokens, true, {}}, ppl).csv();
+    });
+    for (int p = 0; p < processes; ++p) EXPECT_EQ(tables[p], one_ppl.csv()) << "process " << p;
+  }
+}
+
+TEST(TensorParallel, ObserverCallsSurviveTheirBytesExactly) {
+  struct Keep : backend::AttentionObserver {
+    std::vector<std::string> calls;
+    void on_block(const backend::AttentionBlock& b) override {
+      calls.push_back(fmt::format("block {} {} {} {} {} {} {} {} {:a} {:a} {}", b.sequence, b.layer, b.head.index,
+                                  b.head.query_head, static_cast<int>(b.head.kind), b.head.kv_head, b.q_begin, b.k_end,
+                                  b.scores[1], b.probabilities[2], b.virtual_imaginary_scores ? b.virtual_imaginary_scores[0] : -1.f));
+    }
+    void on_distance_sums(const backend::DistanceSums& s) override {
+      calls.push_back(fmt::format("sums {} {} {} {} {} {:a} {:a} {:a} {:a} {}", s.sequence, s.layer, s.head.index, s.T,
+                                  s.window, s.prob_sum[1], s.score_sum[0], s.distance_sum, s.entropy_sum, s.prob_sum.size()));
+    }
+  };
+  Keep direct, replayed;
+  backend::ObserverRecording recording(direct);
+  const float scores[] = {-1.5f, 0.1f, 3e-30f, 7.f}, probs[] = {0.25f, 0.5f, 1e-40f, 0.25f}, virt[] = {2.f, 3.f, 4.f, 5.f};
+  const backend::AttentionBlock block{3, 2, {5, 2, model::HeadKind::imaginary, 1}, 2, 4, 2, scores, probs, virt};
+  const std::vector<double> prob{0.125, 1.0 / 3.0, 1e-300}, score{-2.5, 1e300, 0.0};
+  backend::DistanceSums sums{1, 4, {6, 3, model::HeadKind::real, 1}, 512, prob, score, 12.25, 1.0 / 7.0, 4096};
+  for (auto* into : {static_cast<backend::AttentionObserver*>(&direct), static_cast<backend::AttentionObserver*>(&recording)}) {
+    into->on_block(block);
+    into->on_distance_sums(sums);
+  }
+  const auto bytes = recording.to_bytes();
+  backend::ObserverRecording received(direct);
+  received.from_bytes(bytes, "the test");
+  received.replay(replayed);
+  EXPECT_EQ(replayed.calls, direct.calls);
+  for (std::size_t cut : {std::size_t{3}, std::size_t{20}, bytes.size() - 1}) {
+    backend::ObserverRecording broken(direct);
+    try {
+      broken.from_bytes(std::span(bytes).first(cut), "process 1");
+      FAIL() << "bytes cut at " << cut;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("process 1"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(TensorParallel, TheRendezvousFileJoinsOneGroupAndRefusesOthers) {
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("ropescope-rendezvous-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  backend::World zero{dir / "group", 2, 0, 4}, one{dir / "group", 2, 1, 4};
+  std::vector<std::byte> id(128);
+  for (std::size_t i = 0; i < id.size(); ++i) id[i] = static_cast<std::byte>(i * 7);
+  // Process 1 waits for the file that process 0 publishes later.
+  std::vector<std::byte> got;
+  std::thread waiting([&] { got = backend::await_rendezvous(one, id.size(), std::chrono::seconds(20)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  backend::publish_rendezvous(zero, id);
+  waiting.join();
+  EXPECT_EQ(got, id);
+  // A second group on the same file is refused: the file exists.
+  EXPECT_THROW(backend::publish_rendezvous(zero, id), Error);
+  // A process started for another group size is refused by name.
+  try {
+    backend::await_rendezvous({dir / "group", 4, 1, 4}, id.size(), std::chrono::seconds(1));
+    FAIL() << "another group size";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("started for 4"), std::string::npos) << e.what();
+  }
+  backend::withdraw_rendezvous(zero);
+  EXPECT_FALSE(std::filesystem::exists(dir / "group"));
+  // Nobody publishes: a timeout naming the file.
+  try {
+    backend::await_rendezvous(one, id.size(), std::chrono::milliseconds(300));
+    FAIL() << "no file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find((dir / "group").string()), std::string::npos) << e.what();
+  }
+  { std::ofstream(dir / "group") << "something else\n"; }
+  EXPECT_THROW(backend::await_rendezvous(one, id.size(), std::chrono::seconds(1)), FormatError);
+  EXPECT_THROW(backend::check_world({dir / "g", 2, 0, 3}), ArgumentError);  // 3 ranks over 2 processes
+  EXPECT_THROW(backend::check_world({{}, 2, 0, 2}), ArgumentError);         // no file
+  EXPECT_THROW(backend::check_world({dir / "g", 2, 2, 2}), ArgumentError);  // process 2 of 2
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
