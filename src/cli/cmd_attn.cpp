@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include <optional>
+
 #include "analysis/attention_maps.hpp"
 #include "analysis/run_record.hpp"
 #include "cli/commands.hpp"
@@ -60,23 +62,29 @@ void run_attn(const AttnOptions& o, const CommandLine& argv) {
   if (o.start < 0) throw ArgumentError("start", fmt::format("must be >= 0, got {}", o.start));
   if (o.length < 1) throw ArgumentError("length", fmt::format("must be >= 1, got {}", o.length));
   const std::filesystem::path dir = o.out;
-  OutputDirectory directory(dir);
   const analysis::MapRequest request{o.layers, o.heads, o.start, o.length, o.full_rows, o.scores, o.virtual_imaginary};
-  // Every output is checked and staged before the model is loaded.
-  io::OutputTransaction outputs(analysis::AttentionMaps::output_targets(dir, request), run_inputs(o.model));
+  // Every output is checked and staged before the model is loaded (by process 0 of a group over processes).
+  const bool writes = writes_outputs(o.model);
+  std::optional<OutputDirectory> directory;
+  std::optional<io::OutputTransaction> outputs;
+  if (writes) {
+    directory.emplace(dir);
+    outputs.emplace(analysis::AttentionMaps::output_targets(dir, request), run_inputs(o.model));
+  }
   auto backend = open_backend(o.model);
   const auto input = load_input(o.model, backend->model().config.vocab_size);
   analysis::RunRecord record("attn", argv, *backend);
   const auto maps = [&] {
-    TerminalProgress progress("attn", o.model.quiet);
+    TerminalProgress progress("attn", o.model.quiet || !writes);
     return analysis::record_attention_maps(*backend, input.ids, request, limit, base_forward_options(o.model).angles,
                                            progress.callback());
   }();
+  if (!writes) return;
   record.fields()["tokens"] = input.description;
   const auto& r = maps.request;
-  maps.write(outputs, dir, record,
+  maps.write(*outputs, dir, record,
              input.labels.empty() ? nlohmann::json(nullptr) : token_labels(input, r.key_begin(), r.key_end()));
-  outputs.commit();
+  outputs->commit();
 }
 
 }  // namespace

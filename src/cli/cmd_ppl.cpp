@@ -6,6 +6,8 @@
 // RoPE overrides (--scaling) for extrapolation beyond the training length.
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "analysis/perplexity_report.hpp"
 #include "analysis/run_record.hpp"
 #include "cli/commands.hpp"
@@ -28,20 +30,24 @@ void run_ppl(const PplOptions& o, const CommandLine& argv) {
   // Everything that can be refused is checked before the model is loaded.
   analysis::check_perplexity_request(request);
   io::check_output_prefix(o.out, "--out");
-  // Every output is checked and staged before the model is loaded.
-  io::OutputTransaction outputs(analysis::with_sidecars(analysis::PerplexityReport::output_files(o.out, request.curve > 0)),
-                                run_inputs(o.model));
+  // Every output is checked and staged before the model is loaded (by process 0 of a group over processes).
+  const bool writes = writes_outputs(o.model);
+  std::optional<io::OutputTransaction> outputs;
+  if (writes)
+    outputs.emplace(analysis::with_sidecars(analysis::PerplexityReport::output_files(o.out, request.curve > 0)),
+                    run_inputs(o.model));
   auto backend = open_backend(o.model);
   const auto input = load_input(o.model, backend->model().config.vocab_size);
   analysis::RunRecord record("ppl", argv, *backend);
   const auto report = [&] {
-    TerminalProgress progress("ppl", o.model.quiet);
+    TerminalProgress progress("ppl", o.model.quiet || !writes);
     return analysis::perplexity(*backend, {input.ids, input.byte_level, input.bytes}, request, progress.callback());
   }();
   // Outputs are written only after every condition has run.
+  if (!writes) return;
   record.fields()["tokens"] = input.description;
-  report.write(outputs, o.out, record);
-  outputs.commit();
+  report.write(*outputs, o.out, record);
+  outputs->commit();
   fmt::print("{}", report.table());
 }
 

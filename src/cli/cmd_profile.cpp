@@ -6,6 +6,8 @@
 // memory grows with T, not T^2. Outputs PREFIX.csv (long format),
 // PREFIX_prob.npy / PREFIX_score.npy [layers, heads, bins], PREFIX_bins.npy
 // [bins, 2] and PREFIX_summary.json, each with a JSON sidecar.
+#include <optional>
+
 #include "analysis/profile_report.hpp"
 #include "analysis/run_record.hpp"
 #include "cli/commands.hpp"
@@ -27,19 +29,21 @@ void run_profile(const ProfileOptions& o, const CommandLine& argv) {
   request.angles = base_forward_options(o.model).angles;
   analysis::check_profile_request(request);
   io::check_output_prefix(o.out, "--out");
-  // Every output is checked and staged before the model is loaded.
-  io::OutputTransaction outputs(analysis::with_sidecars(analysis::ProfileReport::output_files(o.out)),
-                                run_inputs(o.model));
+  // Every output is checked and staged before the model is loaded (by process 0 of a group over processes).
+  const bool writes = writes_outputs(o.model);
+  std::optional<io::OutputTransaction> outputs;
+  if (writes) outputs.emplace(analysis::with_sidecars(analysis::ProfileReport::output_files(o.out)), run_inputs(o.model));
   auto backend = open_backend(o.model);
   const auto input = load_input(o.model, backend->model().config.vocab_size);
   analysis::RunRecord record("profile", argv, *backend);
   const auto report = [&] {
-    TerminalProgress progress("profile", o.model.quiet);
+    TerminalProgress progress("profile", o.model.quiet || !writes);
     return analysis::profile_distances(*backend, input.ids, request, progress.callback());
   }();
+  if (!writes) return;
   record.fields()["tokens"] = input.description;
-  report.write(outputs, o.out, record);
-  outputs.commit();
+  report.write(*outputs, o.out, record);
+  outputs->commit();
 }
 
 }  // namespace

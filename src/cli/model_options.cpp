@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <initializer_list>
 
 #include "core/error.hpp"
 #include "engine/engine.hpp"
@@ -29,7 +31,13 @@ void add_model_options(CLI::App* cmd, ModelArgs& args) {
   cmd->add_option("--variant", args.variant, "force the RoPE variant: rope, ec (imag2) or eh (imag1); must agree with the checkpoint");
   cmd->add_option("--device", args.device, "backend: cpu, cuda or auto")->capture_default_str();
   cmd->add_option("--tensor-parallel", args.tensor_parallel,
-                  "split heads and MLP rows over N ranks (CPU ranks: the split's reference; CUDA: not built yet)");
+                  "split heads and MLP rows over N ranks: N GPUs through NCCL (--devices names them), or with "
+                  "--device cpu N CPU ranks (the split's reference)");
+  cmd->add_option("--world", args.world_file,
+                  "rendezvous file of a tensor-parallel group over processes (on several hosts: on a filesystem they "
+                  "share); every process runs the same command, N / P ranks each, and process 0 writes the outputs");
+  cmd->add_option("--world-size", args.world_size, "with --world: the number of processes P (default: from mpirun or Slurm)");
+  cmd->add_option("--world-rank", args.world_rank, "with --world: this process, 0 .. P-1 (default: from mpirun or Slurm)");
   cmd->add_option("--angles", args.angles, "RoPE angle precision: exact (float128 reduction) or hf (HF's float32)")
       ->capture_default_str();
   cmd->add_flag("-q,--quiet", args.quiet, "no progress on stderr");
@@ -54,13 +62,58 @@ void add_devices_option(CLI::App* cmd, ModelArgs& args) {
                   "CUDA devices, all or 0,1,...: windows spread over them, each run whole on one (data parallel)");
 }
 
+namespace {
+
+// The first of the environment variables `names` that is set, as an integer; -1 when none is.
+int from_environment(std::initializer_list<const char*> names, const char* flag) {
+  for (const char* name : names)
+    if (const char* value = std::getenv(name)) {
+      char* end = nullptr;
+      const long v = std::strtol(value, &end, 10);
+      if (end == value || *end != '\0' || v < 0 || v > 1'000'000)
+        throw ArgumentError(flag, fmt::format("the environment's {}='{}' is not a process count or number", name, value));
+      return static_cast<int>(v);
+    }
+  return -1;
+}
+
+}  // namespace
+
+backend::World world_of(const ModelArgs& args) {
+  backend::World world;
+  if (args.world_file.empty()) {
+    if (args.world_size != 0 || args.world_rank != -1)
+      throw ArgumentError(args.world_size != 0 ? "world-size" : "world-rank",
+                          "describes a group over processes: give its rendezvous file with --world");
+    return world;
+  }
+  world.rendezvous = args.world_file;
+  world.processes = args.world_size > 0
+                        ? args.world_size
+                        : from_environment({"OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", "PMI_SIZE"}, "world-size");
+  world.process = args.world_rank >= 0
+                      ? args.world_rank
+                      : from_environment({"OMPI_COMM_WORLD_RANK", "SLURM_PROCID", "PMI_RANK"}, "world-rank");
+  if (world.processes < 1)
+    throw ArgumentError("world-size", "the number of processes: give it, or start the processes with mpirun or srun");
+  if (world.process < 0)
+    throw ArgumentError("world-rank", "this process's number: give it, or start the processes with mpirun or srun");
+  if (world.process >= world.processes)
+    throw ArgumentError("world-rank", fmt::format("{} is not a process of {} (0 .. {})", world.process,
+                                                    world.processes, world.processes - 1));
+  return world;
+}
+
+bool writes_outputs(const ModelArgs& args) { return world_of(args).process == 0; }
+
 std::unique_ptr<backend::Backend> open_backend(const ModelArgs& args) {
   return announced(
       engine::open_backend(args.model_dir, {.device = args.device,
                                             .variant = args.variant,
                                             .devices = args.devices,
-                                            .tensor_parallel = args.tensor_parallel}),
-      args.quiet);
+                                            .tensor_parallel = args.tensor_parallel,
+                                            .world = world_of(args)}),
+      args.quiet || !writes_outputs(args));
 }
 
 namespace {

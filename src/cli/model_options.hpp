@@ -10,6 +10,7 @@
 #include <string>
 
 #include "backend/backend.hpp"
+#include "backend/rendezvous.hpp"
 #include "io/atomic_file.hpp"
 #include "io/tokens.hpp"
 
@@ -29,14 +30,30 @@ struct ModelArgs {
   std::string device = "auto";
   std::string devices;  // --devices: CUDA devices for data parallel (engine::OpenOptions::devices)
   int tensor_parallel = 0;  // --tensor-parallel N (engine::OpenOptions::tensor_parallel)
+  // --world FILE, --world-size P, --world-rank R: a tensor-parallel group over
+  // processes (engine::OpenOptions::world); size and rank default to the
+  // launcher's environment (world_of).
+  std::string world_file;
+  int world_size = 0, world_rank = -1;
   std::string angles = "exact";
   bool quiet = false;
 };
 
 // Adds MODEL_DIR (positional), --tokens, --bytes, --format, --dtype, --text,
 // --tokenizer, --no-special, --replace-invalid, --variant, --device,
-// --tensor-parallel, --angles, --quiet to `cmd`.
+// --tensor-parallel, --world, --world-size, --world-rank, --angles, --quiet to `cmd`.
 void add_model_options(CLI::App* cmd, ModelArgs& args);
+
+// The process group of --world: size and rank from --world-size / --world-rank,
+// else from the launcher's environment (mpirun: OMPI_COMM_WORLD_SIZE / _RANK;
+// Slurm: SLURM_NTASKS / SLURM_PROCID; MPICH and others: PMI_SIZE / PMI_RANK).
+// One process without --world. Throws ArgumentError naming the flag for a
+// size or rank given without --world, or one that cannot be found.
+backend::World world_of(const ModelArgs& args);
+
+// Whether this process writes the outputs (and prints): every process but
+// 0 of a group over processes computes the same results and writes nothing.
+bool writes_outputs(const ModelArgs& args);
 
 // The model's input: token ids and, for --text, what each token stands for.
 struct InputTokens {

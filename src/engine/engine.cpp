@@ -75,19 +75,22 @@ namespace {
 [[maybe_unused]] constexpr std::chrono::milliseconds kCollectiveTimeout{600'000};
 
 #ifdef ROPESCOPE_HAVE_CUDA
-// N CUDA ranks over shards of one model on `devices`, summed by NCCL.
+// CUDA ranks over shards of one model on `devices`, summed by NCCL: all N of
+// them, or over processes this process's N / P (world).
 std::unique_ptr<backend::Backend> cuda_tensor_parallel(std::shared_ptr<const model::Model> model,
-                                                       const std::vector<int>& devices) {
+                                                       const std::vector<int>& devices, const backend::World& world = {}) {
 #ifdef ROPESCOPE_HAVE_NCCL
-  const int n = static_cast<int>(devices.size());
+  const int local = static_cast<int>(devices.size());
+  const int all = world.spans_processes() ? world.ranks : local, first = world.spans_processes() ? world.process * local : 0;
   std::vector<std::unique_ptr<backend::Backend>> ranks;
-  for (int r = 0; r < n; ++r)
+  for (int r = 0; r < local; ++r)
     ranks.push_back(std::make_unique<cuda::CudaBackend>(
-        std::make_shared<const model::Model>(model::shard_model(*model, r, n)), devices[r]));
-  return std::make_unique<backend::TensorParallelBackend>(
-      std::move(model), std::move(ranks), std::make_unique<cuda::NcclGroup>(devices, kCollectiveTimeout));
+        std::make_shared<const model::Model>(model::shard_model(*model, first + r, all)), devices[r]));
+  auto group = world.spans_processes() ? std::make_unique<cuda::NcclGroup>(devices, kCollectiveTimeout, world)
+                                       : std::make_unique<cuda::NcclGroup>(devices, kCollectiveTimeout);
+  return std::make_unique<backend::TensorParallelBackend>(std::move(model), std::move(ranks), std::move(group));
 #else
-  (void)model;
+  (void)model, (void)world;
   throw ArgumentError("tensor-parallel",
                       fmt::format("over {} GPUs needs NCCL, and this build has none (configure with NCCL_ROOT set to "
                                   "an NCCL install); --device cpu runs the split on CPU ranks",
@@ -150,6 +153,16 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
   if (options.tensor_parallel < 0)
     throw ArgumentError("tensor-parallel", fmt::format("{} ranks (0 or 1: no split; N >= 2)", options.tensor_parallel));
   const bool split = options.tensor_parallel >= 2;
+  backend::World world = options.world;
+  world.ranks = options.tensor_parallel;
+  if (world.spans_processes() && !split)
+    throw ArgumentError("tensor-parallel", fmt::format("a group over {} processes splits the model: give the ranks of "
+                                                       "all processes together, N >= 2",
+                                                       world.processes));
+  backend::check_world(world);
+  if (world.spans_processes() && options.device == "cpu")
+    throw ArgumentError("world", "a tensor-parallel group over processes runs on CUDA ranks through NCCL; device cpu "
+                                 "runs the split in one process (--tensor-parallel N without --world)");
 #ifdef ROPESCOPE_HAVE_CUDA
   std::string why_none;  // the CUDA runtime is asked only when the device may be CUDA
   const std::vector<kernels::CudaDevice> cuda_present =
@@ -159,6 +172,19 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
   const bool use_cuda = cuda_count > 0;
   if (options.device == "cuda" && !use_cuda)
     throw ArgumentError("device", fmt::format("cuda: no usable CUDA device ({})", why_none));
+  if (world.spans_processes()) {
+    if (!use_cuda) throw ArgumentError("world", fmt::format("a group over processes needs CUDA devices: {}", why_none));
+    // This process's ranks: --devices when given (as many), else devices 0 .. N/P - 1.
+    const int local = world.ranks / world.processes;
+    std::vector<int> devices = listed;
+    if (devices.empty())
+      for (int d = 0; d < local; ++d) devices.push_back(d);
+    if (static_cast<int>(devices.size()) != local || cuda_count < local)
+      throw ArgumentError("tensor-parallel", fmt::format("{} ranks over {} processes: {} CUDA devices for each; this "
+                                                         "process has {} listed, {} present",
+                                                         world.ranks, world.processes, local, listed.size(), cuda_count));
+    return cuda_tensor_parallel(std::make_shared<const model::Model>(model::load_model(model_dir, load)), devices, world);
+  }
   if (split && (use_cuda || !listed.empty())) {
     // The ranks' devices: --devices when given (as many as ranks), else 0 .. N-1.
     const int n = options.tensor_parallel;
@@ -211,6 +237,8 @@ std::unique_ptr<backend::Backend> open_backend(const std::filesystem::path& mode
     return cpu;
   }
 #else
+  if (world.spans_processes())
+    throw ArgumentError("world", "a group over processes runs on CUDA ranks: this build has no CUDA backend");
   if (options.device == "cuda" || !options.devices.empty())
     throw ArgumentError(options.device == "cuda" ? "device" : "devices",
                         "cuda: this build has no CUDA backend (built without nvcc); use cpu");

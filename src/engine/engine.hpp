@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/rendezvous.hpp"
 
 namespace ropescope::engine {
 
@@ -30,6 +31,12 @@ struct OpenOptions {
   // or 0 .. N-1) summed by NCCL, in a build with NCCL; on device cpu N CPU
   // ranks sharing the cores (the split's reference, not a speed-up).
   int tensor_parallel = 0;
+  // A tensor-parallel group over processes (and hosts): this process is
+  // world.process of world.processes, all started with the same command and
+  // rendezvous file (backend/rendezvous.hpp). It holds tensor_parallel /
+  // processes of the ranks, on `devices` (as many) or CUDA devices 0, 1, ...
+  // (world.ranks is set from tensor_parallel.) Needs CUDA and NCCL.
+  backend::World world;
 };
 
 // Loads the HF model directory `model_dir` (config.json + *.safetensors) and

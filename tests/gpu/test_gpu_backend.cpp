@@ -32,6 +32,8 @@
 #include <iostream>
 #include <limits>
 #include <random>
+#include <sstream>
+#include <csignal>
 
 #include "analysis/distance_profile.hpp"
 #include "analysis/perplexity_report.hpp"
@@ -822,4 +824,117 @@ TEST(CudaTensorParallel, AStalledPeerTimesOutWithANamedError) {
     EXPECT_NE(what.find("did not complete within 1.0 s"), std::string::npos) << what;
   }
 }
+// Two processes of one group (the bootstrap across hosts, tried on one host):
+// the test starts this binary twice (fork + exec, so neither child inherits
+// this process's CUDA state), each child running the next test as one process
+// of the group, one rank on its own GPU; they meet through a rendezvous file.
+// Both must end with the same ppl and profile, bit for bit, and those must be
+// the one-process two-GPU group's (the same all-reduce over the same two ranks).
+namespace world {
+
+constexpr const char* kChild = "ROPESCOPE_WORLD_CHILD";  // "PROCESS RENDEZVOUS OUTDIR"
+
+std::shared_ptr<const rs::model::Model> model(const std::string& who) {
+  return random_model("world_ec_d128_" + who, {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3});
+}
+const std::vector<std::int32_t>& tokens() {
+  static const auto t = uniform_tokens(3 * 512, 1000, 16);
+  return t;
+}
+rs::analysis::PerplexityRequest ppl() {
+  rs::analysis::PerplexityRequest r;
+  r.lengths = {256, 512};
+  return r;
+}
+rs::analysis::ProfileRequest profile() {
+  rs::analysis::ProfileRequest r;
+  r.window = 512;
+  return r;
+}
+std::string read(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+}  // namespace world
+
+TEST(CudaTensorParallel, TwoProcessesMeetThroughARendezvousFileAndAgreeBitForBit) {
+  std::string why;
+  if (!tp::two_devices(why)) GTEST_SKIP() << why;
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("ropescope_world_{}", ::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<pid_t> children;
+  for (int p = 0; p < 2; ++p) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      const std::string spec = fmt::format("{} {} {}", p, (dir / "rendezvous").string(), dir.string());
+      ::setenv(world::kChild, spec.c_str(), 1);
+      ::execl("/proc/self/exe", "test_gpu_backend", "--gtest_filter=CudaTensorParallelChild.*", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    children.push_back(pid);
+  }
+  std::vector<int> status(2, -1);
+  for (int p = 0; p < 2; ++p) {
+    // Polled, so that a group that never forms fails the test instead of hanging it.
+    while (::waitpid(children[p], &status[p], WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() - start > std::chrono::seconds(240)) {
+        for (pid_t c : children) ::kill(c, SIGKILL);
+        FAIL() << "the two processes did not finish within 240 s";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  fmt::print("[world] two processes ran in {:.1f} s\n",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  for (int p = 0; p < 2; ++p)
+    ASSERT_TRUE(WIFEXITED(status[p]) && WEXITSTATUS(status[p]) == 0)
+        << "process " << p << " failed: " << world::read(dir / fmt::format("error_{}.txt", p));
+  EXPECT_FALSE(std::filesystem::exists(dir / "rendezvous")) << "process 0 removes the spent rendezvous file";
+  const std::string ppl0 = world::read(dir / "ppl_0.csv"), profile0 = world::read(dir / "profile_0.csv");
+  ASSERT_FALSE(ppl0.empty());
+  ASSERT_FALSE(profile0.empty());
+  EXPECT_EQ(world::read(dir / "ppl_1.csv"), ppl0) << "both processes end with the same perplexities";
+  EXPECT_EQ(world::read(dir / "profile_1.csv"), profile0) << "both processes end with the same profile";
+  // The same split in one process (the same two ranks summed by NCCL on the same two GPUs).
+  const auto model = world::model("parent");
+  auto one_process = tp::two_gpus(model);
+  const std::string ppl = rs::analysis::perplexity(*one_process, {world::tokens(), true, {}}, world::ppl()).csv();
+  const std::string prof = rs::analysis::profile_distances(*one_process, world::tokens(), world::profile()).csv();
+  const auto dp = csv_difference(ppl, ppl0), dq = csv_difference(prof, profile0);
+  fmt::print("[world] against one process over the same GPUs: ppl {:.2e} at {}, profile {:.2e} at {}; {}\n", dp.worst,
+             dp.where, dq.worst, dq.where, ppl == ppl0 && prof == profile0 ? "byte-identical" : "not byte-identical");
+  EXPECT_LE(dp.worst, 1e-6) << dp.where;
+  EXPECT_LE(dq.worst, 1e-6) << dq.where;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CudaTensorParallelChild, OneProcessOfTheGroup) {
+  const char* spec = std::getenv(world::kChild);
+  if (!spec) GTEST_SKIP() << "runs only as a child of TwoProcessesMeetThroughARendezvousFileAndAgreeBitForBit";
+  std::istringstream in(spec);
+  int p = 0;
+  std::string rendezvous, out;
+  in >> p >> rendezvous >> out;
+  try {
+    const auto model = world::model(std::to_string(p));
+    const rs::backend::World w{rendezvous, 2, p, 2};
+    std::vector<std::unique_ptr<rs::backend::Backend>> ranks;
+    ranks.push_back(std::make_unique<rs::cuda::CudaBackend>(
+        std::make_shared<const rs::model::Model>(rs::model::shard_model(*model, p, 2)), p));
+    rs::backend::TensorParallelBackend group(
+        model, std::move(ranks), std::make_unique<rs::cuda::NcclGroup>(std::vector<int>{p}, std::chrono::seconds(60), w));
+    std::ofstream(fmt::format("{}/ppl_{}.csv", out, p))
+        << rs::analysis::perplexity(group, {world::tokens(), true, {}}, world::ppl()).csv();
+    std::ofstream(fmt::format("{}/profile_{}.csv", out, p))
+        << rs::analysis::profile_distances(group, world::tokens(), world::profile()).csv();
+  } catch (const std::exception& e) {
+    std::ofstream(fmt::format("{}/error_{}.txt", out, p)) << e.what();
+    FAIL() << e.what();
+  }
+}
+
 #endif
