@@ -912,6 +912,27 @@ TEST(CudaTensorParallel, TwoProcessesMeetThroughARendezvousFileAndAgreeBitForBit
   std::filesystem::remove_all(dir);
 }
 
+// Process 0 of a group whose other process never starts: a named error once
+// the timeout passes (the communicator is made non-blocking and polled), and
+// the rendezvous file it published is removed again.
+TEST(CudaTensorParallel, AGroupWhosePeerNeverJoinsIsANamedErrorAfterTheTimeout) {
+  if (rs::kernels::cuda_devices().empty()) GTEST_SKIP() << "needs a CUDA device";
+  const auto file = std::filesystem::temp_directory_path() / fmt::format("ropescope_world_alone_{}", ::getpid());
+  std::filesystem::remove(file);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    rs::cuda::NcclGroup alone({0}, std::chrono::seconds(3), rs::backend::World{file, 2, 0, 2});
+    ADD_FAILURE() << "a group of two formed with one process";
+  } catch (const rs::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("did not form within 3 s"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos) << e.what();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print("[world] alone: the error after {:.1f} s\n", seconds);
+  EXPECT_LT(seconds, 30.0);
+  EXPECT_FALSE(std::filesystem::exists(file));
+}
+
 TEST(CudaTensorParallelChild, OneProcessOfTheGroup) {
   const char* spec = std::getenv(world::kChild);
   if (!spec) GTEST_SKIP() << "runs only as a child of TwoProcessesMeetThroughARendezvousFileAndAgreeBitForBit";
