@@ -5,10 +5,11 @@ token ids, and the ropescope CLI run three ways in this invocation:
   - `ppl --lengths T --stride-fraction 1` on --devices 0 and on --devices 0,1: the CSVs must be
     byte-identical (each window runs whole on one device); throughput from the difference between a
     run of --few and one of --many windows, so that loading the weights cancels out;
-  - `profile -w T` on 0 and on 0,1: the same timing; the CSVs and summaries are compared number by
-    number (|a - b| / max(1, |a|)), since the GPU distance sums add partials with fp64 atomics in an
-    order that varies from run to run even on one GPU; the largest difference is printed, and that
-    of the one-GPU profile run twice.
+  - `profile -w T` on 0 and on 0,1: the same timing; the outputs (CSV, summary, .npy arrays) must be
+    byte-identical too: the GPU distance sums are exact fixed-point integers (kernels/ops/fixed_point.hpp),
+    the same whatever order their atomics land in. The one-GPU profile runs twice and must be
+    byte-identical to itself; where anything differs, the largest difference |a - b| / max(1, |a|)
+    is printed.
 Prints the ratio two-GPU / one-GPU tokens per second (target >= 1.85 at T = 32768 for ppl).
 
 Usage: python3 bench/gpu_data_parallel.py --bin DIR [--T 32768] [--few 2] [--many 18]
@@ -50,6 +51,20 @@ def profile_difference(one, two):
     rows = [list(csv.reader(open(p + ".csv"))) for p in (one, two)]
     summaries = [json.load(open(p + "_summary.json")) for p in (one, two)]
     return max(largest_difference(*rows), largest_difference(*summaries))
+
+
+PROFILE_FILES = (".csv", "_summary.json", "_prob.npy", "_score.npy", "_bins.npy")
+
+
+def profile_identical(one, two):
+    """Whether two profile runs wrote the same bytes in every output."""
+    return all(filecmp.cmp(one + f, two + f, shallow=False) for f in PROFILE_FILES)
+
+
+def profile_verdict(one, two):
+    if profile_identical(one, two):
+        return True, "byte-identical"
+    return False, f"DIFFER (largest difference {profile_difference(one, two):.2g})"
 
 
 def timed(cmd, log):
@@ -99,24 +114,26 @@ def main():
             same = all(filecmp.cmp(a + ".csv", b + ".csv", shallow=False) for a, b in pairs)
             verdict = "byte-identical" if same else "DIFFER"
         else:
-            worst = max(profile_difference(a, b) for a, b in pairs)
-            same = worst <= 1e-12
-            verdict = f"largest difference {worst:.2g}" + ("" if same else " (over 1e-12)")
+            verdicts = [profile_verdict(a, b) for a, b in pairs]
+            same = all(v[0] for v in verdicts)
+            verdict = "byte-identical" if same else "; ".join(v[1] for v in verdicts)
         rows.append((kind, rates["0"], rates["0,1"], same, verdict))
         log.write(f"{kind}: seconds {seconds}\n")
-    # The one-GPU profile run again: how far the fp64 atomics alone move it.
+    # The one-GPU profile run again: it must be byte-identical to the first.
     again = os.path.join(args.work, f"profile_0_{args.few}_again")
     run([ropescope, "profile", ckpt, "--tokens", tokens[args.few], "-w", str(T), "--devices", "0", "-q", "-o", again], log)
-    repeat = profile_difference(os.path.join(args.work, f"profile_0_{args.few}"), again)
+    repeat_same, repeat = profile_verdict(os.path.join(args.work, f"profile_0_{args.few}"), again)
     backend = json.load(open(os.path.join(args.work, f"ppl_01_{args.many}.csv.json")))["backend"]
     print(f"Llama-3-8B shape, T = {T}, windows {args.few} and {args.many}; two-GPU backend: {backend}")
     print("| analysis | 1 GPU tok/s | 2 GPUs tok/s | ratio | two GPUs vs one |")
     print("| --- | --- | --- | --- | --- |")
     for kind, one, two, same, verdict in rows:
         print(f"| {kind} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x | {verdict} |")
-    print(f"profile on one GPU, run twice ({args.few} windows): largest difference {repeat:.2g}")
+    print(f"profile on one GPU, run twice ({args.few} windows): {repeat}")
     if not all(r[3] for r in rows):
         sys.exit("two-GPU outputs differ from one GPU's")
+    if not repeat_same:
+        sys.exit("the one-GPU profile differs from itself")
 
 
 if __name__ == "__main__":

@@ -422,9 +422,12 @@ std::string CudaBackend::precision() const {
       "CPU, key tiles outside a window skipped); query noise added in fp32 to the rotated query before "
       "its bf16 rounding; distance sums on the wgmma path: pairs at distances from the plan's band on summed inside "
       "the forward (per-row fp32 running sums rescaled with the softmax, stored as log2 sum + max, normalised by the "
-      "row's final log-sum-exp, fp64 across rows; p (t - s) and entropy from per-row fp32 sums), nearer pairs and "
-      "other paths from scores recomputed with the forward's log-sum-exp, per-tile fp32 partial sums accumulated in "
-      "fp64; RoPE tables as on the CPU (exact float128 reduction or HF float32), "
+      "row's final log-sum-exp, fp32 across a tile's rows; p (t - s) and entropy from per-row fp32 sums), nearer "
+      "pairs and other paths from scores recomputed with the forward's log-sum-exp, per-tile fp32 partial sums; "
+      "every partial added exactly as a 128-bit fixed-point integer (2^-100 for probabilities, 2^-50 for scores, "
+      "2^-64 for p (t - s) and entropy; each partial rounded to nearest, an out-of-range one refused), so the sums "
+      "are bitwise reproducible, each total rounded once to double; RoPE tables as on the CPU (exact float128 "
+      "reduction or HF float32), "
       "stored as float; fp32 logits (logit multiplier as the GEMM's alpha, final softcap in fp32) and "
       "log-sum-exp, in chunks of tokens",
       state_->device_name, weights, weights);
@@ -476,7 +479,10 @@ struct ObserverBuffers {
   int slots = 0;
   bool tensor_core_sums = false;  // attention_distance_sums_bf16, else the plain kernel (more slots, other shapes)
   DeviceArray<std::int32_t> slot_of_distance, slot_start;
-  DeviceArray<double> prob_sum, score_sum, stats;  // [A, slots], [A, slots], [A, 2]
+  // Exact fixed-point sums (kernels/ops/fixed_point.hpp), converted to double once per layer on the host.
+  DeviceArray<kernels::Fixed128> prob_sum, score_sum, stats;  // [A, slots], [A, slots], [A, 2]
+  DeviceArray<unsigned> overflow;                             // the kernels' refused addends (overflow_bit)
+  std::vector<kernels::Fixed128> fixed_prob, fixed_score, fixed_stats;
   std::vector<double> host_prob, host_score, host_stats;
   // Score blocks.
   long block_rows = 0;
@@ -497,7 +503,7 @@ std::uint64_t CudaBackend::forward_bytes(long T, const backend::ForwardOptions& 
   if (const auto* observer = options.observer) {
     if (const auto* request = observer->distance_sums_request()) {
       const long double slots = request->slots;
-      bytes += 4.0L * (t + slots) + 8.0L * (2 * layout.attention_heads * slots + 2 * layout.attention_heads);
+      bytes += 4.0L * (t + slots) + 16.0L * (2 * layout.attention_heads * slots + 2 * layout.attention_heads);
     } else {
       const int arrays = observer->wants_virtual_imaginary() && layout.variant == model::Variant::rope ? 3 : 2;
       bytes += 4.0L * arrays * observer_block_rows(T) * t;
@@ -638,9 +644,13 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
           "upload distance slots");
     check(cudaMemcpy(ob.slot_start.get(), start.data(), ob.slots * sizeof(std::int32_t), cudaMemcpyHostToDevice),
           "upload distance slots");
-    ob.prob_sum = DeviceArray<double>(static_cast<std::size_t>(A) * ob.slots);
-    ob.score_sum = DeviceArray<double>(static_cast<std::size_t>(A) * ob.slots);
-    ob.stats = DeviceArray<double>(2 * A);
+    ob.prob_sum = DeviceArray<kernels::Fixed128>(static_cast<std::size_t>(A) * ob.slots);
+    ob.score_sum = DeviceArray<kernels::Fixed128>(static_cast<std::size_t>(A) * ob.slots);
+    ob.stats = DeviceArray<kernels::Fixed128>(2 * A);
+    ob.overflow = DeviceArray<unsigned>(1);
+    ob.fixed_prob.resize(ob.prob_sum.size());
+    ob.fixed_score.resize(ob.score_sum.size());
+    ob.fixed_stats.resize(ob.stats.size());
     ob.host_prob.resize(ob.prob_sum.size());
     ob.host_score.resize(ob.score_sum.size());
     ob.host_stats.resize(ob.stats.size());
@@ -661,12 +671,14 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   // (the fused forward adds to them).
   auto sums_out = [&] {
     return kernels::DistanceSumsOut{ob.slot_of_distance.get(), ob.slot_start.get(), ob.slots,
-                                    ob.prob_sum.get(),         ob.score_sum.get(),  ob.stats.get()};
+                                    ob.prob_sum.get(),         ob.score_sum.get(),  ob.stats.get(),
+                                    ob.overflow.get()};
   };
   auto clear_sums = [&] {
-    check(cudaMemsetAsync(ob.prob_sum.get(), 0, ob.prob_sum.size() * sizeof(double), stream), "memset");
-    check(cudaMemsetAsync(ob.score_sum.get(), 0, ob.score_sum.size() * sizeof(double), stream), "memset");
-    check(cudaMemsetAsync(ob.stats.get(), 0, ob.stats.size() * sizeof(double), stream), "memset");
+    check(cudaMemsetAsync(ob.prob_sum.get(), 0, ob.prob_sum.size() * sizeof(kernels::Fixed128), stream), "memset");
+    check(cudaMemsetAsync(ob.score_sum.get(), 0, ob.score_sum.size() * sizeof(kernels::Fixed128), stream), "memset");
+    check(cudaMemsetAsync(ob.stats.get(), 0, ob.stats.size() * sizeof(kernels::Fixed128), stream), "memset");
+    check(cudaMemsetAsync(ob.overflow.get(), 0, sizeof(unsigned), stream), "memset");
   };
   const bool fused_sums = choice.sums == kernels::SumsKernel::fused;
 
@@ -686,16 +698,25 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       else
         kernels::attention_distance_sums_simple_bf16(attention_q, ws.k.get(), attention_rope(l), layer_shape(l),
                                                      ws.lse.get(), flash, out, stream);
-      check(cudaMemcpyAsync(ob.host_prob.data(), ob.prob_sum.get(), ob.prob_sum.size() * sizeof(double),
-                            cudaMemcpyDeviceToHost, stream),
-            "copy distance sums");
-      check(cudaMemcpyAsync(ob.host_score.data(), ob.score_sum.get(), ob.score_sum.size() * sizeof(double),
-                            cudaMemcpyDeviceToHost, stream),
-            "copy distance sums");
-      check(cudaMemcpyAsync(ob.host_stats.data(), ob.stats.get(), ob.stats.size() * sizeof(double),
-                            cudaMemcpyDeviceToHost, stream),
-            "copy distance sums");
+      auto download = [&](std::vector<kernels::Fixed128>& host, const DeviceArray<kernels::Fixed128>& device) {
+        check(cudaMemcpyAsync(host.data(), device.get(), device.size() * sizeof(kernels::Fixed128),
+                              cudaMemcpyDeviceToHost, stream),
+              "copy distance sums");
+      };
+      download(ob.fixed_prob, ob.prob_sum);
+      download(ob.fixed_score, ob.score_sum);
+      download(ob.fixed_stats, ob.stats);
+      unsigned overflow = 0;
+      check(cudaMemcpyAsync(&overflow, ob.overflow.get(), sizeof overflow, cudaMemcpyDeviceToHost, stream),
+            "copy distance sums' overflow flag");
       check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+      if (overflow != 0)
+        throw Error(fmt::format("CUDA backend, layer {} of sequence {}: {}", l, sequence,
+                                kernels::describe_overflow(overflow, static_cast<int>(T))));
+      // The exact totals, each rounded once to double.
+      kernels::to_double(ob.fixed_prob.data(), ob.fixed_prob.size(), kernels::kProbFraction, ob.host_prob.data());
+      kernels::to_double(ob.fixed_score.data(), ob.fixed_score.size(), kernels::kScoreFraction, ob.host_score.data());
+      kernels::to_double(ob.fixed_stats.data(), ob.fixed_stats.size(), kernels::kStatsFraction, ob.host_stats.data());
       for (int a = 0; a < A; ++a) {
         if (!observer->observes(l, a)) continue;
         const std::size_t base = static_cast<std::size_t>(a) * ob.slots;

@@ -1,6 +1,7 @@
 // The CUDA backend's small kernels (see forward_ops.hpp): memory-bound
 // elementwise and row kernels, the non-finite flag, and a plain one-warp-per-query attention for
-// head dimensions outside the flash kernel's {64, 128}.
+// head dimensions outside the flash kernel's {64, 128}, with its distance sums (exact fixed-point
+// integer atomics per pair: fixed_point.hpp, so the sums are bitwise reproducible).
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "kernels/forward_ops.hpp"
 #include "kernels/ops/check.cuh"
+#include "kernels/ops/fixed_point.cuh"
 #include "kernels/ops/rope_query.cuh"
 
 namespace ropescope::kernels {
@@ -400,18 +402,24 @@ __global__ void attention_simple_kernel(const bf16* __restrict__ q, const bf16* 
 }
 
 // Block = one warp for query position blockIdx.x, attention head blockIdx.y.
+// Each pair's p and score (fp32) go straight into the slot's fixed-point sums;
+// the row's p (t - s) and entropy are fp64 per lane, added up with shuffles
+// (a fixed order), one fixed-point add per row.
 __global__ void distance_sums_simple_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
                                             const float* __restrict__ cos, const float* __restrict__ sin, int pairs,
                                             AttentionShape shape, const float* __restrict__ lse, bool round_query,
-                                            DistanceSumsOut out) {
+                                            DistanceSumsOut out, SumsLimits limits) {
   __shared__ float query[kMaxHeadDim];
   const int t = blockIdx.x, a = blockIdx.y, lane = threadIdx.x, d = shape.head_dim;
   const int kv_head = stage_query_row(q, cos, sin, pairs, shape, t, a, round_query, query);
   const float scale = static_cast<float>(shape.scale), cap = static_cast<float>(shape.softcap);  // scale set by the host
   const float row_lse = lse[static_cast<std::size_t>(a) * shape.T + t];
   const std::size_t kv_stride = static_cast<std::size_t>(shape.kv_heads) * d;
-  double* prob_sum = out.prob_sum + static_cast<std::size_t>(a) * out.slots;
-  double* score_sum = out.score_sum + static_cast<std::size_t>(a) * out.slots;
+  Fixed128* prob_sum = out.prob_sum + static_cast<std::size_t>(a) * out.slots;
+  Fixed128* score_sum = out.score_sum + static_cast<std::size_t>(a) * out.slots;
+  const unsigned prob_bit = overflow_bit(SumsSite::simple, SumsQuantity::prob);
+  const unsigned score_bit = overflow_bit(SumsSite::simple, SumsQuantity::score);
+  const unsigned stats_bit = overflow_bit(SumsSite::simple, SumsQuantity::stats);
   double distance = 0, entropy = 0;
   for (int s = first_visible_key(t, shape.window) + lane; s <= t; s += 32) {
     const bf16* krow = k + s * kv_stride + static_cast<std::size_t>(kv_head) * d;
@@ -419,8 +427,8 @@ __global__ void distance_sums_simple_kernel(const bf16* __restrict__ q, const bf
     for (int i = 0; i < d; ++i) dot += query[i] * __bfloat162float(krow[i]);
     const float score = capped_score(dot, scale, cap), p = expf(score - row_lse);
     const int slot = out.slot_of_distance[t - s];
-    atomicAdd(prob_sum + slot, static_cast<double>(p));
-    atomicAdd(score_sum + slot, static_cast<double>(score));
+    fixed::add_probability(prob_sum + slot, p, out.overflow, prob_bit);
+    fixed::add_signed<kScoreFraction>(score_sum + slot, score, limits.score, out.overflow, score_bit);
     distance += static_cast<double>(p) * (t - s);
     if (p > 0.f) entropy += static_cast<double>(p) * (row_lse - score);  // -p ln p
   }
@@ -429,8 +437,8 @@ __global__ void distance_sums_simple_kernel(const bf16* __restrict__ q, const bf
     entropy += __shfl_xor_sync(0xffffffffu, entropy, o);
   }
   if (lane == 0) {
-    atomicAdd(out.stats + 2 * a, distance);
-    atomicAdd(out.stats + 2 * a + 1, entropy);
+    fixed::add_signed<kStatsFraction>(out.stats + 2 * a, distance, limits.stats, out.overflow, stats_bit);
+    fixed::add_signed<kStatsFraction>(out.stats + 2 * a + 1, entropy, limits.stats, out.overflow, stats_bit);
   }
 }
 
@@ -581,10 +589,13 @@ void attention_distance_sums_simple_bf16(const bf16* q, const bf16* k, const Dev
   if (shape.head_dim % 2 != 0 || shape.head_dim > kMaxHeadDim)
     throw std::runtime_error("attention_distance_sums_simple_bf16: head_dim must be even and <= 256, got " +
                              std::to_string(shape.head_dim));
+  if (out.prob_sum == nullptr || out.score_sum == nullptr || out.stats == nullptr || out.overflow == nullptr)
+    throw std::runtime_error(
+        "attention_distance_sums_simple_bf16: prob_sum, score_sum, stats and overflow must be set");
   AttentionShape resolved = shape;
   resolved.scale = attention_scale(shape);
   distance_sums_simple_kernel<<<dim3(shape.T, shape.attention_heads), 32, 0, stream>>>(
-      q, k, rope.cos, rope.sin, rope.pairs, resolved, lse, round_query, out);
+      q, k, rope.cos, rope.sin, rope.pairs, resolved, lse, round_query, out, sums_limits(shape.T));
   cuda_check(cudaGetLastError(), "distance_sums_simple_kernel launch");
 }
 

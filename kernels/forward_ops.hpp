@@ -143,7 +143,8 @@ void attention_simple_bf16(const bf16* q, const bf16* k, const bf16* v, const De
                            const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
 
 // attention_distance_sums_bf16 (ops.hpp) for any shape and any number of
-// slots: one warp per (position, head), fp64 atomics per pair. The query is
+// slots: one warp per (position, head), exact fixed-point integer atomics per
+// pair (bitwise reproducible, like the tiled kernels). The query is
 // rounded to bf16 after rotation when `round_query` (to match an lse from the
 // flash kernel), else kept in fp32 (the plain attention kernel's lse).
 void attention_distance_sums_simple_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,

@@ -80,7 +80,7 @@ std::string KernelChoice::describe() const {
     text += fmt::format("; distance sums: {}: {}",
                         sums == SumsKernel::fused         ? "fused into the wgmma forward, band pass by mma.sync"
                         : sums == SumsKernel::tensor_core ? "mma.sync, tiles of 128 positions x 64 keys"
-                                                          : "simple, one warp per (position, head), fp64 atomics",
+                                                          : "simple, one warp per (position, head), fixed point",
                         why_sums);
   return text;
 }

@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/ops/ops.hpp"
@@ -21,6 +23,19 @@
 namespace rk = ropescope::kernels;
 
 namespace {
+
+// DistanceSumsOut before and after the fixed-point sums (issue 16): the
+// accumulators' element type is ops.hpp's, and the overflow flag is set where
+// the struct has one.
+using SumsAcc = std::remove_pointer_t<decltype(rk::DistanceSumsOut::prob_sum)>;
+template <class Out, class = void>
+struct HasOverflow : std::false_type {};
+template <class Out>
+struct HasOverflow<Out, std::void_t<decltype(std::declval<Out&>().overflow)>> : std::true_type {};
+template <class Out>
+void set_overflow(Out& out, unsigned* flag) {
+  if constexpr (HasOverflow<Out>::value) out.overflow = flag;
+}
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
@@ -92,13 +107,16 @@ int main(int argc, char** argv) {
     }
     const int slots = static_cast<int>(slot_start.size());
     int *d_slot_of = nullptr, *d_slot_start = nullptr;
-    double* acc = nullptr;
+    SumsAcc* acc = nullptr;
+    unsigned* overflow = nullptr;
     check(cudaMalloc(&d_slot_of, T * sizeof(int)), "cudaMalloc");
     check(cudaMalloc(&d_slot_start, slots * sizeof(int)), "cudaMalloc");
-    check(cudaMalloc(&acc, (2 * static_cast<std::size_t>(A) * slots + 2 * A) * sizeof(double)), "cudaMalloc");
+    check(cudaMalloc(&acc, (2 * static_cast<std::size_t>(A) * slots + 2 * A) * sizeof(SumsAcc)), "cudaMalloc");
+    check(cudaMalloc(&overflow, sizeof(unsigned)), "cudaMalloc");
     check(cudaMemcpy(d_slot_of, slot_of.data(), T * sizeof(int), cudaMemcpyHostToDevice), "upload");
     check(cudaMemcpy(d_slot_start, slot_start.data(), slots * sizeof(int), cudaMemcpyHostToDevice), "upload");
-    const rk::DistanceSumsOut sums{d_slot_of, d_slot_start, slots, acc, acc + A * slots, acc + 2 * A * slots};
+    rk::DistanceSumsOut sums{d_slot_of, d_slot_start, slots, acc, acc + A * slots, acc + 2 * A * slots};
+    set_overflow(sums, overflow);
     const double flops = 4.0 * T * double(T) * d * A / 2;
     const double mma = median_ms([&] { rk::attention_forward_bf16(q, k, v, rope, shape, out, lse, nullptr); }, reps);
     const double wgmma =
@@ -115,6 +133,7 @@ int main(int argc, char** argv) {
     cudaFree(d_slot_of);
     cudaFree(d_slot_start);
     cudaFree(acc);
+    cudaFree(overflow);
     rk::free_rope_table(rope);
   }
   return 0;

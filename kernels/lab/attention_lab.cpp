@@ -330,12 +330,14 @@ bool time_windows(const std::vector<Kernel>& kernels, int reps) {
   }
   const int slots = static_cast<int>(slot_start.size());
   int *d_slot_of = nullptr, *d_slot_start = nullptr;
-  double *prob = nullptr, *score = nullptr, *stats = nullptr;
+  rk::Fixed128 *prob = nullptr, *score = nullptr, *stats = nullptr;
+  unsigned* overflow = nullptr;
   check(cudaMalloc(&d_slot_of, T * sizeof(int)), "cudaMalloc");
   check(cudaMalloc(&d_slot_start, slots * sizeof(int)), "cudaMalloc");
-  check(cudaMalloc(&prob, std::size_t(A) * slots * 8), "cudaMalloc");
-  check(cudaMalloc(&score, std::size_t(A) * slots * 8), "cudaMalloc");
-  check(cudaMalloc(&stats, 2 * A * 8), "cudaMalloc");
+  check(cudaMalloc(&prob, std::size_t(A) * slots * sizeof(rk::Fixed128)), "cudaMalloc");
+  check(cudaMalloc(&score, std::size_t(A) * slots * sizeof(rk::Fixed128)), "cudaMalloc");
+  check(cudaMalloc(&stats, 2 * A * sizeof(rk::Fixed128)), "cudaMalloc");
+  check(cudaMalloc(&overflow, sizeof(unsigned)), "cudaMalloc");
   check(cudaMemcpy(d_slot_of, slot_of.data(), T * sizeof(int), cudaMemcpyHostToDevice), "upload");
   check(cudaMemcpy(d_slot_start, slot_start.data(), slots * sizeof(int), cudaMemcpyHostToDevice), "upload");
   const bool sums_fit = slots <= rk::distance_sums_slot_capacity(d);
@@ -370,7 +372,7 @@ bool time_windows(const std::vector<Kernel>& kernels, int reps) {
       row(kernel_name(kernel), ms, 4.0 * d);  // QK^T and PV: 2 d multiply-adds per pair
     }
     if (sums_fit) {
-      const rk::DistanceSumsOut o{d_slot_of, d_slot_start, slots, prob, score, stats};
+      const rk::DistanceSumsOut o{d_slot_of, d_slot_start, slots, prob, score, stats, overflow};
       const double ms = time_ms([&] { rk::attention_distance_sums_bf16(q.d, k.d, dt, shape, lse.d, o, nullptr); }, reps);
       row("sums", ms, 2.0 * d);  // QK^T only
     }
@@ -380,6 +382,7 @@ bool time_windows(const std::vector<Kernel>& kernels, int reps) {
   cudaFree(prob);
   cudaFree(score);
   cudaFree(stats);
+  cudaFree(overflow);
   rk::free_rope_table(dt);
   return ok;
 }

@@ -13,7 +13,10 @@
 // (blockIdx.y), so one set of slot accumulators serves the whole CTA. Key
 // tiles of 64 keys, two cp.async stages. Each warp owns 16 rows; a 16 x 64
 // warp tile covers the 79 distances (wpos - kbase - 63) .. (wpos - kbase + 15).
-// Reduction per warp tile, in fp32, then into fp64 shared accumulators:
+// Reduction per warp tile, in fp32, then into exact fixed-point shared
+// accumulators (fixed_point.hpp: 128-bit integers added with 64-bit integer
+// atomics, so their totals do not depend on the order of the adds and the
+// sums are bitwise reproducible; scores scaled by map.unit per addend):
 //  - when those distances fall in one slot (most tiles beyond the exact
 //    region of a log-binned profile) or two, each thread adds its sums to a
 //    run kept in registers while the slot stays the same (far from the
@@ -21,9 +24,13 @@
 //    up the run with shuffles and lane 0 adds 2 numbers to shared memory;
 //  - otherwise (near the diagonal, where slots are single distances) the warp
 //    writes its tile to a shared scratch tile and lane i adds up diagonals
-//    i, i + 32, i + 64: one shared atomic per distance.
-// At the end the CTA adds its nonzero slots into the per-head fp64 arrays in
-// global memory (one atomic per slot and CTA).
+//    i, i + 32, i + 64: one shared fixed-point add (two atomics) per distance.
+// The per-thread sums of p (t - s) and entropy stay private fp64 sums in
+// shared memory (a fixed order per thread), added up with shuffles.
+// At the end the CTA adds its nonzero slots' 128-bit totals into the per-head
+// fixed-point arrays in global memory (two integer atomics per slot and
+// CTA), and each warp its stats. An addend outside its format's limit sets
+// an overflow bit instead (site separate, or band for the fused path's pass).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -32,6 +39,7 @@
 #include <cstdint>
 
 #include "kernels/ops/check.cuh"
+#include "kernels/ops/fixed_point.cuh"
 #include "kernels/ops/mma.cuh"
 #include "kernels/ops/ops.hpp"
 #include "kernels/ops/rope_query.cuh"
@@ -62,6 +70,8 @@ struct Params {
   int window;        // INT_MAX: plain causal (pos - key < window always)
   ScoreMap map;      // s * map.post_log2 is the score in log2 units; s * map.unit the score
   DistanceSumsOut out;
+  SumsLimits limits;  // of one addend, at T (fixed_point.hpp)
+  SumsSite site;      // separate, or band (the fused profile's near pass): names the overflow
 };
 
 template <int D>
@@ -117,16 +127,29 @@ __device__ __forceinline__ void tile_sums(const float (&s)[8][4], float scale_lo
   }
 }
 
+// A partial's fixed-point adds, out of line: inlined into the kernel at
+// d = 128 they made ptxas spill (36 bytes; none called), and they run only
+// once per run or per near-diagonal distance.
+__device__ __noinline__ void add_prob_partial(Fixed128* acc, float v, unsigned* flags, unsigned bit) {
+  fixed::add_probability(acc, v, flags, bit);
+}
+// The score s (raw units) as s * unit in score units: one fp64 rounding.
+__device__ __noinline__ void add_score_partial(Fixed128* acc, float s, double unit, double limit, unsigned* flags,
+                                               unsigned bit) {
+  fixed::add_signed<kScoreFraction>(acc, static_cast<double>(s) * unit, limit, flags, bit);
+}
+
 template <int D>
 __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params p) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
   // [K stages: 2 x kKeys x D bf16][Q tile, then the warps' scratch]
-  // [prob, score accumulators: 2 x slots doubles][per-thread stats: 2 x kThreads doubles]
+  // [prob, score accumulators: 2 x slots Fixed128][per-thread stats: 2 x kThreads doubles]
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
   bf16* Qs = Ks + 2 * kKeys * D;
   float* scratch = reinterpret_cast<float*>(Qs);  // reused once the Q fragments are in registers
-  double* acc_prob = reinterpret_cast<double*>(smem_raw + fixed_smem_bytes<D>());
-  double* acc_score = acc_prob + p.out.slots;
+  // fixed_smem_bytes is a multiple of 16: the accumulators' 8-byte words are aligned.
+  Fixed128* acc_prob = reinterpret_cast<Fixed128*>(smem_raw + fixed_smem_bytes<D>());
+  Fixed128* acc_score = acc_prob + p.out.slots;
 
   const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows;  // latest (heaviest) positions first
   const int a = blockIdx.y, kv = a / p.group;
@@ -134,7 +157,7 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
   const int qcols = p.query_heads * D, kvcols = p.kv_heads * D;
   const int* slot_of = p.out.slot_of_distance;
 
-  for (int i = tid; i < 2 * p.out.slots; i += kThreads) acc_prob[i] = 0.0;
+  for (int i = tid; i < 2 * p.out.slots; i += kThreads) acc_prob[i] = Fixed128{0, 0};
   stage_rotated_queries<D, kRows, kThreads>(Qs, p.q, p.cos, p.sin, p.T, qcols, p.pairs, p.twins, tid,
                                             [&](int r) { return make_int2(a, q0 + r); });
   auto load_k = [&](int j, int stage) {
@@ -164,7 +187,7 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
   const int row_last = min(wpos + 15, p.T - 1);  // last position of this warp inside the sequence
   // This thread's running sums of p (t - s) and -p log2 p, in fp64 shared
   // memory (registers are all taken at 2 CTAs per SM).
-  double* thread_stats = acc_score + p.out.slots + 2 * tid;
+  double* thread_stats = reinterpret_cast<double*>(acc_score + p.out.slots) + 2 * tid;
   thread_stats[0] = thread_stats[1] = 0.0;
   // The current run of tiles whose pairs fall in one slot: keys go up as j
   // does, so distances (and slots) only go down, and far from the diagonal a
@@ -174,12 +197,14 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
   // width w spans w / 64 tiles), so its rounding stays near 1e-6 relative.
   int run_slot = -1;
   float run_prob = 0.f, run_score = 0.f;
+  const unsigned prob_bit = overflow_bit(p.site, SumsQuantity::prob);
+  const unsigned score_bit = overflow_bit(p.site, SumsQuantity::score);
   auto flush_run = [&]() {
     if (run_slot < 0) return;
     const float p_sum = warp_sum(run_prob), s_sum = warp_sum(run_score);
     if (lane == 0) {
-      atomicAdd(acc_prob + run_slot, static_cast<double>(p_sum));
-      atomicAdd(acc_score + run_slot, static_cast<double>(s_sum));
+      add_prob_partial(acc_prob + run_slot, p_sum, p.out.overflow, prob_bit);
+      add_score_partial(acc_score + run_slot, s_sum, p.map.unit, p.limits.score, p.out.overflow, score_bit);
     }
     run_slot = -1;
     run_prob = run_score = 0.f;
@@ -242,7 +267,12 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
         flush_run();
         run_slot = slot_lo;
       }
-      run_prob += t.p_row0 + t.p_row1 - t.p_hi;
+      // The rest's mass is a difference of fp32 sums: when it is ~0, rounding
+      // can make it slightly negative. Its true value is >= 0, so it is
+      // clamped there (never a larger error; NaN passes on to be flagged):
+      // probability addends must be >= 0 (fixed_point.hpp).
+      const float rest = t.p_row0 + t.p_row1 - t.p_hi;
+      run_prob += rest < 0.f ? 0.f : rest;
       run_score += t.s_all - t.s_hi;
       continue;
     }
@@ -265,13 +295,15 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
         }
       }
       __syncwarp();
-      double* acc = pass == 0 ? acc_prob : acc_score;
       for (int i = lane; i < kDiagonals; i += 32) {
         const int dd = wpos - kbase - (kKeys - 1) + i;
         if (dd < 0 || dd > d_max) continue;
         float sum = 0.f;
         for (int r = max(0, i - (kKeys - 1)); r <= min(15, i); ++r) sum += wscratch[r * kScratchStride + r - i + kKeys - 1];
-        atomicAdd(acc + slot_of[dd], static_cast<double>(sum));
+        if (pass == 0)
+          add_prob_partial(acc_prob + slot_of[dd], sum, p.out.overflow, prob_bit);
+        else
+          add_score_partial(acc_score + slot_of[dd], sum, p.map.unit, p.limits.score, p.out.overflow, score_bit);
       }
       __syncwarp();
     }
@@ -279,18 +311,20 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
 
   flush_run();
   __syncthreads();  // all accumulators final
-  double* prob_out = p.out.prob_sum + static_cast<long>(a) * p.out.slots;
-  double* score_out = p.out.score_sum + static_cast<long>(a) * p.out.slots;
+  Fixed128* prob_out = p.out.prob_sum + static_cast<long>(a) * p.out.slots;
+  Fixed128* score_out = p.out.score_sum + static_cast<long>(a) * p.out.slots;
   const int last_slot = q_last >= 0 ? slot_of[q_last] : -1;
   for (int k = tid; k <= last_slot; k += kThreads) {
-    if (acc_prob[k] != 0.0) atomicAdd(prob_out + k, acc_prob[k]);
-    if (acc_score[k] != 0.0) atomicAdd(score_out + k, acc_score[k] * p.map.unit);
+    fixed::add_probability_total(prob_out + k, acc_prob[k], p.out.overflow, prob_bit);
+    if (acc_score[k].lo != 0 || acc_score[k].hi != 0) fixed::atomic_add(score_out + k, acc_score[k]);
   }
   if (p.out.stats == nullptr) return;  // the band pass of FusedDistanceSums: the forward wrote them
   const double distance_acc = warp_sum(thread_stats[0]), entropy_acc = warp_sum(thread_stats[1]);
   if (lane == 0) {
-    atomicAdd(p.out.stats + 2 * a, distance_acc);
-    atomicAdd(p.out.stats + 2 * a + 1, entropy_acc * 0.6931471805599453);
+    const unsigned stats_bit = overflow_bit(p.site, SumsQuantity::stats);
+    fixed::add_signed<kStatsFraction>(p.out.stats + 2 * a, distance_acc, p.limits.stats, p.out.overflow, stats_bit);
+    fixed::add_signed<kStatsFraction>(p.out.stats + 2 * a + 1, entropy_acc * 0.6931471805599453, p.limits.stats,
+                                      p.out.overflow, stats_bit);
   }
 }
 
@@ -300,17 +334,38 @@ int capacity() {
   cuda_check(cudaGetDevice(&device), "cudaGetDevice");
   cuda_check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
              "cudaDeviceGetAttribute");
-  return (optin - fixed_smem_bytes<D>() - kThreadStatsBytes) / (2 * static_cast<int>(sizeof(double)));
+  return (optin - fixed_smem_bytes<D>() - kThreadStatsBytes) / (2 * static_cast<int>(sizeof(Fixed128)));
 }
 
 template <int D>
 void launch(const Params& p, cudaStream_t stream) {
-  const int smem = fixed_smem_bytes<D>() + 2 * static_cast<int>(sizeof(double)) * p.out.slots + kThreadStatsBytes;
+  const int smem = fixed_smem_bytes<D>() + 2 * static_cast<int>(sizeof(Fixed128)) * p.out.slots + kThreadStatsBytes;
   cuda_check(cudaFuncSetAttribute(distance_sums_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "distance sums smem attribute");
   const dim3 grid((p.T + kRows - 1) / kRows, p.kv_heads * p.group);
   distance_sums_kernel<D><<<grid, kThreads, smem, stream>>>(p);
   cuda_check(cudaGetLastError(), "distance_sums_kernel launch");
+}
+
+// The entry points' common body; `site` names an overflow (separate or band).
+void distance_sums(const bf16* q, const bf16* k, const DeviceRopeTable& rope, const AttentionShape& shape,
+                   const float* lse, const DistanceSumsOut& out, SumsSite site, cudaStream_t stream) {
+  const int G = check_attention_shape("attention_distance_sums_bf16", shape, rope, /*any_group=*/true);
+  if (shape.head_dim != 64 && shape.head_dim != 128)
+    throw std::runtime_error("attention_distance_sums_bf16: head_dim must be 64 or 128");
+  if (out.slots < 1 || out.slots > distance_sums_slot_capacity(shape.head_dim))
+    throw std::runtime_error("attention_distance_sums_bf16: " + std::to_string(out.slots) +
+                             " slots, outside 1 .. distance_sums_slot_capacity");
+  if (shape.window < 0) throw std::runtime_error("attention_distance_sums_bf16: negative window");
+  if (out.prob_sum == nullptr || out.score_sum == nullptr || out.overflow == nullptr)
+    throw std::runtime_error("attention_distance_sums_bf16: prob_sum, score_sum and overflow must be set");
+  const Params p{q,          k,         rope.cos, rope.sin, lse, shape.T, shape.query_heads, shape.kv_heads, G,
+                 rope.pairs, shape.imaginary_twins, shape.window > 0 ? shape.window : INT_MAX, score_map(shape),
+                 out,        sums_limits(shape.T),  site};
+  if (shape.head_dim == 128)
+    launch<128>(p, stream);
+  else
+    launch<64>(p, stream);
 }
 
 }  // namespace
@@ -324,19 +379,7 @@ int distance_sums_slot_capacity(int head_dim) {
 void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
                                   const AttentionShape& shape, const float* lse, const DistanceSumsOut& out,
                                   cudaStream_t stream) {
-  const int G = check_attention_shape("attention_distance_sums_bf16", shape, rope, /*any_group=*/true);
-  if (shape.head_dim != 64 && shape.head_dim != 128)
-    throw std::runtime_error("attention_distance_sums_bf16: head_dim must be 64 or 128");
-  if (out.slots < 1 || out.slots > distance_sums_slot_capacity(shape.head_dim))
-    throw std::runtime_error("attention_distance_sums_bf16: " + std::to_string(out.slots) +
-                             " slots, outside 1 .. distance_sums_slot_capacity");
-  if (shape.window < 0) throw std::runtime_error("attention_distance_sums_bf16: negative window");
-  const Params p{q,  k,  rope.cos, rope.sin, lse, shape.T, shape.query_heads, shape.kv_heads, G, rope.pairs,
-                 shape.imaginary_twins, shape.window > 0 ? shape.window : INT_MAX, score_map(shape), out};
-  if (shape.head_dim == 128)
-    launch<128>(p, stream);
-  else
-    launch<64>(p, stream);
+  distance_sums(q, k, rope, shape, lse, out, SumsSite::separate, stream);
 }
 
 void attention_distance_sums_near_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
@@ -346,7 +389,8 @@ void attention_distance_sums_near_bf16(const bf16* q, const bf16* k, const Devic
   near.window = shape.window > 0 ? std::min(shape.window, sums.band) : sums.band;
   DistanceSumsOut out = sums.out;
   out.stats = nullptr;
-  attention_distance_sums_bf16(q, k, rope, near, lse, out, stream);
+  // The limits stay those of the whole T (near.T == shape.T): the forward adds to the same totals.
+  distance_sums(q, k, rope, near, lse, out, SumsSite::band, stream);
 }
 
 }  // namespace ropescope::kernels

@@ -32,9 +32,14 @@
 // the pairs at distance >= band (its sum of exponentials, rescaled with O,
 // and of raw scores). When a row's slot changes, the quad adds up the run and
 // one thread stores log2(sum) + max for (row, slot) in shared memory and adds
-// the scores to the CTA's per-(head, slot) fp64 sums. At the end, with the
-// rows' log-sum-exps known, the CTA turns the stored runs into probability
-// sums and adds them, the scores and the per-head stats to global memory.
+// the scores (times map.unit, one fp64 rounding) to the CTA's per-(head, slot)
+// fixed-point sums. At the end, with the rows' log-sum-exps known, the CTA
+// turns the stored runs into probability sums (fp32, rows in a fixed order)
+// and adds them, the scores and the per-head stats to global memory. Every
+// accumulation that more than one thread adds to is an exact 128-bit
+// fixed-point integer (fixed_point.hpp, 64-bit integer atomics), so the sums
+// are bitwise reproducible; an addend outside its format's limit sets the
+// overflow bit of site fused_epilogue instead.
 // A row's 128 keys of a tile span 128 distances: from band on they meet at
 // most two slots (plan_fused_sums), so a tile is one or two runs.
 //
@@ -54,6 +59,7 @@
 #include <string>
 
 #include "kernels/ops/check.cuh"
+#include "kernels/ops/fixed_point.cuh"
 #include "kernels/ops/mma.cuh"
 #include "kernels/ops/ops.hpp"
 
@@ -186,6 +192,7 @@ struct Params {
   int window;        // 0: plain causal
   ScoreMap map;      // scale and softcap (ops.hpp)
   FusedDistanceSums sums;  // read only by the kSums kernel
+  SumsLimits limits;       // of one addend, at T (fixed_point.hpp)
 };
 
 constexpr int kMaxGroup = 8;  // G: P = kRows / G >= 16 positions per CTA
@@ -201,9 +208,9 @@ struct Layout {
   static constexpr int v = k + kStages * kTile;         // same
   static constexpr int bars = v + kStages * kTile;      // full_k, full_v, empty_k, empty_v: [kStages] each
   // kSums: runs [kRows][kCoarse] float (log2 of a row's slot sum + max),
-  // scores [kMaxGroup][kCoarse] double, row_lse [kRows] float (log2 units).
+  // scores [kMaxGroup][kCoarse] Fixed128 (16 bytes: 8 KB), row_lse [kRows] float (log2 units).
   static constexpr int scores = bars + 4 * kStages * 8;
-  static constexpr int runs = scores + (kSums ? kMaxGroup * kCoarse * 8 : 0);
+  static constexpr int runs = scores + (kSums ? kMaxGroup * kCoarse * static_cast<int>(sizeof(Fixed128)) : 0);
   static constexpr int row_lse = runs + (kSums ? kRows * kCoarse * 4 : 0);
   static constexpr int end = row_lse + (kSums ? kRows * 4 : 0);
   static constexpr int bytes = end + 1024;  // + slack to align the base
@@ -408,14 +415,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   // kSums state (header): per row, sums of p (t - s) and of p times the
   // score in log2 units, and the current slot run of the far pairs.
   float* const runs = reinterpret_cast<float*>(sbase + L::runs);      // [kRows][kCoarse]
-  double* const scores = reinterpret_cast<double*>(sbase + L::scores);  // [kMaxGroup][kCoarse]
+  Fixed128* const scores = reinterpret_cast<Fixed128*>(sbase + L::scores);  // [kMaxGroup][kCoarse]
   float* const row_lse = reinterpret_cast<float*>(sbase + L::row_lse);  // [kRows]
   float dist0 = 0.f, dist1 = 0.f, ent0 = 0.f, ent1 = 0.f;
   int run_slot0 = -1, run_slot1 = -1;
   float run_p0 = 0.f, run_p1 = 0.f, run_s0 = 0.f, run_s1 = 0.f;
   if constexpr (kSums) {
     for (int i = wt; i < 64 * kCoarse; i += 128) runs[64 * wg * kCoarse + i] = -INFINITY;  // this warpgroup's rows
-    for (int i = tid - 128; i < kMaxGroup * kCoarse; i += 256) scores[i] = 0.0;
+    for (int i = tid - 128; i < kMaxGroup * kCoarse; i += 256) scores[i] = Fixed128{0, 0};
     asm volatile("bar.sync 5, 256;\n" ::: "memory");  // both consumer warpgroups
   }
   // Adds up a row's run in its quad and stores it (quad-uniform control flow).
@@ -429,7 +436,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (t4 == 0) {
       const int c = run_slot - p.sums.first_slot;
       runs[row * kCoarse + c] = log2f(run_p) + b;  // log2 of the run's sum of exp2(score - 0)
-      atomicAdd(scores + (row / P) * kCoarse + c, static_cast<double>(run_s));
+      fixed::add_signed<kScoreFraction>(scores + (row / P) * kCoarse + c, static_cast<double>(run_s) * p.map.unit,
+                                        p.limits.score, p.sums.out.overflow,
+                                        overflow_bit(SumsSite::fused_epilogue, SumsQuantity::score));
     }
     run_slot = -1;
     run_p = run_s = 0.f;
@@ -675,8 +684,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     const int a0 = kv * p.group;  // the CTA's first head; row r is head a0 + r / P
     if (lane == 0 && !padding) {
-      atomicAdd(p.sums.out.stats + 2 * (a0 + r0 / P), distance);
-      atomicAdd(p.sums.out.stats + 2 * (a0 + r0 / P) + 1, entropy);
+      const unsigned bit = overflow_bit(SumsSite::fused_epilogue, SumsQuantity::stats);
+      fixed::add_signed<kStatsFraction>(p.sums.out.stats + 2 * (a0 + r0 / P), distance, p.limits.stats,
+                                        p.sums.out.overflow, bit);
+      fixed::add_signed<kStatsFraction>(p.sums.out.stats + 2 * (a0 + r0 / P) + 1, entropy, p.limits.stats,
+                                        p.sums.out.overflow, bit);
     }
     asm volatile("bar.sync 5, 256;\n" ::: "memory");  // every run and row_lse stored
     const int C = p.sums.coarse_slots;
@@ -685,9 +697,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       float sum = 0.f;
       for (int r = g * P; r < (g + 1) * P; ++r) sum += exp2f(runs[r * kCoarse + c] - row_lse[r]);
       const long at = static_cast<long>(a0 + g) * p.sums.out.slots + p.sums.first_slot + c;
-      if (sum != 0.f) atomicAdd(p.sums.out.prob_sum + at, static_cast<double>(sum));
-      const double sc = scores[g * kCoarse + c];
-      if (sc != 0.0) atomicAdd(p.sums.out.score_sum + at, sc * p.map.unit);
+      fixed::add_probability(p.sums.out.prob_sum + at, sum, p.sums.out.overflow,
+                             overflow_bit(SumsSite::fused_epilogue, SumsQuantity::prob));
+      const Fixed128 sc = scores[g * kCoarse + c];
+      if (sc.lo != 0 || sc.hi != 0) fixed::atomic_add(p.sums.out.score_sum + at, sc);
     }
   };
 
@@ -823,15 +836,16 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
   if (shape.window < 0) throw std::runtime_error("attention_forward_wgmma_bf16: negative window");
   if (sums && (sums->coarse_slots < 1 || sums->coarse_slots > kCoarse || sums->band < kKeys ||
                sums->first_slot < 0 || sums->first_slot + sums->coarse_slots > sums->out.slots ||
-               sums->out.stats == nullptr))
+               sums->out.stats == nullptr || sums->out.prob_sum == nullptr || sums->out.score_sum == nullptr ||
+               sums->out.overflow == nullptr))
     throw std::runtime_error("attention_forward_wgmma_bf16: fused distance sums need 1 .. " + std::to_string(kCoarse) +
                              " coarse slots inside the table, a band of at least " + std::to_string(kKeys) +
-                             " and stats");
+                             " and every output (stats, overflow)");
   static_assert(kRows == 128, "wgmma_positions_per_tile assumes 128 query rows per CTA");
   const int P = wgmma_positions_per_tile(G);
   const Params p{q,        rope.cos,     rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs, P,
                  shape.imaginary_twins, vec_rope, shape.window, score_map(shape),
-                 sums ? *sums : FusedDistanceSums{}};
+                 sums ? *sums : FusedDistanceSums{}, sums_limits(shape.T)};
   if (d == 128)
     sums ? launch<128, true>(k, v, p, stream) : launch<128, false>(k, v, p, stream);
   else

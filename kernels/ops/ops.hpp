@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "kernels/ops/fixed_point.hpp"
+
 namespace ropescope::kernels {
 
 using bf16 = __nv_bfloat16;
@@ -122,23 +124,30 @@ constexpr int wgmma_positions_per_tile(int G) {
 // score (scaled, softcapped) over the visible pairs (s <= t, t - s < window
 // when shape.window > 0) whose distance t - s lies in slot k;
 // stats[2a] = sum over pairs of p (t - s), stats[2a + 1] = sum of -p ln p.
-// Accumulators are added to (zero them first). slot_of_distance has T
-// entries, nondecreasing; slot_start[k] is the smallest distance of slot k.
+// Accumulators are added to (zero them first) as exact fixed-point integers
+// (fixed_point.hpp: F = kProbFraction, kScoreFraction, kStatsFraction
+// fraction bits), so the sums are bitwise the same from run to run; to_double
+// turns them into doubles. An addend that is not finite or would take a total
+// out of its range is not added: it sets its overflow_bit in *overflow
+// (zero it with the sums), and the caller must refuse the sums
+// (describe_overflow). slot_of_distance has T entries, nondecreasing;
+// slot_start[k] is the smallest distance of slot k.
 struct DistanceSumsOut {
   const int* slot_of_distance = nullptr;  // [T]
   const int* slot_start = nullptr;        // [slots]
   int slots = 0;
-  double* prob_sum = nullptr;   // [A, slots]
-  double* score_sum = nullptr;  // [A, slots]
-  double* stats = nullptr;      // [A, 2]
+  Fixed128* prob_sum = nullptr;   // [A, slots], F = kProbFraction
+  Fixed128* score_sum = nullptr;  // [A, slots], F = kScoreFraction
+  Fixed128* stats = nullptr;      // [A, 2], F = kStatsFraction
+  unsigned* overflow = nullptr;   // overflow_bit()s of refused addends
 };
 // The most slots attention_distance_sums_bf16 holds in shared memory at head_dim.
 // With stats == nullptr the p (t - s) and entropy sums are not written (the
 // band pass of FusedDistanceSums, whose forward adds them).
 int distance_sums_slot_capacity(int head_dim);
 // Tensor-core version for the shapes of wgmma_attention_supports and at most
-// distance_sums_slot_capacity(d) slots; per-tile fp32 partial sums, fp64
-// accumulation. Queries rotated and rounded to bf16 as the flash kernel does.
+// distance_sums_slot_capacity(d) slots; per-tile fp32 partial sums, exact
+// fixed-point accumulation. Queries rotated and rounded to bf16 as the flash kernel does.
 void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
                                   const AttentionShape& shape, const float* lse, const DistanceSumsOut& out,
                                   cudaStream_t stream);

@@ -520,6 +520,64 @@ TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
   }
 }
 
+// The distance sums are exact fixed-point integers (kernels/ops/fixed_point.hpp):
+// a profile run twice on one GPU is the same bit for bit, on each sums path
+// (d 16: the simple kernel; d 128 EC: the fused forward and its band pass, or
+// the tensor-core kernel off Hopper). And score sums out of their fixed-point
+// range (query noise of std 1e20: scores near 1e20, finite in fp32, against
+// limits of 2^61 at T = 300 and 2^56 at 1500) are refused with an Error
+// naming the layer and the kernel, after which the backend still works.
+TEST(CudaDistanceProfiles, BitwiseReproducibleAndOverflowRefused) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  struct Case {
+    std::string label;
+    std::shared_ptr<const rs::model::Model> model;
+    long T;
+    std::string kernel;  // the one an overflow is reported from
+  };
+  const std::vector<Case> cases{
+      {"ec (d 16)", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec"))),
+       300, "attention_distance_sums_simple_bf16"},
+      {"ec d128", random_model("profile_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3}), 1500,
+       "attention_"}};
+  for (const auto& c : cases) {
+    const int layers = c.model->config.num_hidden_layers, heads = c.model->layout.attention_heads;
+    const auto bins = rs::analysis::DistanceBins::log_spaced(100, c.T - 1, 8);
+    const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(c.T, c.model->config.vocab_size, 23)};
+    rs::cuda::CudaBackend gpu(c.model);
+    auto profile = [&](ForwardOptions options) {
+      auto observer = std::make_unique<rs::analysis::ProfileObserver>(bins, std::vector<long>{64, 256}, layers, heads);
+      options.observer = observer.get();
+      gpu.forward(tokens, options);
+      return observer;
+    };
+    const auto first = profile({}), second = profile({});
+    long differ = 0;
+    for (int l = 0; l < layers; ++l)
+      for (int a = 0; a < heads; ++a) {
+        const auto x = first->result(l, a), y = second->result(l, a);
+        differ += x.prob_sum != y.prob_sum || x.score_sum != y.score_sum || x.mass_sum != y.mass_sum ||
+                  x.distance_sum != y.distance_sum || x.entropy_sum != y.entropy_sum;
+      }
+    EXPECT_EQ(differ, 0) << c.label << ": heads whose profile differs between two runs";
+    ForwardOptions loud;
+    loud.noise = rs::backend::QueryNoise{rs::model::HeadKind::real, 1e20, 5};
+    try {
+      profile(loud);
+      ADD_FAILURE() << c.label << ": no error";
+    } catch (const rs::Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("layer 0 of sequence 0"), std::string::npos) << m;
+      EXPECT_NE(m.find(c.kernel), std::string::npos) << m;
+      EXPECT_NE(m.find("score-sum addend"), std::string::npos) << m;
+      fmt::print("[overflow {}] {}\n", c.label, m);
+    }
+    const auto after = profile({});
+    EXPECT_EQ(after->result(0, 0).prob_sum, first->result(0, 0).prob_sum) << c.label << ": after the refused run";
+  }
+}
+
 // Random checkpoints through the flash kernels with the slice's features:
 // Mistral with a sliding window of 300 at T = 1000 (G = 4, d = 128: key
 // tiles skipped, windows not a multiple of the tiles), Granite with an
@@ -637,13 +695,10 @@ TEST(CudaBackendAuto, RunsGemma2OnTheGpu) {
 }
 
 // Data parallel over two GPUs (issue 16): every window runs whole on one device
-// and the results are added in window order, so ppl is byte-identical to one
-// GPU. Profiles are not, and cannot be until the GPU distance sums are
-// deterministic: their kernels add per-tile partial sums with fp64 atomics, in
-// an order that varies from run to run on one GPU too (measured on two H200s:
-// entropies and mean distances 1 ulp apart). They must agree to 1e-12 (relative
-// above 1, absolute below: sums of at most a few thousand partials).
-TEST(CudaDataParallel, PplBitwiseAndProfilesToRoundingOfOneDevice) {
+// and the results are added in window order, and the GPU distance sums are
+// exact fixed-point integers (kernels/ops/fixed_point.hpp), the same whatever
+// order their atomics land in: ppl and profiles are byte-identical to one GPU.
+TEST(CudaDataParallel, PplAndProfilesBitwiseAsOneDevice) {
   const auto devices = rs::kernels::cuda_devices();
   if (devices.size() < 2)
     GTEST_SKIP() << "needs two CUDA devices, " << devices.size() << " present (data-parallel tests run on a multi-GPU machine)";
@@ -665,11 +720,13 @@ TEST(CudaDataParallel, PplBitwiseAndProfilesToRoundingOfOneDevice) {
   const auto a = rs::analysis::profile_distances(one, tokens, profile);
   const auto b = rs::analysis::profile_distances(two, tokens, profile);
   const JsonDifference d = json_difference(a.summary(), b.summary());
-  EXPECT_LE(d.worst, 1e-12) << "profile summaries differ most at " << d.where;
+  EXPECT_EQ(a.summary().dump(), b.summary().dump()) << "profile summaries differ, most at " << d.where << " ("
+                                                    << d.worst << ")";
   const JsonDifference table = csv_difference(a.csv(), b.csv());
-  EXPECT_LE(table.worst, 1e-12) << "profile tables differ most at " << table.where;
-  std::cout << "profile, two GPUs vs one: largest difference " << d.worst << " in the summary" << (d.where.empty() ? "" : " at ")
-            << d.where << ", " << table.worst << " in the table\n";
+  EXPECT_EQ(a.csv(), b.csv()) << "profile tables differ, most at " << table.where << " (" << table.worst << ")";
+  std::cout << "profile, two GPUs vs one: " << (a.summary().dump() == b.summary().dump() ? "summary byte-identical"
+                                                                                          : "summary DIFFERS")
+            << ", " << (a.csv() == b.csv() ? "table byte-identical" : "table DIFFERS") << "\n";
 }
 
 #ifdef ROPESCOPE_HAVE_NCCL

@@ -26,20 +26,27 @@
 //   table's 0.5 at d = 64, 128) scales the score, lse and output errors with
 //   it; the 1.5 covers the sharper softmax (first device run: the scale-0.5
 //   cases reached 0.99 of the plain scale sqrt(d) factor, all others <= 0.86);
-//   distance sums (fp64 accumulation of fp32 terms): per slot, probability
-//   and |score| sums within 3e-2 relative + 1e-3, and EXACTLY 0 for slots at
-//   or beyond a window (no masked pair may count); p (t - s) and entropy
-//   sums within 3e-2 relative;
+//   distance sums (fp32 partial sums added exactly in fixed point,
+//   kernels/ops/fixed_point.hpp, each total rounded once to double): per
+//   slot, probability and |score| sums within 3e-2 relative + 1e-3, and
+//   EXACTLY 0 for slots at or beyond a window (no masked pair may count);
+//   p (t - s) and entropy sums within 3e-2 relative; and bitwise
+//   reproducible: a second run into accumulators that start at -2^20 units
+//   (every add then carries across the 64-bit words) gives, less that
+//   start, the same 128-bit totals byte for byte; no overflow bit set;
 //   blocks (fp32): scores (2e-2 + 1e-2 |ref|) m, -inf exactly where masked;
 //   probabilities 2e-3 + 3e-2 ref, exactly 0 where masked.
 // Also the decoder's row kernels (GpuRowOps, after the table: norms, MLP
-// activations, softcap), with their own tolerances stated there.
+// activations, softcap), with their own tolerances stated there, and the
+// distance sums' overflow flag (GpuDistanceSums: each kernel refuses an
+// addend out of its fixed-point range and says which).
 // Skipped, with the runtime's reason, where there is no CUDA device (CI).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <random>
@@ -302,22 +309,57 @@ bool check_forward(const Fixture& f, const DeviceInputs& in, const char* name, c
 using SumsFn = std::function<void(const DeviceInputs&, const rk::AttentionShape&, const float*,
                                   const rk::DistanceSumsOut&)>;
 
-void check_sums(const Fixture& f, const DeviceInputs& in, const char* name, const std::vector<float>& lse_host,
-                const SumsFn& fn) {
-  const auto& c = f.c;
+// One run of a sums kernel as it leaves them: the exact 128-bit totals
+// (less the value every accumulator started at) and the overflow flag.
+struct FixedSums {
+  std::vector<rk::Fixed128> prob, score, stats;
+  unsigned overflow = 0;
+};
+
+// Runs fn on the case's slot table with lse_host into accumulators that all
+// start at `start`, then takes `start` off each total (exactly, mod 2^128).
+FixedSums run_sums(const Fixture& f, const DeviceInputs& in, const std::vector<float>& lse_host, const SumsFn& fn,
+                   rk::Fixed128 start) {
   const int S = f.slots();
   DeviceBuffer<int> slot_of(f.slot_of.size()), slot_start(f.slot_start.size());
   slot_of.upload(f.slot_of);
   slot_start.upload(f.slot_start);
   DeviceBuffer<float> lse(lse_host.size());
   lse.upload(lse_host);
-  DeviceBuffer<double> prob(std::size_t(f.A) * S), score(std::size_t(f.A) * S), stats(2 * f.A);
-  cudaMemset(prob.ptr, 0, prob.n * 8);
-  cudaMemset(score.ptr, 0, score.n * 8);
-  cudaMemset(stats.ptr, 0, stats.n * 8);
-  fn(in, f.shape(), lse.ptr, rk::DistanceSumsOut{slot_of.ptr, slot_start.ptr, S, prob.ptr, score.ptr, stats.ptr});
-  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess) << name;
-  const auto p = prob.download(), s = score.download(), st = stats.download();
+  DeviceBuffer<rk::Fixed128> prob(std::size_t(f.A) * S), score(std::size_t(f.A) * S), stats(2 * f.A);
+  DeviceBuffer<unsigned> overflow(1);
+  for (auto* b : {&prob, &score, &stats}) b->upload(std::vector<rk::Fixed128>(b->n, start));
+  overflow.upload({0u});
+  fn(in, f.shape(), lse.ptr,
+     rk::DistanceSumsOut{slot_of.ptr, slot_start.ptr, S, prob.ptr, score.ptr, stats.ptr, overflow.ptr});
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  FixedSums r{prob.download(), score.download(), stats.download(), overflow.download()[0]};
+  const rk::Fixed128 minus = rk::negate(start);
+  for (auto* v : {&r.prob, &r.score, &r.stats})
+    for (auto& x : *v) x = rk::add(x, minus);
+  return r;
+}
+
+bool same_bytes(const std::vector<rk::Fixed128>& a, const std::vector<rk::Fixed128>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(rk::Fixed128)) == 0;
+}
+
+void check_sums(const Fixture& f, const DeviceInputs& in, const char* name, const std::vector<float>& lse_host,
+                const SumsFn& fn) {
+  const auto& c = f.c;
+  const int S = f.slots();
+  const FixedSums run = run_sums(f, in, lse_host, fn, rk::Fixed128{0, 0});
+  EXPECT_EQ(run.overflow, 0u) << name << ": " << rk::describe_overflow(run.overflow, c.T);
+  // Again, from -2^20 units (low word 2^64 - 2^20, high word -1): the same totals, bit for bit.
+  const FixedSums again = run_sums(f, in, lse_host, fn, rk::Fixed128{~0ull - ((1ull << 20) - 1), -1});
+  EXPECT_EQ(again.overflow, 0u) << name << " (second run)";
+  const bool reproducible = same_bytes(run.prob, again.prob) && same_bytes(run.score, again.score) &&
+                            same_bytes(run.stats, again.stats);
+  EXPECT_TRUE(reproducible) << name << ": a second run gave other fixed-point totals";
+  std::vector<double> p(run.prob.size()), s(run.score.size()), st(run.stats.size());
+  rk::to_double(run.prob.data(), p.size(), rk::kProbFraction, p.data());
+  rk::to_double(run.score.data(), s.size(), rk::kScoreFraction, s.data());
+  rk::to_double(run.stats.data(), st.size(), rk::kStatsFraction, st.data());
   Worst wp, ws, wd, we;
   long masked_nonzero = 0;
   for (int a = 0; a < f.A; ++a) {
@@ -339,8 +381,8 @@ void check_sums(const Fixture& f, const DeviceInputs& in, const char* name, cons
   EXPECT_TRUE(wd.ok()) << name << " " << wd.report("sum p (t - s)");
   EXPECT_TRUE(we.ok()) << name << " " << we.report("entropy");
   EXPECT_EQ(masked_nonzero, 0) << name << ": slots beyond the window hold mass or scores";
-  std::printf("  %-11s prob %.3g score %.3g distance %.3g entropy %.3g (|err| / tol)\n", name, wp.ratio, ws.ratio,
-              wd.ratio, we.ratio);
+  std::printf("  %-11s prob %.3g score %.3g distance %.3g entropy %.3g (|err| / tol); %s\n", name, wp.ratio,
+              ws.ratio, wd.ratio, we.ratio, reproducible ? "bitwise reproducible" : "NOT REPRODUCIBLE");
 }
 
 // The observer's score blocks of the last head: rows q0 .. q0 + rows - 1.
@@ -437,6 +479,58 @@ TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
 
 INSTANTIATE_TEST_SUITE_P(Table, GpuOps, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<OpCase>& info) { return case_name(info.param); });
+
+// The overflow flag: an addend out of its fixed-point range (or not finite)
+// is refused with its (kernel, quantity) bit, never added. An lse of -1e30
+// makes every probability +inf (the simple and separate kernels); a scale of
+// 1e20 makes score addends far beyond their limit, 2^58 at T = 1000 (the
+// fused forward, which computes its own lse; scores stay finite in fp32).
+// describe_overflow names the kernel.
+TEST(GpuDistanceSums, OverflowSetsTheFlagAndNamesTheKernel) {
+  std::string why;
+  if (rk::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  const OpCase plain{1000, 4, 2, 128, false, 1.0, 0, 0, 0};
+  const Fixture f(plain);
+  const DeviceInputs in(f);
+  const std::vector<float> poisoned(std::size_t(f.A) * plain.T, -1e30f);
+  using rk::SumsQuantity;
+  using rk::SumsSite;
+  auto expect_bit = [&](const FixedSums& r, SumsSite site, SumsQuantity quantity, int T, const char* kernel) {
+    EXPECT_TRUE(r.overflow & rk::overflow_bit(site, quantity)) << kernel << ": flag " << r.overflow;
+    const std::string text = rk::describe_overflow(r.overflow, T);
+    EXPECT_NE(text.find(kernel), std::string::npos) << text;
+    std::printf("  %s\n", text.c_str());
+  };
+  const FixedSums simple = run_sums(f, in, poisoned, [](const DeviceInputs& i, const rk::AttentionShape& s,
+                                                        const float* l, const rk::DistanceSumsOut& o) {
+    rk::attention_distance_sums_simple_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, true, o, nullptr);
+  }, rk::Fixed128{0, 0});
+  expect_bit(simple, SumsSite::simple, SumsQuantity::prob, plain.T, "attention_distance_sums_simple_bf16");
+  const FixedSums separate = run_sums(f, in, poisoned, [](const DeviceInputs& i, const rk::AttentionShape& s,
+                                                          const float* l, const rk::DistanceSumsOut& o) {
+    rk::attention_distance_sums_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, o, nullptr);
+  }, rk::Fixed128{0, 0});
+  expect_bit(separate, SumsSite::separate, SumsQuantity::prob, plain.T, "attention_distance_sums_bf16");
+
+  OpCase loud = plain;
+  loud.scale = 1e20;
+  const Fixture g(loud);
+  const DeviceInputs gin(g);
+  const rk::FusedSumsPlan plan = rk::plan_fused_sums(g.slot_of);
+  ASSERT_GE(plan.coarse_slots, 1);
+  bool ran = true;
+  const FixedSums fused = run_sums(g, gin, poisoned, [&](const DeviceInputs& i, const rk::AttentionShape& s,
+                                                        const float*, const rk::DistanceSumsOut& o) {
+    DeviceBuffer<rk::bf16> out(std::size_t(loud.T) * g.A * loud.d);
+    DeviceBuffer<float> lse(std::size_t(g.A) * loud.T);
+    const rk::FusedDistanceSums sums{o, plan.band, plan.first_slot, plan.coarse_slots};
+    ran = rk::attention_forward_wgmma_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, out.ptr, lse.ptr, nullptr, &sums);
+    cudaDeviceSynchronize();  // out and lse are freed on return
+  }, rk::Fixed128{0, 0});
+  if (!ran) GTEST_SKIP() << "the wgmma kernel declined (not compute capability 9.0); simple and separate checked";
+  expect_bit(fused, SumsSite::fused_epilogue, SumsQuantity::score, loud.T,
+             "attention_forward_wgmma_bf16's fused distance sums");
+}
 
 // The decoder's row kernels of forward_ops (slice 2) against float64:
 // norm_segments_bf16 (qk-norm: per head with a shared weight, a weight per
