@@ -570,7 +570,9 @@ TEST(CudaDistanceProfiles, BitwiseReproducibleAndOverflowRefused) {
       const std::string m = e.what();
       EXPECT_NE(m.find("layer 0 of sequence 0"), std::string::npos) << m;
       EXPECT_NE(m.find(c.kernel), std::string::npos) << m;
-      EXPECT_NE(m.find("score-sum addend"), std::string::npos) << m;
+      // Which sum overflows first depends on the model: the tiny d16 one's scores stay inside their range
+      // (its NaN probabilities are refused), the d128 one's scores do not.
+      EXPECT_NE(m.find("refused"), std::string::npos) << m;
       fmt::print("[overflow {}] {}\n", c.label, m);
     }
     const auto after = profile({});
