@@ -78,7 +78,11 @@ class Model {
                                               "*.safetensors)", path));
     nb::gil_scoped_release release;
     handle_.backend = engine::open_backend(
-        path, {.device = device, .variant = variant, .devices = devices, .tensor_parallel = tensor_parallel});
+        path, {.device = device,
+               .variant = variant,
+               .devices = devices,
+               .tensor_parallel = tensor_parallel,
+               .world = {}});  // one process: a group over processes is the CLI's (--world)
     handle_.directory = path;
   }
 
