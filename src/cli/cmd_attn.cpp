@@ -59,6 +59,11 @@ class OutputDirectory {
 
 void run_attn(const AttnOptions& o, const CommandLine& argv) {
   const auto limit = parse_memory_size(o.max_memory, "max_memory");
+  const std::string& devices = o.model.devices;
+  if (o.model.tensor_parallel < 2 && (devices == "all" || devices.find(',') != std::string::npos))
+    throw ArgumentError("devices", fmt::format("'{}': attn maps one window, on one device: name one, or split the model "
+                                               "over several with --tensor-parallel N",
+                                               devices));
   if (o.start < 0) throw ArgumentError("start", fmt::format("must be >= 0, got {}", o.start));
   if (o.length < 1) throw ArgumentError("length", fmt::format("must be >= 1, got {}", o.length));
   const std::filesystem::path dir = o.out;
@@ -93,6 +98,9 @@ void add_attn_command(CLI::App& app, const CommandLine& argv) {
   auto o = std::make_shared<AttnOptions>();
   auto* cmd = app.add_subcommand("attn", "Dump attention maps of chosen layers and heads over a token window (Figure 5)");
   add_model_options(cmd, o->model);
+  cmd->add_option("--devices", o->model.devices,
+                  "CUDA devices: the one to run on, or with --tensor-parallel N the N GPUs of the split (one window: "
+                  "no data parallel)");
   cmd->add_option("--layers", o->layers, "layers to dump, comma-separated (default: all)")->delimiter(',');
   cmd->add_option("--heads", o->heads, "attention heads to dump in each layer, comma-separated (default: all)")->delimiter(',');
   cmd->add_option("--start", o->start, "first query position of the window")->capture_default_str();

@@ -130,7 +130,9 @@ TEST(CliAttn, RefusesMapsThatDoNotFitAndBadArguments) {
            {"--heads 0,8", "head 8 does not exist"},
            {"--start 60 --length 16", "the input has 64"},
            {"--virtual-imaginary", "vanilla RoPE"},
-           {"--max-memory lots", "--max-memory"}}) {
+           {"--max-memory lots", "--max-memory"},
+           {"--devices 0,1", "attn maps one window"},
+           {"--devices all", "attn maps one window"}}) {
     auto bad = run_ropescope(base + args);
     EXPECT_EQ(bad.exit_code, 2) << args << ": " << bad.err;
     EXPECT_NE(bad.err.find(message), std::string::npos) << args << ": " << bad.err;

@@ -177,6 +177,16 @@ TEST(CliPpl, BadArgumentsExitTwoNamingTheArgumentAndWriteNothing) {
       {"ec --tokens " + text + " --bytes --lengths 32 --stride-fraction 0" + out, "--stride-fraction"},
       {"ec --tokens " + text + " --bytes --lengths 32 --device cpu --devices 0" + out, "--devices"},
       {"ec --tokens " + text + " --bytes --lengths 32 --devices 0,0" + out, "--devices"},
+      // A group over processes: its file, size and rank belong together, and it runs on CUDA ranks.
+      {"ec --tokens " + text + " --bytes --lengths 32 --world-size 2" + out, "--world-size: describes a group"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --world-rank 1" + out, "--world-rank"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --world r --world-size 2" + out, "--world-rank"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --world r --world-size 2 --world-rank 2" + out, "not a process of 2"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --world r --world-size 2 --world-rank 0" + out, "--tensor-parallel"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --world r --world-size 2 --world-rank 0 --tensor-parallel 3" + out,
+       "do not divide among 2 processes"},
+      {"ec --tokens " + text + " --bytes --lengths 32 --world r --world-size 2 --world-rank 1 --tensor-parallel 2 "
+       "--device cpu" + out, "CUDA ranks"},
   };
   for (const auto& [args, expected] : cases) {
     auto r = run_ropescope("ppl " + kModels + args);
