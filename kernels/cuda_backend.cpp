@@ -611,7 +611,8 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     attention_shape.imaginary_twins = false;
   }
   const kernels::NoiseParams noise{noisy && options.noise->component == model::HeadKind::imaginary,
-                                   noisy ? options.noise->std : 0.0, noisy ? options.noise->seed : 0};
+                                   noisy ? options.noise->std : 0.0, noisy ? options.noise->seed : 0,
+                                   noisy ? options.noise->first_head : 0};
   // The one kernel decision of this forward (kernel_choice.hpp), recorded for sidecars.
   const backend::DistanceSumsRequest* sums_request = observer ? observer->distance_sums_request() : nullptr;
   const kernels::FusedSumsPlan fused_plan =

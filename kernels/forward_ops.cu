@@ -221,7 +221,7 @@ __global__ void rotate_queries_kernel(const bf16* __restrict__ q, const float* _
     float value = rotated_query_dim(row, i, pairs, cos + table_row, sin + table_row,
                               imaginary ? QueryRotation::imaginary : QueryRotation::real);
     if (noisy && noise.imaginary == imaginary)
-      value += static_cast<float>(noise.std * backend::query_noise_value(noise.seed, layer, a, t, i));
+      value += static_cast<float>(noise.std * backend::query_noise_value(noise.seed, layer, noise.first_head + a, t, i));
     out[e] = __float2bfloat16(value);
   }
 }

@@ -83,11 +83,12 @@ struct NoiseParams {
   bool imaginary = false;  // the component it applies to
   double std = 0.0;
   std::uint64_t seed = 0;
+  int first_head = 0;  // the model's number of head 0 (backend::QueryNoise::first_head)
 };
 
 // Materialises the rotated query of every attention head: out [T, A*d] bf16,
 // head a the real or imaginary rotation (shape's layout) of its query head,
-// plus std * query_noise_value(seed, layer, a, t, i) on the heads of the
+// plus std * query_noise_value(seed, layer, first_head + a, t, i) on the heads of the
 // noise's component when `noise` is given; fp32, one bf16 rounding. The
 // attention kernels then take out as pre-rotated queries: shape with
 // query_heads = A, no twins, and identity_rope(T) (pairs = 0).

@@ -90,6 +90,10 @@ struct QueryNoise {
   model::HeadKind component = model::HeadKind::imaginary;
   double std = 0.0;
   std::uint64_t seed = 0;
+  // The model's number of this backend's attention head 0: the values are
+  // keyed by the model's head numbers, so a tensor-parallel rank (which holds
+  // heads first_head, first_head + 1, ...) draws the one-backend noise.
+  int first_head = 0;
 };
 
 // Zeroes the attention output of chosen heads before o_proj.

@@ -164,6 +164,7 @@ ForwardOptions TensorParallelBackend::rank_options(std::size_t r, const ForwardO
   ForwardOptions mine = options;
   mine.branch_reducer = &group_->rank(static_cast<int>(r));
   mine.ablation = ablation_of(options.ablation, shards_[r]);
+  if (mine.noise) mine.noise->first_head += shards_[r].first_attention_head;  // the one-backend values, head by head
   mine.observer = observer;
   if (r > 0) {  // the residual stream is the same on every rank: a process's first rank alone computes the head
     mine.loss = false;
@@ -191,10 +192,6 @@ std::string TensorParallelBackend::precision() const {
 std::vector<ForwardResult> TensorParallelBackend::forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                                           const ForwardOptions& options) {
   check_forward_request(*model_, sequences, options);
-  if (options.noise)
-    throw ArgumentError("tensor parallel does not take query noise yet (noise on the real or imaginary query "
-                        "component): its values are keyed by the model's head numbers, which a rank's backend does "
-                        "not know; run the noise conditions without tensor parallel");
   if (options.branch_reducer) throw ArgumentError("tensor parallel inside tensor parallel");
   const std::size_t n = ranks_.size();
   const auto start = std::chrono::steady_clock::now();

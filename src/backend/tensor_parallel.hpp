@@ -18,8 +18,8 @@
 // added in rank order, so deterministic), kernels/nccl_group.hpp for CUDA
 // ranks (an NCCL all-reduce on device buffers, with a timeout).
 // Observers see the model's head numbers (each rank's heads are offset); an
-// ablation list is split among the ranks. Query noise is refused: its values
-// are keyed by the model's head numbers, which a rank's backend does not know.
+// ablation list is split among the ranks; query noise is drawn by the model's
+// head numbers (QueryNoise::first_head), so it is the one-backend noise.
 #pragma once
 
 #include <condition_variable>

@@ -446,7 +446,8 @@ Matrix CpuBackend::attention(int sequence, int layer_index, const Matrix& x, con
     if (options.noise && options.noise->component == head.kind && options.noise->std > 0) {
       for (long t = 0; t < T; ++t)
         for (int i = 0; i < d; ++i)
-          query(t, i) += static_cast<float>(options.noise->std * backend::query_noise_value(options.noise->seed, layer_index, a, t, i));
+          query(t, i) += static_cast<float>(options.noise->std * backend::query_noise_value(
+                                                options.noise->seed, layer_index, options.noise->first_head + a, t, i));
     }
     const auto keys = k.middleCols(head.kv_head * d, d);
     const auto values = v.middleCols(head.kv_head * d, d);

@@ -204,10 +204,38 @@ TEST(TensorParallel, RefusesWhatItDoesNotModelByName) {
   } catch (const ArgumentError& e) {
     EXPECT_NE(std::string(e.what()).find("whole projection"), std::string::npos) << e.what();
   }
-  auto two = cpu_ranks(ec, 2);
-  backend::ForwardOptions noisy;
-  noisy.noise = backend::QueryNoise{model::HeadKind::imaginary, 0.5, 1};
-  EXPECT_THROW(two->forward({ropescope::testing::random_tokens(20, 256, 1)}, noisy), ArgumentError);
+}
+
+// Query noise is keyed by the model's head numbers: each rank draws its heads'
+// one-backend values (a rank drawing by its own numbers would give heads 2, 3
+// the noise of heads 0, 1, and the losses would move by far more than rounding).
+TEST(TensorParallel, QueryNoiseIsTheOneBackendNoiseHeadByHead) {
+  for (const char* dir : {"tests/data/models/ec", "tests/data/models/eh"}) {
+    const auto model = load_test_model(dir);
+    cpu::CpuBackend one(model);
+    const auto tokens = ropescope::testing::random_tokens(64, 256, 4);
+    for (auto kind : {model::HeadKind::real, model::HeadKind::imaginary}) {
+      backend::ForwardOptions noisy;
+      noisy.noise = backend::QueryNoise{kind, 2.0, 7};
+      const auto a = one.forward({tokens}, noisy).front();
+      const auto clean = one.forward({tokens}, {}).front();
+      for (int n : {2, 4}) {
+        try {
+          model::plan_tensor_parallel(*model, 0, n);
+        } catch (const ArgumentError&) {
+          continue;  // EH's two query heads do not split over 4
+        }
+        const auto b = cpu_ranks(model, n)->forward({tokens}, noisy).front();
+        double worst = 0, moved = 0;
+        for (std::size_t t = 0; t < a.nll.size(); ++t) {
+          worst = std::max(worst, std::abs(a.nll[t] - b.nll[t]));
+          moved = std::max(moved, std::abs(a.nll[t] - clean.nll[t]));
+        }
+        EXPECT_LE(worst, kTolerance) << dir << " over " << n << " ranks";
+        EXPECT_GT(moved, 100 * kTolerance) << dir << ": the noise moves the losses, so misplaced noise would show";
+      }
+    }
+  }
 }
 
 TEST(TensorParallel, OpenBackendSplitsOnCpuRanksAndRefusesOtherCombinations) {
