@@ -14,11 +14,7 @@
 #include <cstddef>
 #include <string>
 
-#ifdef __CUDACC__
-#define ROPESCOPE_HOST_DEVICE __host__ __device__
-#else
-#define ROPESCOPE_HOST_DEVICE
-#endif
+#include "core/host_device.hpp"
 
 namespace ropescope::kernels {
 

@@ -10,11 +10,7 @@
 #include <cmath>
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define ROPESCOPE_HOST_DEVICE __host__ __device__
-#else
-#define ROPESCOPE_HOST_DEVICE
-#endif
+#include "core/host_device.hpp"
 
 namespace ropescope::backend {
 
