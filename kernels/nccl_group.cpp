@@ -170,8 +170,7 @@ void NcclGroup::join_world() {
   const ncclResult_t ended = ncclGroupEnd();
   const auto start = std::chrono::steady_clock::now();
   auto fail = [&](const std::string& why) {
-    for (auto& c : comms_->comm)
-      if (c) ncclCommAbort(c), c = nullptr;
+    abort_comms();
     if (world_.process == 0) backend::withdraw_rendezvous(world_);
     throw Error(fmt::format("{}: {}", who, why));
   };
@@ -198,8 +197,7 @@ void NcclGroup::join_world() {
 void NcclGroup::wait_all(const std::string& what) {
   const auto start = std::chrono::steady_clock::now();
   auto fail = [&](const std::string& why) {
-    for (auto& c : comms_->comm)
-      if (c) ncclCommAbort(c), c = nullptr;
+    abort_comms();
     stopped_ = true;
     throw Error(fmt::format("tensor parallel over devices {}: {}: {}", fmt::join(devices_, ","), what, why));
   };
@@ -226,6 +224,15 @@ void NcclGroup::wait_all(const std::string& what) {
   }
 }
 
+void NcclGroup::abort_comms() {
+  for (int r = 0; r < ranks(); ++r)
+    if (comms_->comm[r]) {
+      cudaSetDevice(devices_[r]);
+      ncclCommAbort(comms_->comm[r]);
+      comms_->comm[r] = nullptr;
+    }
+}
+
 backend::BranchReducer& NcclGroup::rank(int r) { return *views_.at(r); }
 
 void NcclGroup::begin() {
@@ -235,11 +242,7 @@ void NcclGroup::begin() {
                             "a group over processes forms once (through its rendezvous file): start every process again",
                             world_.process, world_.processes));
   if (broken) {
-    for (int r = 0; r < ranks(); ++r)
-      if (comms_->comm[r]) {
-        cudaSetDevice(devices_[r]);
-        ncclCommAbort(comms_->comm[r]);
-      }
+    abort_comms();
     make_comms();
   }
   stopped_ = false;

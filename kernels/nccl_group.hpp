@@ -56,6 +56,8 @@ class NcclGroup : public backend::ReduceGroup {
   struct Comms;
   void make_comms();
   void join_world();
+  // Aborts every communicator still up (its pending kernels exit) and forgets it.
+  void abort_comms();
   // Waits for every local rank's stream (and communicator) with the deadline;
   // on a failure aborts them all and throws naming `what`.
   void wait_all(const std::string& what);
