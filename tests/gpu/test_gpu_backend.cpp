@@ -183,6 +183,15 @@ std::shared_ptr<const rs::model::Model> random_model(const std::string& label, r
   return model;
 }
 
+// The random EC model most tests use: hidden 256, num_attention_heads 4 of
+// d = 128, 2 KV heads, MLP 512, vocab 1000, 2 layers, seed 3.
+const rs::kernels::lab::RandomModelShape kEcD128 = {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3};
+
+// The d = 16 EC test model (tests/data/models/ec), which runs the plain kernels.
+std::shared_ptr<const rs::model::Model> ec_fixture() {
+  return std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec")));
+}
+
 // T ids uniform in [0, vocab) from mt19937(seed) (the numbers in kernels/NOTES.md were measured with these).
 std::vector<std::int32_t> uniform_tokens(long T, int vocab, unsigned seed) {
   std::mt19937 rng(seed);
@@ -205,7 +214,7 @@ void random_case(const std::string& label, rs::kernels::lab::RandomModelShape sh
 }
 
 TEST(CudaMatchesCpuRandom, EcHeadDim128) {
-  random_case("ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3}, false);
+  random_case("ec_d128", kEcD128, false);
 }
 
 TEST(CudaMatchesCpuRandom, EhHeadDim64WithAblation) {
@@ -219,7 +228,7 @@ TEST(CudaMatchesCpuRandom, RopeGroup7) {  // Qwen2.5-7B's group: padded wgmma ti
 TEST(CudaBackendRefuses, HugeLogitsAndBadTokens) {
   std::string why;
   if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
-  auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec")));
+  auto model = ec_fixture();
   rs::cuda::CudaBackend gpu(model);
   ForwardOptions keep;
   keep.keep_logits = true;
@@ -240,7 +249,7 @@ TEST(CudaBackendRefuses, HugeLogitsAndBadTokens) {
 TEST(CudaNonFinite, HugeQueryNoiseNamesTheLayer) {
   std::string why;
   if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
-  auto model = std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec")));
+  auto model = ec_fixture();
   rs::cuda::CudaBackend gpu(model);
   const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(40, 256, 2)};
   for (const auto kind : {rs::model::HeadKind::real, rs::model::HeadKind::imaginary}) {
@@ -275,9 +284,9 @@ TEST(CudaQueryNoise, MatchesCpu) {
     std::shared_ptr<const rs::model::Model> model;
   };
   const std::vector<Case> cases{
-      {"ec", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec")))},
+      {"ec", ec_fixture()},
       {"eh", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/eh")))},
-      {"ec_d128", random_model("noise_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3})}};
+      {"ec_d128", random_model("noise_ec_d128", kEcD128)}};
   for (const auto& c : cases) {
     const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(200, c.model->config.vocab_size, 9)};
     for (const auto kind : {rs::model::HeadKind::real, rs::model::HeadKind::imaginary}) {
@@ -467,8 +476,8 @@ TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
     bool noise;
   };
   const std::vector<Case> cases{
-      {"ec (d 16)", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec"))), 300, false},
-      {"ec d128", random_model("profile_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3}), 1500, false},
+      {"ec (d 16)", ec_fixture(), 300, false},
+      {"ec d128", random_model("profile_ec_d128", kEcD128), 1500, false},
       {"eh d64 noisy", random_model("profile_eh_d64", {"eh", 256, 8, 4, 64, 512, 1000, 2, 500000.0, 0.02f, 1.0f, 4}), 1500, true},
       {"rope d128 G8", random_model("profile_rope_g8", {"rope", 256, 8, 1, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 6}), 700, false},
       {"rope d128 G7", random_model("profile_rope_g7", {"rope", 256, 14, 2, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 8}), 1500, false}};
@@ -537,10 +546,8 @@ TEST(CudaDistanceProfiles, BitwiseReproducibleAndOverflowRefused) {
     std::string kernel;  // the one an overflow is reported from
   };
   const std::vector<Case> cases{
-      {"ec (d 16)", std::make_shared<const rs::model::Model>(rs::model::load_model(source_path("tests/data/models/ec"))),
-       300, "attention_distance_sums_simple_bf16"},
-      {"ec d128", random_model("profile_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3}), 1500,
-       "attention_"}};
+      {"ec (d 16)", ec_fixture(), 300, "attention_distance_sums_simple_bf16"},
+      {"ec d128", random_model("profile_ec_d128", kEcD128), 1500, "attention_"}};
   for (const auto& c : cases) {
     const int layers = c.model->config.num_hidden_layers, heads = c.model->layout.attention_heads;
     const auto bins = rs::analysis::DistanceBins::log_spaced(100, c.T - 1, 8);
@@ -704,7 +711,7 @@ TEST(CudaDataParallel, PplAndProfilesBitwiseAsOneDevice) {
   const auto devices = rs::kernels::cuda_devices();
   if (devices.size() < 2)
     GTEST_SKIP() << "needs two CUDA devices, " << devices.size() << " present (data-parallel tests run on a multi-GPU machine)";
-  const auto model = random_model("dp_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3});
+  const auto model = random_model("dp_ec_d128", kEcD128);
   const auto tokens = uniform_tokens(5 * 512, model->config.vocab_size, 16);
   rs::cuda::CudaBackend one(model, 0);
   std::vector<std::unique_ptr<rs::backend::Backend>> replicas;
@@ -793,7 +800,7 @@ TEST(CudaTensorParallel, TwoGpusMatchTheCpuAsOneGpuDoes) {
 TEST(CudaTensorParallel, ProfilesMatchOneGpuPerHead) {
   std::string why;
   if (!tp::two_devices(why)) GTEST_SKIP() << why;
-  const auto model = random_model("tp_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3});
+  const auto model = random_model("tp_ec_d128", kEcD128);
   const auto tokens = uniform_tokens(3 * 512, 1000, 16);
   rs::analysis::ProfileRequest profile;
   profile.window = 512;
@@ -813,7 +820,7 @@ TEST(CudaTensorParallel, ProfilesMatchOneGpuPerHead) {
 TEST(CudaTensorParallel, QueryNoiseIsTheOneGpuNoise) {
   std::string why;
   if (!tp::two_devices(why)) GTEST_SKIP() << why;
-  const auto model = random_model("tp_noise_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3});
+  const auto model = random_model("tp_noise_ec_d128", kEcD128);
   const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(300, 1000, 5)};
   rs::cuda::CudaBackend one(model, 0);
   auto two = tp::two_gpus(model);
@@ -861,7 +868,7 @@ class FailingRank : public rs::backend::Backend {
 TEST(CudaTensorParallel, ALostPeerIsItsErrorAtOnceAndTheGroupRecovers) {
   std::string why;
   if (!tp::two_devices(why)) GTEST_SKIP() << why;
-  const auto model = random_model("tp_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3});
+  const auto model = random_model("tp_ec_d128", kEcD128);
   auto group = tp::two_gpus(model, std::chrono::seconds(60), [](auto shard) {
     return std::make_unique<FailingRank>(std::move(shard), 1, 1);
   });
@@ -897,7 +904,7 @@ TEST(CudaTensorParallel, AStalledPeerTimesOutWithANamedError) {
       throw rs::Error("rank 1 woke up late");
     }
   };
-  const auto model = random_model("tp_ec_d128", {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3});
+  const auto model = random_model("tp_ec_d128", kEcD128);
   auto group = tp::two_gpus(model, std::chrono::seconds(1), [](auto shard) {
     return std::make_unique<StalledRank>(std::move(shard), 1, 0);
   });
@@ -922,7 +929,7 @@ namespace world {
 constexpr const char* kChild = "ROPESCOPE_WORLD_CHILD";  // "PROCESS RENDEZVOUS OUTDIR"
 
 std::shared_ptr<const rs::model::Model> model(const std::string& who) {
-  return random_model("world_ec_d128_" + who, {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3});
+  return random_model("world_ec_d128_" + who, kEcD128);
 }
 const std::vector<std::int32_t>& tokens() {
   static const auto t = uniform_tokens(3 * 512, 1000, 16);
