@@ -139,7 +139,7 @@ void next_token_nll_f32(const float* logits, int rows, int V, const std::int32_t
 // rotated k, same layout and outputs, shape's scale, softcap and window) for
 // any even head_dim <= 256: one warp
 // per (position, head), fp32 scores, online softmax and accumulation in fp32.
-// For the small test models (d = 16); the flash kernel serves d = 64 and 128.
+// For the small test models (d = 16); the flash kernels serve d = 64, 80, 96, 128, 256.
 void attention_simple_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                            const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
 

@@ -34,20 +34,20 @@ KernelChoice choose_kernels(const AttentionShape& shape, const DeviceFacts& devi
   if (wide && compute_capability == 90) {
     c.forward = ForwardKernel::wgmma;
     c.why_forward = fits + " on compute capability 9.0";
-    if (!flash) {
-      c.why_forward += fmt::format(" ({} of a tile's 128 query rows used)", G * wgmma_positions_per_tile(G));
-    }
+    if (G * tile_positions(G) < 128)
+      c.why_forward += fmt::format(" ({} of a tile's 128 query rows used)", G * tile_positions(G));
   } else if (flash) {
     c.forward = ForwardKernel::mma_sync;
-    c.why_forward = fmt::format("{} on compute capability {}.{} (the wgmma kernel is built for 9.0 only)", fits,
-                                compute_capability / 10, compute_capability % 10);
+    c.why_forward = compute_capability == 90
+                        ? fmt::format("{}: the wgmma kernel takes head dims 64 and 128", fits)
+                        : fmt::format("{} on compute capability {}.{} (the wgmma kernel is built for 9.0 only)", fits,
+                                      compute_capability / 10, compute_capability % 10);
+    if (G * tile_positions(G) < 128)
+      c.why_forward += fmt::format(" ({} of a tile's 128 query rows used)", G * tile_positions(G));
   } else {
     c.forward = ForwardKernel::simple;
-    c.why_forward = d != 64 && d != 128 ? fmt::format("head dim {}: the tiled kernels take 64 and 128", d)
-                    : wide ? fmt::format("GQA group {} on compute capability {}.{}: the mma.sync kernel takes groups "
-                                         "of 1, 2, 4 and 8, the wgmma kernel needs 9.0",
-                                         G, compute_capability / 10, compute_capability % 10)
-                           : fmt::format("GQA group {}: the tiled kernels take groups of at most 8", G);
+    c.why_forward = !tiled_head_dim(d) ? fmt::format("head dim {}: the tiled kernels take 64, 80, 96, 128 and 256", d)
+                                       : fmt::format("GQA group {}: the tiled kernels take groups of at most 8", G);
   }
   if (distance_slots > 0) {
     const int capacity = device.sums_slot_capacity;
@@ -58,14 +58,14 @@ KernelChoice choose_kernels(const AttentionShape& shape, const DeviceFacts& devi
       c.why_sums = fmt::format("distances from {} on ({} slots) summed inside the forward, nearer ones over a band of "
                                "{} keys; {} distance slots (at most {} fit the band pass's shared memory)",
                                plan.band, plan.coarse_slots, plan.band, distance_slots, capacity);
-    } else if (wide && distance_slots <= capacity) {
+    } else if (flash && distance_slots <= capacity) {
       c.sums = SumsKernel::tensor_core;
       c.why_sums = fmt::format("{}, {} distance slots (at most {} fit its shared memory)", fits, distance_slots, capacity);
     } else {
       c.sums = SumsKernel::simple;
-      c.why_sums = wide ? fmt::format("{} distance slots, above the {} of the tensor-core kernel's shared memory",
-                                      distance_slots, capacity)
-                        : c.why_forward;
+      c.why_sums = flash ? fmt::format("{} distance slots, above the {} of the tensor-core kernel's shared memory",
+                                       distance_slots, capacity)
+                         : c.why_forward;
     }
   }
   return c;

@@ -3,12 +3,17 @@
 // fp32, and queries rotated (real or imaginary) inside the kernel.
 //
 // Tiling. One CTA = 8 warps = 128 query rows, all G attention heads of one KV
-// head over P = 128 / G consecutive positions (row r: group head r / P,
-// position q0 + r % P). Each K/V tile of 64 keys is loaded once into shared
+// head over P = tile_positions(G) consecutive positions (row r: group head
+// r / P, position q0 + r % P; 128 / G for G = 1, 2, 4, 8; for G = 3, 5, 6, 7
+// rows from G P on are padding and their warps only help load). Head dims 64,
+// 80, 96, 128 and 256 (tile rows padded to a multiple of 64 elements, mma.cuh).
+// Each K/V tile of 64 keys is loaded once into shared
 // memory (cp.async, two stages) and serves every head of the group: the real
 // and the imaginary twin of a query head, and the other query heads of the
 // GQA group. Each warp owns 16 rows: S = Q K^T (16 x 64), online softmax in
-// registers, O += P V with P reused from the accumulators as the A operand.
+// registers, O += P V with P reused from the accumulators as the A operand
+// (queries as A fragments in registers, or re-read from shared memory at
+// d = 256: QueryFragments).
 // Shared-memory rows are XOR-swizzled in 16-byte chunks so that ldmatrix
 // reads 8 rows without bank conflicts.
 //
@@ -45,6 +50,7 @@ struct Params {
   bf16* out;   // [T, A*D]
   float* lse;  // [A, T]
   int T, query_heads, kv_heads, group, pairs;
+  int positions;     // per CTA: tile_positions(group)
   bool twins;
   int window;        // 0: plain causal
   ScoreMap map;      // scale and softcap (ops.hpp)
@@ -52,12 +58,13 @@ struct Params {
 
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) {
+  constexpr int Dp = tile_pitch<D>();  // shared-memory row pitch
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // [kRows, D]
-  bf16* Ks = Qs + kRows * D;                     // [2][kKeys, D]
-  bf16* Vs = Ks + 2 * kKeys * D;                 // [2][kKeys, D]
+  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // [kRows, Dp]
+  bf16* Ks = Qs + kRows * Dp;                    // [2][kKeys, Dp]
+  bf16* Vs = Ks + 2 * kKeys * Dp;                // [2][kKeys, Dp]
 
-  const int P = kRows / p.group;  // positions per CTA
+  const int P = p.positions;  // rows from group * P on are padding
   // Heaviest (latest) position tiles first, so the causal tail fills the machine.
   const int q0 = (gridDim.x - 1 - blockIdx.x) * P;
   const int kv = blockIdx.y;
@@ -66,14 +73,15 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
   const int acols = p.kv_heads * p.group * D;
 
   // Stage the rotated queries: row r is group head r / P (attention head
-  // kv * G + r / P) at position q0 + r % P.
+  // kv * G + r / P) at position q0 + r % P; padding rows get position T (zeros).
+  const int used_rows = p.group * P;
   stage_rotated_queries<D, kRows, kThreads>(Qs, p.q, p.cos, p.sin, p.T, qcols, p.pairs, p.twins, tid, [&](int r) {
-    return make_int2(kv * p.group + r / P, q0 + r % P);
+    return r < used_rows ? make_int2(kv * p.group + r / P, q0 + r % P) : make_int2(kv * p.group, p.T);
   });
 
   // Loads key tile j (keys j*64 ..) of K and V into stage `stage`; rows past T are zeros.
   auto load_kv = [&](int j, int stage) {
-    load_tiles_async<D, kKeys, kThreads, 2>({Ks + stage * kKeys * D, Vs + stage * kKeys * D}, {p.k, p.v}, j, kvcols,
+    load_tiles_async<D, kKeys, kThreads, 2>({Ks + stage * kKeys * Dp, Vs + stage * kKeys * Dp}, {p.k, p.v}, j, kvcols,
                                             kv * D, p.T, tid);
     cp_async_commit();
   };
@@ -86,18 +94,15 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
   load_kv(j0, 0);
   __syncthreads();  // Qs written
 
-  // This warp's 16 rows: one group head, positions wpos .. wpos + 15 (P >= 16).
+  // This warp's 16 rows: one group head, positions wpos .. wpos + 15 (P is a
+  // power of two >= 16); a padding warp computes nothing.
   const int wrow = warp * 16;
+  const bool padding = wrow >= used_rows;
   const int wpos = q0 + wrow % P;
   const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates
   const int pos0 = wpos + g, pos1 = pos0 + 8;  // positions of this thread's two rows
 
-  // Query A fragments for all D/16 k-steps: ldmatrix x4 = rows 0-7/8-15 x cols 0-7/8-15.
-  uint32_t qf[D / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk)
-    ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3],
-                Qs + swz<D>(wrow + (lane & 15), kk * 16 + (lane >> 4) * 8));
+  const QueryFragments<D> qf(Qs, wrow, lane);
 
   float o[D / 8][4];
 #pragma unroll
@@ -110,11 +115,11 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
     __syncthreads();  // tile j visible; every warp is done with the other stage
     if (j + 1 < tiles) load_kv(j + 1, stage ^ 1);
     const int kbase = j * kKeys;
-    if (kbase > wpos + 15) continue;  // all 64 keys lie after this warp's positions
+    if (padding || kbase > wpos + 15) continue;  // all 64 keys lie after this warp's positions
     // All 64 keys lie before the window of the warp's first row (wpos - W + 1).
     if (p.window > 0 && kbase + kKeys - 1 < wpos - p.window + 1) continue;
-    const bf16* kt = Ks + stage * kKeys * D;
-    const bf16* vt = Vs + stage * kKeys * D;
+    const bf16* kt = Ks + stage * kKeys * Dp;
+    const bf16* vt = Vs + stage * kKeys * Dp;
 
     // S = Q K^T: 8 n-tiles of 8 keys (mma.cuh).
     float s[8][4];
@@ -200,50 +205,53 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
     }
   }
 
+  if (padding) return;
   write_attention_rows<D>([&](int n, int c) { return o[n][c]; }, m0, m1, l0, l1, pos0, pos1, p.T,
                           kv * p.group + wrow / P, acols, t4, p.out, p.lse);
 }
 
 template <int D>
 void launch(const Params& p, cudaStream_t stream) {
-  const int smem = (kRows + 4 * kKeys) * D * static_cast<int>(sizeof(bf16));
+  const int smem = (kRows + 4 * kKeys) * tile_pitch<D>() * static_cast<int>(sizeof(bf16));
   cuda_check(cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "attention smem attribute");
-  const int P = kRows / p.group;
-  const dim3 grid((p.T + P - 1) / P, p.kv_heads);
+  const dim3 grid((p.T + p.positions - 1) / p.positions, p.kv_heads);
   attention_kernel<D><<<grid, kThreads, smem, stream>>>(p);
   cuda_check(cudaGetLastError(), "attention_kernel launch");
 }
 
 }  // namespace
 
-bool flash_attention_supports(const AttentionShape& shape) {
-  if (shape.head_dim != 64 && shape.head_dim != 128) return false;
-  if (shape.kv_heads <= 0 || shape.attention_heads % shape.kv_heads != 0) return false;
-  const int G = shape.attention_heads / shape.kv_heads;
-  return G == 1 || G == 2 || G == 4 || G == 8;
-}
+bool tiled_head_dim(int d) { return d == 64 || d == 80 || d == 96 || d == 128 || d == 256; }
 
-bool wgmma_attention_supports(const AttentionShape& shape) {
-  if (shape.head_dim != 64 && shape.head_dim != 128) return false;
+bool flash_attention_supports(const AttentionShape& shape) {
+  if (!tiled_head_dim(shape.head_dim)) return false;
   if (shape.kv_heads <= 0 || shape.attention_heads % shape.kv_heads != 0) return false;
   const int G = shape.attention_heads / shape.kv_heads;
   return G >= 1 && G <= 8;
 }
 
+bool wgmma_attention_supports(const AttentionShape& shape) {
+  if (shape.head_dim != 64 && shape.head_dim != 128) return false;
+  return flash_attention_supports(shape);
+}
+
 void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {
   const int KV = shape.kv_heads, d = shape.head_dim;
-  const int G = check_attention_shape("attention_forward_bf16", shape, rope);
+  const int G = check_attention_shape("attention_forward_bf16", shape, rope, /*any_group=*/true);
   if (shape.window < 0) throw std::runtime_error("attention_forward_bf16: negative window");
-  Params p{q, k, v, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
-           shape.imaginary_twins, shape.window, score_map(shape)};
-  if (d == 128)
-    launch<128>(p, stream);
-  else if (d == 64)
-    launch<64>(p, stream);
-  else
-    throw std::runtime_error("attention_forward_bf16: head_dim must be 64 or 128");
+  const Params p{q, k, v, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
+                 tile_positions(G), shape.imaginary_twins, shape.window, score_map(shape)};
+  switch (d) {
+    case 64: launch<64>(p, stream); break;
+    case 80: launch<80>(p, stream); break;
+    case 96: launch<96>(p, stream); break;
+    case 128: launch<128>(p, stream); break;
+    case 256: launch<256>(p, stream); break;
+    default: throw std::runtime_error("attention_forward_bf16: head_dim must be 64, 80, 96, 128 or 256, got " +
+                                      std::to_string(d));
+  }
 }
 
 }  // namespace ropescope::kernels

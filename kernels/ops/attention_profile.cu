@@ -11,7 +11,10 @@
 //
 // Tiling. One CTA = 8 warps = 128 consecutive query positions of ONE head
 // (blockIdx.y), so one set of slot accumulators serves the whole CTA. Key
-// tiles of 64 keys, two cp.async stages. Each warp owns 16 rows; a 16 x 64
+// tiles of 64 keys, two cp.async stages. Head dims 64, 80, 96, 128 (two CTAs
+// an SM; the Q tile becomes the warps' scratch once its fragments are in
+// registers) and 256 (one CTA an SM: Q fragments re-read from the tile,
+// which the scratch then sits beside). Each warp owns 16 rows; a 16 x 64
 // warp tile covers the 79 distances (wpos - kbase - 63) .. (wpos - kbase + 15).
 // Reduction per warp tile, in fp32, then into exact fixed-point shared
 // accumulators (fixed_point.hpp: 128-bit integers added with 64-bit integer
@@ -74,9 +77,19 @@ struct Params {
   SumsSite site;      // separate, or band (the fused profile's near pass): names the overflow
 };
 
+// Q fragments in registers (QueryFragments); CTAs an SM.
+template <int D>
+constexpr bool kQueriesInRegisters = D <= 128;
+template <int D>
+constexpr int kBlocksPerSm = kQueriesInRegisters<D> ? 2 : 1;
+
+// Bytes before the slot accumulators: K stages, then the Q tile and the
+// scratch (overlaid when the fragments live in registers).
 template <int D>
 __host__ __device__ constexpr int fixed_smem_bytes() {
-  return 2 * kKeys * D * 2 + (kRows * D * 2 > kScratchBytes ? kRows * D * 2 : kScratchBytes);
+  constexpr int k_bytes = 2 * kKeys * tile_pitch<D>() * 2, q_bytes = kRows * tile_pitch<D>() * 2;
+  if constexpr (kQueriesInRegisters<D>) return k_bytes + (q_bytes > kScratchBytes ? q_bytes : kScratchBytes);
+  return k_bytes + q_bytes + kScratchBytes;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -140,13 +153,14 @@ __device__ __noinline__ void add_score_partial(Fixed128* acc, float s, double un
 }
 
 template <int D>
-__global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kernel(const Params p) {
+  constexpr int Dp = tile_pitch<D>();  // shared-memory row pitch
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  // [K stages: 2 x kKeys x D bf16][Q tile, then the warps' scratch]
+  // [K stages: 2 x kKeys x Dp bf16][Q tile, then (or beside it, d = 256) the warps' scratch]
   // [prob, score accumulators: 2 x slots Fixed128][per-thread stats: 2 x kThreads doubles]
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
-  bf16* Qs = Ks + 2 * kKeys * D;
-  float* scratch = reinterpret_cast<float*>(Qs);  // reused once the Q fragments are in registers
+  bf16* Qs = Ks + 2 * kKeys * Dp;
+  float* scratch = reinterpret_cast<float*>(kQueriesInRegisters<D> ? Qs : Qs + kRows * Dp);
   // fixed_smem_bytes is a multiple of 16: the accumulators' 8-byte words are aligned.
   Fixed128* acc_prob = reinterpret_cast<Fixed128*>(smem_raw + fixed_smem_bytes<D>());
   Fixed128* acc_score = acc_prob + p.out.slots;
@@ -161,7 +175,7 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
   stage_rotated_queries<D, kRows, kThreads>(Qs, p.q, p.cos, p.sin, p.T, qcols, p.pairs, p.twins, tid,
                                             [&](int r) { return make_int2(a, q0 + r); });
   auto load_k = [&](int j, int stage) {
-    load_tiles_async<D, kKeys, kThreads, 1>({Ks + stage * kKeys * D}, {p.k}, j, kvcols, kv * D, p.T, tid);
+    load_tiles_async<D, kKeys, kThreads, 1>({Ks + stage * kKeys * Dp}, {p.k}, j, kvcols, kv * D, p.T, tid);
     cp_async_commit();
   };
   const int q_last = min(q0 + kRows, p.T) - 1;
@@ -174,11 +188,8 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
   const int wrow = warp * 16, wpos = q0 + wrow;
   const int g = lane >> 2, t4 = lane & 3;
   const int pos0 = wpos + g, pos1 = pos0 + 8;
-  uint32_t qf[D / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk)
-    ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], Qs + swz<D>(wrow + (lane & 15), kk * 16 + (lane >> 4) * 8));
-  __syncthreads();  // every warp holds its Q fragments: Qs is scratch from here on
+  const QueryFragments<D> qf(Qs, wrow, lane);
+  __syncthreads();  // every warp holds its Q fragments (d <= 128): Qs is scratch from here on
   float* wscratch = scratch + warp * 16 * kScratchStride;
 
   constexpr float kLog2e = 1.4426950408889634f;
@@ -219,7 +230,7 @@ __global__ void __launch_bounds__(kThreads, 2) distance_sums_kernel(const Params
     if (wpos >= p.T || kbase > row_last) continue;  // no row of this warp sees these keys
     // The smallest distance of the tile, wpos - (kbase + 63), is at or past the window.
     if (wpos - (kbase + kKeys - 1) >= p.window) continue;
-    const bf16* kt = Ks + stage * kKeys * D;
+    const bf16* kt = Ks + stage * kKeys * Dp;
 
     float s[8][4];
     warp_scores<D>(qf, kt, lane, s);
@@ -351,8 +362,9 @@ void launch(const Params& p, cudaStream_t stream) {
 void distance_sums(const bf16* q, const bf16* k, const DeviceRopeTable& rope, const AttentionShape& shape,
                    const float* lse, const DistanceSumsOut& out, SumsSite site, cudaStream_t stream) {
   const int G = check_attention_shape("attention_distance_sums_bf16", shape, rope, /*any_group=*/true);
-  if (shape.head_dim != 64 && shape.head_dim != 128)
-    throw std::runtime_error("attention_distance_sums_bf16: head_dim must be 64 or 128");
+  if (!tiled_head_dim(shape.head_dim))
+    throw std::runtime_error("attention_distance_sums_bf16: head_dim must be 64, 80, 96, 128 or 256, got " +
+                             std::to_string(shape.head_dim));
   if (out.slots < 1 || out.slots > distance_sums_slot_capacity(shape.head_dim))
     throw std::runtime_error("attention_distance_sums_bf16: " + std::to_string(out.slots) +
                              " slots, outside 1 .. distance_sums_slot_capacity");
@@ -362,18 +374,26 @@ void distance_sums(const bf16* q, const bf16* k, const DeviceRopeTable& rope, co
   const Params p{q,          k,         rope.cos, rope.sin, lse, shape.T, shape.query_heads, shape.kv_heads, G,
                  rope.pairs, shape.imaginary_twins, shape.window > 0 ? shape.window : INT_MAX, score_map(shape),
                  out,        sums_limits(shape.T),  site};
-  if (shape.head_dim == 128)
-    launch<128>(p, stream);
-  else
-    launch<64>(p, stream);
+  switch (shape.head_dim) {
+    case 64: launch<64>(p, stream); break;
+    case 80: launch<80>(p, stream); break;
+    case 96: launch<96>(p, stream); break;
+    case 128: launch<128>(p, stream); break;
+    default: launch<256>(p, stream); break;
+  }
 }
 
 }  // namespace
 
 int distance_sums_slot_capacity(int head_dim) {
-  if (head_dim == 128) return capacity<128>();
-  if (head_dim == 64) return capacity<64>();
-  return 0;
+  switch (head_dim) {
+    case 64: return capacity<64>();
+    case 80: return capacity<80>();
+    case 96: return capacity<96>();
+    case 128: return capacity<128>();
+    case 256: return capacity<256>();
+    default: return 0;
+  }
 }
 
 void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,

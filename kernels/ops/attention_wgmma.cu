@@ -841,8 +841,8 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
     throw std::runtime_error("attention_forward_wgmma_bf16: fused distance sums need 1 .. " + std::to_string(kCoarse) +
                              " coarse slots inside the table, a band of at least " + std::to_string(kKeys) +
                              " and every output (stats, overflow)");
-  static_assert(kRows == 128, "wgmma_positions_per_tile assumes 128 query rows per CTA");
-  const int P = wgmma_positions_per_tile(G);
+  static_assert(kRows == 128, "tile_positions assumes 128 query rows per CTA");
+  const int P = tile_positions(G);
   const Params p{q,        rope.cos,     rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs, P,
                  shape.imaginary_twins, vec_rope, shape.window, score_map(shape),
                  sums ? *sums : FusedDistanceSums{}, sums_limits(shape.T)};

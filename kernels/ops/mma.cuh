@@ -15,12 +15,21 @@
 
 namespace ropescope::kernels::mma {
 
-// Element offset of (row, col) in a [rows, D] bf16 tile: the 16-byte chunk
-// col / 8 moves to chunk (col / 8) ^ (row % 8), so the 8 rows an ldmatrix
-// reads at one logical chunk hit 8 different bank groups.
+// Elements per shared-memory tile row for head dim D: D rounded up to a
+// multiple of 64 (128 bytes), so the XOR swizzle below never moves a chunk
+// out of its row (d = 80 and 96 have 10 and 12 chunks; chunk 9 ^ 7 = 14).
+template <int D>
+__host__ __device__ constexpr int tile_pitch() {
+  return (D + 63) / 64 * 64;
+}
+
+// Element offset of (row, col) in a [rows, D] bf16 tile of row pitch
+// tile_pitch<D>(): the 16-byte chunk col / 8 moves to chunk (col / 8) ^
+// (row % 8), so the 8 rows an ldmatrix reads at one logical chunk hit 8
+// different bank groups (a row starts on a 128-byte boundary).
 template <int D>
 __device__ __forceinline__ int swz(int row, int col) {
-  return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
+  return row * tile_pitch<D>() + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
 }
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
@@ -79,23 +88,59 @@ __device__ __forceinline__ float softcapped(float x, float cap, float pre) { ret
 // can see no key of a tile that other rows of its warp see).
 __device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.f : m; }
 
-// S = Q K^T for one warp: its 16 query rows (A fragments qf, one per 16 dims)
-// against the 64 keys of a swizzled [64, D] K tile, fp32 accumulators of 8
-// n-tiles of 8 keys. ldmatrix x4 on K rows gives b0/b1 of two n-tiles:
-// matrices (keys +0..7, dims +0..7), (+0..7, +8..15), (+8..15, +0..7), (+8..15, +8..15).
+// A warp's query A fragments: its 16 rows (wrow ..) of the swizzled Q tile,
+// one fragment of 16 dims per k-step kk (ldmatrix x4 = rows 0-7 / 8-15 x
+// dims 0-7 / 8-15). Held in registers for D <= 128; at D = 256 they would
+// take 64 more registers beside the output's 128, so they are re-read from
+// the tile at each k-step (the tile must then stay intact).
+template <int D, bool kInRegisters = (D <= 128)>
+struct QueryFragments;
+
 template <int D>
-__device__ __forceinline__ void warp_scores(const uint32_t (&qf)[D / 16][4], const __nv_bfloat16* kt, int lane,
-                                            float (&s)[8][4]) {
+struct QueryFragments<D, true> {
+  uint32_t f[D / 16][4];
+  __device__ __forceinline__ QueryFragments(const __nv_bfloat16* Qs, int wrow, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+      ldmatrix_x4(f[kk][0], f[kk][1], f[kk][2], f[kk][3], Qs + swz<D>(wrow + (lane & 15), kk * 16 + (lane >> 4) * 8));
+  }
+  __device__ __forceinline__ void get(int kk, uint32_t (&a)[4]) const {
+    a[0] = f[kk][0];
+    a[1] = f[kk][1];
+    a[2] = f[kk][2];
+    a[3] = f[kk][3];
+  }
+};
+
+template <int D>
+struct QueryFragments<D, false> {
+  const __nv_bfloat16* Qs;
+  int row, col;  // this lane's ldmatrix row and column offset
+  __device__ __forceinline__ QueryFragments(const __nv_bfloat16* tile, int wrow, int lane)
+      : Qs(tile), row(wrow + (lane & 15)), col((lane >> 4) * 8) {}
+  __device__ __forceinline__ void get(int kk, uint32_t (&a)[4]) const {
+    ldmatrix_x4(a[0], a[1], a[2], a[3], Qs + swz<D>(row, kk * 16 + col));
+  }
+};
+
+// S = Q K^T for one warp: its 16 query rows (QueryFragments q) against the
+// 64 keys of a swizzled [64, D] K tile, fp32 accumulators of 8 n-tiles of 8
+// keys. ldmatrix x4 on K rows gives b0/b1 of two n-tiles: matrices
+// (keys +0..7, dims +0..7), (+0..7, +8..15), (+8..15, +0..7), (+8..15, +8..15).
+template <int D, class QF>
+__device__ __forceinline__ void warp_scores(const QF& q, const __nv_bfloat16* kt, int lane, float (&s)[8][4]) {
 #pragma unroll
   for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t a[4];
+    q.get(kk, a);
 #pragma unroll
     for (int np = 0; np < 4; ++np) {
       uint32_t b0, b1, b2, b3;
       ldmatrix_x4(b0, b1, b2, b3, kt + swz<D>(np * 16 + (lane & 7) + (lane >> 4) * 8, kk * 16 + ((lane >> 3) & 1) * 8));
-      mma_bf16(s[2 * np], qf[kk], b0, b1);
-      mma_bf16(s[2 * np + 1], qf[kk], b2, b3);
+      mma_bf16(s[2 * np], a, b0, b1);
+      mma_bf16(s[2 * np + 1], a, b2, b3);
     }
   }
 }

@@ -45,7 +45,7 @@ enum class QueryRotation { none, real, imaginary };
 // Causal attention of one sequence, model/head_layout.hpp's layout.
 struct AttentionShape {
   int T = 0;
-  int head_dim = 0;         // d: 64 or 128
+  int head_dim = 0;         // d (the tiled kernels: tiled_head_dim)
   int query_heads = 0;      // Q: columns of q are Q * d
   int kv_heads = 0;         // KV: columns of k, v are KV * d
   int attention_heads = 0;  // A: columns of out are A * d; G = A / KV in {1, 2, 4, 8}
@@ -101,17 +101,19 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
                                   const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream,
                                   const FusedDistanceSums* sums = nullptr);
 // Both flash kernels honour shape.scale, softcap and window (see AttentionShape).
-// Whether attention_forward_bf16 takes the shape: d = 64 or 128, G = A / KV
-// in {1, 2, 4, 8}.
+// The head dims of the mma.sync kernels (attention_forward_bf16,
+// attention_distance_sums_bf16): 64, 80, 96, 128 and 256.
+bool tiled_head_dim(int d);
+// Whether attention_forward_bf16 takes the shape: a tiled_head_dim and any
+// G = A / KV from 1 to 8 (a CTA's 128 rows padded when G does not divide them).
 bool flash_attention_supports(const AttentionShape& shape);
-// Whether attention_forward_wgmma_bf16 (on compute capability 9.0) and
-// attention_distance_sums_bf16 take it: d = 64 or 128, any G from 1 to 8
-// (the wgmma kernel pads a CTA's 128 rows when G does not divide them).
+// Whether attention_forward_wgmma_bf16 takes it (on compute capability 9.0):
+// d = 64 or 128, any G from 1 to 8.
 bool wgmma_attention_supports(const AttentionShape& shape);
-// The wgmma kernel's CTA holds P consecutive positions of the G heads of one
-// KV head in its 128 query rows: P the largest power of two with G P <= 128
-// (128 / G for G = 1, 2, 4, 8; 16 for G = 5, 6, 7, whose other rows are padding).
-constexpr int wgmma_positions_per_tile(int G) {
+// A flash CTA holds P consecutive positions of the G heads of one KV head in
+// its 128 query rows: P the largest power of two with G P <= 128 (128 / G for
+// G = 1, 2, 4, 8; 16 for G = 5, 6, 7 and 32 for G = 3, whose other rows are padding).
+constexpr int tile_positions(int G) {
   int P = 128;
   while (P * G > 128) P /= 2;
   return P;
@@ -145,7 +147,7 @@ struct DistanceSumsOut {
 // With stats == nullptr the p (t - s) and entropy sums are not written (the
 // band pass of FusedDistanceSums, whose forward adds them).
 int distance_sums_slot_capacity(int head_dim);
-// Tensor-core version for the shapes of wgmma_attention_supports and at most
+// Tensor-core version for the shapes of flash_attention_supports and at most
 // distance_sums_slot_capacity(d) slots; per-tile fp32 partial sums, exact
 // fixed-point accumulation. Queries rotated and rounded to bf16 as the flash kernel does.
 void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,

@@ -225,6 +225,20 @@ TEST(CudaMatchesCpuRandom, RopeGroup7) {  // Qwen2.5-7B's group: padded wgmma ti
   random_case("rope_g7", {"rope", 256, 14, 2, 64, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 7}, false);
 }
 
+// Head dims the mma.sync kernel takes and wgmma does not: Gemma's 256 (EC, group 4), Phi-3's 96, 80 with
+// a padded group of 3.
+TEST(CudaMatchesCpuRandom, EcHeadDim256) {
+  random_case("ec_d256", {"ec", 256, 2, 1, 256, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 9}, false);
+}
+
+TEST(CudaMatchesCpuRandom, RopeHeadDim96) {
+  random_case("rope_d96", {"rope", 384, 4, 4, 96, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 10}, false);
+}
+
+TEST(CudaMatchesCpuRandom, RopeHeadDim80Group3) {
+  random_case("rope_d80_g3", {"rope", 240, 6, 2, 80, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 11}, false);
+}
+
 TEST(CudaBackendRefuses, HugeLogitsAndBadTokens) {
   std::string why;
   if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
@@ -463,8 +477,8 @@ ProfileDiff profile_diff(const rs::analysis::ProfileObserver& got, const rs::ana
 // Distance profiles from the GPU's own reduction (no T x T) against (1) the
 // same GPU forward's score blocks reduced on the host: the same scores, so
 // only summation order and exp rounding differ; and (2) the CPU backend.
-// Cases: a d = 16 test model (plain kernel), d = 128 EC and d = 64 EH random
-// models (tensor-core kernel) at T = 1500 with 100 exact distances, so both
+// Cases: a d = 16 test model (plain kernel), d = 128 EC, d = 64 EH, d = 256 EC and
+// d = 96 random models (tensor-core kernels) at T = 1500 with 100 exact distances, so both
 // its per-diagonal and its two-slot reductions run, and one noisy run.
 TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
   std::string why;
@@ -480,7 +494,9 @@ TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
       {"ec d128", random_model("profile_ec_d128", kEcD128), 1500, false},
       {"eh d64 noisy", random_model("profile_eh_d64", {"eh", 256, 8, 4, 64, 512, 1000, 2, 500000.0, 0.02f, 1.0f, 4}), 1500, true},
       {"rope d128 G8", random_model("profile_rope_g8", {"rope", 256, 8, 1, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 6}), 700, false},
-      {"rope d128 G7", random_model("profile_rope_g7", {"rope", 256, 14, 2, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 8}), 1500, false}};
+      {"rope d128 G7", random_model("profile_rope_g7", {"rope", 256, 14, 2, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 8}), 1500, false},
+      {"ec d256", random_model("profile_ec_d256", {"ec", 256, 2, 1, 256, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 12}), 1500, false},
+      {"rope d96 G3", random_model("profile_rope_d96", {"rope", 288, 6, 2, 96, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 13}), 1500, false}};
   for (const auto& c : cases) {
     const int layers = c.model->config.num_hidden_layers, heads = c.model->layout.attention_heads;
     const auto bins = rs::analysis::DistanceBins::log_spaced(100, c.T - 1, 8);

@@ -1,8 +1,8 @@
 // Per-kernel GPU test registry (in the spirit of ggml's test-backend-ops):
 // every attention kernel of kernels/ops and kernels/forward_ops against the
 // float64 host reference of kernels/lab/reference.hpp, over a table of
-// shapes and score options: GQA group sizes 1 to 8 (3, 5 and 7 only where
-// the kernel takes them: wgmma, the sums); head dims 16, 64, 128;
+// shapes and score options: GQA group sizes 1 to 8; head dims 16, 32 (the
+// simple kernels), 64, 128 (every kernel), 80, 96, 256 (mma.sync, the sums);
 // sliding windows none / smaller than T / not a multiple of the key tiles;
 // logit softcap none / 30 / 50; scale head_dim^-0.5 / other; T never a
 // multiple of the 64- or 128-key tiles. Each (case, kernel) pair is checked
@@ -119,6 +119,19 @@ std::vector<OpCase> cases() {
   // T below one tile, window larger than T (no masking), partial rotary.
   v.push_back({77, 8, 1, 64, false, 0.5, 0, 0, 0});
   v.push_back({77, 4, 2, 128, true, 1.0, 0, 50.0, 100});
+  // Head dims of mma.sync but not wgmma: 80 (StableLM-3B, partial rotary
+  // 0.25: 10 pairs, not a multiple of 8), 96 (Phi-3-mini), 256 (Gemma: scale
+  // d^-0.5 = 1/16, softcap 50, windows; GQA 2), with padded groups 3 and 6.
+  v.push_back({333, 4, 4, 80, false, 1.0, 0, 0, 0});
+  v.push_back({517, 8, 2, 80, false, 0.25, 0, 30.0, 100});
+  v.push_back({517, 4, 4, 96, false, 1.0, 0, 0, 0});
+  v.push_back({333, 4, 2, 96, true, 1.0, 0, 50.0, 173});
+  v.push_back({333, 6, 2, 96, false, 0.5, 0, 0, 0});
+  v.push_back({333, 4, 2, 256, false, 1.0, 0, 50.0, 0});
+  v.push_back({517, 4, 2, 256, false, 1.0, 0, 50.0, 100});
+  v.push_back({200, 8, 2, 256, true, 0.5, 0, 0, 0});
+  v.push_back({2100, 8, 4, 256, false, 1.0, 0, 50.0, 300});
+  v.push_back({77, 6, 2, 256, true, 0.5, 0, 0, 0});
   // Head dims only the simple kernels take (the test models' d = 16; 32).
   v.push_back({200, 4, 2, 16, true, 1.0, 0, 0, 0});
   v.push_back({200, 4, 2, 16, true, 1.0, 0.6, 30.0, 37});
@@ -443,7 +456,7 @@ TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
       return true;
     }, &tiled_lse);
   }
-  if (wide) {
+  if (wide) {  // wgmma with the fused sums (Hopper), else declined
     std::vector<float> wgmma_lse;
     const bool ran = check_forward(f, in, "wgmma", [](const DeviceInputs& i, const rk::AttentionShape& s, rk::bf16* o,
                                                       float* l) {
@@ -468,13 +481,13 @@ TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
     } else if (ran) {
       std::printf("  %-11s no far slots (band %d, T %d)\n", "fused", plan.band, c.T);
     }
-    // Off Hopper with a group mma.sync does not take (3, 5, 6, 7), the sums read the simple kernel's lse.
-    check_sums(f, in, "sums", tiled_lse.empty() ? simple_lse : tiled_lse,
+  }
+  if (flash)
+    check_sums(f, in, "sums", tiled_lse,
                [](const DeviceInputs& i, const rk::AttentionShape& s, const float* l, const rk::DistanceSumsOut& o) {
                  rk::attention_distance_sums_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, o, nullptr);
                });
-  }
-  check_blocks(f, in, flash || wide);
+  check_blocks(f, in, flash);
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, GpuOps, ::testing::ValuesIn(cases()),

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/kernel_choice.hpp"
@@ -43,26 +44,41 @@ TEST(KernelChoice, OtherDevicesTakeMmaSync) {
 }
 
 TEST(KernelChoice, UntiledHeadDimsAndGroupsTakeTheSimpleKernelAndSayWhy) {
-  for (int d : {16, 80, 96, 256}) {
+  for (int d : {16, 32, 112, 192}) {
     const auto c = choose_kernels(shape(d, 8, 2), device(90), 40);
     EXPECT_EQ(c.forward, ForwardKernel::simple) << d;
     EXPECT_EQ(c.sums, SumsKernel::simple) << d;
-    EXPECT_NE(c.why_forward.find("the tiled kernels take 64 and 128"), std::string::npos) << c.why_forward;
+    EXPECT_NE(c.why_forward.find("the tiled kernels take 64, 80, 96, 128 and 256"), std::string::npos)
+        << c.why_forward;
   }
   const auto c = choose_kernels(shape(128, 48, 3), device(90), 0);  // group 16
   EXPECT_EQ(c.forward, ForwardKernel::simple);
   EXPECT_NE(c.why_forward.find("GQA group 16"), std::string::npos) << c.why_forward;
 }
 
-TEST(KernelChoice, GroupsThatDoNotDivideATileTakeWgmmaOnHopperOnly) {
+TEST(KernelChoice, HeadDims80_96_256TakeMmaSyncOnHopperAndSayWhy) {
+  for (int d : {80, 96, 256}) {
+    const auto c = choose_kernels(shape(d, 16, 8), device(90), 40);  // Gemma-2-9B at d = 256: group 2
+    EXPECT_EQ(c.forward, ForwardKernel::mma_sync) << d;
+    EXPECT_EQ(c.sums, SumsKernel::tensor_core) << d;
+    EXPECT_EQ(c.why_forward, "head dim " + std::to_string(d) + " and GQA group 2: the wgmma kernel takes head dims 64 "
+                             "and 128");
+  }
+}
+
+TEST(KernelChoice, GroupsThatDoNotDivideATilePadIt) {
   const auto hopper = choose_kernels(shape(128, 28, 4), device(90), 40);  // Qwen2.5-7B: group 7
   EXPECT_EQ(hopper.forward, ForwardKernel::wgmma);
   EXPECT_EQ(hopper.sums, SumsKernel::tensor_core);
   EXPECT_NE(hopper.why_forward.find("112 of a tile's 128 query rows used"), std::string::npos) << hopper.why_forward;
   const auto ada = choose_kernels(shape(128, 28, 4), device(89), 40);
-  EXPECT_EQ(ada.forward, ForwardKernel::simple);
-  EXPECT_EQ(ada.sums, SumsKernel::tensor_core);  // the distance-sums kernel takes any group up to 8
-  EXPECT_NE(ada.why_forward.find("the wgmma kernel needs 9.0"), std::string::npos) << ada.why_forward;
+  EXPECT_EQ(ada.forward, ForwardKernel::mma_sync);
+  EXPECT_EQ(ada.sums, SumsKernel::tensor_core);
+  EXPECT_NE(ada.why_forward.find("112 of a tile's 128 query rows used"), std::string::npos) << ada.why_forward;
+  EXPECT_NE(ada.why_forward.find("compute capability 8.9"), std::string::npos) << ada.why_forward;
+  const auto three = choose_kernels(shape(96, 6, 2), device(90), 0);  // group 3: 32 positions, 96 rows
+  EXPECT_EQ(three.forward, ForwardKernel::mma_sync);
+  EXPECT_NE(three.why_forward.find("96 of a tile's 128 query rows used"), std::string::npos) << three.why_forward;
 }
 
 TEST(KernelChoice, DistanceSumsUseTensorCoresWhileTheSlotsFit) {
