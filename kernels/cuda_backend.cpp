@@ -18,6 +18,7 @@
 #include "kernels/cuda_backend.hpp"
 #include "kernels/kernel_choice.hpp"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <fmt/format.h>
 
@@ -26,12 +27,15 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <span>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
 #include "backend/decoder.hpp"
 #include "core/error.hpp"
+#include "io/dtype.hpp"
 #include "kernels/device_info.hpp"
 #include "kernels/forward_ops.hpp"
 
@@ -137,6 +141,32 @@ DeviceArray<float> upload_vector(const std::optional<model::WeightView>& t) {
   return t ? upload_vector(*t) : DeviceArray<float>();
 }
 
+// A projection's bias: fp32, and for bf16 weights also rounded once to bf16
+// (cuBLASLt's bias epilogue takes the output's type; the bf16 outputs of
+// bf16 GEMMs got the same rounded rows before it). Empty when absent.
+struct DeviceBias {
+  DeviceArray<float> f32;
+  DeviceArray<bf16> rounded;
+  std::size_t size() const { return f32.size(); }
+};
+
+DeviceBias upload_bias(const std::optional<model::WeightView>& t, bool bf16_weights) {
+  DeviceBias b;
+  if (!t) return b;
+  std::vector<float> f(t->numel());
+  t->to_float(f);
+  b.f32 = DeviceArray<float>(f.size());
+  check(cudaMemcpy(b.f32.get(), f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice), "upload bias");
+  if (bf16_weights) {
+    std::vector<std::uint16_t> r(f.size());
+    for (std::size_t i = 0; i < f.size(); ++i) r[i] = io::float_to_bf16(f[i]);
+    b.rounded = DeviceArray<bf16>(r.size());
+    check(cudaMemcpy(b.rounded.get(), r.data(), r.size() * sizeof(std::uint16_t), cudaMemcpyHostToDevice),
+          "upload bias");
+  }
+  return b;
+}
+
 // A norm's weights on the device: the multiplier (w, or 1 + w in fp32 for
 // rms_offset, as the CPU backend and HF's Gemma form it) and the bias.
 struct DeviceNorm {
@@ -186,6 +216,8 @@ constexpr std::size_t kLogitChunkBytes = std::size_t{512} << 20;
 constexpr long kLogitChunkAlign = 256;
 // keep_logits copies T x V floats to the host: at most this many (1 GiB).
 constexpr std::size_t kMaxKeptLogits = std::size_t{1} << 28;
+// cuBLASLt workspace for the GEMMs with a bias epilogue (cuBLAS's own default on Hopper).
+constexpr std::size_t kLtWorkspaceBytes = std::size_t{32} << 20;
 // Floats per materialised observer block array: rows x k_end <= 2^24 (64 MiB).
 constexpr long kBlockFloats = long{1} << 24;
 
@@ -225,7 +257,7 @@ struct CudaBackend::State {
   double forward_seconds = 0;  // statistics()
   struct Layer {
     DeviceArray<std::byte> q, k, v, o, gate, up, down;  // stored dtype
-    DeviceArray<float> q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;  // empty when absent
+    DeviceBias q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;  // empty when absent
     DeviceNorm norms[4];              // indexed by backend::NormSlot
     DeviceArray<float> q_norm, k_norm;  // qk-norm multipliers; empty without qk-norm
   };
@@ -255,6 +287,19 @@ struct CudaBackend::State {
   std::vector<std::string> kernel_choices;  // of the last forward (kernel_choice.hpp)
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
+  cublasLtHandle_t cublas_lt = nullptr;
+  DeviceArray<std::byte> lt_workspace;  // kLtWorkspaceBytes, for the bias epilogues
+  // A GEMM with a bias epilogue for one shape: descriptors and the heuristic's
+  // algorithm; `usable` false when cuBLASLt offers none (then the bias is added
+  // as before: preloaded rows, or a row kernel).
+  struct BiasGemm {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t w = nullptr, x = nullptr, y = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+    bool usable = false;
+  };
+  // Keyed by (T, out, in, y's type, beta != 0).
+  std::map<std::tuple<long, long, long, int, bool>, BiasGemm> bias_gemms;
   WeightType wtype = WeightType::bf16;
   DeviceArray<std::byte> embed, lm_head_own;
   const std::byte* lm_head = nullptr;  // embed when tied
@@ -271,6 +316,12 @@ struct CudaBackend::State {
     // caller destroys backends of several devices from one thread.
     cudaSetDevice(device);
     for (auto& c : rope_cache) kernels::free_rope_table(c.table);
+    for (auto& [key, g] : bias_gemms) {
+      if (g.desc) cublasLtMatmulDescDestroy(g.desc);
+      for (auto layout : {g.w, g.x, g.y})
+        if (layout) cublasLtMatrixLayoutDestroy(layout);
+    }
+    if (cublas_lt) cublasLtDestroy(cublas_lt);
     if (cublas) cublasDestroy(cublas);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -295,25 +346,88 @@ struct CudaBackend::State {
     kernels::convert_bf16(x, ws.converted.get(), wtype, static_cast<std::size_t>(T) * in, stream);
     return ws.converted.get();
   }
+  // The cached BiasGemm of a shape (made on first use): the same product as
+  // gemm() (W [out, in] as column-major [in, out] transposed, x as [in, T],
+  // y as [out, T]; fp32 compute, no TF32) with CUBLASLT_EPILOGUE_BIAS adding
+  // bias[row] (a vector of y's type) to every token's column in fp32, before
+  // the one rounding to y's type.
+  BiasGemm& bias_gemm(long T, long out, long in, cudaDataType_t y_type, bool accumulate, const void* bias) {
+    BiasGemm& g = bias_gemms[{T, out, in, static_cast<int>(y_type), accumulate}];
+    if (g.desc) return g;
+    const cudaDataType_t t = cuda_type(wtype);
+    check(cublasLtMatmulDescCreate(&g.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    const std::int32_t bias_type = y_type;
+    auto set = [&](cublasLtMatmulDescAttributes_t a, const void* v, std::size_t n) {
+      check(cublasLtMatmulDescSetAttribute(g.desc, a, v, n), "cublasLtMatmulDescSetAttribute");
+    };
+    set(CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose);
+    set(CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none);
+    set(CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
+    set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type);
+    set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);  // the heuristic reads its alignment
+    check(cublasLtMatrixLayoutCreate(&g.w, t, in, out, in), "cublasLtMatrixLayoutCreate");
+    check(cublasLtMatrixLayoutCreate(&g.x, t, in, T, in), "cublasLtMatrixLayoutCreate");
+    check(cublasLtMatrixLayoutCreate(&g.y, y_type, out, T, out), "cublasLtMatrixLayoutCreate");
+    cublasLtMatmulPreference_t preference = nullptr;
+    check(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
+    const std::uint64_t workspace = kLtWorkspaceBytes;
+    check(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                               sizeof workspace),
+          "cublasLtMatmulPreferenceSetAttribute");
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t status =
+        cublasLtMatmulAlgoGetHeuristic(cublas_lt, g.desc, g.w, g.x, g.y, g.y, preference, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(preference);
+    g.usable = status == CUBLAS_STATUS_SUCCESS && found > 0;
+    if (g.usable) g.algo = result.algo;
+    return g;
+  }
+  // y = x W^T + bias (+ y when accumulate) through the bias epilogue; false
+  // (nothing launched) when cuBLASLt has no algorithm for the shape.
+  bool gemm_bias(const void* x, const void* w, void* y, cudaDataType_t y_type, const void* bias, long T, long out,
+                 long in, bool accumulate) {
+    BiasGemm& g = bias_gemm(T, out, in, y_type, accumulate, bias);
+    if (!g.usable) return false;
+    check(cublasLtMatmulDescSetAttribute(g.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+          "cublasLtMatmulDescSetAttribute");
+    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    check(cublasLtMatmul(cublas_lt, g.desc, &alpha, w, g.w, x, g.x, &beta, y, g.y, y, g.y, &g.algo, lt_workspace.get(),
+                         kLtWorkspaceBytes, stream),
+          "cublasLtMatmul (bias epilogue)");
+    return true;
+  }
   // y = x W^T (+ bias), bf16 output rounded once: bf16 weights write y
-  // directly (the bias preloaded as rows, beta = 1); f16 / f32 weights go
-  // through an fp32 product and one rounding with the bias added.
-  void linear_bf16(const bf16* x, const DeviceArray<std::byte>& w, const DeviceArray<float>& bias, bf16* y, long T,
-                   long out, long in) {
+  // directly (the bias, rounded to bf16, added in the GEMM's epilogue; where
+  // cuBLASLt has no such algorithm, preloaded as rows with beta = 1: the same
+  // numbers); f16 / f32 weights go through an fp32 product and one rounding
+  // with the bias added.
+  void linear_bf16(const bf16* x, const DeviceArray<std::byte>& w, const DeviceBias& bias, bf16* y, long T, long out,
+                   long in) {
     if (wtype == WeightType::bf16) {
-      if (bias.size()) kernels::broadcast_rows_bf16(y, bias.get(), static_cast<int>(T), static_cast<int>(out), stream);
+      if (bias.size() && gemm_bias(x, w.get(), y, CUDA_R_16BF, bias.rounded.get(), T, out, in, false)) return;
+      if (bias.size())
+        kernels::broadcast_rows_bf16(y, bias.f32.get(), static_cast<int>(T), static_cast<int>(out), stream);
       gemm(x, w.get(), y, CUDA_R_16BF, T, out, in, bias.size() ? 1.0f : 0.0f);
       return;
     }
     gemm(gemm_input(x, T, in), w.get(), ws.gemm_out.get(), CUDA_R_32F, T, out, in, 0.0f);
-    kernels::round_rows_bf16(ws.gemm_out.get(), bias.size() ? bias.get() : nullptr, y, static_cast<int>(T),
+    kernels::round_rows_bf16(ws.gemm_out.get(), bias.size() ? bias.f32.get() : nullptr, y, static_cast<int>(T),
                              static_cast<int>(out), stream);
   }
-  // residual x += y W^T (+ bias), fp32.
-  void residual_add(const bf16* y, const DeviceArray<std::byte>& w, const DeviceArray<float>& bias, float* x, long T,
-                    long out, long in) {
-    if (bias.size()) kernels::add_rows_f32(x, bias.get(), static_cast<int>(T), static_cast<int>(out), stream);
-    gemm(gemm_input(y, T, in), w.get(), x, CUDA_R_32F, T, out, in, 1.0f);
+  // x = y W^T (+ bias) (+ x when accumulate), fp32: the bias in the GEMM's
+  // epilogue, or where cuBLASLt has no such algorithm added by a row kernel.
+  void linear_f32(const bf16* y, const DeviceArray<std::byte>& w, const DeviceBias& bias, float* x, long T, long out,
+                  long in, bool accumulate) {
+    const void* input = gemm_input(y, T, in);
+    if (bias.size() && gemm_bias(input, w.get(), x, CUDA_R_32F, bias.f32.get(), T, out, in, accumulate)) return;
+    if (bias.size() && accumulate)
+      kernels::add_rows_f32(x, bias.f32.get(), static_cast<int>(T), static_cast<int>(out), stream);
+    gemm(input, w.get(), x, CUDA_R_32F, T, out, in, accumulate ? 1.0f : 0.0f);
+    if (bias.size() && !accumulate)
+      kernels::add_rows_f32(x, bias.f32.get(), static_cast<int>(T), static_cast<int>(out), stream);
   }
 };
 
@@ -348,6 +462,8 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
   check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cublasCreate(&s.cublas), "cublasCreate");
   check(cublasSetStream(s.cublas, s.stream), "cublasSetStream");
+  check(cublasLtCreate(&s.cublas_lt), "cublasLtCreate");
+  s.lt_workspace = DeviceArray<std::byte>(kLtWorkspaceBytes);
   s.non_finite = DeviceArray<unsigned long long>(1);
 
   const auto& w = model_->weights;
@@ -382,13 +498,13 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, int device)
     if (lw.gate_proj) l.gate = upload_matrix(*lw.gate_proj);
     l.up = upload_matrix(lw.up_proj);
     l.down = upload_matrix(lw.down_proj);
-    l.q_bias = upload_vector(lw.q_bias);
-    l.k_bias = upload_vector(lw.k_bias);
-    l.v_bias = upload_vector(lw.v_bias);
-    l.o_bias = upload_vector(lw.o_bias);
-    l.gate_bias = upload_vector(lw.gate_bias);
-    l.up_bias = upload_vector(lw.up_bias);
-    l.down_bias = upload_vector(lw.down_bias);
+    l.q_bias = upload_bias(lw.q_bias, s.wtype == WeightType::bf16);
+    l.k_bias = upload_bias(lw.k_bias, s.wtype == WeightType::bf16);
+    l.v_bias = upload_bias(lw.v_bias, s.wtype == WeightType::bf16);
+    l.o_bias = upload_bias(lw.o_bias, s.wtype == WeightType::bf16);
+    l.gate_bias = upload_bias(lw.gate_bias, s.wtype == WeightType::bf16);
+    l.up_bias = upload_bias(lw.up_bias, s.wtype == WeightType::bf16);
+    l.down_bias = upload_bias(lw.down_bias, s.wtype == WeightType::bf16);
     l.norms[static_cast<int>(backend::NormSlot::attn)] = upload_norm(lw.attn_norm, arch.norm);
     l.norms[static_cast<int>(backend::NormSlot::post_attn)] = upload_norm(lw.post_attn_norm, arch.norm);
     l.norms[static_cast<int>(backend::NormSlot::mlp)] = upload_norm(lw.mlp_norm, arch.norm);
@@ -414,7 +530,7 @@ std::string CudaBackend::precision() const {
   return fmt::format(
       "cuda ({}): {} weights as stored (F64 rounded once to f32), norm weights and biases in fp32; bf16 "
       "activations; cuBLAS GEMMs with {} inputs (activations converted exactly from bf16) and fp32 accumulation, "
-      "no TF32; fp32 residual stream (post norms and residual multipliers applied in fp32 before the add); norm "
+      "no TF32, biases added in fp32 (in the cuBLASLt epilogue; a bf16 GEMM output's bias rounded to bf16 first); fp32 residual stream (post norms and residual multipliers applied in fp32 before the add); norm "
       "and qk-norm statistics in fp32 ((1 + w) formed in fp32), one bf16 rounding; MLP activations in fp32; keys rotated then rounded to bf16; attention "
       "softmax in fp32 (flash kernels, any GQA group up to 8: wgmma for d = 64, 128 on compute capability 9.0, "
       "mma.sync for d = 80, 96, 256 and off 9.0: queries rotated and rounded to bf16 in the kernel, bf16 probabilities times bf16 values, fp32 accumulation; the "
@@ -808,14 +924,12 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   };
   // out.residual += scale * post(y W^T + bias), y [T, in]; then the non-finite flag of (layer, branch).
   // A tensor-parallel rank sums its partial branch over the group first (the bias is rank 0's alone).
-  auto add_branch = [&](int l, int branch, const bf16* y, const DeviceArray<std::byte>& w,
-                        const DeviceArray<float>& bias, long in, Buffers& out, double scale,
-                        std::optional<backend::NormSlot> post) {
+  auto add_branch = [&](int l, int branch, const bf16* y, const DeviceArray<std::byte>& w, const DeviceBias& bias,
+                        long in, Buffers& out, double scale, std::optional<backend::NormSlot> post) {
     if (!post && scale == 1.0 && !reducer) {
-      s.residual_add(y, w, bias, out.residual, T, h, in);  // GEMM with beta = 1 into the residual stream
+      s.linear_f32(y, w, bias, out.residual, T, h, in, true);  // GEMM with beta = 1 into the residual stream
     } else {
-      s.gemm(s.gemm_input(y, T, in), w.get(), ws.branch.get(), CUDA_R_32F, T, h, in, 0.0f);
-      if (bias.size()) kernels::add_rows_f32(ws.branch.get(), bias.get(), static_cast<int>(T), static_cast<int>(h), stream);
+      s.linear_f32(y, w, bias, ws.branch.get(), T, h, in, false);
       if (reducer)
         reducer->all_reduce_device(sequence, l, branch == 0 ? backend::Branch::attention : backend::Branch::mlp,
                                    ws.branch.get(), static_cast<std::size_t>(T * h), stream);
