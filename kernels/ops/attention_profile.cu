@@ -77,18 +77,16 @@ struct Params {
   SumsSite site;      // separate, or band (the fused profile's near pass): names the overflow
 };
 
-// Q fragments in registers (QueryFragments); CTAs an SM.
+// CTAs an SM: two while the Q fragments live in registers (mma.cuh), else one.
 template <int D>
-constexpr bool kQueriesInRegisters = D <= 128;
-template <int D>
-constexpr int kBlocksPerSm = kQueriesInRegisters<D> ? 2 : 1;
+constexpr int kBlocksPerSm = kQueryFragmentsInRegisters<D> ? 2 : 1;
 
 // Bytes before the slot accumulators: K stages, then the Q tile and the
 // scratch (overlaid when the fragments live in registers).
 template <int D>
 __host__ __device__ constexpr int fixed_smem_bytes() {
   constexpr int k_bytes = 2 * kKeys * tile_pitch<D>() * 2, q_bytes = kRows * tile_pitch<D>() * 2;
-  if constexpr (kQueriesInRegisters<D>) return k_bytes + (q_bytes > kScratchBytes ? q_bytes : kScratchBytes);
+  if constexpr (kQueryFragmentsInRegisters<D>) return k_bytes + (q_bytes > kScratchBytes ? q_bytes : kScratchBytes);
   return k_bytes + q_bytes + kScratchBytes;
 }
 
@@ -160,7 +158,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
   // [prob, score accumulators: 2 x slots Fixed128][per-thread stats: 2 x kThreads doubles]
   bf16* Ks = reinterpret_cast<bf16*>(smem_raw);
   bf16* Qs = Ks + 2 * kKeys * Dp;
-  float* scratch = reinterpret_cast<float*>(kQueriesInRegisters<D> ? Qs : Qs + kRows * Dp);
+  float* scratch = reinterpret_cast<float*>(kQueryFragmentsInRegisters<D> ? Qs : Qs + kRows * Dp);
   // fixed_smem_bytes is a multiple of 16: the accumulators' 8-byte words are aligned.
   Fixed128* acc_prob = reinterpret_cast<Fixed128*>(smem_raw + fixed_smem_bytes<D>());
   Fixed128* acc_score = acc_prob + p.out.slots;

@@ -1,9 +1,10 @@
 // Device helpers shared by the flash kernels (attention.cu,
 // attention_profile.cu; attention_wgmma.cu takes packing, exp2 and the
-// epilogue): the XOR swizzle of shared-memory tiles, cp.async, ldmatrix, the
-// m16n8k16 bf16 tensor-core product, bf16 packing, exp2, the staging of
-// rotated queries and of key / value tiles, a warp's 16 x 64 score tile, and
-// the epilogue that writes normalised rows and their log-sum-exp.
+// epilogue): the row pitch and XOR swizzle of shared-memory tiles, cp.async,
+// ldmatrix, the m16n8k16 bf16 tensor-core product, bf16 packing, exp2, the
+// staging of rotated queries and of key / value tiles, a warp's query
+// fragments and its 16 x 64 score tile, and the epilogue that writes
+// normalised rows and their log-sum-exp.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -93,7 +94,9 @@ __device__ __forceinline__ float safe_max(float m) { return m == -INFINITY ? 0.f
 // dims 0-7 / 8-15). Held in registers for D <= 128; at D = 256 they would
 // take 64 more registers beside the output's 128, so they are re-read from
 // the tile at each k-step (the tile must then stay intact).
-template <int D, bool kInRegisters = (D <= 128)>
+template <int D>
+constexpr bool kQueryFragmentsInRegisters = D <= 128;
+template <int D, bool kInRegisters = kQueryFragmentsInRegisters<D>>
 struct QueryFragments;
 
 template <int D>
