@@ -128,13 +128,17 @@ DeviceArray<std::byte> upload_matrix(const model::WeightView& w) {
   return d;
 }
 
+DeviceArray<float> upload_floats(const std::vector<float>& f) {
+  DeviceArray<float> d(f.size());
+  check(cudaMemcpy(d.get(), f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice), "upload vector");
+  return d;
+}
+
 // Norm weights and biases as fp32 (exact for bf16, f16 and f32 checkpoints).
 DeviceArray<float> upload_vector(const model::WeightView& t) {
   std::vector<float> f(t.numel());
   t.to_float(f);
-  DeviceArray<float> d(f.size());
-  check(cudaMemcpy(d.get(), f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice), "upload vector");
-  return d;
+  return upload_floats(f);
 }
 
 DeviceArray<float> upload_vector(const std::optional<model::WeightView>& t) {
@@ -155,8 +159,7 @@ DeviceBias upload_bias(const std::optional<model::WeightView>& t, bool bf16_weig
   if (!t) return b;
   std::vector<float> f(t->numel());
   t->to_float(f);
-  b.f32 = DeviceArray<float>(f.size());
-  check(cudaMemcpy(b.f32.get(), f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice), "upload bias");
+  b.f32 = upload_floats(f);
   if (bf16_weights) {
     std::vector<std::uint16_t> r(f.size());
     for (std::size_t i = 0; i < f.size(); ++i) r[i] = io::float_to_bf16(f[i]);

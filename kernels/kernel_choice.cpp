@@ -34,21 +34,19 @@ KernelChoice choose_kernels(const AttentionShape& shape, const DeviceFacts& devi
   if (wide && compute_capability == 90) {
     c.forward = ForwardKernel::wgmma;
     c.why_forward = fits + " on compute capability 9.0";
-    if (G * tile_positions(G) < 128)
-      c.why_forward += fmt::format(" ({} of a tile's 128 query rows used)", G * tile_positions(G));
   } else if (flash) {
     c.forward = ForwardKernel::mma_sync;
     c.why_forward = compute_capability == 90
                         ? fmt::format("{}: the wgmma kernel takes head dims 64 and 128", fits)
                         : fmt::format("{} on compute capability {}.{} (the wgmma kernel is built for 9.0 only)", fits,
                                       compute_capability / 10, compute_capability % 10);
-    if (G * tile_positions(G) < 128)
-      c.why_forward += fmt::format(" ({} of a tile's 128 query rows used)", G * tile_positions(G));
   } else {
     c.forward = ForwardKernel::simple;
     c.why_forward = !tiled_head_dim(d) ? fmt::format("head dim {}: the tiled kernels take 64, 80, 96, 128 and 256", d)
                                        : fmt::format("GQA group {}: the tiled kernels take groups of at most 8", G);
   }
+  if (c.forward != ForwardKernel::simple && G * tile_positions(G) < 128)  // both tiled kernels pad a CTA's rows
+    c.why_forward += fmt::format(" ({} of a tile's 128 query rows used)", G * tile_positions(G));
   if (distance_slots > 0) {
     const int capacity = device.sums_slot_capacity;
     const bool plan_fits = plan.coarse_slots >= 1 && plan.coarse_slots <= kFusedSumsMaxSlots;

@@ -239,7 +239,7 @@ bool wgmma_attention_supports(const AttentionShape& shape) {
 void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream) {
   const int KV = shape.kv_heads, d = shape.head_dim;
-  const int G = check_attention_shape("attention_forward_bf16", shape, rope, /*any_group=*/true);
+  const int G = check_attention_shape("attention_forward_bf16", shape, rope);
   if (shape.window < 0) throw std::runtime_error("attention_forward_bf16: negative window");
   const Params p{q, k, v, rope.cos, rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs,
                  tile_positions(G), shape.imaginary_twins, shape.window, score_map(shape)};

@@ -359,7 +359,7 @@ void launch(const Params& p, cudaStream_t stream) {
 // The entry points' common body; `site` names an overflow (separate or band).
 void distance_sums(const bf16* q, const bf16* k, const DeviceRopeTable& rope, const AttentionShape& shape,
                    const float* lse, const DistanceSumsOut& out, SumsSite site, cudaStream_t stream) {
-  const int G = check_attention_shape("attention_distance_sums_bf16", shape, rope, /*any_group=*/true);
+  const int G = check_attention_shape("attention_distance_sums_bf16", shape, rope);
   if (!tiled_head_dim(shape.head_dim))
     throw std::runtime_error("attention_distance_sums_bf16: head_dim must be 64, 80, 96, 128 or 256, got " +
                              std::to_string(shape.head_dim));

@@ -826,7 +826,7 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
                                   const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream,
                                   const FusedDistanceSums* sums) {
   const int KV = shape.kv_heads, d = shape.head_dim;
-  const int G = check_attention_shape("attention_forward_wgmma_bf16", shape, rope, /*any_group=*/true);
+  const int G = check_attention_shape("attention_forward_wgmma_bf16", shape, rope);
   // Supported here: head_dim 64 or 128 on a compute-capability 9.0 device
   // (the sm_90a code), 16-byte aligned q, k, v (TMA and vector loads).
   const auto misaligned = [](const void* ptr) { return (reinterpret_cast<std::uintptr_t>(ptr) & 15) != 0; };

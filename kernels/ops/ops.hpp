@@ -48,7 +48,7 @@ struct AttentionShape {
   int head_dim = 0;         // d (the tiled kernels: tiled_head_dim)
   int query_heads = 0;      // Q: columns of q are Q * d
   int kv_heads = 0;         // KV: columns of k, v are KV * d
-  int attention_heads = 0;  // A: columns of out are A * d; G = A / KV in {1, 2, 4, 8}
+  int attention_heads = 0;  // A: columns of out are A * d; G = A / KV at most 8 for the tiled kernels
   bool imaginary_twins = false;  // RoPE++ (ec, eh): head 2j real, 2j+1 imaginary of query head j (A = 2Q)
   // The score of a pair, as the CPU backend forms it (model::AttentionSpec,
   // LayerSpec): score = scale * q.k, then softcap * tanh(score / softcap)
