@@ -40,6 +40,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/ops/check.cuh"
 #include "kernels/ops/fixed_point.cuh"
@@ -288,31 +289,41 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
     flush_run();
     // Scratch path: probabilities (pass 0), then raw scores (pass 1). Tile
     // element (r, col) has distance (wpos - kbase - 63) + (r - col + 63); the
-    // diagonal index i = r - col + 63 runs over 0 .. 78.
+    // diagonal index i = r - col + 63 runs over 0 .. 78. Only edge tiles test
+    // each pair (key after the row, past the window, row past T).
 #pragma unroll
     for (int pass = 0; pass < 2; ++pass) {
+      // This thread's elements sit at fixed offsets from (g, 2 t4): rows g and g + 8, columns 8n + 2 t4 + (c & 1).
+      float* const mine = wscratch + g * kScratchStride + 2 * t4;
+      auto store = [&](auto edge_tile) {
 #pragma unroll
-      for (int n = 0; n < 8; ++n) {
+        for (int n = 0; n < 8; ++n) {
 #pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          const int r = g + (c < 2 ? 0 : 8), col = 8 * n + 2 * t4 + (c & 1);
-          const int pos = wpos + r, key = kbase + col;
-          float v = 0.f;
-          if (key <= pos && pos - key < p.window && pos < p.T)
-            v = pass == 0 ? fast_exp2(fmaf(s[n][c], p.map.post_log2, -(c < 2 ? lse0 : lse1))) : s[n][c];
-          wscratch[r * kScratchStride + col] = v;
+          for (int c = 0; c < 4; ++c) {
+            float v = pass == 0 ? fast_exp2(fmaf(s[n][c], p.map.post_log2, -(c < 2 ? lse0 : lse1))) : s[n][c];
+            if constexpr (decltype(edge_tile)::value) {
+              const int pos = c < 2 ? pos0 : pos1, key = key0 + 8 * n + (c & 1);
+              if (!(key <= pos && pos - key < p.window && pos < p.T)) v = 0.f;
+            }
+            mine[(c < 2 ? 0 : 8 * kScratchStride) + 8 * n + (c & 1)] = v;
+          }
         }
-      }
+      };
+      if (edge)
+        store(std::true_type{});
+      else
+        store(std::false_type{});
       __syncwarp();
       for (int i = lane; i < kDiagonals; i += 32) {
         const int dd = wpos - kbase - (kKeys - 1) + i;
         if (dd < 0 || dd > d_max) continue;
+        const int slot = slot_of[dd];
         float sum = 0.f;
         for (int r = max(0, i - (kKeys - 1)); r <= min(15, i); ++r) sum += wscratch[r * kScratchStride + r - i + kKeys - 1];
         if (pass == 0)
-          add_prob_partial(acc_prob + slot_of[dd], sum, p.out.overflow, prob_bit);
+          add_prob_partial(acc_prob + slot, sum, p.out.overflow, prob_bit);
         else
-          add_score_partial(acc_score + slot_of[dd], sum, p.map.unit, p.limits.score, p.out.overflow, score_bit);
+          add_score_partial(acc_score + slot, sum, p.map.unit, p.limits.score, p.out.overflow, score_bit);
       }
       __syncwarp();
     }
