@@ -62,6 +62,13 @@ constexpr int kDiagonals = 16 + kKeys - 1;  // distances one warp tile spans
 constexpr int kScratchStride = kKeys + 1;
 constexpr int kScratchBytes = kWarps * 16 * kScratchStride * 4;
 constexpr int kThreadStatsBytes = kThreads * 2 * 8;  // two fp64 sums per thread
+// A CTA tile (128 rows x 64 keys) spans 191 distances: warp w's diagonal i
+// is the CTA's diagonal 16 w + i.
+constexpr int kCtaDiagonals = 16 * (kWarps - 1) + kDiagonals;
+// The warps' diagonal sums of a tile ([kWarps][kDiagonalsPadded] float2:
+// probability, score) and whether each warp left them ([kWarps] int).
+constexpr int kDiagonalsPadded = kDiagonals + 1;
+constexpr int kTailBytes = kThreadStatsBytes + kWarps * kDiagonalsPadded * 8 + kWarps * 4;
 
 struct Params {
   const bf16* q;  // [T, Q*D], unrotated
@@ -141,14 +148,14 @@ __device__ __forceinline__ void tile_sums(const float (&s)[8][4], float scale_lo
 
 // A partial's fixed-point adds, out of line: inlined into the kernel at
 // d = 128 they made ptxas spill (36 bytes; none called), and they run only
-// once per run or per near-diagonal distance.
-__device__ __noinline__ void add_prob_partial(Fixed128* acc, float v, unsigned* flags, unsigned bit) {
+// once per run or per near-diagonal distance and CTA tile.
+__device__ __noinline__ void add_prob_partial(Fixed128* acc, double v, unsigned* flags, unsigned bit) {
   fixed::add_probability(acc, v, flags, bit);
 }
 // The score s (raw units) as s * unit in score units: one fp64 rounding.
-__device__ __noinline__ void add_score_partial(Fixed128* acc, float s, double unit, double limit, unsigned* flags,
+__device__ __noinline__ void add_score_partial(Fixed128* acc, double s, double unit, double limit, unsigned* flags,
                                                unsigned bit) {
-  fixed::add_signed<kScoreFraction>(acc, static_cast<double>(s) * unit, limit, flags, bit);
+  fixed::add_signed<kScoreFraction>(acc, s * unit, limit, flags, bit);
 }
 
 template <int D>
@@ -199,6 +206,9 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
   // memory (registers are all taken at 2 CTAs per SM).
   double* thread_stats = reinterpret_cast<double*>(acc_score + p.out.slots) + 2 * tid;
   thread_stats[0] = thread_stats[1] = 0.0;
+  float2* const diagonal_sums = reinterpret_cast<float2*>(acc_score + p.out.slots + kThreads);  // [kWarps][kDiagonalsPadded]
+  int* const left_diagonals = reinterpret_cast<int*>(diagonal_sums + kWarps * kDiagonalsPadded);  // [kWarps]
+  float2* const my_diagonals = diagonal_sums + warp * kDiagonalsPadded;
   // The current run of tiles whose pairs fall in one slot: keys go up as j
   // does, so distances (and slots) only go down, and far from the diagonal a
   // slot spans many tiles. Each thread keeps its share of the run's sums and
@@ -220,16 +230,13 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
     run_prob = run_score = 0.f;
   };
 
-  for (int j = j0; j < tiles; ++j) {
-    const int stage = (j - j0) & 1;
-    cp_async_wait<0>();
-    __syncthreads();  // tile j visible; every warp is done with the other stage
-    if (j + 1 < tiles) load_k(j + 1, stage ^ 1);
-    const int kbase = j * kKeys;
-    if (wpos >= p.T || kbase > row_last) continue;  // no row of this warp sees these keys
+  // One warp tile (keys kbase ..): its runs, or with more than two slots in
+  // its distances its diagonal sums into my_diagonals. Returns whether it
+  // left diagonal sums.
+  auto warp_tile = [&](int kbase, const bf16* kt) {
+    if (wpos >= p.T || kbase > row_last) return false;  // no row of this warp sees these keys
     // The smallest distance of the tile, wpos - (kbase + 63), is at or past the window.
-    if (wpos - (kbase + kKeys - 1) >= p.window) continue;
-    const bf16* kt = Ks + stage * kKeys * Dp;
+    if (wpos - (kbase + kKeys - 1) >= p.window) return false;
 
     float s[8][4];
     warp_scores<D>(qf, kt, lane, s);
@@ -248,25 +255,26 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
     const int slot_lo = slot_of[d_min], slot_hi = slot_of[d_max];
     TileSums t;
     const int key0 = kbase + 2 * t4;
-    if (slot_hi == slot_lo) {
-      if (edge)
-        tile_sums<true, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
-      else
-        tile_sums<false, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
-    } else if (slot_hi == slot_lo + 1) {
-      const int boundary = p.out.slot_start[slot_hi];  // first distance of slot_hi
-      if (edge)
-        tile_sums<true, true>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, boundary, t);
-      else
-        tile_sums<false, true>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, boundary, t);
-    } else {
-      tile_sums<true, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
-    }
     // sum over the row of p (pos - key) = (pos - key0) sum p - sum p (8n + (c & 1)).
-    thread_stats[0] += static_cast<double>(static_cast<float>(pos0 - key0) * t.p_row0 - t.k_row0) +
-                       static_cast<double>(static_cast<float>(pos1 - key0) * t.p_row1 - t.k_row1);
-    thread_stats[1] += t.entropy;
+    auto add_stats = [&]() {
+      thread_stats[0] += static_cast<double>(static_cast<float>(pos0 - key0) * t.p_row0 - t.k_row0) +
+                         static_cast<double>(static_cast<float>(pos1 - key0) * t.p_row1 - t.k_row1);
+      thread_stats[1] += t.entropy;
+    };
     if (slot_hi - slot_lo <= 1) {
+      if (slot_hi == slot_lo) {
+        if (edge)
+          tile_sums<true, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
+        else
+          tile_sums<false, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
+      } else {
+        const int boundary = p.out.slot_start[slot_hi];  // first distance of slot_hi
+        if (edge)
+          tile_sums<true, true>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, boundary, t);
+        else
+          tile_sums<false, true>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, boundary, t);
+      }
+      add_stats();
       // The part at slot_hi continues the run (it came from larger distances);
       // the rest starts or continues the run of slot_lo.
       if (run_slot != slot_hi) flush_run();
@@ -284,13 +292,15 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
       const float rest = t.p_row0 + t.p_row1 - t.p_hi;
       run_prob += rest < 0.f ? 0.f : rest;
       run_score += t.s_all - t.s_hi;
-      continue;
+      return false;
     }
+    tile_sums<true, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
     flush_run();
-    // Scratch path: probabilities (pass 0), then raw scores (pass 1). Tile
-    // element (r, col) has distance (wpos - kbase - 63) + (r - col + 63); the
-    // diagonal index i = r - col + 63 runs over 0 .. 78. Only edge tiles test
-    // each pair (key after the row, past the window, row past T).
+    // Diagonal path: probabilities (pass 0, which also adds up the row
+    // stats as tile_sums does), then raw scores (pass 1), through the warp's
+    // scratch tile. Tile element (r, col) has distance (wpos - kbase - 63) +
+    // (r - col + 63); the diagonal index i = r - col + 63 runs over 0 .. 78.
+    // Only edge tiles test each pair (key after the row, past the window, row past T).
 #pragma unroll
     for (int pass = 0; pass < 2; ++pass) {
       // This thread's elements sit at fixed offsets from (g, 2 t4): rows g and g + 8, columns 8n + 2 t4 + (c & 1).
@@ -300,11 +310,14 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
         for (int n = 0; n < 8; ++n) {
 #pragma unroll
           for (int c = 0; c < 4; ++c) {
-            float v = pass == 0 ? fast_exp2(fmaf(s[n][c], p.map.post_log2, -(c < 2 ? lse0 : lse1))) : s[n][c];
+            float v = s[n][c];
+            bool visible = true;
             if constexpr (decltype(edge_tile)::value) {
               const int pos = c < 2 ? pos0 : pos1, key = key0 + 8 * n + (c & 1);
-              if (!(key <= pos && pos - key < p.window && pos < p.T)) v = 0.f;
+              visible = key <= pos && pos - key < p.window && pos < p.T;
             }
+            if (pass == 0) v = fast_exp2(fmaf(v, p.map.post_log2, -(c < 2 ? lse0 : lse1)));
+            if (!visible) v = 0.f;
             mine[(c < 2 ? 0 : 8 * kScratchStride) + 8 * n + (c & 1)] = v;
           }
         }
@@ -316,16 +329,52 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
       __syncwarp();
       for (int i = lane; i < kDiagonals; i += 32) {
         const int dd = wpos - kbase - (kKeys - 1) + i;
-        if (dd < 0 || dd > d_max) continue;
-        const int slot = slot_of[dd];
         float sum = 0.f;
-        for (int r = max(0, i - (kKeys - 1)); r <= min(15, i); ++r) sum += wscratch[r * kScratchStride + r - i + kKeys - 1];
+        if (dd >= 0 && dd <= d_max)
+          for (int r = max(0, i - (kKeys - 1)); r <= min(15, i); ++r) sum += wscratch[r * kScratchStride + r - i + kKeys - 1];
         if (pass == 0)
-          add_prob_partial(acc_prob + slot, sum, p.out.overflow, prob_bit);
+          my_diagonals[i].x = sum;
         else
-          add_score_partial(acc_score + slot, sum, p.map.unit, p.limits.score, p.out.overflow, score_bit);
+          my_diagonals[i].y = sum;
       }
       __syncwarp();
+    }
+    add_stats();
+    return true;
+  };
+
+  for (int j = j0; j < tiles; ++j) {
+    const int stage = (j - j0) & 1;
+    cp_async_wait<0>();
+    __syncthreads();  // tile j visible; every warp is done with the other stage and the diagonal sums
+    if (j + 1 < tiles) load_k(j + 1, stage ^ 1);
+    const int kbase = j * kKeys;
+    const bool left = warp_tile(kbase, Ks + stage * kKeys * Dp);
+    // Whether any warp's tile can meet more than two slots (the CTA's
+    // distances do; the same for every thread): then the warps' diagonal sums
+    // are added up per distance of the CTA tile, in warp order, and each
+    // distance's total goes into the slot accumulators once (in place of one
+    // fixed-point add per warp and distance: 64-bit shared atomics are
+    // compare-and-swap loops on sm_90, and the warps' adds collided).
+    const int cta_dmin = max(q0 - (kbase + kKeys - 1), 0), cta_dmax = min(q_last - kbase, p.window - 1);
+    if (cta_dmax < cta_dmin || slot_of[cta_dmax] - slot_of[cta_dmin] <= 1) continue;
+    if (lane == 0) left_diagonals[warp] = left;
+    __syncthreads();
+    if (tid < kCtaDiagonals) {
+      const int dd = q0 - kbase - (kKeys - 1) + tid;  // CTA diagonal tid = warp w's diagonal tid - 16 w
+      if (dd >= cta_dmin && dd <= cta_dmax) {
+        double prob = 0.0, score = 0.0;
+        for (int w = max(0, (tid - (kDiagonals - 1) + 15) / 16); w <= min(kWarps - 1, tid / 16); ++w) {
+          if (!left_diagonals[w]) continue;
+          const float2 v = diagonal_sums[w * kDiagonalsPadded + tid - 16 * w];
+          prob += v.x;
+          score += v.y;
+        }
+        const int slot = slot_of[dd];
+        if (prob != 0.0) add_prob_partial(acc_prob + slot, prob, p.out.overflow, prob_bit);
+        if (score != 0.0)
+          add_score_partial(acc_score + slot, score, p.map.unit, p.limits.score, p.out.overflow, score_bit);
+      }
     }
   }
 
@@ -354,12 +403,12 @@ int capacity() {
   cuda_check(cudaGetDevice(&device), "cudaGetDevice");
   cuda_check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
              "cudaDeviceGetAttribute");
-  return (optin - fixed_smem_bytes<D>() - kThreadStatsBytes) / (2 * static_cast<int>(sizeof(Fixed128)));
+  return (optin - fixed_smem_bytes<D>() - kTailBytes) / (2 * static_cast<int>(sizeof(Fixed128)));
 }
 
 template <int D>
 void launch(const Params& p, cudaStream_t stream) {
-  const int smem = fixed_smem_bytes<D>() + 2 * static_cast<int>(sizeof(Fixed128)) * p.out.slots + kThreadStatsBytes;
+  const int smem = fixed_smem_bytes<D>() + 2 * static_cast<int>(sizeof(Fixed128)) * p.out.slots + kTailBytes;
   cuda_check(cudaFuncSetAttribute(distance_sums_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "distance sums smem attribute");
   const dim3 grid((p.T + kRows - 1) / kRows, p.kv_heads * p.group);
