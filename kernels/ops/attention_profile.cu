@@ -294,7 +294,6 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
       run_score += t.s_all - t.s_hi;
       return false;
     }
-    tile_sums<true, false>(s, p.map.post_log2, lse0, lse1, pos0, pos1, key0, p.T, p.window, INT_MAX, t);
     flush_run();
     // Diagonal path: probabilities (pass 0, which also adds up the row
     // stats as tile_sums does), then raw scores (pass 1), through the warp's
@@ -316,8 +315,21 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
               const int pos = c < 2 ? pos0 : pos1, key = key0 + 8 * n + (c & 1);
               visible = key <= pos && pos - key < p.window && pos < p.T;
             }
-            if (pass == 0) v = fast_exp2(fmaf(v, p.map.post_log2, -(c < 2 ? lse0 : lse1)));
-            if (!visible) v = 0.f;
+            if (pass == 0) {
+              const float x = fmaf(v, p.map.post_log2, -(c < 2 ? lse0 : lse1));  // log2 p
+              v = visible ? fast_exp2(x) : 0.f;
+              const float offset = static_cast<float>(8 * n + (c & 1));  // a compile-time constant
+              if (c < 2) {
+                t.p_row0 += v;
+                t.k_row0 = fmaf(v, offset, t.k_row0);
+              } else {
+                t.p_row1 += v;
+                t.k_row1 = fmaf(v, offset, t.k_row1);
+              }
+              t.entropy = fmaf(-v, x, t.entropy);
+            } else if (!visible) {
+              v = 0.f;
+            }
             mine[(c < 2 ? 0 : 8 * kScratchStride) + 8 * n + (c & 1)] = v;
           }
         }

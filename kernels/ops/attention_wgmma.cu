@@ -207,19 +207,7 @@ struct Params {
   ScoreMap map;      // scale and softcap (ops.hpp)
   FusedDistanceSums sums;  // read only by the kSums kernel
   SumsLimits limits;       // of one addend, at T (fixed_point.hpp)
-  float masked_score;      // the score a masked pair holds (kSums: masked_score_for; else -inf)
-  float masked_log2;       // masked_score * map.post_log2: the row max of an all-masked tile
 };
-
-// The score a masked pair gets with kSums: a finite stand-in for -inf whose
-// exponent x = score * post_log2 - max stays finite (|x| < 1e38 for any row
-// max below 2e38), so the sums' p x products of masked pairs are 0 x finite
-// = 0 with no clamp in the loop (the clamp cost one instruction a score). Its
-// exponential is 0 as -inf's is, and a row whose tile is all masked (max
-// masked_score * post_log2) is treated as -inf's row is (exponents taken
-// from 0), so P, l and O are bit for bit the plain kernel's. A kernel
-// parameter, not a register: the kSums kernel has none to spare.
-float masked_score_for(const ScoreMap& map) { return -1e38f / std::fmax(map.post_log2, 1.f); }
 
 constexpr int kMaxGroup = 8;  // G: P = kRows / G >= 16 positions per CTA
 constexpr int kCoarse = kFusedSumsMaxSlots;
@@ -456,10 +444,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       far_start[i] = __ldg(p.sums.out.slot_start + p.sums.first_slot + i);
     asm volatile("bar.sync 5, 256;\n" ::: "memory");  // both consumer warpgroups
   }
-  // A masked pair's score (Params::masked_score); the base of a row's
-  // exponents: its running max, or 0 while it has seen only masked pairs.
-  const float masked_score = kSums ? p.masked_score : -INFINITY;
-  auto exponent_base = [&](float mn) { return kSums && mn == p.masked_log2 ? 0.f : safe_max(mn); };
   // Adds up a row's run in its quad and stores it (quad-uniform control flow).
   auto flush = [&](int& run_slot, float& run_p, float& run_s, int row, float b) {
     if (run_slot < 0) return;
@@ -506,7 +490,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // A row's far pairs in a tile that is not simple (elements c0, c0 + 1 of
   // each n-tile), from the raw scores once the tile's max b is known: the
   // exponentials and scores at distance >= boundary into (ph, sh), the rest
-  // into (pl, sl); masked pairs (masked_score) skipped. Simple tiles are summed in
+  // into (pl, sl); masked pairs (-inf) skipped. Simple tiles are summed in
   // the softmax's own loop instead.
   auto far_general = [&](const FarRow& f, int pos, int kbase, int c0, float b, float& ph, float& sh, float& pl,
                          float& sl) {
@@ -516,7 +500,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int e = 0; e < 2; ++e) {
         const int dist = pos - (kbase + 8 * n + 2 * t4 + e);
         const float v = s[4 * n + c0 + e];
-        if (dist >= p.sums.band && v != masked_score) {
+        if (dist >= p.sums.band && v != -INFINITY) {
           const float pe = fast_exp2(fmaf(v, p.map.post_log2, -b));
           if (dist >= f.boundary) {
             ph += pe;
@@ -574,10 +558,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int n = 0; n < 16; ++n) {
         const int key = kbase + 8 * n + 2 * t4;
-        if (key > pos0 || key <= lo0) s[4 * n] = masked_score;
-        if (key + 1 > pos0 || key + 1 <= lo0) s[4 * n + 1] = masked_score;
-        if (key > pos1 || key <= lo1) s[4 * n + 2] = masked_score;
-        if (key + 1 > pos1 || key + 1 <= lo1) s[4 * n + 3] = masked_score;
+        if (key > pos0 || key <= lo0) s[4 * n] = -INFINITY;
+        if (key + 1 > pos0 || key + 1 <= lo0) s[4 * n + 1] = -INFINITY;
+        if (key > pos1 || key <= lo1) s[4 * n + 2] = -INFINITY;
+        if (key + 1 > pos1 || key + 1 <= lo1) s[4 * n + 3] = -INFINITY;
       }
     }
     float mx0 = -INFINITY, mx1 = -INFINITY;
@@ -591,9 +575,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    // Under a window a row may have seen only masked keys so far (exponent_base).
+    // Under a window a row may have seen only masked keys so far (safe_max).
     const float mn0 = fmaxf(m0, mx0 * p.map.post_log2), mn1 = fmaxf(m1, mx1 * p.map.post_log2);
-    const float b0 = exponent_base(mn0), b1 = exponent_base(mn1);
+    const float b0 = safe_max(mn0), b1 = safe_max(mn1);
     alpha0 = fast_exp2(m0 - b0);  // 0 on the first tile (m = -inf)
     alpha1 = fast_exp2(m1 - b1);
     m0 = mn0;
@@ -618,7 +602,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (f1.any && !f1.simple) far_general(f1, pos1, kbase, 2, b1, prob_hi1, score_hi1, prob_lo1, score_lo1);
       // The plain loop (the same l, bit for bit: the profile's forward is the
       // forward), plus per row: sum p (k - key0) (k the column, a constant),
-      // sum p x and sum x, x the exponent (a masked pair's is finite, its p 0: masked_score).
+      // sum p x and sum x, x the exponent (a masked x is -inf with p = 0, so
+      // it is clamped for the products).
+      const bool masked = causal_edge || window_edge;
       float pk0 = 0.f, pk1 = 0.f, px0 = 0.f, px1 = 0.f, sx0 = 0.f, sx1 = 0.f;
 #pragma unroll
       for (int n = 0; n < 16; ++n) {
@@ -627,6 +613,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int c = 0; c < 4; ++c) {
           x[c] = fmaf(s[4 * n + c], p.map.post_log2, -(c < 2 ? b0 : b1));
           s[4 * n + c] = fast_exp2(x[c]);
+          if (masked) x[c] = fmaxf(x[c], -1e30f);
         }
         rs0 += s[4 * n] + s[4 * n + 1];
         rs1 += s[4 * n + 2] + s[4 * n + 3];
@@ -885,8 +872,7 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
   const int P = tile_positions(G);
   const Params p{q,        rope.cos,     rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs, P,
                  shape.imaginary_twins, vec_rope, shape.window, score_map(shape),
-                 sums ? *sums : FusedDistanceSums{}, sums_limits(shape.T), masked_score_for(score_map(shape)),
-                 masked_score_for(score_map(shape)) * score_map(shape).post_log2};
+                 sums ? *sums : FusedDistanceSums{}, sums_limits(shape.T)};
   if (d == 128)
     sums ? launch<128, true>(k, v, p, stream) : launch<128, false>(k, v, p, stream);
   else
