@@ -26,8 +26,13 @@
 //    diagonal a bin spans many key tiles); when the slot changes the warp adds
 //    up the run with shuffles and lane 0 adds 2 numbers to shared memory;
 //  - otherwise (near the diagonal, where slots are single distances) the warp
-//    writes its tile to a shared scratch tile and lane i adds up diagonals
-//    i, i + 32, i + 64: one shared fixed-point add (two atomics) per distance.
+//    writes its tile to a shared scratch tile (probabilities, then scores)
+//    and lane i adds up diagonals i, i + 32, i + 64 into the warp's row of
+//    diagonal sums; then the CTA's threads add up, per distance of the CTA
+//    tile (191), the warps' sums in warp order (fp64) and make one shared
+//    fixed-point add per distance and quantity. (It was one add per warp and
+//    distance, each a call and a compare-and-swap loop: 64-bit shared
+//    atomics are CAS loops on sm_90, and the 8 warps' adds collided.)
 // The per-thread sums of p (t - s) and entropy stay private fp64 sums in
 // shared memory (a fixed order per thread), added up with shuffles.
 // At the end the CTA adds its nonzero slots' 128-bit totals into the per-head
