@@ -70,6 +70,7 @@ constexpr int kThreadStatsBytes = kThreads * 2 * 8;  // two fp64 sums per thread
 // A CTA tile (128 rows x 64 keys) spans 191 distances: warp w's diagonal i
 // is the CTA's diagonal 16 w + i.
 constexpr int kCtaDiagonals = 16 * (kWarps - 1) + kDiagonals;
+static_assert(kCtaDiagonals <= kThreads, "one thread per CTA diagonal");
 // The warps' diagonal sums of a tile ([kWarps][kDiagonalsPadded] float2:
 // probability, score) and whether each warp left them ([kWarps] int).
 constexpr int kDiagonalsPadded = kDiagonals + 1;
@@ -122,6 +123,24 @@ struct TileSums {
   float p_row0 = 0.f, p_row1 = 0.f, k_row0 = 0.f, k_row1 = 0.f, entropy = 0.f, s_all = 0.f, p_hi = 0.f, s_hi = 0.f;
 };
 
+// Whether pair (pos, key) counts: key not after the row, inside the row's window, row inside the sequence.
+__device__ __forceinline__ bool counted_pair(int pos, int key, int window, int T) {
+  return key <= pos && pos - key < window && pos < T;
+}
+// Element (n, c)'s share of its row's stats (p = pv, x = log2 p): sum p,
+// sum p (8n + (c & 1)) (the distance statistic's column part) and sum -p log2 p.
+__device__ __forceinline__ void add_row_stats(TileSums& t, int n, int c, float pv, float x) {
+  const float offset = static_cast<float>(8 * n + (c & 1));  // a compile-time constant
+  if (c < 2) {
+    t.p_row0 += pv;
+    t.k_row0 = fmaf(pv, offset, t.k_row0);
+  } else {
+    t.p_row1 += pv;
+    t.k_row1 = fmaf(pv, offset, t.k_row1);
+  }
+  t.entropy = fmaf(-pv, x, t.entropy);
+}
+
 template <bool kEdge, bool kSplit>
 __device__ __forceinline__ void tile_sums(const float (&s)[8][4], float scale_log2, float lse0, float lse1, int pos0,
                                           int pos1, int key0, int T, int window, int boundary, TileSums& t) {
@@ -132,16 +151,8 @@ __device__ __forceinline__ void tile_sums(const float (&s)[8][4], float scale_lo
       const int pos = c < 2 ? pos0 : pos1, key = key0 + 8 * n + (c & 1);
       const float x = fmaf(s[n][c], scale_log2, -(c < 2 ? lse0 : lse1));  // log2 p
       float pv = fast_exp2(x), sv = s[n][c];
-      if (kEdge && !(key <= pos && pos - key < window && pos < T)) pv = sv = 0.f;
-      const float offset = static_cast<float>(8 * n + (c & 1));  // a compile-time constant
-      if (c < 2) {
-        t.p_row0 += pv;
-        t.k_row0 = fmaf(pv, offset, t.k_row0);
-      } else {
-        t.p_row1 += pv;
-        t.k_row1 = fmaf(pv, offset, t.k_row1);
-      }
-      t.entropy = fmaf(-pv, x, t.entropy);
+      if (kEdge && !counted_pair(pos, key, window, T)) pv = sv = 0.f;
+      add_row_stats(t, n, c, pv, x);
       t.s_all += sv;
       if (kSplit && pos - key >= boundary) {
         t.p_hi += pv;
@@ -318,20 +329,12 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
             bool visible = true;
             if constexpr (decltype(edge_tile)::value) {
               const int pos = c < 2 ? pos0 : pos1, key = key0 + 8 * n + (c & 1);
-              visible = key <= pos && pos - key < p.window && pos < p.T;
+              visible = counted_pair(pos, key, p.window, p.T);
             }
             if (pass == 0) {
               const float x = fmaf(v, p.map.post_log2, -(c < 2 ? lse0 : lse1));  // log2 p
               v = visible ? fast_exp2(x) : 0.f;
-              const float offset = static_cast<float>(8 * n + (c & 1));  // a compile-time constant
-              if (c < 2) {
-                t.p_row0 += v;
-                t.k_row0 = fmaf(v, offset, t.k_row0);
-              } else {
-                t.p_row1 += v;
-                t.k_row1 = fmaf(v, offset, t.k_row1);
-              }
-              t.entropy = fmaf(-v, x, t.entropy);
+              add_row_stats(t, n, c, v, x);
             } else if (!visible) {
               v = 0.f;
             }

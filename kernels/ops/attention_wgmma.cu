@@ -85,30 +85,28 @@ __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-// Waits until the phase of parity `parity` has completed.
+// Waits until the phase of parity `parity` has completed. kSleep: each try
+// suspends the thread up to 0.1 ms (it wakes when the phase completes); a
+// plain try_wait returns within a few cycles. The producer sleeps: its spin
+// loop was 8.5 % (plain) and 11 % (kSums) of all the instructions the kernel
+// issued (ncu, 376M EC, T = 32768), on a scheduler it shares with consumer
+// warps. The consumers, on the critical path, spin.
+template <bool kSleep = false>
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   uint32_t done;
   do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-// The same for the producer, suspended up to 0.1 ms a try (it wakes when the
-// phase completes): a plain try_wait returns within a few cycles, and the
-// producer's spin loop was 8.5 % (plain) and 11 % (kSums) of all the
-// instructions the kernel issued (ncu, 376M EC, T = 32768), on a scheduler it
-// shares with consumer warps.
-__device__ __forceinline__ void mbar_wait_sleeping(uint32_t bar, uint32_t parity) {
-  uint32_t done;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, 100000;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
+    if constexpr (kSleep)
+      asm volatile(
+          "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, 100000;\nselp.u32 %0, 1, 0, p;\n}\n"
+          : "=r"(done)
+          : "r"(bar), "r"(parity)
+          : "memory");
+    else
+      asm volatile(
+          "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+          : "=r"(done)
+          : "r"(bar), "r"(parity)
+          : "memory");
   } while (!done);
 }
 
@@ -285,12 +283,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int j = 0; j < ntiles; ++j) {  // key tile j0 + j
         const int s = j % kStages, key0 = (j0 + j) * kKeys;
         const uint32_t parity = ((j / kStages) - 1) & 1;  // phase of the consumers' release of round j/kStages - 1
-        if (j >= kStages) mbar_wait_sleeping(empty_k + 8 * s, parity);
+        if (j >= kStages) mbar_wait<true>(empty_k + 8 * s, parity);
         mbar_expect_tx(full_k + 8 * s, L::kTile);
         for (int b = 0; b < D / 64; ++b)
           tma_load_2d(base + L::k + s * L::kTile + b * kKeys * L::kBlock, &tmap_k, kv * D + 64 * b, key0,
                       full_k + 8 * s);
-        if (j >= kStages) mbar_wait_sleeping(empty_v + 8 * s, parity);
+        if (j >= kStages) mbar_wait<true>(empty_v + 8 * s, parity);
         mbar_expect_tx(full_v + 8 * s, L::kTile);
         for (int b = 0; b < D / 64; ++b)
           tma_load_2d(base + L::v + s * L::kTile + b * kKeys * L::kBlock, &tmap_v, kv * D + 64 * b, key0,
@@ -355,23 +353,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int b = 0; b < kBatch; ++b) {
         const int r = row_of(b0 + b);
         if (rotary) {
-          const bf16* x8 = reinterpret_cast<const bf16*>(&xq[b]);
-          const bf16* p8 = reinterpret_cast<const bf16*>(&xp[b]);
-          const float cs[8] = {cv[b][0].x, cv[b][0].y, cv[b][0].z, cv[b][0].w,
-                               cv[b][1].x, cv[b][1].y, cv[b][1].z, cv[b][1].w};
-          const float sn[8] = {sv[b][0].x, sv[b][0].y, sv[b][0].z, sv[b][0].w,
-                               sv[b][1].x, sv[b][1].y, sv[b][1].z, sv[b][1].w};
-          const bool imag = is_imag(r);
-          float val[8];
-#pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            const float x = __bfloat162float(x8[e]), pe = __bfloat162float(p8[e]);
-            // rotate_half(q)[i] = -q[i + pairs] for the first half, +q[i - pairs] for the second.
-            const float rh = first ? -pe : pe;
-            val[e] = imag ? x * sn[e] - rh * cs[e] : x * cs[e] + rh * sn[e];
-          }
-          store_chunk(r, make_uint4(pack_bf16(val[0], val[1]), pack_bf16(val[2], val[3]),
-                                    pack_bf16(val[4], val[5]), pack_bf16(val[6], val[7])));
+          store_chunk(r, mma::rotated_query_chunk(xq[b], xp[b], cv[b][0], cv[b][1], sv[b][0], sv[b][1], first,
+                                                  is_imag(r)));
         } else {
           store_chunk(r, xq[b]);
         }

@@ -148,6 +148,28 @@ __device__ __forceinline__ void warp_scores(const QF& q, const __nv_bfloat16* kt
   }
 }
 
+// Eight consecutive rotary dims of a query (a 16-byte chunk q of bf16) rotated
+// with their rotate_half partner chunk and their pairs' table entries (c0 c1,
+// s0 s1: cos and sin of the 8 pairs), rounded to bf16: rotated_query_dim's
+// arithmetic for each dim. first: the dims lie in the first half (pairs n <
+// pairs, partner + pairs, rotate_half negates it).
+__device__ __forceinline__ uint4 rotated_query_chunk(const uint4& q, const uint4& partner, float4 c0, float4 c1,
+                                                     float4 s0, float4 s1, bool first, bool imaginary) {
+  const float cs[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+  const float sn[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+  const __nv_bfloat16* x8 = reinterpret_cast<const __nv_bfloat16*>(&q);
+  const __nv_bfloat16* p8 = reinterpret_cast<const __nv_bfloat16*>(&partner);
+  float val[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const float x = __bfloat162float(x8[e]), pe = __bfloat162float(p8[e]);
+    const float rh = first ? -pe : pe;  // rotate_half(q)[i]
+    val[e] = imaginary ? x * sn[e] - rh * cs[e] : x * cs[e] + rh * sn[e];
+  }
+  return make_uint4(pack_bf16(val[0], val[1]), pack_bf16(val[2], val[3]), pack_bf16(val[4], val[5]),
+                    pack_bf16(val[6], val[7]));
+}
+
 // Stages kRows rotated queries, rounded to bf16, into the swizzled [kRows, D]
 // tile Qs (all kThreads threads take part): row r is attention head a at
 // position t, {a, t} = row_of(r) (an int2); rows past T are zeros. Head a reads query
@@ -179,20 +201,7 @@ __device__ __forceinline__ void stage_rotated_queries(__nv_bfloat16* Qs, const _
           const uint4 partner = *reinterpret_cast<const uint4*>(row + (first ? i0 + pairs : i0 - pairs));
           const float4* cp = reinterpret_cast<const float4*>(cos + static_cast<long>(t) * pairs + n0);
           const float4* sp = reinterpret_cast<const float4*>(sin + static_cast<long>(t) * pairs + n0);
-          const float4 c0 = cp[0], c1 = cp[1], s0 = sp[0], s1 = sp[1];
-          const float cs[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
-          const float sn[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
-          const __nv_bfloat16* x8 = reinterpret_cast<const __nv_bfloat16*>(&out);
-          const __nv_bfloat16* p8 = reinterpret_cast<const __nv_bfloat16*>(&partner);
-          float val[8];
-#pragma unroll
-          for (int e = 0; e < 8; ++e) {  // as rotated_query_dim
-            const float x = __bfloat162float(x8[e]), pe = __bfloat162float(p8[e]);
-            const float rh = first ? -pe : pe;  // rotate_half(q)[i]
-            val[e] = imaginary ? x * sn[e] - rh * cs[e] : x * cs[e] + rh * sn[e];
-          }
-          out = make_uint4(pack_bf16(val[0], val[1]), pack_bf16(val[2], val[3]), pack_bf16(val[4], val[5]),
-                           pack_bf16(val[6], val[7]));
+          out = rotated_query_chunk(out, partner, cp[0], cp[1], sp[0], sp[1], first, imaginary);
         }
       }
       *reinterpret_cast<uint4*>(Qs + swz<D>(r, i0)) = out;
