@@ -30,10 +30,10 @@
 // along (ops.hpp): each thread keeps, for its two rows, the running sums of
 // p (t - s) and p log2-score (rescaled with O) and the current slot run of
 // the pairs at distance >= band (its sum of exponentials, rescaled with O,
-// and of raw scores). When a row's slot changes, the quad adds up the run and
-// one thread stores log2(sum) + max for (row, slot) in shared memory and adds
-// the scores (times map.unit, one fp64 rounding) to the CTA's per-(head, slot)
-// fixed-point sums. At the end, with the rows' log-sum-exps known, the CTA
+// and of scores in log2 units). When a row's slot changes, the quad adds up
+// the run and one thread stores log2(sum) + max for (row, slot) in shared
+// memory and adds the scores (times map.unit / map.post_log2, one fp64
+// rounding) to the CTA's per-(head, slot) fixed-point sums. At the end, with the rows' log-sum-exps known, the CTA
 // turns the stored runs into probability sums (fp32, rows in a fixed order)
 // and adds them, the scores and the per-head stats to global memory. Every
 // accumulation that more than one thread adds to is an exact 128-bit
@@ -41,7 +41,12 @@
 // are bitwise reproducible; an addend outside its format's limit sets the
 // overflow bit of site fused_epilogue instead.
 // A row's 128 keys of a tile span 128 distances: from band on they meet at
-// most two slots (plan_fused_sums), so a tile is one or two runs.
+// most two slots (plan_fused_sums), so a tile is one or two runs. A row's tile
+// whose pairs are all far and visible is summed in the softmax loop itself:
+// in one slot from the loop's row sums, in two with the slot boundary as a
+// column threshold (the part past it summed in the loop, the rest the row sum
+// less that part); only the tile that crosses band and window edges take a
+// second pass over the scores (far_general).
 //
 // Shared-memory layout of every operand ([rows][d] bf16: Q rows, K keys,
 // V keys): column blocks of 64 (128 bytes), [d / 64][rows][64], each row of
@@ -57,6 +62,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "kernels/ops/check.cuh"
 #include "kernels/ops/fixed_point.cuh"
@@ -206,6 +212,7 @@ struct Params {
   ScoreMap map;      // scale and softcap (ops.hpp)
   FusedDistanceSums sums;  // read only by the kSums kernel
   SumsLimits limits;       // of one addend, at T (fixed_point.hpp)
+  double score_unit_log2;  // map.unit / map.post_log2: score sums' units per log2 unit of score
 };
 
 constexpr int kMaxGroup = 8;  // G: P = kRows / G >= 16 positions per CTA
@@ -439,8 +446,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (t4 == 0) {
       const int c = run_slot - p.sums.first_slot;
       runs[row * kCoarse + c] = log2f(run_p) + b;  // log2 of the run's sum of exp2(score - 0)
-      fixed::add_signed<kScoreFraction>(scores + (row / P) * kCoarse + c, static_cast<double>(run_s) * p.map.unit,
-                                        p.limits.score, p.sums.out.overflow,
+      fixed::add_signed<kScoreFraction>(scores + (row / P) * kCoarse + c,
+                                        static_cast<double>(run_s) * p.score_unit_log2, p.limits.score,
+                                        p.sums.out.overflow,
                                         overflow_bit(SumsSite::fused_epilogue, SumsQuantity::score));
     }
     run_slot = -1;
@@ -448,7 +456,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
   // The far part of a row's tile: distances pos - kbase - 127 .. pos - kbase.
   struct FarRow {
-    bool any = false, simple = false;  // simple: all 128 pairs far, visible, in one slot
+    bool any = false;
+    bool simple = false;  // all 128 pairs far, visible, in one slot
+    bool split = false;   // all 128 pairs far and visible, in two slots
     int slot_hi = 0, slot_lo = 0, boundary = 0;  // far pairs at distance >= boundary are in slot_hi
   };
   // A row's coarse slot (index into far_start) of its tile's largest
@@ -468,14 +478,16 @@ __global__ void __launch_bounds__(kThreads, 1)
     f.boundary = far_start[cursor];
     // At most two slots meet the tile (plan_fused_sums): below boundary it is the previous one.
     f.slot_lo = max(dmin, band) >= f.boundary ? f.slot_hi : f.slot_hi - 1;
-    f.simple = dmin >= band && f.slot_lo == f.slot_hi && !window_edge;
+    const bool clean = dmin >= band && !window_edge;
+    f.simple = clean && f.slot_lo == f.slot_hi;
+    f.split = clean && f.slot_lo != f.slot_hi;
     return f;
   };
-  // A row's far pairs in a tile that is not simple (elements c0, c0 + 1 of
-  // each n-tile), from the raw scores once the tile's max b is known: the
-  // exponentials and scores at distance >= boundary into (ph, sh), the rest
-  // into (pl, sl); masked pairs (-inf) skipped. Simple tiles are summed in
-  // the softmax's own loop instead.
+  // A row's far pairs in a tile that crosses band or a window edge (elements
+  // c0, c0 + 1 of each n-tile), from the raw scores once the tile's max b is
+  // known: the exponentials and raw scores at distance >= boundary into (ph,
+  // sh), the rest into (pl, sl); masked pairs (-inf) skipped. Simple and
+  // split tiles are summed in the softmax's own loop instead.
   auto far_general = [&](const FarRow& f, int pos, int kbase, int c0, float b, float& ph, float& sh, float& pl,
                          float& sl) {
 #pragma unroll
@@ -579,51 +591,86 @@ __global__ void __launch_bounds__(kThreads, 1)
         rs1 += s[4 * n + 2] + s[4 * n + 3];
       }
     } else {
-      // The far pairs of tiles that are not simple, before s turns into exponentials.
+      // The far pairs of tiles that cross band or a window edge, before s turns into exponentials.
       float prob_hi0 = 0.f, score_hi0 = 0.f, prob_lo0 = 0.f, score_lo0 = 0.f;
       float prob_hi1 = 0.f, score_hi1 = 0.f, prob_lo1 = 0.f, score_lo1 = 0.f;
-      if (f0.any && !f0.simple) far_general(f0, pos0, kbase, 0, b0, prob_hi0, score_hi0, prob_lo0, score_lo0);
-      if (f1.any && !f1.simple) far_general(f1, pos1, kbase, 2, b1, prob_hi1, score_hi1, prob_lo1, score_lo1);
+      const bool general0 = f0.any && !f0.simple && !f0.split, general1 = f1.any && !f1.simple && !f1.split;
+      if (general0) far_general(f0, pos0, kbase, 0, b0, prob_hi0, score_hi0, prob_lo0, score_lo0);
+      if (general1) far_general(f1, pos1, kbase, 2, b1, prob_hi1, score_hi1, prob_lo1, score_lo1);
       // The plain loop (the same l, bit for bit: the profile's forward is the
       // forward), plus per row: sum p (k - key0) (k the column, a constant),
       // sum p x and sum x, x the exponent (a masked x is -inf with p = 0, so
-      // it is clamped for the products).
+      // it is clamped for the products). kSplit (some row of the warp is
+      // split): also sum p and x over the columns k - key0 <= thr, the pairs
+      // at distance >= boundary (pos - k >= boundary).
       const bool masked = causal_edge || window_edge;
+      const int key0 = kbase + 2 * t4;
+      const int thr0 = f0.split ? pos0 - f0.boundary - key0 : -1, thr1 = f1.split ? pos1 - f1.boundary - key0 : -1;
       float pk0 = 0.f, pk1 = 0.f, px0 = 0.f, px1 = 0.f, sx0 = 0.f, sx1 = 0.f;
+      float ph0 = 0.f, ph1 = 0.f, xh0 = 0.f, xh1 = 0.f;
+      auto loop = [&](auto split_tag) {
+        constexpr bool kSplit = decltype(split_tag)::value;
 #pragma unroll
-      for (int n = 0; n < 16; ++n) {
-        float x[4];
+        for (int n = 0; n < 16; ++n) {
+          float x[4];
 #pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          x[c] = fmaf(s[4 * n + c], p.map.post_log2, -(c < 2 ? b0 : b1));
-          s[4 * n + c] = fast_exp2(x[c]);
-          if (masked) x[c] = fmaxf(x[c], -1e30f);
+          for (int c = 0; c < 4; ++c) {
+            x[c] = fmaf(s[4 * n + c], p.map.post_log2, -(c < 2 ? b0 : b1));
+            s[4 * n + c] = fast_exp2(x[c]);
+            if (masked) x[c] = fmaxf(x[c], -1e30f);
+          }
+          rs0 += s[4 * n] + s[4 * n + 1];
+          rs1 += s[4 * n + 2] + s[4 * n + 3];
+          pk0 = fmaf(s[4 * n + 1], static_cast<float>(8 * n + 1), fmaf(s[4 * n], static_cast<float>(8 * n), pk0));
+          pk1 = fmaf(s[4 * n + 3], static_cast<float>(8 * n + 1), fmaf(s[4 * n + 2], static_cast<float>(8 * n), pk1));
+          px0 = fmaf(s[4 * n + 1], x[1], fmaf(s[4 * n], x[0], px0));
+          px1 = fmaf(s[4 * n + 3], x[3], fmaf(s[4 * n + 2], x[2], px1));
+          sx0 += x[0] + x[1];
+          sx1 += x[2] + x[3];
+          if constexpr (kSplit) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+              if (8 * n + (c & 1) <= (c < 2 ? thr0 : thr1)) {  // column 8n + (c & 1) against a constant
+                (c < 2 ? ph0 : ph1) += s[4 * n + c];
+                (c < 2 ? xh0 : xh1) += x[c];
+              }
+            }
+          }
         }
-        rs0 += s[4 * n] + s[4 * n + 1];
-        rs1 += s[4 * n + 2] + s[4 * n + 3];
-        pk0 = fmaf(s[4 * n + 1], static_cast<float>(8 * n + 1), fmaf(s[4 * n], static_cast<float>(8 * n), pk0));
-        pk1 = fmaf(s[4 * n + 3], static_cast<float>(8 * n + 1), fmaf(s[4 * n + 2], static_cast<float>(8 * n), pk1));
-        px0 = fmaf(s[4 * n + 1], x[1], fmaf(s[4 * n], x[0], px0));
-        px1 = fmaf(s[4 * n + 3], x[3], fmaf(s[4 * n + 2], x[2], px1));
-        sx0 += x[0] + x[1];
-        sx1 += x[2] + x[3];
-      }
+      };
+      if (__any_sync(0xffffffffu, f0.split || f1.split))
+        loop(std::true_type{});
+      else
+        loop(std::false_type{});
       // sum p (pos - key) = (pos - key0) sum p - sum p (key - key0); sum p
       // (x + b) is the sum of p times the score in log2 units.
-      const int key0 = kbase + 2 * t4;
       dist0 = fmaf(alpha0, dist0, static_cast<float>(pos0 - key0) * rs0 - pk0);
       dist1 = fmaf(alpha1, dist1, static_cast<float>(pos1 - key0) * rs1 - pk1);
       ent0 = fmaf(alpha0, ent0, fmaf(b0, rs0, px0));
       ent1 = fmaf(alpha1, ent1, fmaf(b1, rs1, px1));
-      // A simple row: all of its 32 exponentials, and its scores (x + b) / (log2 units per score).
-      if (f0.simple) {
-        prob_hi0 = rs0;
-        score_hi0 = fmaf(32.f, b0, sx0) / p.map.post_log2;
-      }
-      if (f1.simple) {
-        prob_hi1 = rs1;
-        score_hi1 = fmaf(32.f, b1, sx1) / p.map.post_log2;
-      }
+      // Scores go into the runs in log2 units (x + b), turned into scores once per run (flush).
+      auto simple_or_split = [&](const FarRow& f, int thr, float b, float rs, float sx, float ph, float xh, float& prob_hi,
+                                 float& score_hi, float& prob_lo, float& score_lo) {
+        if (f.simple) {  // all of its 32 exponentials and exponents
+          prob_hi = rs;
+          score_hi = fmaf(32.f, b, sx);
+        } else if (f.split) {
+          // This thread's columns 8n + e <= thr (e = 0, 1; thr >= -7) are at distance >= boundary.
+          const int hi = min(16, max(0, thr + 8) / 8) + min(16, max(0, thr + 7) / 8);
+          prob_hi = ph;
+          score_hi = fmaf(static_cast<float>(hi), b, xh);
+          // The rest is a difference of fp32 sums: when it is ~0, rounding
+          // can make it slightly negative; its true value is >= 0 (as in
+          // the distance-sums kernel's two-slot tiles).
+          prob_lo = fmaxf(rs - ph, 0.f);
+          score_lo = fmaf(static_cast<float>(32 - hi), b, sx - xh);
+        } else {  // far_general's raw scores
+          score_hi *= p.map.post_log2;
+          score_lo *= p.map.post_log2;
+        }
+      };
+      simple_or_split(f0, thr0, b0, rs0, sx0, ph0, xh0, prob_hi0, score_hi0, prob_lo0, score_lo0);
+      simple_or_split(f1, thr1, b1, rs1, sx1, ph1, xh1, prob_hi1, score_hi1, prob_lo1, score_lo1);
       // Runs: distances fall as keys rise, so slot_hi continues the current
       // run and slot_lo starts the next.
       run_p0 *= alpha0;
@@ -854,9 +901,10 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
                              " and every output (stats, overflow)");
   static_assert(kRows == 128, "tile_positions assumes 128 query rows per CTA");
   const int P = tile_positions(G);
-  const Params p{q,        rope.cos,     rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs, P,
+  Params p{q,        rope.cos,     rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs, P,
                  shape.imaginary_twins, vec_rope, shape.window, score_map(shape),
                  sums ? *sums : FusedDistanceSums{}, sums_limits(shape.T)};
+  p.score_unit_log2 = static_cast<double>(p.map.unit) / static_cast<double>(p.map.post_log2);
   if (d == 128)
     sums ? launch<128, true>(k, v, p, stream) : launch<128, false>(k, v, p, stream);
   else
