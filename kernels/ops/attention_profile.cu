@@ -174,7 +174,9 @@ __device__ __noinline__ void add_score_partial(Fixed128* acc, double s, double u
   fixed::add_signed<kScoreFraction>(acc, s * unit, limit, flags, bit);
 }
 
-template <int D>
+// kStats: also the per-pair sums of p (t - s) and entropy (off for the band
+// pass of FusedDistanceSums, whose forward adds them).
+template <int D, bool kStats>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kernel(const Params p) {
   constexpr int Dp = tile_pitch<D>();  // shared-memory row pitch
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -221,7 +223,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
   // This thread's running sums of p (t - s) and -p log2 p, in fp64 shared
   // memory (registers are all taken at 2 CTAs per SM).
   double* thread_stats = reinterpret_cast<double*>(acc_score + p.out.slots) + 2 * tid;
-  thread_stats[0] = thread_stats[1] = 0.0;
+  if constexpr (kStats) thread_stats[0] = thread_stats[1] = 0.0;
   float2* const diagonal_sums = reinterpret_cast<float2*>(acc_score + p.out.slots + kThreads);  // [kWarps][kDiagonalsPadded]
   int* const left_diagonals = reinterpret_cast<int*>(diagonal_sums + kWarps * kDiagonalsPadded);  // [kWarps]
   float2* const my_diagonals = diagonal_sums + warp * kDiagonalsPadded;
@@ -273,6 +275,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
     const int key0 = kbase + 2 * t4;
     // sum over the row of p (pos - key) = (pos - key0) sum p - sum p (8n + (c & 1)).
     auto add_stats = [&]() {
+      if constexpr (!kStats) return;
       thread_stats[0] += static_cast<double>(static_cast<float>(pos0 - key0) * t.p_row0 - t.k_row0) +
                          static_cast<double>(static_cast<float>(pos1 - key0) * t.p_row1 - t.k_row1);
       thread_stats[1] += t.entropy;
@@ -334,7 +337,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
             if (pass == 0) {
               const float x = fmaf(v, p.map.post_log2, -(c < 2 ? lse0 : lse1));  // log2 p
               v = visible ? fast_exp2(x) : 0.f;
-              add_row_stats(t, n, c, v, x);
+              if constexpr (kStats) add_row_stats(t, n, c, v, x);
             } else if (!visible) {
               v = 0.f;
             }
@@ -347,11 +350,22 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
       else
         store(std::false_type{});
       __syncwarp();
-      for (int i = lane; i < kDiagonals; i += 32) {
+      // Lane i adds up diagonals i, i + 32 and i + 64 (< 79): element (r,
+      // r - i + 63) for the rows r = max(0, i - 63) .. min(15, i). Unrolled
+      // over the 16 rows: the middle third (32 <= i < 64) takes all of them;
+      // the first has r <= i, the last r >= i - 63 (predicated reads).
+#pragma unroll
+      for (int third = 0; third < 3; ++third) {
+        const int i = lane + 32 * third;
+        if (third == 2 && i >= kDiagonals) break;
         const int dd = wpos - kbase - (kKeys - 1) + i;
+        const float* diagonal = wscratch + (kKeys - 1) - i;  // + r * (kScratchStride + 1): row r's element
         float sum = 0.f;
-        if (dd >= 0 && dd <= d_max)
-          for (int r = max(0, i - (kKeys - 1)); r <= min(15, i); ++r) sum += wscratch[r * kScratchStride + r - i + kKeys - 1];
+        if (dd >= 0 && dd <= d_max) {
+#pragma unroll
+          for (int r = 0; r < 16; ++r)
+            if (third == 1 || (third == 0 ? r <= i : r >= i - (kKeys - 1))) sum += diagonal[r * (kScratchStride + 1)];
+        }
         if (pass == 0)
           my_diagonals[i].x = sum;
         else
@@ -407,7 +421,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<D>) distance_sums_kerne
     fixed::add_probability_total(prob_out + k, acc_prob[k], p.out.overflow, prob_bit);
     if (acc_score[k].lo != 0 || acc_score[k].hi != 0) fixed::atomic_add(score_out + k, acc_score[k]);
   }
-  if (p.out.stats == nullptr) return;  // the band pass of FusedDistanceSums: the forward wrote them
+  if (!kStats || p.out.stats == nullptr) return;  // the band pass of FusedDistanceSums: the forward wrote them
   const double distance_acc = warp_sum(thread_stats[0]), entropy_acc = warp_sum(thread_stats[1]);
   if (lane == 0) {
     const unsigned stats_bit = overflow_bit(p.site, SumsQuantity::stats);
@@ -426,13 +440,14 @@ int capacity() {
   return (optin - fixed_smem_bytes<D>() - kTailBytes) / (2 * static_cast<int>(sizeof(Fixed128)));
 }
 
-template <int D>
+template <int D, bool kStats = true>
 void launch(const Params& p, cudaStream_t stream) {
   const int smem = fixed_smem_bytes<D>() + 2 * static_cast<int>(sizeof(Fixed128)) * p.out.slots + kTailBytes;
-  cuda_check(cudaFuncSetAttribute(distance_sums_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+  auto kernel = distance_sums_kernel<D, kStats>;
+  cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "distance sums smem attribute");
   const dim3 grid((p.T + kRows - 1) / kRows, p.kv_heads * p.group);
-  distance_sums_kernel<D><<<grid, kThreads, smem, stream>>>(p);
+  kernel<<<grid, kThreads, smem, stream>>>(p);
   cuda_check(cudaGetLastError(), "distance_sums_kernel launch");
 }
 
@@ -453,10 +468,11 @@ void distance_sums(const bf16* q, const bf16* k, const DeviceRopeTable& rope, co
                  rope.pairs, shape.imaginary_twins, shape.window > 0 ? shape.window : INT_MAX, score_map(shape),
                  out,        sums_limits(shape.T),  site};
   switch (shape.head_dim) {
-    case 64: launch<64>(p, stream); break;
+    // Without stats only where the band pass runs (after the wgmma forward: head dims 64 and 128).
+    case 64: p.out.stats ? launch<64>(p, stream) : launch<64, false>(p, stream); break;
     case 80: launch<80>(p, stream); break;
     case 96: launch<96>(p, stream); break;
-    case 128: launch<128>(p, stream); break;
+    case 128: p.out.stats ? launch<128>(p, stream) : launch<128, false>(p, stream); break;
     default: launch<256>(p, stream); break;
   }
 }
