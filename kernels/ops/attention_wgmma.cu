@@ -33,9 +33,10 @@
 // and of scores in log2 units). When a row's slot changes, the quad adds up
 // the run and one thread stores log2(sum) + max for (row, slot) in shared
 // memory and adds the scores (times map.unit / map.post_log2, one fp64
-// rounding) to the CTA's per-(head, slot) fixed-point sums. At the end, with the rows' log-sum-exps known, the CTA
-// turns the stored runs into probability sums (fp32, rows in a fixed order)
-// and adds them, the scores and the per-head stats to global memory. Every
+// rounding) to the CTA's per-(head, slot) fixed-point sums. At the end, with
+// the rows' log-sum-exps known, the CTA turns the stored runs into
+// probability sums (fp32, rows in a fixed order) and adds them, the scores
+// and the per-head stats to global memory. Every
 // accumulation that more than one thread adds to is an exact 128-bit
 // fixed-point integer (fixed_point.hpp, 64-bit integer atomics), so the sums
 // are bitwise reproducible; an addend outside its format's limit sets the
@@ -45,8 +46,8 @@
 // whose pairs are all far and visible is summed in the softmax loop itself:
 // in one slot from the loop's row sums, in two with the slot boundary as a
 // column threshold (the part past it summed in the loop, the rest the row sum
-// less that part); only the tile that crosses band and window edges take a
-// second pass over the scores (far_general).
+// less that part). Only a row's tile that crosses band, and window edges,
+// take a second pass over the scores (far_general).
 //
 // Shared-memory layout of every operand ([rows][d] bf16: Q rows, K keys,
 // V keys): column blocks of 64 (128 bytes), [d / 64][rows][64], each row of
@@ -630,7 +631,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           if constexpr (kSplit) {
 #pragma unroll
             for (int c = 0; c < 4; ++c) {
-              if (8 * n + (c & 1) <= (c < 2 ? thr0 : thr1)) {  // column 8n + (c & 1) against a constant
+              if (8 * n + (c & 1) <= (c < 2 ? thr0 : thr1)) {  // a compile-time column against the row's thr
                 (c < 2 ? ph0 : ph1) += s[4 * n + c];
                 (c < 2 ? xh0 : xh1) += x[c];
               }
@@ -902,8 +903,8 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
   static_assert(kRows == 128, "tile_positions assumes 128 query rows per CTA");
   const int P = tile_positions(G);
   Params p{q,        rope.cos,     rope.sin, out, lse, shape.T, shape.query_heads, KV, G, rope.pairs, P,
-                 shape.imaginary_twins, vec_rope, shape.window, score_map(shape),
-                 sums ? *sums : FusedDistanceSums{}, sums_limits(shape.T)};
+           shape.imaginary_twins, vec_rope, shape.window, score_map(shape),
+           sums ? *sums : FusedDistanceSums{}, sums_limits(shape.T)};
   p.score_unit_log2 = static_cast<double>(p.map.unit) / static_cast<double>(p.map.post_log2);
   if (d == 128)
     sums ? launch<128, true>(k, v, p, stream) : launch<128, false>(k, v, p, stream);
