@@ -32,8 +32,9 @@
 // the pairs at distance >= band (its sum of exponentials, rescaled with O,
 // and of scores in log2 units). When a row's slot changes, the quad adds up
 // the run and one thread stores log2(sum) + max for (row, slot) in shared
-// memory and adds the scores (times map.unit / map.post_log2, one fp64
-// rounding) to the CTA's per-(head, slot) fixed-point sums. At the end, with
+// memory; the run's scores (times map.unit / map.post_log2, one fp64
+// rounding to fixed point) are summed across the warp per slot and added
+// to the CTA's per-(head, slot) fixed-point sums. At the end, with
 // the rows' log-sum-exps known, the CTA turns the stored runs into
 // probability sums (fp32, rows in a fixed order) and adds them, the scores
 // and the per-head stats to global memory. Every
@@ -137,9 +138,15 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
 // computed address, so the chunk index still lands right).
 // MN-major operand (V as B, transposed: N = d contiguous, K = keys): LBO =
 // distance between 64-column blocks (kKeys * 128 bytes), SBO = 1024 (next 8 keys).
-__device__ __forceinline__ uint64_t desc_encode(uint32_t addr, uint32_t lbo, uint32_t sbo) {
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
-         (static_cast<uint64_t>(sbo >> 4) << 32) | (1ull << 62);
+// Every operand here has SBO = 1024 and the 128B swizzle, so a descriptor is
+// its low word (start address and LBO) under the constant high word kDescHi.
+// The start address field never carries into LBO: shared memory ends below
+// 2^18 bytes, so start + offset stays inside its 14 bits. Kept as 32-bit
+// words, a k-step's descriptor is one 32-bit add (64-bit adds took three
+// instructions per wgmma in the kSums kernel).
+constexpr uint32_t kDescHi = (1024u >> 4) | (1u << 30);
+__device__ __forceinline__ uint32_t desc_lo(uint32_t addr, uint32_t lbo) {
+  return ((addr & 0x3FFFF) >> 4) | ((lbo >> 4) << 16);
 }
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -166,26 +173,27 @@ __device__ __forceinline__ void fence_reg(uint32_t& x) { asm volatile("" : "+r"(
   "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
 // d (64 x 128 fp32) = (accumulate ? d : 0) + A (64 x 16, smem) * B (16 x 128, smem), both K-major.
-__device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " REGS64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+__device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint32_t da, uint32_t db, int accumulate) {
+  asm volatile("{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %66, 0;\n"
+               "mov.b64 da, {%64, %67};\nmov.b64 db, {%65, %67};\n"
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " REGS64 ", da, db, p, 1, 1, 0, 0;\n}\n"
                : ACC64(d)
-               : "l"(da), "l"(db), "r"(accumulate));
+               : "r"(da), "r"(db), "r"(accumulate), "r"(kDescHi));
 }
 // d (64 x N fp32) += A (64 x 16, registers) * B (16 x N, smem, MN-major: imm-trans-b = 1).
-__device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const uint32_t* a, uint64_t db) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+__device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const uint32_t* a, uint32_t db) {
+  asm volatile("{\n.reg .pred p;\n.reg .b64 db;\nsetp.ne.b32 p, %69, 0;\nmov.b64 db, {%68, %70};\n"
                "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " REGS64
-               ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+               ", {%64, %65, %66, %67}, db, p, 1, 1, 1;\n}\n"
                : ACC64(d)
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(db), "r"(1), "r"(kDescHi));
 }
-__device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t* a, uint64_t db) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+__device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t* a, uint32_t db) {
+  asm volatile("{\n.reg .pred p;\n.reg .b64 db;\nsetp.ne.b32 p, %37, 0;\nmov.b64 db, {%36, %38};\n"
                "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " REGS32
-               ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+               ", {%32, %33, %34, %35}, db, p, 1, 1, 1;\n}\n"
                : ACC32(d)
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(db), "r"(1), "r"(kDescHi));
 }
 #undef ACC8
 #undef ACC32
@@ -214,6 +222,7 @@ struct Params {
   FusedDistanceSums sums;  // read only by the kSums kernel
   SumsLimits limits;       // of one addend, at T (fixed_point.hpp)
   double score_unit_log2;  // map.unit / map.post_log2: score sums' units per log2 unit of score
+  float masked_score;      // kSums: a masked score's stand-in, -1e30 log2 units (exp2 of it is 0)
 };
 
 constexpr int kMaxGroup = 8;  // G: P = kRows / G >= 16 positions per CTA
@@ -237,6 +246,20 @@ struct Layout {
   static constexpr int far_start = row_lse + (kSums ? kRows * 4 : 0);
   static constexpr int end = far_start + (kSums ? kCoarse * 4 : 0);
   static constexpr int bytes = end + 1024;  // + slack to align the base
+};
+
+// kSums: the far part of a row's key tile (distances pos - kbase - 127 ..
+// pos - kbase), in three words, as registers are scarce in the kernel.
+struct FarRow {
+  static constexpr int kTwo = 1, kClean = 2;  // bits: two slots; all 128 pairs far and visible
+  int slot_hi = -1;  // -1: no far pair
+  int boundary = 0;  // far pairs at distance >= boundary are in slot_hi, the rest in slot_lo
+  int bits = 0;
+  __device__ bool any() const { return slot_hi >= 0; }
+  __device__ int slot_lo() const { return slot_hi - (bits & kTwo); }
+  __device__ bool simple() const { return bits == kClean; }         // in one slot
+  __device__ bool split() const { return bits == (kClean | kTwo); }  // in two slots
+  __device__ bool general() const { return any() && !(bits & kClean); }
 };
 
 // Byte offset of the 16-byte chunk `chunk` (8 columns) of row `row` in a
@@ -408,9 +431,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int pos0 = padding ? p.T + kRows : q0 + r0 % P, pos1 = pos0 + 8;
   const int t4 = lane & 3;
 
-  const uint64_t q_desc = desc_encode(base + L::q + wg * 64 * L::kBlock, 16, 1024);
-  const uint64_t k_desc = desc_encode(base + L::k, 16, 1024);
-  const uint64_t v_desc = desc_encode(base + L::v, kKeys * L::kBlock, 1024);
+  const uint32_t q_desc = desc_lo(base + L::q + wg * 64 * L::kBlock, 16);
+  const uint32_t k_desc = desc_lo(base + L::k, 16);
+  const uint32_t v_desc = desc_lo(base + L::v, kKeys * L::kBlock);
   // Descriptor start addresses advance in 16-byte units (the low field).
   auto qk_offset = [](int kk, int rows) { return ((kk >> 2) * rows * L::kBlock + (kk & 3) * 32) >> 4; };
 
@@ -436,31 +459,57 @@ __global__ void __launch_bounds__(kThreads, 1)
       far_start[i] = __ldg(p.sums.out.slot_start + p.sums.first_slot + i);
     asm volatile("bar.sync 5, 256;\n" ::: "memory");  // both consumer warpgroups
   }
-  // Adds up a row's run in its quad and stores it (quad-uniform control flow).
-  auto flush = [&](int& run_slot, float& run_p, float& run_s, int row, float b) {
-    if (run_slot < 0) return;
-    const unsigned quad = 0xFu << (lane & 28);
-    run_p += __shfl_xor_sync(quad, run_p, 1);
-    run_p += __shfl_xor_sync(quad, run_p, 2);
-    run_s += __shfl_xor_sync(quad, run_s, 1);
-    run_s += __shfl_xor_sync(quad, run_s, 2);
-    if (t4 == 0) {
+  // Ends the runs of the rows where `go` (quad-uniform) and a run is open:
+  // adds each up in its quad, stores log2 of its sum, and adds its scores
+  // to the CTA's (head, slot) sums. Called by the whole warp: its 16 rows
+  // share a head, and rows that end runs together mostly end them in one
+  // slot, so each slot's scores are summed across the warp first (exact
+  // integer sums, smallest slot first) and added by one lane. One
+  // shared-memory atomic per slot, where eight quads contending for one
+  // address had each spun in the 64-bit compare-and-swap loop (ncu: 13
+  // tries a run at T = 32768).
+  auto flush = [&](bool go, int& run_slot, float& run_p, float& run_s, int row, float b) {
+    go = go && run_slot >= 0;
+    if (!__any_sync(0xffffffffu, go)) return;
+    // The quad's sums (every quad shuffles; only the ending runs use them).
+    float sum_p = run_p + __shfl_xor_sync(0xffffffffu, run_p, 1);
+    sum_p += __shfl_xor_sync(0xffffffffu, sum_p, 2);
+    float sum_s = run_s + __shfl_xor_sync(0xffffffffu, run_s, 1);
+    sum_s += __shfl_xor_sync(0xffffffffu, sum_s, 2);
+    Fixed128 score{0, 0};
+    int slot = INT_MAX;  // the coarse slot of this lane's addend (INT_MAX: none)
+    if (go && t4 == 0) {
       const int c = run_slot - p.sums.first_slot;
-      runs[row * kCoarse + c] = log2f(run_p) + b;  // log2 of the run's sum of exp2(score - 0)
-      fixed::add_signed<kScoreFraction>(scores + (row / P) * kCoarse + c,
-                                        static_cast<double>(run_s) * p.score_unit_log2, p.limits.score,
-                                        p.sums.out.overflow,
-                                        overflow_bit(SumsSite::fused_epilogue, SumsQuantity::score));
+      runs[row * kCoarse + c] = log2f(sum_p) + b;  // log2 of the run's sum of exp2(score - 0)
+      const double v = static_cast<double>(sum_s) * p.score_unit_log2;
+      if (!(fabs(v) < p.limits.score))  // NaN too
+        atomicOr(p.sums.out.overflow, overflow_bit(SumsSite::fused_epilogue, SumsQuantity::score));
+      else if (v != 0.0) {
+        score = to_fixed<kScoreFraction>(v);
+        slot = c;
+      }
     }
-    run_slot = -1;
-    run_p = run_s = 0.f;
-  };
-  // The far part of a row's tile: distances pos - kbase - 127 .. pos - kbase.
-  struct FarRow {
-    bool any = false;
-    bool simple = false;  // all 128 pairs far, visible, in one slot
-    bool split = false;   // all 128 pairs far and visible, in two slots
-    int slot_hi = 0, slot_lo = 0, boundary = 0;  // far pairs at distance >= boundary are in slot_hi
+    for (int c = __reduce_min_sync(0xffffffffu, slot); c != INT_MAX; c = __reduce_min_sync(0xffffffffu, slot)) {
+      // The warp's sum of the addends in slot c, exact mod 2^128: each
+      // 16-bit limb summed by the warp's reduction unit (32 x (2^16 - 1) <
+      // 2^32), the limb sums then shifted into place.
+      const bool mine = slot == c;
+      unsigned __int128 sum = 0;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const unsigned long long word = k < 4 ? score.lo : static_cast<unsigned long long>(score.hi);
+        const unsigned limb = mine ? static_cast<unsigned>(word >> (16 * (k % 4))) & 0xFFFFu : 0u;
+        sum += static_cast<unsigned __int128>(__reduce_add_sync(0xffffffffu, limb)) << (16 * k);
+      }
+      if (lane == 0 && sum != 0)
+        fixed::atomic_add(scores + (row / P) * kCoarse + c,
+                          Fixed128{static_cast<unsigned long long>(sum), static_cast<long long>(sum >> 64)});
+      if (mine) slot = INT_MAX;
+    }
+    if (go) {
+      run_slot = -1;
+      run_p = run_s = 0.f;
+    }
   };
   // A row's coarse slot (index into far_start) of its tile's largest
   // distance. Distances only fall from tile to tile, so it walks down from
@@ -473,22 +522,20 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int dmax = pos - kbase, band = p.sums.band;
     if (pos >= p.T || dmax < band) return f;
     const int dmin = dmax - (kKeys - 1);
-    f.any = true;
     while (cursor > 0 && far_start[cursor] > dmax) --cursor;
     f.slot_hi = p.sums.first_slot + cursor;
     f.boundary = far_start[cursor];
     // At most two slots meet the tile (plan_fused_sums): below boundary it is the previous one.
-    f.slot_lo = max(dmin, band) >= f.boundary ? f.slot_hi : f.slot_hi - 1;
-    const bool clean = dmin >= band && !window_edge;
-    f.simple = clean && f.slot_lo == f.slot_hi;
-    f.split = clean && f.slot_lo != f.slot_hi;
+    f.bits = (max(dmin, band) < f.boundary ? FarRow::kTwo : 0) | (dmin >= band && !window_edge ? FarRow::kClean : 0);
     return f;
   };
   // A row's far pairs in a tile that crosses band or a window edge (elements
   // c0, c0 + 1 of each n-tile), from the raw scores once the tile's max b is
-  // known: the exponentials and raw scores at distance >= boundary into (ph,
-  // sh), the rest into (pl, sl); masked pairs (-inf) skipped. Simple and
-  // split tiles are summed in the softmax's own loop instead.
+  // known: the exponentials and scores at distance >= boundary into (ph, sh),
+  // the rest into (pl, sl), scores in log2 units as the runs keep them (the
+  // raw scores summed, then times map.post_log2); masked pairs (-inf)
+  // skipped. Simple and split tiles are summed in the softmax's own loop
+  // instead.
   auto far_general = [&](const FarRow& f, int pos, int kbase, int c0, float b, float& ph, float& sh, float& pl,
                          float& sl) {
 #pragma unroll
@@ -508,6 +555,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
       }
+    sh *= p.map.post_log2;
+    sl *= p.map.post_log2;
   };
   auto issue_qk = [&](int stage) {
     wgmma_fence();
@@ -522,7 +571,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
       // Keys 16 kk .. 16 kk + 15: 16 rows of 128 bytes into each 64-column block.
-      const uint64_t db = v_desc + ((stage * L::kTile + kk * 16 * L::kBlock) >> 4);
+      const uint32_t db = v_desc + ((stage * L::kTile + kk * 16 * L::kBlock) >> 4);
       if constexpr (D == 128)
         wgmma_rs_n128(o, pa + 4 * kk, db);
       else
@@ -595,18 +644,23 @@ __global__ void __launch_bounds__(kThreads, 1)
       // The far pairs of tiles that cross band or a window edge, before s turns into exponentials.
       float prob_hi0 = 0.f, score_hi0 = 0.f, prob_lo0 = 0.f, score_lo0 = 0.f;
       float prob_hi1 = 0.f, score_hi1 = 0.f, prob_lo1 = 0.f, score_lo1 = 0.f;
-      const bool general0 = f0.any && !f0.simple && !f0.split, general1 = f1.any && !f1.simple && !f1.split;
-      if (general0) far_general(f0, pos0, kbase, 0, b0, prob_hi0, score_hi0, prob_lo0, score_lo0);
-      if (general1) far_general(f1, pos1, kbase, 2, b1, prob_hi1, score_hi1, prob_lo1, score_lo1);
+      if (f0.general()) far_general(f0, pos0, kbase, 0, b0, prob_hi0, score_hi0, prob_lo0, score_lo0);
+      if (f1.general()) far_general(f1, pos1, kbase, 2, b1, prob_hi1, score_hi1, prob_lo1, score_lo1);
+      // A masked score (-inf) becomes p.masked_score, whose exponential is
+      // still exactly 0 but whose exponent is finite, so that p x is 0 and
+      // not NaN in the loop. After the max and far_general, which need the
+      // -inf; a masked tile is never simple or split, so its sum x goes unused.
+      if (causal_edge || window_edge) {
+#pragma unroll
+        for (int i = 0; i < 64; ++i) s[i] = fmaxf(s[i], p.masked_score);
+      }
       // The plain loop (the same l, bit for bit: the profile's forward is the
       // forward), plus per row: sum p (k - key0) (k the column, a constant),
-      // sum p x and sum x, x the exponent (a masked x is -inf with p = 0, so
-      // it is clamped for the products). kSplit (some row of the warp is
+      // sum p x and sum x, x the exponent. kSplit (some row of the warp is
       // split): also sum p and x over the columns k - key0 <= thr, the pairs
       // at distance >= boundary (pos - k >= boundary).
-      const bool masked = causal_edge || window_edge;
       const int key0 = kbase + 2 * t4;
-      const int thr0 = f0.split ? pos0 - f0.boundary - key0 : -1, thr1 = f1.split ? pos1 - f1.boundary - key0 : -1;
+      const int thr0 = f0.split() ? pos0 - f0.boundary - key0 : -1, thr1 = f1.split() ? pos1 - f1.boundary - key0 : -1;
       float pk0 = 0.f, pk1 = 0.f, px0 = 0.f, px1 = 0.f, sx0 = 0.f, sx1 = 0.f;
       float ph0 = 0.f, ph1 = 0.f, xh0 = 0.f, xh1 = 0.f;
       auto loop = [&](auto split_tag) {
@@ -618,7 +672,6 @@ __global__ void __launch_bounds__(kThreads, 1)
           for (int c = 0; c < 4; ++c) {
             x[c] = fmaf(s[4 * n + c], p.map.post_log2, -(c < 2 ? b0 : b1));
             s[4 * n + c] = fast_exp2(x[c]);
-            if (masked) x[c] = fmaxf(x[c], -1e30f);
           }
           rs0 += s[4 * n] + s[4 * n + 1];
           rs1 += s[4 * n + 2] + s[4 * n + 3];
@@ -639,7 +692,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
       };
-      if (__any_sync(0xffffffffu, f0.split || f1.split))
+      if (__any_sync(0xffffffffu, f0.split() || f1.split()))
         loop(std::true_type{});
       else
         loop(std::false_type{});
@@ -652,10 +705,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       // Scores go into the runs in log2 units (x + b), turned into scores once per run (flush).
       auto simple_or_split = [&](const FarRow& f, int thr, float b, float rs, float sx, float ph, float xh, float& prob_hi,
                                  float& score_hi, float& prob_lo, float& score_lo) {
-        if (f.simple) {  // all of its 32 exponentials and exponents
+        if (f.simple()) {  // all of its 32 exponentials and exponents
           prob_hi = rs;
           score_hi = fmaf(32.f, b, sx);
-        } else if (f.split) {
+        } else if (f.split()) {
           // This thread's columns 8n + e <= thr (e = 0, 1; thr >= -7) are at distance >= boundary.
           const int hi = min(16, max(0, thr + 8) / 8) + min(16, max(0, thr + 7) / 8);
           prob_hi = ph;
@@ -665,9 +718,6 @@ __global__ void __launch_bounds__(kThreads, 1)
           // the distance-sums kernel's two-slot tiles).
           prob_lo = fmaxf(rs - ph, 0.f);
           score_lo = fmaf(static_cast<float>(32 - hi), b, sx - xh);
-        } else {  // far_general's raw scores
-          score_hi *= p.map.post_log2;
-          score_lo *= p.map.post_log2;
         }
       };
       simple_or_split(f0, thr0, b0, rs0, sx0, ph0, xh0, prob_hi0, score_hi0, prob_lo0, score_lo0);
@@ -678,14 +728,16 @@ __global__ void __launch_bounds__(kThreads, 1)
       run_p1 *= alpha1;
       auto extend = [&](const FarRow& f, int& run_slot, float& run_p, float& run_s, int row, float b, float ph,
                         float pl, float sh, float sl) {
-        if (!f.any) return;
-        if (run_slot != f.slot_hi) flush(run_slot, run_p, run_s, row, b);
-        run_slot = f.slot_hi;
-        run_p += ph;
-        run_s += sh;
-        if (f.slot_lo != f.slot_hi) {
-          flush(run_slot, run_p, run_s, row, b);
-          run_slot = f.slot_lo;
+        flush(f.any() && run_slot != f.slot_hi, run_slot, run_p, run_s, row, b);
+        if (f.any()) {
+          run_slot = f.slot_hi;
+          run_p += ph;
+          run_s += sh;
+        }
+        const bool two = f.any() && (f.bits & FarRow::kTwo);
+        flush(two, run_slot, run_p, run_s, row, b);
+        if (two) {
+          run_slot = f.slot_lo();
           run_p += pl;
           run_s += sl;
         }
@@ -714,8 +766,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // kSums, after the last tile: the rows' stats (p (t - s) and entropy, per
   // head) and, once both warpgroups are done, the slot sums of the CTA.
   auto finish_sums = [&]() {
-    flush(run_slot0, run_p0, run_s0, r0, safe_max(m0));
-    flush(run_slot1, run_p1, run_s1, r0 + 8, safe_max(m1));
+    flush(true, run_slot0, run_p0, run_s0, r0, safe_max(m0));
+    flush(true, run_slot1, run_p1, run_s1, r0 + 8, safe_max(m1));
     auto quad_sum = [](float v) {
       v += __shfl_xor_sync(0xffffffffu, v, 1);
       return v + __shfl_xor_sync(0xffffffffu, v, 2);
@@ -906,6 +958,10 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
            shape.imaginary_twins, vec_rope, shape.window, score_map(shape),
            sums ? *sums : FusedDistanceSums{}, sums_limits(shape.T)};
   p.score_unit_log2 = static_cast<double>(p.map.unit) / static_cast<double>(p.map.post_log2);
+  p.masked_score = static_cast<float>(-1e30 / static_cast<double>(p.map.post_log2));
+  if (sums && !(p.map.post_log2 > 0.f && std::isfinite(p.masked_score)))
+    throw std::runtime_error("attention_forward_wgmma_bf16: fused distance sums need a score scale (log2 units per "
+                             "score) of at least 3e-9, got " + std::to_string(p.map.post_log2));
   if (d == 128)
     sums ? launch<128, true>(k, v, p, stream) : launch<128, false>(k, v, p, stream);
   else

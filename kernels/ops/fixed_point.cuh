@@ -1,7 +1,9 @@
 // Device side of fixed_point.hpp: an addend checked against its limit,
 // rounded to its fixed-point format and added to a Fixed128 (shared or global
 // memory) with 64-bit integer atomics, so that a total does not depend on the
-// order of the adds. Shared-memory 64-bit integer atomics are native on sm_90.
+// order of the adds. On sm_90 a 64-bit add to shared memory compiles to a
+// compare-and-swap loop (ATOMS.CAST.SPIN.64), so contended shared adds are
+// costly: the fused forward sums a warp's addends before its one add.
 #pragma once
 
 #include "kernels/ops/fixed_point.hpp"
