@@ -511,17 +511,21 @@ __global__ void __launch_bounds__(kThreads, 1)
       run_p = run_s = 0.f;
     }
   };
-  // A row's coarse slot (index into far_start) of its tile's largest
-  // distance. Distances only fall from tile to tile, so it walks down from
-  // the last slot, about one step a tile (a slot wholly past band is at
-  // least 127 wide): shared-memory reads in place of the dependent global
-  // lookups of slot_of_distance, whose latency the warp waited on (ncu).
-  int cursor0 = p.sums.coarse_slots - 1, cursor1 = cursor0;
-  auto far_row = [&](int pos, int kbase, bool window_edge, int& cursor) {
+  // Coarse slots (indices into far_start) come from one cursor per warp, at
+  // the slot of the warp's largest distance warp_pos + 15 - kbase (far_rows
+  // below). Distances only fall from tile to tile, so it walks down, about
+  // one step a tile (a slot wholly past band is at least 127 wide), and a
+  // row's slot is the cursor's or just below it: shared-memory reads in
+  // place of the dependent global lookups of slot_of_distance, whose
+  // latency the warp waited on (ncu).
+  const int warp_pos = __shfl_sync(0xffffffffu, pos0, 0);  // rows warp_pos .. + 15 (P is a multiple of 16)
+  int warp_cursor = p.sums.coarse_slots - 1;
+  auto far_row = [&](int pos, int kbase, bool window_edge) {
     FarRow f;
     const int dmax = pos - kbase, band = p.sums.band;
     if (pos >= p.T || dmax < band) return f;
     const int dmin = dmax - (kKeys - 1);
+    int cursor = warp_cursor;
     while (cursor > 0 && far_start[cursor] > dmax) --cursor;
     f.slot_hi = p.sums.first_slot + cursor;
     f.boundary = far_start[cursor];
@@ -584,14 +588,30 @@ __global__ void __launch_bounds__(kThreads, 1)
   float alpha0, alpha1, rs0, rs1;
   // Window edge: a tile reaching below the CTA's last position's first key
   // (q_last - W + 1) has pairs outside some row's window (key <= pos - W).
-  const int lo0 = p.window > 0 ? pos0 - p.window : INT_MIN, lo1 = p.window > 0 ? pos1 - p.window : INT_MIN;
-  // kSums: the far rows of the tile at kbase, looked up while its S is computed.
+  auto outside = [&](int key, int pos) { return key > pos || (p.window > 0 && key <= pos - p.window); };
+  // kSums: the far rows of the tile at kbase, looked up while its S is
+  // computed. Most tiles are interior to a warp: every pair of its 16 rows
+  // is far, visible and in the slot of the runs its rows already have.
+  // Those take the warp's cursor step and a vote, and no per-row lookups or
+  // bookkeeping. (All conditions but the vote's are warp-uniform; a padding
+  // warp's positions are past T.)
   auto window_edge_at = [&](int kbase) { return p.window > 0 && kbase <= q_last - p.window; };
+  bool interior = false;
   FarRow f0, f1;
   auto far_rows = [&](int kbase) {
     if constexpr (kSums) {
-      f0 = far_row(pos0, kbase, window_edge_at(kbase), cursor0);
-      f1 = far_row(pos1, kbase, window_edge_at(kbase), cursor1);
+      const int dmax = warp_pos + 15 - kbase, dmin = warp_pos - kbase - (kKeys - 1);
+      interior = false;
+      if (warp_pos >= p.T) return;
+      while (warp_cursor > 0 && far_start[warp_cursor] > dmax) --warp_cursor;
+      if (warp_pos + 15 < p.T && dmin >= p.sums.band && !window_edge_at(kbase)) {
+        const int slot = p.sums.first_slot + warp_cursor;
+        interior = far_start[warp_cursor] <= dmin && __all_sync(0xffffffffu, run_slot0 == slot && run_slot1 == slot);
+      }
+      if (!interior) {
+        f0 = far_row(pos0, kbase, window_edge_at(kbase));
+        f1 = far_row(pos1, kbase, window_edge_at(kbase));
+      }
     }
   };
   auto softmax = [&](bool causal_edge, int kbase) {
@@ -604,10 +624,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int n = 0; n < 16; ++n) {
         const int key = kbase + 8 * n + 2 * t4;
-        if (key > pos0 || key <= lo0) s[4 * n] = -INFINITY;
-        if (key + 1 > pos0 || key + 1 <= lo0) s[4 * n + 1] = -INFINITY;
-        if (key > pos1 || key <= lo1) s[4 * n + 2] = -INFINITY;
-        if (key + 1 > pos1 || key + 1 <= lo1) s[4 * n + 3] = -INFINITY;
+        if (outside(key, pos0)) s[4 * n] = -INFINITY;
+        if (outside(key + 1, pos0)) s[4 * n + 1] = -INFINITY;
+        if (outside(key, pos1)) s[4 * n + 2] = -INFINITY;
+        if (outside(key + 1, pos1)) s[4 * n + 3] = -INFINITY;
       }
     }
     float mx0 = -INFINITY, mx1 = -INFINITY;
@@ -644,8 +664,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       // The far pairs of tiles that cross band or a window edge, before s turns into exponentials.
       float prob_hi0 = 0.f, score_hi0 = 0.f, prob_lo0 = 0.f, score_lo0 = 0.f;
       float prob_hi1 = 0.f, score_hi1 = 0.f, prob_lo1 = 0.f, score_lo1 = 0.f;
-      if (f0.general()) far_general(f0, pos0, kbase, 0, b0, prob_hi0, score_hi0, prob_lo0, score_lo0);
-      if (f1.general()) far_general(f1, pos1, kbase, 2, b1, prob_hi1, score_hi1, prob_lo1, score_lo1);
+      if (!interior) {
+        if (f0.general()) far_general(f0, pos0, kbase, 0, b0, prob_hi0, score_hi0, prob_lo0, score_lo0);
+        if (f1.general()) far_general(f1, pos1, kbase, 2, b1, prob_hi1, score_hi1, prob_lo1, score_lo1);
+      }
       // A masked score (-inf) becomes p.masked_score, whose exponential is
       // still exactly 0 but whose exponent is finite, so that p x is 0 and
       // not NaN in the loop. After the max and far_general, which need the
@@ -660,7 +682,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       // split): also sum p and x over the columns k - key0 <= thr, the pairs
       // at distance >= boundary (pos - k >= boundary).
       const int key0 = kbase + 2 * t4;
-      const int thr0 = f0.split() ? pos0 - f0.boundary - key0 : -1, thr1 = f1.split() ? pos1 - f1.boundary - key0 : -1;
+      const bool split0 = !interior && f0.split(), split1 = !interior && f1.split();
+      const int thr0 = split0 ? pos0 - f0.boundary - key0 : -1, thr1 = split1 ? pos1 - f1.boundary - key0 : -1;
       float pk0 = 0.f, pk1 = 0.f, px0 = 0.f, px1 = 0.f, sx0 = 0.f, sx1 = 0.f;
       float ph0 = 0.f, ph1 = 0.f, xh0 = 0.f, xh1 = 0.f;
       auto loop = [&](auto split_tag) {
@@ -692,7 +715,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
       };
-      if (__any_sync(0xffffffffu, f0.split() || f1.split()))
+      if (__any_sync(0xffffffffu, split0 || split1))
         loop(std::true_type{});
       else
         loop(std::false_type{});
@@ -702,6 +725,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       dist1 = fmaf(alpha1, dist1, static_cast<float>(pos1 - key0) * rs1 - pk1);
       ent0 = fmaf(alpha0, ent0, fmaf(b0, rs0, px0));
       ent1 = fmaf(alpha1, ent1, fmaf(b1, rs1, px1));
+      if (interior) {  // each row's 32 pairs continue its run
+        run_p0 = fmaf(run_p0, alpha0, rs0);
+        run_p1 = fmaf(run_p1, alpha1, rs1);
+        run_s0 += fmaf(32.f, b0, sx0);
+        run_s1 += fmaf(32.f, b1, sx1);
+        return;
+      }
       // Scores go into the runs in log2 units (x + b), turned into scores once per run (flush).
       auto simple_or_split = [&](const FarRow& f, int thr, float b, float rs, float sx, float ph, float xh, float& prob_hi,
                                  float& score_hi, float& prob_lo, float& score_lo) {
