@@ -490,20 +490,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
     for (int c = __reduce_min_sync(0xffffffffu, slot); c != INT_MAX; c = __reduce_min_sync(0xffffffffu, slot)) {
-      // The warp's sum of the addends in slot c, exact mod 2^128: each
-      // 16-bit limb summed by the warp's reduction unit (32 x (2^16 - 1) <
-      // 2^32), the limb sums then shifted into place.
+      // The warp's sum of the addends in slot c, exact mod 2^128 (limbs
+      // summed by the warp's reduction unit: fixed_point.hpp).
       const bool mine = slot == c;
       unsigned __int128 sum = 0;
 #pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        const unsigned long long word = k < 4 ? score.lo : static_cast<unsigned long long>(score.hi);
-        const unsigned limb = mine ? static_cast<unsigned>(word >> (16 * (k % 4))) & 0xFFFFu : 0u;
-        sum += static_cast<unsigned __int128>(__reduce_add_sync(0xffffffffu, limb)) << (16 * k);
-      }
-      if (lane == 0 && sum != 0)
-        fixed::atomic_add(scores + (row / P) * kCoarse + c,
-                          Fixed128{static_cast<unsigned long long>(sum), static_cast<long long>(sum >> 64)});
+      for (int k = 0; k < 8; ++k) add_limb_sum(sum, __reduce_add_sync(0xffffffffu, mine ? limb16(score, k) : 0u), k);
+      if (lane == 0 && sum != 0) fixed::atomic_add(scores + (row / P) * kCoarse + c, to_fixed128(sum));
       if (mine) slot = INT_MAX;
     }
     if (go) {

@@ -96,6 +96,22 @@ inline Fixed128 add(Fixed128 x, Fixed128 y) {
   return {lo, static_cast<long long>(hi)};
 }
 
+// Exact sums of many Fixed128 through 32-bit adds (a warp's reduction unit,
+// __reduce_add_sync): each value splits into eight 16-bit limbs, least
+// significant first (two's complement, so negative values need nothing
+// special); the sum of limb k over at most 65537 values stays below 2^32;
+// the total is the limb sums shifted into place (add_limb_sum), modulo 2^128.
+ROPESCOPE_HOST_DEVICE inline unsigned limb16(const Fixed128& x, int k) {
+  const unsigned long long word = k < 4 ? x.lo : static_cast<unsigned long long>(x.hi);
+  return static_cast<unsigned>(word >> (16 * (k % 4))) & 0xFFFFu;
+}
+ROPESCOPE_HOST_DEVICE inline void add_limb_sum(unsigned __int128& total, unsigned limb_sum, int k) {
+  total += static_cast<unsigned __int128>(limb_sum) << (16 * k);
+}
+ROPESCOPE_HOST_DEVICE inline Fixed128 to_fixed128(unsigned __int128 total) {
+  return {static_cast<unsigned long long>(total), static_cast<long long>(static_cast<unsigned long long>(total >> 64))};
+}
+
 // v 2^F rounded to the nearest integer, ties to even (rint in the default
 // rounding mode), as a Fixed128. Needs |v| < 2^(127 - F) (the callers' limits
 // are far inside). The scaling by 2^F is exact, and so is the split: m < 2^127

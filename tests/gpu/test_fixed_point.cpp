@@ -1,7 +1,8 @@
 // The fixed-point format of the GPU distance sums (kernels/ops/fixed_point.hpp),
 // on the host, where the same to_fixed and negate run as on the device: an
 // addend rounds to the nearest multiple of 2^-F (ties to even); 128-bit adds
-// are exact whatever their order; a total converts to the nearest double
+// are exact whatever their order, and so are sums taken limb by limb in
+// 32 bits (the fused forward's warp sums); a total converts to the nearest double
 // (checked against long double arithmetic where that is exact, and on values
 // built bit by bit); the addend limits keep every total in range; the overflow
 // text names the kernel and the quantity.
@@ -63,6 +64,36 @@ TEST(FixedPoint, TotalsAreExactAndIndependentOfOrder) {
   // Adding x and then -x restores any start, carries included.
   const Fixed128 start{~0ull - 5, -1}, x = to_fixed<kProbFraction>(0.75);
   EXPECT_TRUE(equal(add(add(start, x), negate(x)), start));
+}
+
+TEST(FixedPoint, LimbSumsAddExactly) {
+  // The fused forward's warp sums (32 lanes, 16-bit limbs summed in 32 bits)
+  // against 128-bit adds, on addends of both signs and on raw bit patterns.
+  std::mt19937_64 rng(30);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  auto sum_of = [](const std::vector<Fixed128>& values) {
+    unsigned __int128 total = 0;
+    for (int k = 0; k < 8; ++k) {
+      unsigned limb_sum = 0;
+      for (const Fixed128& v : values) limb_sum += limb16(v, k);
+      add_limb_sum(total, limb_sum, k);
+    }
+    return to_fixed128(total);
+  };
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<Fixed128> values;
+    Fixed128 expected{0, 0};
+    for (int lane = 0; lane < 32; ++lane) {
+      const Fixed128 v = trial % 2 == 0 ? to_fixed<kScoreFraction>(normal(rng) * std::exp2(normal(rng) * 20.0))
+                                        : Fixed128{rng(), static_cast<long long>(rng())};
+      values.push_back(v);
+      expected = add(expected, v);
+    }
+    ASSERT_TRUE(equal(sum_of(values), expected)) << "trial " << trial;
+  }
+  // The bound: 65537 values with every limb 0xFFFF (-1) fill a limb sum to 2^32 - 1 exactly.
+  const std::vector<Fixed128> ones(65537, Fixed128{~0ull, -1});
+  EXPECT_TRUE(equal(sum_of(ones), negate(Fixed128{65537, 0})));
 }
 
 TEST(FixedPoint, TotalsRoundOnceToNearestDouble) {
