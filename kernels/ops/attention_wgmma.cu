@@ -581,6 +581,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   float alpha0, alpha1, rs0, rs1;
   // Window edge: a tile reaching below the CTA's last position's first key
   // (q_last - W + 1) has pairs outside some row's window (key <= pos - W).
+  // (Per element: window bounds kept live across the tile loop cost the
+  // kSums kernel a 60-byte spill, with loads on every tile.)
   auto outside = [&](int key, int pos) { return key > pos || (p.window > 0 && key <= pos - p.window); };
   // kSums: the far rows of the tile at kbase, looked up while its S is
   // computed. Most tiles are interior to a warp: every pair of its 16 rows
