@@ -597,7 +597,6 @@ namespace {
 struct ObserverBuffers {
   // Distance sums.
   int slots = 0;
-  bool tensor_core_sums = false;  // attention_distance_sums_bf16, else the plain kernel (more slots, other shapes)
   DeviceArray<std::int32_t> slot_of_distance, slot_start;
   // Exact fixed-point sums (kernels/ops/fixed_point.hpp), converted to double once per layer on the host.
   DeviceArray<kernels::Fixed128> prob_sum, score_sum, stats;  // [A, slots], [A, slots], [A, 2]
@@ -755,7 +754,6 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   ObserverBuffers ob;
   if (sums_request) {
     ob.slots = sums_request->slots;
-    ob.tensor_core_sums = choice.sums == kernels::SumsKernel::tensor_core;
     std::vector<std::int32_t> start(ob.slots, -1);
     for (long D = T - 1; D >= 0; --D) start[sums_request->slot_of_distance[D]] = static_cast<std::int32_t>(D);
     ob.slot_of_distance = DeviceArray<std::int32_t>(T);
@@ -813,7 +811,12 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
                                                choice.fused.coarse_slots};
         kernels::attention_distance_sums_near_bf16(attention_q, ws.k.get(), attention_rope(l), layer_shape(l),
                                                    ws.lse.get(), fused, stream);
-      } else if (ob.tensor_core_sums)
+      } else if (choice.sums == kernels::SumsKernel::wgmma) {
+        if (!kernels::attention_distance_sums_wgmma_bf16(attention_q, ws.k.get(), attention_rope(l), layer_shape(l),
+                                                         ws.lse.get(), out, stream))
+          throw Error(fmt::format("CUDA backend, layer {}: the wgmma distance-sums kernel was chosen ({}) but refused "
+                                  "the buffers (not 16-byte aligned)", l, choice.why_sums));
+      } else if (choice.sums == kernels::SumsKernel::tensor_core)
         kernels::attention_distance_sums_bf16(attention_q, ws.k.get(), attention_rope(l), layer_shape(l), ws.lse.get(),
                                               out, stream);
       else

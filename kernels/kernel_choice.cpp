@@ -56,6 +56,11 @@ KernelChoice choose_kernels(const AttentionShape& shape, const DeviceFacts& devi
       c.why_sums = fmt::format("distances from {} on ({} slots) summed inside the forward, nearer ones over a band of "
                                "{} keys; {} distance slots (at most {} fit the band pass's shared memory)",
                                plan.band, plan.coarse_slots, plan.band, distance_slots, capacity);
+    } else if (flash && distance_slots <= capacity && d == 256 && compute_capability == 90) {
+      c.sums = SumsKernel::wgmma;
+      c.why_sums = fmt::format("{} on compute capability 9.0 (no fused path at head dim 256), {} distance slots (at "
+                               "most {} fit its shared memory)",
+                               fits, distance_slots, capacity);
     } else if (flash && distance_slots <= capacity) {
       c.sums = SumsKernel::tensor_core;
       c.why_sums = fmt::format("{}, {} distance slots (at most {} fit its shared memory)", fits, distance_slots, capacity);
@@ -78,6 +83,7 @@ std::string KernelChoice::describe() const {
     text += fmt::format("; distance sums: {}: {}",
                         sums == SumsKernel::fused         ? "fused into the wgmma forward, band pass by mma.sync"
                         : sums == SumsKernel::tensor_core ? "mma.sync, tiles of 128 positions x 64 keys"
+                        : sums == SumsKernel::wgmma       ? "wgmma (sm_90a), tiles of 128 positions x 64 keys"
                                                           : "simple, one warp per (position, head), fixed point",
                         why_sums);
   return text;

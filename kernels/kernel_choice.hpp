@@ -21,6 +21,7 @@ enum class SumsKernel {
   none,         // no distance sums asked for
   fused,        // far pairs inside the wgmma forward, near pairs by tensor_core over a band (FusedDistanceSums)
   tensor_core,  // attention_distance_sums_bf16 (mma.sync), 128 positions x 64 keys per tile, slots in shared memory
+  wgmma,        // attention_distance_sums_wgmma_bf16 (sm_90a): the same tiles, scores by wgmma; head dim 256
   simple,       // attention_distance_sums_simple_bf16: one warp per (position, head), fixed-point atomics per pair
 };
 

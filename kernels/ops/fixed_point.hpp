@@ -74,7 +74,8 @@ inline SumsLimits sums_limits(int T) {
 }
 
 // The overflow flag: one bit per (kernel, quantity) whose addend was refused.
-enum class SumsSite : int { separate = 0, band = 1, fused_epilogue = 2, simple = 3 };
+enum class SumsSite : int { separate = 0, band = 1, fused_epilogue = 2, simple = 3, separate_wgmma = 4 };
+inline constexpr int kSumsSites = 5;
 enum class SumsQuantity : int { prob = 0, score = 1, stats = 2 };
 ROPESCOPE_HOST_DEVICE constexpr unsigned overflow_bit(SumsSite site, SumsQuantity quantity) {
   return 1u << (3 * static_cast<int>(site) + static_cast<int>(quantity));
@@ -170,10 +171,12 @@ inline std::string describe_overflow(unsigned flags, int T) {
   static const char* const sites[] = {"attention_distance_sums_bf16",
                                        "attention_distance_sums_near_bf16 (the fused profile's band pass)",
                                        "attention_forward_wgmma_bf16's fused distance sums",
-                                       "attention_distance_sums_simple_bf16"};
+                                       "attention_distance_sums_simple_bf16",
+                                       "attention_distance_sums_wgmma_bf16"};
+  static_assert(sizeof(sites) / sizeof(sites[0]) == kSumsSites, "a name per SumsSite");
   const SumsLimits limits = sums_limits(T);
   std::string text;
-  for (int site = 0; site < 4; ++site)
+  for (int site = 0; site < kSumsSites; ++site)
     for (int q = 0; q < 3; ++q) {
       if (!(flags & overflow_bit(static_cast<SumsSite>(site), static_cast<SumsQuantity>(q)))) continue;
       const char* what =

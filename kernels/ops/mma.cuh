@@ -33,6 +33,13 @@ __device__ __forceinline__ int swz(int row, int col) {
   return row * tile_pitch<D>() + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
 }
 
+// swz<D> as a layout argument of the staging functions below (another layout:
+// the wgmma operands' column blocks, wgmma.cuh).
+template <int D>
+struct PitchSwizzle {
+  __device__ int operator()(int row, int col) const { return swz<D>(row, col); }
+};
+
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -171,18 +178,19 @@ __device__ __forceinline__ uint4 rotated_query_chunk(const uint4& q, const uint4
 }
 
 // Stages kRows rotated queries, rounded to bf16, into the swizzled [kRows, D]
-// tile Qs (all kThreads threads take part): row r is attention head a at
-// position t, {a, t} = row_of(r) (an int2); rows past T are zeros. Head a reads query
+// tile Qs (element (r, i) at offset(r, i); all kThreads threads take part):
+// row r is attention head a at position t, {a, t} = row_of(r) (an int2);
+// rows past T are zeros. Head a reads query
 // head a / 2 (twins) or a of q [T, qcols] and rotates it as real or, for the
 // odd twin, imaginary (rope_query.cuh). When pairs % 8 == 0 and the rows are
 // 16-byte aligned, a thread takes 8 dims at once: one 16-byte load of q, one
 // of its rotate_half partner (the chunk pairs / 8 away) and two of each table
 // row, the same arithmetic per dim (element by element the staging's four
 // 2- and 4-byte loads a dim took 18 % of the distance-sums kernel's time, ncu).
-template <int D, int kRows, int kThreads, class RowOf>
+template <int D, int kRows, int kThreads, class RowOf, class Offset = PitchSwizzle<D>>
 __device__ __forceinline__ void stage_rotated_queries(__nv_bfloat16* Qs, const __nv_bfloat16* q, const float* cos,
                                                       const float* sin, int T, int qcols, int pairs, bool twins,
-                                                      int tid, RowOf row_of) {
+                                                      int tid, RowOf row_of, Offset offset = {}) {
   auto aligned16 = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
   const bool vec = pairs % 8 == 0 && qcols % 8 == 0 && aligned16(q) && aligned16(cos) && aligned16(sin);
   if (vec) {
@@ -204,7 +212,7 @@ __device__ __forceinline__ void stage_rotated_queries(__nv_bfloat16* Qs, const _
           out = rotated_query_chunk(out, partner, cp[0], cp[1], sp[0], sp[1], first, imaginary);
         }
       }
-      *reinterpret_cast<uint4*>(Qs + swz<D>(r, i0)) = out;
+      *reinterpret_cast<uint4*>(Qs + offset(r, i0)) = out;
     }
     return;
   }
@@ -220,25 +228,26 @@ __device__ __forceinline__ void stage_rotated_queries(__nv_bfloat16* Qs, const _
       val = rotated_query_dim(q + static_cast<long>(t) * qcols + qh * D, i, pairs, cos + table_row, sin + table_row,
                               rotation);
     }
-    Qs[swz<D>(r, i)] = __float2bfloat16(val);
+    Qs[offset(r, i)] = __float2bfloat16(val);
   }
 }
 
 // Issues the cp.async copies (no commit) of rows j * kKeys .. of the D columns
 // starting at col0 of kMatrices [T, cols] bf16 matrices src[m] into the
-// swizzled [kKeys, D] tiles dst[m] (K, or K and V in one pass); rows past T
-// are zeros.
-template <int D, int kKeys, int kThreads, int kMatrices>
+// swizzled [kKeys, D] tiles dst[m] (K, or K and V in one pass; element
+// (row, col) at offset(row, col)); rows past T are zeros.
+template <int D, int kKeys, int kThreads, int kMatrices, class Offset = PitchSwizzle<D>>
 __device__ __forceinline__ void load_tiles_async(__nv_bfloat16* const (&dst)[kMatrices],
                                                  const __nv_bfloat16* const (&src)[kMatrices], int j, int cols,
-                                                 int col0, int T, int tid) {
+                                                 int col0, int T, int tid, Offset offset = {}) {
   for (int c = tid; c < kKeys * D / 8; c += kThreads) {
     const int row = c / (D / 8), col = (c % (D / 8)) * 8;
     const int key = j * kKeys + row;
     const bool in = key < T;
-    const long offset = static_cast<long>(in ? key : 0) * cols + col0 + col;
+    const long from = static_cast<long>(in ? key : 0) * cols + col0 + col;
+    const int to = offset(row, col);
 #pragma unroll
-    for (int m = 0; m < kMatrices; ++m) cp_async16(dst[m] + swz<D>(row, col), src[m] + offset, in ? 16 : 0);
+    for (int m = 0; m < kMatrices; ++m) cp_async16(dst[m] + to, src[m] + from, in ? 16 : 0);
   }
 }
 

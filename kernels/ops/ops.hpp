@@ -153,6 +153,15 @@ int distance_sums_slot_capacity(int head_dim);
 void attention_distance_sums_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
                                   const AttentionShape& shape, const float* lse, const DistanceSumsOut& out,
                                   cudaStream_t stream);
+// Hopper version (attention_profile_wgmma.cu: each warpgroup's scores by
+// wgmma, both operands in shared memory) for head dim 256, same arguments,
+// results and slot capacity. Returns false without launching when it does
+// not apply: head_dim other than 256, a shape flash_attention_supports
+// refuses, a device other than compute capability 9.0, or q, k not 16-byte
+// aligned; the caller then uses attention_distance_sums_bf16.
+bool attention_distance_sums_wgmma_bf16(const bf16* q, const bf16* k, const DeviceRopeTable& rope,
+                                        const AttentionShape& shape, const float* lse, const DistanceSumsOut& out,
+                                        cudaStream_t stream);
 
 // Distance sums split in two (kernel_choice.hpp's plan_fused_sums): the
 // wgmma forward adds, for the pairs at distance >= band, the slot sums (its

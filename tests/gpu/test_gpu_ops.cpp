@@ -2,7 +2,7 @@
 // every attention kernel of kernels/ops and kernels/forward_ops against the
 // float64 host reference of kernels/lab/reference.hpp, over a table of
 // shapes and score options: GQA group sizes 1 to 8; head dims 16, 32 (the
-// simple kernels), 64, 128 (every kernel), 80, 96, 256 (mma.sync, the sums);
+// simple kernels), 64, 128 (every kernel), 80, 96, 256 (mma.sync, the sums; 256 also the wgmma sums);
 // sliding windows none / smaller than T / not a multiple of the key tiles;
 // logit softcap none / 30 / 50; scale head_dim^-0.5 / other; T never a
 // multiple of the 64- or 128-key tiles. Each (case, kernel) pair is checked
@@ -12,6 +12,7 @@
 //   wgmma     attention_forward_wgmma_bf16 (Hopper), out and lse
 //   simple    attention_simple_bf16 (any even d), out and lse
 //   sums      attention_distance_sums_bf16 with the wgmma (else mma) lse
+//   sums_wgmma   attention_distance_sums_wgmma_bf16 (Hopper, d = 256), the same lse
 //   fused     FusedDistanceSums: the wgmma forward with the far pairs' sums
 //             and the stats, then the band pass (plan_fused_sums of the
 //             case's slots: band 256, from T = 333 on)
@@ -85,7 +86,7 @@ std::string case_name(const OpCase& c) {
   return s.str();
 }
 
-// The table. T values: 333, 517, 200, 1000, 2100, 77 (none a multiple of 64
+// The table. T values: 333, 517, 200, 1000, 2100, 3000, 77 (none a multiple of 64
 // or 128); windows: 48 (< one 64-key tile), 100 / 173 / 300 (not multiples
 // of either tile), 256 (a multiple); 2100 with window 300 makes the kernels
 // skip whole key tiles (the first CTAs' windows start past tile 0).
@@ -132,6 +133,8 @@ std::vector<OpCase> cases() {
   v.push_back({200, 8, 2, 256, true, 0.5, 0, 0, 0});
   v.push_back({2100, 8, 4, 256, false, 1.0, 0, 50.0, 300});
   v.push_back({77, 6, 2, 256, true, 0.5, 0, 0, 0});
+  // Many log-binned slots at d = 256 (the wgmma sums' runs, split and diagonal tiles).
+  v.push_back({3000, 4, 2, 256, false, 1.0, 0, 0, 0});
   // Head dims only the simple kernels take (the test models' d = 16; 32).
   v.push_back({200, 4, 2, 16, true, 1.0, 0, 0, 0});
   v.push_back({200, 4, 2, 16, true, 1.0, 0.6, 30.0, 37});
@@ -487,6 +490,15 @@ TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
                [](const DeviceInputs& i, const rk::AttentionShape& s, const float* l, const rk::DistanceSumsOut& o) {
                  rk::attention_distance_sums_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, o, nullptr);
                });
+  if (flash && c.d == 256) {  // the wgmma build of the sums (Hopper), else declined
+    if (rk::current_device_facts(c.d).compute_capability == 90)
+      check_sums(f, in, "sums_wgmma", tiled_lse,
+                 [](const DeviceInputs& i, const rk::AttentionShape& s, const float* l, const rk::DistanceSumsOut& o) {
+                   ASSERT_TRUE(rk::attention_distance_sums_wgmma_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, o, nullptr));
+                 });
+    else
+      std::printf("  %-11s declined (not compute capability 9.0)\n", "sums_wgmma");
+  }
   check_blocks(f, in, flash);
 }
 
@@ -524,6 +536,18 @@ TEST(GpuDistanceSums, OverflowSetsTheFlagAndNamesTheKernel) {
     rk::attention_distance_sums_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, o, nullptr);
   }, rk::Fixed128{0, 0});
   expect_bit(separate, SumsSite::separate, SumsQuantity::prob, plain.T, "attention_distance_sums_bf16");
+  // The wgmma build at d = 256 (Hopper only), with its own site.
+  if (rk::current_device_facts(256).compute_capability == 90) {
+    const OpCase wide{1000, 4, 2, 256, false, 1.0, 0, 0, 0};
+    const Fixture w(wide);
+    const DeviceInputs win(w);
+    const FixedSums separate_wgmma = run_sums(w, win, poisoned, [](const DeviceInputs& i, const rk::AttentionShape& s,
+                                                                   const float* l, const rk::DistanceSumsOut& o) {
+      ASSERT_TRUE(rk::attention_distance_sums_wgmma_bf16(i.q.ptr, i.k.ptr, i.rope, s, l, o, nullptr));
+    }, rk::Fixed128{0, 0});
+    expect_bit(separate_wgmma, SumsSite::separate_wgmma, SumsQuantity::prob, wide.T,
+               "attention_distance_sums_wgmma_bf16");
+  }
 
   OpCase loud = plain;
   loud.scale = 1e20;

@@ -60,10 +60,18 @@ TEST(KernelChoice, HeadDims80_96_256TakeMmaSyncOnHopperAndSayWhy) {
   for (int d : {80, 96, 256}) {
     const auto c = choose_kernels(shape(d, 16, 8), device(90), 40);  // Gemma-2-9B at d = 256: group 2
     EXPECT_EQ(c.forward, ForwardKernel::mma_sync) << d;
-    EXPECT_EQ(c.sums, SumsKernel::tensor_core) << d;
+    // Head dim 256's distance sums take the wgmma build on Hopper (the mma.sync one elsewhere).
+    EXPECT_EQ(c.sums, d == 256 ? SumsKernel::wgmma : SumsKernel::tensor_core) << d;
     EXPECT_EQ(c.why_forward, "head dim " + std::to_string(d) + " and GQA group 2: the wgmma kernel takes head dims 64 "
                              "and 128");
   }
+  const auto gemma = choose_kernels(shape(256, 16, 8), device(90), 40);
+  EXPECT_NE(gemma.describe().find("distance sums: wgmma (sm_90a), tiles of 128 positions x 64 keys: head dim 256 and "
+                                  "GQA group 2 on compute capability 9.0"),
+            std::string::npos)
+      << gemma.describe();
+  EXPECT_EQ(choose_kernels(shape(256, 16, 8), device(89), 40).sums, SumsKernel::tensor_core);
+  EXPECT_EQ(choose_kernels(shape(256, 16, 8), device(90), kCapacity + 1).sums, SumsKernel::simple);
 }
 
 TEST(KernelChoice, GroupsThatDoNotDivideATilePadIt) {
