@@ -4,9 +4,11 @@
 // 256 dims, both operands read by the tensor cores from shared memory. The
 // mma.sync build re-reads the whole key tile (32 KB) and the warp's query
 // fragments from shared memory in every warp for every tile; here the
-// warpgroup reads each once. Same tiles, staging (cp.async), reduction and
-// fixed-point sums as the mma.sync build, so the results differ only by the
-// fp32 rounding order inside a k-step of the product.
+// warpgroup reads each once. The products are asynchronous: each
+// warpgroup issues tile j's before it reduces tile j - 1 (the body's
+// pipelined loop). Same tiles, staging (cp.async), reduction and
+// fixed-point sums as the mma.sync build, so the results differ at most by
+// the fp32 rounding order inside a k-step of the product.
 //
 // Layout: every operand in wgmma's 128B-swizzle canonical form (wgmma.cuh:
 // [D/64][rows][64], chunks XORed by row % 8), base 1024-byte aligned:
@@ -38,8 +40,8 @@ struct WgmmaTiles {
   // Thread tid copies chunk tid % 32 (8 dims) of key rows tid / 32 + 8 i,
   // i = 0 .. 7: the row's swizzle (row % 8) is the same for all eight, so
   // its shared address steps by 8 rows (1024 bytes) and its global one by 8
-  // rows of k. (load_tiles_async's general index math took 300 of a warp
-  // tile's 1400 instructions, ncu.) Rows past T are zeros.
+  // rows of k. (load_tiles_async's general index math took 337 of a warp
+  // tile's 1393 instructions, ncu.) Rows past T are zeros.
   __device__ static void load_keys(bf16* Ks, const Params& p, int j, int kv, int tid) {
     static_assert(D / 8 == 32 && kThreads == 256, "a warp copies a key row: 32 chunks of 8 dims");
     const int row0 = tid >> 5, chunk = tid & 31, key0 = j * kKeys + row0;
