@@ -93,13 +93,12 @@ struct WgmmaTiles {
   };
 };
 
-template <int D, bool kStats>
+// With the stats always (it serves no band pass: stats == nullptr skips only their final add).
+template <int D>
 __global__ void __launch_bounds__(kThreads, 1) distance_sums_wgmma_kernel(const Params p) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  distance_sums_body<D, kStats, WgmmaTiles<D>>(p, smem_raw);
+  distance_sums_body<D, true, WgmmaTiles<D>>(p, smem_raw);
 }
-
-bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
 
 }  // namespace
 
@@ -110,13 +109,9 @@ bool attention_distance_sums_wgmma_bf16(const bf16* q, const bf16* k, const Devi
                                         cudaStream_t stream) {
   constexpr const char* kWho = "attention_distance_sums_wgmma_bf16";
   if (shape.head_dim != 256 || !flash_attention_supports(shape)) return false;
-  int device = 0, major = 0, minor = 0;
-  cuda_check(cudaGetDevice(&device), "cudaGetDevice");
-  cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
-  cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute");
-  if (major != 9 || minor != 0 || !aligned16(q) || !aligned16(k)) return false;
+  if (!wgmma::aligned16(q) || !wgmma::aligned16(k) || !wgmma::device_is_sm90()) return false;
   const Params p = sums_params(kWho, q, k, rope, shape, lse, out, SumsSite::separate_wgmma);
-  launch_sums<WgmmaTiles<256>>(distance_sums_wgmma_kernel<256, true>, p, stream);
+  launch_sums<WgmmaTiles<256>>(distance_sums_wgmma_kernel<256>, p, stream);
   return true;
 }
 

@@ -872,14 +872,6 @@ void launch(const bf16* k, const bf16* v, const Params& p, cudaStream_t stream) 
   cuda_check(cudaGetLastError(), "attention_wgmma_kernel launch");
 }
 
-bool device_is_sm90() {
-  int dev = 0, major = 0, minor = 0;
-  cuda_check(cudaGetDevice(&dev), "cudaGetDevice");
-  cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "compute capability");
-  cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev), "compute capability");
-  return major == 9 && minor == 0;
-}
-
 }  // namespace
 
 bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
@@ -889,10 +881,9 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
   const int G = check_attention_shape("attention_forward_wgmma_bf16", shape, rope);
   // Supported here: head_dim 64 or 128 on a compute-capability 9.0 device
   // (the sm_90a code), 16-byte aligned q, k, v (TMA and vector loads).
-  const auto misaligned = [](const void* ptr) { return (reinterpret_cast<std::uintptr_t>(ptr) & 15) != 0; };
-  if ((d != 64 && d != 128) || shape.T <= 0 || misaligned(q) || misaligned(k) || misaligned(v) || !device_is_sm90())
+  if ((d != 64 && d != 128) || shape.T <= 0 || !aligned16(q) || !aligned16(k) || !aligned16(v) || !device_is_sm90())
     return false;
-  const bool vec_rope = rope.pairs % 8 == 0 && !misaligned(rope.cos) && !misaligned(rope.sin);
+  const bool vec_rope = rope.pairs % 8 == 0 && aligned16(rope.cos) && aligned16(rope.sin);
   if (shape.window < 0) throw std::runtime_error("attention_forward_wgmma_bf16: negative window");
   if (sums && (sums->coarse_slots < 1 || sums->coarse_slots > kCoarse || sums->band < kKeys ||
                sums->first_slot < 0 || sums->first_slot + sums->coarse_slots > sums->out.slots ||

@@ -33,8 +33,8 @@ __device__ __forceinline__ int swz(int row, int col) {
   return row * tile_pitch<D>() + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
 }
 
-// swz<D> as a layout argument of the staging functions below (another layout:
-// the wgmma operands' column blocks, wgmma.cuh).
+// swz<D> as a layout argument of stage_rotated_queries (another layout: the
+// wgmma operands' column blocks, wgmma.cuh).
 template <int D>
 struct PitchSwizzle {
   __device__ int operator()(int row, int col) const { return swz<D>(row, col); }
@@ -234,20 +234,19 @@ __device__ __forceinline__ void stage_rotated_queries(__nv_bfloat16* Qs, const _
 
 // Issues the cp.async copies (no commit) of rows j * kKeys .. of the D columns
 // starting at col0 of kMatrices [T, cols] bf16 matrices src[m] into the
-// swizzled [kKeys, D] tiles dst[m] (K, or K and V in one pass; element
-// (row, col) at offset(row, col)); rows past T are zeros.
-template <int D, int kKeys, int kThreads, int kMatrices, class Offset = PitchSwizzle<D>>
+// swizzled [kKeys, D] tiles dst[m] (K, or K and V in one pass); rows past T
+// are zeros.
+template <int D, int kKeys, int kThreads, int kMatrices>
 __device__ __forceinline__ void load_tiles_async(__nv_bfloat16* const (&dst)[kMatrices],
                                                  const __nv_bfloat16* const (&src)[kMatrices], int j, int cols,
-                                                 int col0, int T, int tid, Offset offset = {}) {
+                                                 int col0, int T, int tid) {
   for (int c = tid; c < kKeys * D / 8; c += kThreads) {
     const int row = c / (D / 8), col = (c % (D / 8)) * 8;
     const int key = j * kKeys + row;
     const bool in = key < T;
-    const long from = static_cast<long>(in ? key : 0) * cols + col0 + col;
-    const int to = offset(row, col);
+    const long offset = static_cast<long>(in ? key : 0) * cols + col0 + col;
 #pragma unroll
-    for (int m = 0; m < kMatrices; ++m) cp_async16(dst[m] + to, src[m] + from, in ? 16 : 0);
+    for (int m = 0; m < kMatrices; ++m) cp_async16(dst[m] + swz<D>(row, col), src[m] + offset, in ? 16 : 0);
   }
 }
 

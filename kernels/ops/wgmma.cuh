@@ -5,9 +5,25 @@
 // compiled for sm_90a.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <cstdint>
 
+#include "kernels/ops/check.cuh"
+
 namespace ropescope::kernels::wgmma {
+
+// Host checks of the wgmma kernels' entry points: the sm_90a code runs on a
+// compute-capability 9.0 device only, and TMA and 16-byte vector loads need
+// 16-byte aligned operands.
+inline bool device_is_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  cuda_check(cudaGetDevice(&dev), "cudaGetDevice");
+  cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "compute capability");
+  cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev), "compute capability");
+  return major == 9 && minor == 0;
+}
+inline bool aligned16(const void* ptr) { return (reinterpret_cast<std::uintptr_t>(ptr) & 15) == 0; }
 
 // Byte offset of the 16-byte chunk `chunk` (8 columns) of row `row` in a
 // [D/64][rows][64] 128B-swizzled operand.
