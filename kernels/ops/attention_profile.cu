@@ -25,8 +25,10 @@ struct SyncTiles {
       kQueryOffset + (kQueryFragmentsInRegisters<D> ? (kQueryBytes > kScratchBytes ? kQueryBytes : kScratchBytes)
                                                     : kQueryBytes + kScratchBytes);
   static constexpr int kAlign = 16;
+  static constexpr int kCtaThreads = kThreads;
   static constexpr bool kPipelined = false;
 
+  __device__ static void sync() { __syncthreads(); }
   __device__ static void stage_queries(bf16* Qs, const Params& p, int q0, int a, int tid) {
     stage_rotated_queries<D, kRows, kThreads>(Qs, p.q, p.cos, p.sin, p.T, p.query_heads * D, p.pairs, p.twins, tid,
                                               [&](int r) { return make_int2(a, q0 + r); });
@@ -46,12 +48,12 @@ struct SyncTiles {
 template <int D, bool kStats>
 __global__ void __launch_bounds__(kThreads, SyncTiles<D>::kBlocksPerSm) distance_sums_kernel(const Params p) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  distance_sums_body<D, kStats, SyncTiles<D>>(p, smem_raw);
+  distance_sums_body<D, kStats>(p, SyncTiles<D>{}, smem_raw);
 }
 
 template <int D, bool kStats = true>
 void launch(const Params& p, cudaStream_t stream) {
-  launch_sums<SyncTiles<D>>(distance_sums_kernel<D, kStats>, p, stream);
+  launch_sums<SyncTiles<D>>(distance_sums_kernel<D, kStats>, p, stream, p);
 }
 
 // The entry points' common body; `site` names an overflow (separate or band).

@@ -6,14 +6,17 @@
 // fragments from shared memory in every warp for every tile; here the
 // warpgroup reads each once. The products are asynchronous: each
 // warpgroup issues tile j's before it reduces tile j - 1 (the body's
-// pipelined loop). Same tiles, staging (cp.async), reduction and
-// fixed-point sums as the mma.sync build, so the results differ at most by
-// the fp32 rounding order inside a k-step of the product.
+// pipelined loop). A ninth warp streams the key tiles by TMA through two
+// stages with full / empty mbarriers, so the reducing warpgroups meet at no
+// CTA barrier per tile. Same tiles, query staging, reduction and fixed-point
+// sums as the mma.sync build, so the results differ at most by the fp32
+// rounding order inside a k-step of the product.
 //
 // Layout: every operand in wgmma's 128B-swizzle canonical form (wgmma.cuh:
 // [D/64][rows][64], chunks XORed by row % 8), base 1024-byte aligned:
 // [K stage 0][K stage 1] (64 keys x 512 bytes each) [Q tile: 128 rows x 512
-// bytes, kept whole: the product reads it every tile] [warps' scratch].
+// bytes, kept whole: the product reads it every tile] [warps' scratch]
+// [stage mbarriers].
 #include "kernels/ops/distance_sums.cuh"
 #include "kernels/ops/wgmma.cuh"
 
@@ -26,36 +29,59 @@ struct WgmmaTiles {
   static constexpr int kStageBytes = kKeys * D * 2;
   static constexpr int kQueryOffset = 2 * kStageBytes;
   static constexpr int kScratchOffset = kQueryOffset + kRows * D * 2;
-  static constexpr int kFixedBytes = kScratchOffset + kScratchBytes;
+  static constexpr int kBarOffset = kScratchOffset + kScratchBytes;  // full[2], empty[2] mbarriers
+  static constexpr int kFixedBytes = kBarOffset + 4 * 8;
   static constexpr int kAlign = 1024;
+  static constexpr int kCtaThreads = kThreads + 32;  // the reducing warps, then the producer warp
   static constexpr bool kPipelined = true;
   static_assert(kStageBytes % 1024 == 0 && kQueryOffset % 1024 == 0 && kFixedBytes % 16 == 0, "operand alignment");
+
+  const CUtensorMap* keys;  // k as boxes of 64 dims x kKeys keys (a __grid_constant__ kernel parameter)
+
+  // The reducing warps' barrier (named barrier 1): the producer warp never joins.
+  __device__ static void sync() { asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory"); }
 
   __device__ static void stage_queries(bf16* Qs, const Params& p, int q0, int a, int tid) {
     stage_rotated_queries<D, kRows, kThreads>(Qs, p.q, p.cos, p.sin, p.T, p.query_heads * D, p.pairs, p.twins, tid,
                                               [&](int r) { return make_int2(a, q0 + r); }, Operand<kRows>{});
-    // Generic-proxy stores read next by wgmma (async proxy); the CTA barrier follows.
+    // Generic-proxy stores read next by wgmma (async proxy); the barrier follows.
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   }
-  // Thread tid copies chunk tid % 32 (8 dims) of key rows tid / 32 + 8 i,
-  // i = 0 .. 7: the row's swizzle (row % 8) is the same for all eight, so
-  // its shared address steps by 8 rows (1024 bytes) and its global one by 8
-  // rows of k. (load_tiles_async's general index math took 337 of a warp
-  // tile's 1393 instructions, ncu.) Rows past T are zeros.
-  __device__ static void load_keys(bf16* Ks, const Params& p, int j, int kv, int tid) {
-    static_assert(D / 8 == 32 && kThreads == 256, "a warp copies a key row: 32 chunks of 8 dims");
-    const int row0 = tid >> 5, chunk = tid & 31, key0 = j * kKeys + row0;
-    unsigned char* const dst = reinterpret_cast<unsigned char*>(Ks) + wgmma::swizzled(row0, chunk, kKeys);
-    const long cols = static_cast<long>(p.kv_heads) * D;
-    const bf16* const src = p.k + key0 * cols + kv * D + chunk * 8;
-#pragma unroll
-    for (int i = 0; i < kKeys / 8; ++i) {
-      const bool in = key0 + 8 * i < p.T;
-      cp_async16(dst + 1024 * i, in ? src + 8 * i * cols : p.k, in ? 16 : 0);
+
+  // Stage s's barriers: full (the TMA's bytes landed; one arrival, the
+  // producer's expect_tx) and empty (both warpgroups' products of it done).
+  __device__ static uint32_t full(const unsigned char* base, int s) { return mma::smem_addr(base + kBarOffset) + 8 * s; }
+  __device__ static uint32_t empty(const unsigned char* base, int s) { return full(base, s) + 16; }
+  __device__ static void init(const unsigned char* base) {
+    for (int s = 0; s < 2; ++s) {
+      wgmma::mbar_init(full(base, s), 1);
+      wgmma::mbar_init(empty(base, s), 2);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  // The producer warp's lane 0: key tiles j0 .. tiles - 1 into stages 0, 1,
+  // 0, ..., each as D / 64 TMA boxes (rows past T zero-filled), waiting for
+  // a stage's release from its round before (sleeping: it shares a
+  // scheduler with reducing warps).
+  __device__ void produce(const unsigned char* base, int kv, int j0, int tiles, int lane) const {
+    if (lane != 0) return;
+    for (int j = j0; j < tiles; ++j) {
+      const int n = j - j0, s = n & 1;
+      if (n >= 2) wgmma::mbar_wait<true>(empty(base, s), ((n >> 1) - 1) & 1);
+      wgmma::mbar_expect_tx(full(base, s), kStageBytes);
+      for (int b = 0; b < D / 64; ++b)
+        wgmma::tma_load_2d(mma::smem_addr(base) + s * kStageBytes + b * kKeys * 128, keys, kv * D + 64 * b, j * kKeys,
+                           full(base, s));
     }
   }
-  // The copies landed through the generic proxy: make them visible to wgmma.
-  __device__ static void keys_landed() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+  // The n-th tile's keys landed (stage n % 2, its (n / 2)-th round).
+  __device__ static void wait_keys(const unsigned char* base, int n) {
+    wgmma::mbar_wait(full(base, n & 1), (n >> 1) & 1);
+  }
+  // After this warpgroup's product of the n-th tile: its stage may be refilled.
+  __device__ static void release_keys(const unsigned char* base, int n, int tid) {
+    if ((tid & 127) == 0) wgmma::mbar_arrive(empty(base, n & 1));
+  }
 
   // Element offset of (row, col) in a [D/64][kOperandRows][64] swizzled operand.
   template <int kOperandRows>
@@ -95,9 +121,10 @@ struct WgmmaTiles {
 
 // With the stats always (it serves no band pass: stats == nullptr skips only their final add).
 template <int D>
-__global__ void __launch_bounds__(kThreads, 1) distance_sums_wgmma_kernel(const Params p) {
+__global__ void __launch_bounds__(WgmmaTiles<D>::kCtaThreads, 1)
+    distance_sums_wgmma_kernel(const __grid_constant__ CUtensorMap keys, const Params p) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  distance_sums_body<D, true, WgmmaTiles<D>>(p, smem_raw);
+  distance_sums_body<D, true>(p, WgmmaTiles<D>{&keys}, smem_raw);
 }
 
 }  // namespace
@@ -111,7 +138,8 @@ bool attention_distance_sums_wgmma_bf16(const bf16* q, const bf16* k, const Devi
   if (shape.head_dim != 256 || !flash_attention_supports(shape)) return false;
   if (!wgmma::aligned16(q) || !wgmma::aligned16(k) || !wgmma::device_is_sm90()) return false;
   const Params p = sums_params(kWho, q, k, rope, shape, lse, out, SumsSite::separate_wgmma);
-  launch_sums<WgmmaTiles<256>>(distance_sums_wgmma_kernel<256>, p, stream);
+  const CUtensorMap keys = wgmma::tiled_tensor_map(k, p.T, p.kv_heads * 256, kKeys, kWho);
+  launch_sums<WgmmaTiles<256>>(distance_sums_wgmma_kernel<256>, p, stream, keys, p);
   return true;
 }
 

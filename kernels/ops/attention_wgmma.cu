@@ -55,8 +55,6 @@
 // a block holding its eight 16-byte chunks at chunk ^ (row % 8). This is the
 // TMA's 128-byte swizzle and wgmma's 128B-swizzle canonical layout (8-row
 // atoms of 1024 bytes), so all tile bases are 1024-byte aligned.
-#include <cuda.h>  // CUtensorMap (types only; the encoder is reached through the runtime)
-#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 
 #include <climits>
@@ -83,51 +81,6 @@ constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
-
-// ---- mbarriers -------------------------------------------------------------
-__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-// Waits until the phase of parity `parity` has completed. kSleep: each try
-// suspends the thread up to 0.1 ms (it wakes when the phase completes); a
-// plain try_wait returns within a few cycles. The producer sleeps: its spin
-// loop was 8.5 % (plain) and 11 % (kSums) of all the instructions the kernel
-// issued (ncu, 376M EC, T = 32768), on a scheduler it shares with consumer
-// warps. The consumers, on the critical path, spin.
-template <bool kSleep = false>
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done;
-  do {
-    if constexpr (kSleep)
-      asm volatile(
-          "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, 100000;\nselp.u32 %0, 1, 0, p;\n}\n"
-          : "=r"(done)
-          : "r"(bar), "r"(parity)
-          : "memory");
-    else
-      asm volatile(
-          "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-          : "=r"(done)
-          : "r"(bar), "r"(parity)
-          : "memory");
-  } while (!done);
-}
-
-// 2-D TMA load of one box into shared memory, completing on `bar` (tx bytes).
-__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
-          dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
-      : "memory");
-}
-
 
 using namespace wgmma;
 using mma::fast_exp2;
@@ -829,43 +782,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   if constexpr (kSums) finish_sums();
 }
 
-// cuTensorMapEncodeTiled through the runtime's driver entry point (no libcuda link).
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult status{};
-    cuda_check(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &status),
-               "cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)");
-    if (status != cudaDriverEntryPointSuccess || f == nullptr)
-      throw std::runtime_error("attention_forward_wgmma_bf16: cuTensorMapEncodeTiled not available");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
-// [T, cols] bf16 rows seen as 64-column x kKeys-row boxes with the 128-byte
-// swizzle; rows past T read as zeros.
-CUtensorMap kv_tensor_map(const bf16* base, int T, int cols) {
-  CUtensorMap map;
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(T)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * sizeof(bf16)};
-  const cuuint32_t box[2] = {64, kKeys};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  const CUresult r = tensor_map_encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(base), dims,
-                                          strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) throw std::runtime_error("attention_forward_wgmma_bf16: cuTensorMapEncodeTiled failed");
-  return map;
-}
-
 template <int D, bool kSums>
 void launch(const bf16* k, const bf16* v, const Params& p, cudaStream_t stream) {
   const int smem = Layout<D, kSums>::bytes;
   auto kernel = attention_wgmma_kernel<D, kSums>;
   cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "attention_wgmma smem attribute");
-  const CUtensorMap tk = kv_tensor_map(k, p.T, p.kv_heads * D), tv = kv_tensor_map(v, p.T, p.kv_heads * D);
+  const CUtensorMap tk = tiled_tensor_map(k, p.T, p.kv_heads * D, kKeys, "attention_forward_wgmma_bf16"),
+                    tv = tiled_tensor_map(v, p.T, p.kv_heads * D, kKeys, "attention_forward_wgmma_bf16");
   const int P = p.positions;
   const dim3 grid((p.T + P - 1) / P, p.kv_heads);
   kernel<<<grid, kThreads, smem, stream>>>(tk, tv, p);

@@ -12,7 +12,8 @@
 //
 // Tiling. One CTA = 8 warps = 128 consecutive query positions of ONE head
 // (blockIdx.y), so one set of slot accumulators serves the whole CTA. Key
-// tiles of 64 keys, two cp.async stages. Each warp owns 16 rows; a 16 x 64
+// tiles of 64 keys in two stages (cp.async by the CTA's threads, or TMA by a
+// producer warp in the wgmma build). Each warp owns 16 rows; a 16 x 64
 // warp tile covers the 79 distances (wpos - kbase - 63) .. (wpos - kbase + 15).
 // The scores of a warp tile come from a Tiles policy (below):
 //  - SyncTiles (attention_profile.cu), mma.sync m16n8k16 per warp: head
@@ -113,14 +114,20 @@ struct Params {
 //   kStageBytes (one K stage), kQueryOffset, kScratchOffset,
 //   kFixedBytes (bytes before the slot accumulators, a multiple of 16),
 //   kAlign (of the layout's base: 1024 for wgmma operands, else 16; the
-//   launch adds kAlign - 16 bytes of slack), kPipelined (the product is a
-//   warpgroup-collective asynchronous one: scorer.issue(kt, s) and
-//   scorer.wait(s), formed for every tile by every warpgroup, and the body
-//   reduces the previous tile in between; else scorer.scores(kt, s) per
-//   warp, for the tiles the warp sees);
-//   stage_queries(Qs, p, q0, a, tid), load_keys(Ks, p, j, kv, tid) (issues
-//   cp.async copies, no commit), keys_landed() (after the copies' wait, before
-//   the CTA barrier), Scorer(Qs, warp, lane).
+//   launch adds kAlign - 16 bytes of slack), kCtaThreads, sync() (a barrier
+//   over the kThreads threads that reduce), stage_queries(Qs, p, q0, a, tid),
+//   Scorer(Qs, warp, lane), and kPipelined:
+//   - false: the kThreads threads copy the key tiles, load_keys(Ks, p, j,
+//     kv, tid) (cp.async, no commit) and keys_landed() (after the copies'
+//     wait, before the CTA barrier), and each warp forms the scores of the
+//     tiles it sees, scorer.scores(kt, s);
+//   - true: a producer warp past them (kCtaThreads = kThreads + 32) streams
+//     the key tiles, init(base) (one thread, before the CTA barrier),
+//     produce(base, kv, j0, tiles, lane), wait_keys(base, n) and
+//     release_keys(base, n, tid) for the n-th tile, and the products are
+//     warpgroup-collective and asynchronous, scorer.issue(kt, s) and
+//     scorer.wait(s), formed for every tile by every warpgroup; the body
+//     reduces the previous tile in between.
 // The mma.sync policy is SyncTiles (attention_profile.cu), the wgmma one
 // WgmmaTiles (attention_profile_wgmma.cu).
 
@@ -197,7 +204,7 @@ __device__ __noinline__ void add_score_partial(Fixed128* acc, double s, double u
 // The kernel's body; kStats: also the per-pair sums of p (t - s) and entropy
 // (off for the band pass of FusedDistanceSums, whose forward adds them).
 template <int D, bool kStats, class Tiles>
-__device__ __forceinline__ void distance_sums_body(const Params& p, unsigned char* smem_raw) {
+__device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles& tiles_in, unsigned char* smem_raw) {
   // The base, aligned by an offset from smem_raw: pointers derived from it
   // stay in the shared window (shared-memory instructions; through an
   // integer cast they became generic loads, stores and atomics).
@@ -218,25 +225,35 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, unsigned cha
   const int a = blockIdx.y, kv = a / p.group;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int* slot_of = p.out.slot_of_distance;
-
-  for (int i = tid; i < 2 * p.out.slots; i += kThreads) acc_prob[i] = Fixed128{0, 0};
-  Tiles::stage_queries(Qs, p, q0, a, tid);
-  auto load_k = [&](int j, int stage) {
-    Tiles::load_keys(Ks + stage * (Tiles::kStageBytes / 2), p, j, kv, tid);
-    cp_async_commit();
-  };
   const int q_last = min(q0 + kRows, p.T) - 1;
   const int tiles = q_last / kKeys + 1;
   // First key tile: the one holding key q0 - W + 1, the first key position q0 sees.
   const int j0 = max(0, q0 - p.window + 1) / kKeys;
+  auto load_k = [&](int j, int stage) {
+    if constexpr (!Tiles::kPipelined) {
+      Tiles::load_keys(Ks + stage * (Tiles::kStageBytes / 2), p, j, kv, tid);
+      cp_async_commit();
+    }
+  };
+  if constexpr (Tiles::kPipelined) {
+    if (tid == 0) tiles_in.init(base);
+    __syncthreads();  // the stage barriers initialised (the producer warp too)
+    if (tid >= kThreads) {
+      tiles_in.produce(base, kv, j0, tiles, lane);
+      return;
+    }
+  }
+
+  for (int i = tid; i < 2 * p.out.slots; i += kThreads) acc_prob[i] = Fixed128{0, 0};
+  Tiles::stage_queries(Qs, p, q0, a, tid);
   load_k(j0, 0);
-  __syncthreads();  // Qs written
+  Tiles::sync();  // Qs written
 
   const int wrow = warp * 16, wpos = q0 + wrow;
   const int g = lane >> 2, t4 = lane & 3;
   const int pos0 = wpos + g, pos1 = pos0 + 8;
   const typename Tiles::Scorer scorer(Qs, warp, lane);
-  __syncthreads();  // every warp holds what it needs of Qs (its fragments, when they live in registers)
+  Tiles::sync();  // every warp holds what it needs of Qs (its fragments, when they live in registers)
   float* wscratch = scratch + warp * 16 * kScratchStride;
 
   constexpr float kLog2e = 1.4426950408889634f;
@@ -412,7 +429,7 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, unsigned cha
     const int cta_dmin = max(q0 - (kbase + kKeys - 1), 0), cta_dmax = min(q_last - kbase, p.window - 1);
     if (cta_dmax < cta_dmin || slot_of[cta_dmax] - slot_of[cta_dmin] <= 1) return;
     if (lane == 0) left_diagonals[warp] = left;
-    __syncthreads();
+    Tiles::sync();
     if (tid < kCtaDiagonals) {
       const int dd = q0 - kbase - (kKeys - 1) + tid;  // CTA diagonal tid = warp w's diagonal tid - 16 w
       if (dd >= cta_dmin && dd <= cta_dmax) {
@@ -429,6 +446,8 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, unsigned cha
           add_score_partial(acc_score + slot, score, p.map.unit, p.limits.score, p.out.overflow, score_bit);
       }
     }
+    // The diagonal sums free for the next tile (in the cp.async build, the loop's barrier).
+    if constexpr (Tiles::kPipelined) Tiles::sync();
   };
 
   if constexpr (!Tiles::kPipelined) {
@@ -436,7 +455,7 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, unsigned cha
       const int stage = (j - j0) & 1;
       cp_async_wait<0>();
       Tiles::keys_landed();
-      __syncthreads();  // tile j visible; every warp is done with the other stage and the diagonal sums
+      Tiles::sync();  // tile j visible; every warp is done with the other stage and the diagonal sums
       if (j + 1 < tiles) load_k(j + 1, stage ^ 1);
       const int kbase = j * kKeys;
       bool left = false;
@@ -450,31 +469,29 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, unsigned cha
   } else {
     // Software-pipelined (asynchronous products): tile j's product runs
     // while tile j - 1's scores, taken from it one step earlier, are
-    // reduced. Tile j + 1 loads into tile j - 1's stage, whose product every
-    // warpgroup has waited for before the barrier. Every warpgroup forms
-    // every tile's product, seen by its rows or not: a product in a
-    // divergent branch made ptxas serialize all of them (C7518).
+    // reduced. No CTA barrier a tile: each warpgroup waits for its tile's
+    // keys and hands the stage back once its product is done, so the two
+    // drift apart. Every warpgroup forms every tile's product, seen by its
+    // rows or not: a product in a divergent branch made ptxas serialize all
+    // of them (C7518).
     float s_prev[8][4], s_next[8][4];
     for (int j = j0; j < tiles; ++j) {
-      const int stage = (j - j0) & 1;
-      cp_async_wait<0>();
-      Tiles::keys_landed();
-      __syncthreads();  // tile j visible; every product of tile j - 1 done; the diagonal sums read
-      if (j + 1 < tiles) load_k(j + 1, stage ^ 1);
-      scorer.issue(Ks + stage * (Tiles::kStageBytes / 2), s_next);
+      const int n = j - j0;
+      tiles_in.wait_keys(base, n);
+      scorer.issue(Ks + (n & 1) * (Tiles::kStageBytes / 2), s_next);
       if (j > j0) cta_diagonal_sums((j - 1) * kKeys, reduce_tile((j - 1) * kKeys, s_prev));
       scorer.wait(s_next);
+      tiles_in.release_keys(base, n, tid);
 #pragma unroll
-      for (int n = 0; n < 8; ++n)
+      for (int i = 0; i < 8; ++i)
 #pragma unroll
-        for (int c = 0; c < 4; ++c) s_prev[n][c] = s_next[n][c];
+        for (int c = 0; c < 4; ++c) s_prev[i][c] = s_next[i][c];
     }
-    __syncthreads();  // the diagonal sums of tile tiles - 2 read
     cta_diagonal_sums((tiles - 1) * kKeys, reduce_tile((tiles - 1) * kKeys, s_prev));
   }
 
   flush_run();
-  __syncthreads();  // all accumulators final
+  Tiles::sync();  // all accumulators final
   Fixed128* prob_out = p.out.prob_sum + static_cast<long>(a) * p.out.slots;
   Fixed128* score_out = p.out.score_sum + static_cast<long>(a) * p.out.slots;
   const int last_slot = q_last >= 0 ? slot_of[q_last] : -1;
@@ -529,15 +546,15 @@ inline Params sums_params(const char* who, const bf16* q, const bf16* k, const D
                 out,        sums_limits(shape.T),  site};
 }
 
-// One launch of `kernel` (a distance_sums_body<D, kStats, Tiles> kernel):
-// a CTA per 128 positions of one attention head.
-template <class Tiles, class Kernel>
-void launch_sums(Kernel kernel, const Params& p, cudaStream_t stream) {
+// One launch of `kernel` (a distance_sums_body<D, kStats, Tiles> kernel
+// taking `args`): a CTA per 128 positions of one attention head.
+template <class Tiles, class Kernel, class... Args>
+void launch_sums(Kernel kernel, const Params& p, cudaStream_t stream, const Args&... args) {
   const int smem = Tiles::kFixedBytes + extra_smem_bytes<Tiles>() + 2 * static_cast<int>(sizeof(Fixed128)) * p.out.slots;
   cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "distance sums smem attribute");
   const dim3 grid((p.T + kRows - 1) / kRows, p.kv_heads * p.group);
-  kernel<<<grid, kThreads, smem, stream>>>(p);
+  kernel<<<grid, Tiles::kCtaThreads, smem, stream>>>(args...);
   cuda_check(cudaGetLastError(), "distance_sums_kernel launch");
 }
 
