@@ -124,12 +124,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
     // S = Q K^T: 8 n-tiles of 8 keys (mma.cuh).
     float s[8][4];
     warp_scores<D>(qf, kt, lane, s);
-    if (p.map.cap > 0) {
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) s[n][c] = softcapped(s[n][c], p.map.cap, p.map.pre);
-    }
+    if (p.map.cap > 0) softcap_warp_tile<32>(&s[0][0], p.map.cap, p.map.pre);
 
     // Causal mask on tiles that reach past the warp's first position, window
     // mask on tiles that reach before its last row's first key (wpos + 15 -

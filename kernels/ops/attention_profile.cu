@@ -27,6 +27,7 @@ struct SyncTiles {
   static constexpr int kAlign = 16;
   static constexpr int kCtaThreads = kThreads;
   static constexpr bool kPipelined = false;
+  static constexpr bool kSoftcapByTile = false;  // it spilled at 128 registers (two CTAs an SM)
 
   __device__ static void sync() { __syncthreads(); }
   __device__ static void stage_queries(bf16* Qs, const Params& p, int q0, int a, int tid) {

@@ -34,6 +34,7 @@ struct WgmmaTiles {
   static constexpr int kAlign = 1024;
   static constexpr int kCtaThreads = kThreads + 32;  // the reducing warps, then the producer warp
   static constexpr bool kPipelined = true;
+  static constexpr bool kSoftcapByTile = true;
   static_assert(kStageBytes % 1024 == 0 && kQueryOffset % 1024 == 0 && kFixedBytes % 16 == 0, "operand alignment");
 
   const CUtensorMap* keys;  // k as boxes of 64 dims x kKeys keys (a __grid_constant__ kernel parameter)
@@ -94,7 +95,12 @@ struct WgmmaTiles {
   struct Scorer {
     uint32_t q_desc;  // the warpgroup's 64 query rows
     __device__ Scorer(const bf16* Qs, int warp, int) {
-      q_desc = wgmma::desc_lo(mma::smem_addr(Qs) + (warp >> 2) * 64 * 128, 16);
+      // The warpgroup index broadcast from lane 0: the compiler then knows it
+      // is warp-uniform and keeps the descriptors in uniform registers (each
+      // product's A descriptor was otherwise built in a thread register and
+      // moved over, 3 more instructions a product).
+      const int warpgroup = __shfl_sync(0xffffffffu, warp >> 2, 0);
+      q_desc = wgmma::desc_lo(mma::smem_addr(Qs) + warpgroup * 64 * 128, 16);
     }
     // Issues the warpgroup's S = Q K^T (64 rows x 64 keys) into s, asynchronously:
     // this warp's rows are accumulator rows 16 (warp % 4) .., element 4n + c is s[n][c].

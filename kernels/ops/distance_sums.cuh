@@ -116,7 +116,10 @@ struct Params {
 //   kAlign (of the layout's base: 1024 for wgmma operands, else 16; the
 //   launch adds kAlign - 16 bytes of slack), kCtaThreads, sync() (a barrier
 //   over the kThreads threads that reduce), stage_queries(Qs, p, q0, a, tid),
-//   Scorer(Qs, warp, lane), and kPipelined:
+//   Scorer(Qs, warp, lane), kSoftcapByTile (softcap_warp_tile, mma.cuh:
+//   tanhf's polynomial branch alone for warp tiles below its bound; false
+//   where its second loop makes ptxas spill, as at 128 registers), and
+//   kPipelined:
 //   - false: the kThreads threads copy the key tiles, load_keys(Ks, p, j,
 //     kv, tid) (cp.async, no commit) and keys_landed() (after the copies'
 //     wait, before the CTA barrier), and each warp forms the scores of the
@@ -294,24 +297,48 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles&
   auto warp_sees = [&](int w, int kbase) {
     return w < p.T && kbase <= min(w + 15, p.T - 1) && w - (kbase + kKeys - 1) < p.window;
   };
-  // The reduction of one warp tile (keys kbase .., scores s): its runs, or
-  // with more than two slots in its distances its diagonal sums into
-  // my_diagonals. Returns whether it left diagonal sums.
-  auto reduce_tile = [&](int kbase, float (&s)[8][4]) {
+  // The slots of the smallest and largest distance of the warp's tile and
+  // of the CTA's tile at kbase (zeros where the tile is not seen): global
+  // loads, which the pipelined loop makes one tile ahead (waiting on them
+  // where they were used was about 7 % of its stall samples).
+  struct TileSlots {
+    int lo = 0, hi = 0, cta_lo = 0, cta_hi = 0;
+  };
+  auto tile_slots = [&](int kbase) {
+    TileSlots t;
+    if (warp_sees(wpos, kbase)) {
+      t.lo = slot_of[max(wpos - (kbase + kKeys - 1), 0)];
+      t.hi = slot_of[min(row_last - kbase, p.window - 1)];
+    }
+    const int cta_dmin = max(q0 - (kbase + kKeys - 1), 0), cta_dmax = min(q_last - kbase, p.window - 1);
+    if (cta_dmax >= cta_dmin) {
+      t.cta_lo = slot_of[cta_dmin];
+      t.cta_hi = slot_of[cta_dmax];
+    }
+    return t;
+  };
+  // The reduction of one warp tile (keys kbase .., scores s, slots its
+  // tile_slots): its runs, or with more than two slots in its distances its
+  // diagonal sums into my_diagonals. Returns whether it left diagonal sums.
+  auto reduce_tile = [&](int kbase, float (&s)[8][4], const TileSlots& slots) {
     if (!warp_sees(wpos, kbase)) return false;  // (the wgmma build forms every tile's scores)
     if (p.map.cap > 0) {
+      if constexpr (Tiles::kSoftcapByTile) {
+        softcap_warp_tile<32>(&s[0][0], p.map.cap, p.map.pre);
+      } else {
 #pragma unroll
-      for (int n = 0; n < 8; ++n)
+        for (int n = 0; n < 8; ++n)
 #pragma unroll
-        for (int c = 0; c < 4; ++c) s[n][c] = softcapped(s[n][c], p.map.cap, p.map.pre);
+          for (int c = 0; c < 4; ++c) s[n][c] = softcapped(s[n][c], p.map.cap, p.map.pre);
+      }
     }
 
     // Element (n, c): row pos0 (c < 2) or pos1, key kbase + 8n + 2 t4 + (c & 1).
     // Pairs with key > row, at distance >= W, or rows past T (last CTA only),
     // count nothing. Distances counted: d_min .. d_max (d_min < W: the skip above).
     const bool edge = kbase + kKeys - 1 > wpos || wpos + 15 >= p.T || row_last - kbase >= p.window;
-    const int d_min = max(wpos - (kbase + kKeys - 1), 0), d_max = min(row_last - kbase, p.window - 1);
-    const int slot_lo = slot_of[d_min], slot_hi = slot_of[d_max];
+    const int d_max = min(row_last - kbase, p.window - 1);  // d_min = max(wpos - (kbase + kKeys - 1), 0)
+    const int slot_lo = slots.lo, slot_hi = slots.hi;      // slot_of[d_min], slot_of[d_max]
     TileSums t;
     const int key0 = kbase + 2 * t4;
     // sum over the row of p (pos - key) = (pos - key0) sum p - sum p (8n + (c & 1)).
@@ -425,9 +452,9 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles&
   // distance's total goes into the slot accumulators once (in place of one
   // fixed-point add per warp and distance: 64-bit shared atomics are
   // compare-and-swap loops on sm_90, and the warps' adds collided).
-  auto cta_diagonal_sums = [&](int kbase, bool left) {
+  auto cta_diagonal_sums = [&](int kbase, bool left, const TileSlots& slots) {
     const int cta_dmin = max(q0 - (kbase + kKeys - 1), 0), cta_dmax = min(q_last - kbase, p.window - 1);
-    if (cta_dmax < cta_dmin || slot_of[cta_dmax] - slot_of[cta_dmin] <= 1) return;
+    if (cta_dmax < cta_dmin || slots.cta_hi - slots.cta_lo <= 1) return;
     if (lane == 0) left_diagonals[warp] = left;
     Tiles::sync();
     if (tid < kCtaDiagonals) {
@@ -459,12 +486,13 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles&
       if (j + 1 < tiles) load_k(j + 1, stage ^ 1);
       const int kbase = j * kKeys;
       bool left = false;
+      const TileSlots slots = tile_slots(kbase);
       if (warp_sees(wpos, kbase)) {
         float s[8][4];
         scorer.scores(Ks + stage * (Tiles::kStageBytes / 2), s);
-        left = reduce_tile(kbase, s);
+        left = reduce_tile(kbase, s, slots);
       }
-      cta_diagonal_sums(kbase, left);
+      cta_diagonal_sums(kbase, left, slots);
     }
   } else {
     // Software-pipelined (asynchronous products): tile j's product runs
@@ -474,20 +502,24 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles&
     // drift apart. Every warpgroup forms every tile's product, seen by its
     // rows or not: a product in a divergent branch made ptxas serialize all
     // of them (C7518).
+    // Tile j's slots are loaded with its product, used one step later.
     float s_prev[8][4], s_next[8][4];
+    TileSlots slots_prev;
     for (int j = j0; j < tiles; ++j) {
       const int n = j - j0;
       tiles_in.wait_keys(base, n);
       scorer.issue(Ks + (n & 1) * (Tiles::kStageBytes / 2), s_next);
-      if (j > j0) cta_diagonal_sums((j - 1) * kKeys, reduce_tile((j - 1) * kKeys, s_prev));
+      const TileSlots slots_next = tile_slots(j * kKeys);
+      if (j > j0) cta_diagonal_sums((j - 1) * kKeys, reduce_tile((j - 1) * kKeys, s_prev, slots_prev), slots_prev);
       scorer.wait(s_next);
       tiles_in.release_keys(base, n, tid);
 #pragma unroll
       for (int i = 0; i < 8; ++i)
 #pragma unroll
         for (int c = 0; c < 4; ++c) s_prev[i][c] = s_next[i][c];
+      slots_prev = slots_next;
     }
-    cta_diagonal_sums((tiles - 1) * kKeys, reduce_tile((tiles - 1) * kKeys, s_prev));
+    cta_diagonal_sums((tiles - 1) * kKeys, reduce_tile((tiles - 1) * kKeys, s_prev, slots_prev), slots_prev);
   }
 
   flush_run();

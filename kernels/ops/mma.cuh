@@ -90,6 +90,44 @@ __device__ __forceinline__ float fast_exp2(float x) {
 // / cap), tanhf (accurate to 2 ulp, not an approximation).
 __device__ __forceinline__ float softcapped(float x, float cap, float pre) { return cap * tanhf(x * pre); }
 
+// tanhf's branch below 0.6, written out op for op as CUDA 13's libdevice
+// __nv_tanhf reads in PTX: where !(|x| >= 0.6) (NaN too) tanhf is the odd
+// polynomial x + x^3 P(x^2); elsewhere it is 1 - 2 / (2^(2 |x| log2 e) + 1)
+// (2 MUFU), and it computes both for every element and selects.
+// test_gpu_tanh checks this against tanhf bit for bit on every float where
+// it applies, so a toolkit whose tanhf differs fails there, not in the numbers.
+constexpr float kTanhPolynomialBound = 0x1.333334p-1f;  // 0.6f
+__device__ __forceinline__ float tanh_polynomial(float x) {
+  const float x2 = x * x;
+  float poly = fmaf(0x1.01e104p-6f, x2, -0x1.ac795cp-5f);
+  poly = fmaf(poly, x2, 0x1.10b282p-3f);
+  poly = fmaf(poly, x2, -0x1.5553dap-2f);
+  poly = fmaf(poly, x2, 0.f);
+  return fmaf(poly, x, x);
+}
+
+// softcapped() over the n scores a lane holds of a warp's tile, the warp's
+// lanes together: when no scaled score of the tile reaches tanhf's
+// polynomial bound (|score| < 0.6 cap), every element takes the polynomial
+// alone, and the exponential branch (2 MUFU and ~8 more instructions an
+// element) is skipped. Same bits either way.
+template <int n>
+__device__ __forceinline__ void softcap_warp_tile(float* s, float cap, float pre) {
+  float largest = 0.f;  // fmaxf passes over NaN: a NaN takes the polynomial in tanhf too
+#pragma unroll
+  for (int i = 0; i < n; ++i) {
+    s[i] *= pre;
+    largest = fmaxf(largest, fabsf(s[i]));
+  }
+  if (__all_sync(0xffffffffu, largest < kTanhPolynomialBound)) {
+#pragma unroll
+    for (int i = 0; i < n; ++i) s[i] = cap * tanh_polynomial(s[i]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < n; ++i) s[i] = cap * tanhf(s[i]);
+  }
+}
+
 // The running max of a row whose keys so far were all masked is -inf; exp2
 // then subtracts 0 instead, so exp2(-inf - 0) = 0 for the masked entries and
 // the correction factor, never exp2(-inf + inf) = NaN (sliding windows: a row

@@ -4,7 +4,7 @@
 // shapes and score options: GQA group sizes 1 to 8; head dims 16, 32 (the
 // simple kernels), 64, 128 (every kernel), 80, 96, 256 (mma.sync, the sums; 256 also the wgmma sums);
 // sliding windows none / smaller than T / not a multiple of the key tiles;
-// logit softcap none / 30 / 50; scale head_dim^-0.5 / other; T never a
+// logit softcap none / 6 / 30 / 50; scale head_dim^-0.5 / other; T never a
 // multiple of the 64- or 128-key tiles. Each (case, kernel) pair is checked
 // element by element; a failure names the worst element (head, position,
 // dim or slot), its value and the reference. Kernels:
@@ -133,6 +133,12 @@ std::vector<OpCase> cases() {
   v.push_back({200, 8, 2, 256, true, 0.5, 0, 0, 0});
   v.push_back({2100, 8, 4, 256, false, 1.0, 0, 50.0, 300});
   v.push_back({77, 6, 2, 256, true, 0.5, 0, 0, 0});
+  // Softcap 6 at d = 256: the scores are about N(0, 1), so about a quarter of
+  // the 16 x 64 warp tiles hold one at or past tanhf's polynomial bound
+  // (0.6 cap = 3.6) and take tanhf, the rest the polynomial alone
+  // (softcap_warp_tile, mma.cuh; the other cases' caps of 30 and 50 keep
+  // every d = 256 tile below it).
+  v.push_back({1000, 4, 2, 256, false, 1.0, 0, 6.0, 0});
   // Many log-binned slots at d = 256 (the wgmma sums' runs, split and diagonal tiles).
   v.push_back({3000, 4, 2, 256, false, 1.0, 0, 0, 0});
   // Head dims only the simple kernels take (the test models' d = 16; 32).
