@@ -205,9 +205,10 @@ __device__ __noinline__ void add_score_partial(Fixed128* acc, double s, double u
 }
 
 // The kernel's body; kStats: also the per-pair sums of p (t - s) and entropy
-// (off for the band pass of FusedDistanceSums, whose forward adds them).
+// (off for the band pass of FusedDistanceSums, whose forward adds them);
+// policy: the Tiles object (the wgmma build's holds the keys' tensor map).
 template <int D, bool kStats, class Tiles>
-__device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles& tiles_in, unsigned char* smem_raw) {
+__device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles& policy, unsigned char* smem_raw) {
   // The base, aligned by an offset from smem_raw: pointers derived from it
   // stay in the shared window (shared-memory instructions; through an
   // integer cast they became generic loads, stores and atomics).
@@ -239,10 +240,10 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles&
     }
   };
   if constexpr (Tiles::kPipelined) {
-    if (tid == 0) tiles_in.init(base);
+    if (tid == 0) policy.init(base);
     __syncthreads();  // the stage barriers initialised (the producer warp too)
     if (tid >= kThreads) {
-      tiles_in.produce(base, kv, j0, tiles, lane);
+      policy.produce(base, kv, j0, tiles, lane);
       return;
     }
   }
@@ -507,12 +508,12 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles&
     TileSlots slots_prev;
     for (int j = j0; j < tiles; ++j) {
       const int n = j - j0;
-      tiles_in.wait_keys(base, n);
+      policy.wait_keys(base, n);
       scorer.issue(Ks + (n & 1) * (Tiles::kStageBytes / 2), s_next);
       const TileSlots slots_next = tile_slots(j * kKeys);
       if (j > j0) cta_diagonal_sums((j - 1) * kKeys, reduce_tile((j - 1) * kKeys, s_prev, slots_prev), slots_prev);
       scorer.wait(s_next);
-      tiles_in.release_keys(base, n, tid);
+      policy.release_keys(base, n, tid);
 #pragma unroll
       for (int i = 0; i < 8; ++i)
 #pragma unroll

@@ -75,14 +75,16 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
 }
 
 // cuTensorMapEncodeTiled through the runtime's driver entry point (no libcuda link).
-inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+// Looked up once; `who` names the caller whose first call failed (a throwing
+// initializer runs again at the next call).
+inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder(const char* who) {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [&] {
     void* f = nullptr;
     cudaDriverEntryPointQueryResult status{};
     cuda_check(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &status),
-               "cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)");
+               (std::string(who) + ": cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)").c_str());
     if (status != cudaDriverEntryPointSuccess || f == nullptr)
-      throw std::runtime_error("cuTensorMapEncodeTiled not available");
+      throw std::runtime_error(std::string(who) + ": cuTensorMapEncodeTiled not available");
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
   }();
   return fn;
@@ -97,7 +99,7 @@ inline CUtensorMap tiled_tensor_map(const __nv_bfloat16* base, int rows, int col
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * sizeof(__nv_bfloat16)};
   const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
   const cuuint32_t elem_strides[2] = {1, 1};
-  const CUresult r = tensor_map_encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(base),
+  const CUresult r = tensor_map_encoder(who)(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(base),
                                           dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
                                           CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                                           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
