@@ -305,16 +305,23 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles&
   struct TileSlots {
     int lo = 0, hi = 0, cta_lo = 0, cta_hi = 0;
   };
+  // The distances rows first .. last (inside T) can count in the key tile at
+  // kbase: from the tile's last key against the first row to its first key
+  // against the last row, below the window (none when .y < .x).
+  auto distances = [&](int first, int last, int kbase) {
+    return make_int2(max(first - (kbase + kKeys - 1), 0), min(last - kbase, p.window - 1));
+  };
   auto tile_slots = [&](int kbase) {
     TileSlots t;
     if (warp_sees(wpos, kbase)) {
-      t.lo = slot_of[max(wpos - (kbase + kKeys - 1), 0)];
-      t.hi = slot_of[min(row_last - kbase, p.window - 1)];
+      const int2 d = distances(wpos, row_last, kbase);
+      t.lo = slot_of[d.x];
+      t.hi = slot_of[d.y];
     }
-    const int cta_dmin = max(q0 - (kbase + kKeys - 1), 0), cta_dmax = min(q_last - kbase, p.window - 1);
-    if (cta_dmax >= cta_dmin) {
-      t.cta_lo = slot_of[cta_dmin];
-      t.cta_hi = slot_of[cta_dmax];
+    const int2 cta = distances(q0, q_last, kbase);
+    if (cta.y >= cta.x) {
+      t.cta_lo = slot_of[cta.x];
+      t.cta_hi = slot_of[cta.y];
     }
     return t;
   };
@@ -338,8 +345,8 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles&
     // Pairs with key > row, at distance >= W, or rows past T (last CTA only),
     // count nothing. Distances counted: d_min .. d_max (d_min < W: the skip above).
     const bool edge = kbase + kKeys - 1 > wpos || wpos + 15 >= p.T || row_last - kbase >= p.window;
-    const int d_max = min(row_last - kbase, p.window - 1);  // d_min = max(wpos - (kbase + kKeys - 1), 0)
-    const int slot_lo = slots.lo, slot_hi = slots.hi;      // slot_of[d_min], slot_of[d_max]
+    const int d_max = distances(wpos, row_last, kbase).y;
+    const int slot_lo = slots.lo, slot_hi = slots.hi;  // slot_of[d_min], slot_of[d_max]
     TileSums t;
     const int key0 = kbase + 2 * t4;
     // sum over the row of p (pos - key) = (pos - key0) sum p - sum p (8n + (c & 1)).
@@ -454,7 +461,8 @@ __device__ __forceinline__ void distance_sums_body(const Params& p, const Tiles&
   // fixed-point add per warp and distance: 64-bit shared atomics are
   // compare-and-swap loops on sm_90, and the warps' adds collided).
   auto cta_diagonal_sums = [&](int kbase, bool left, const TileSlots& slots) {
-    const int cta_dmin = max(q0 - (kbase + kKeys - 1), 0), cta_dmax = min(q_last - kbase, p.window - 1);
+    const int2 cta = distances(q0, q_last, kbase);
+    const int cta_dmin = cta.x, cta_dmax = cta.y;
     if (cta_dmax < cta_dmin || slots.cta_hi - slots.cta_lo <= 1) return;
     if (lane == 0) left_diagonals[warp] = left;
     Tiles::sync();
