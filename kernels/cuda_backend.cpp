@@ -802,8 +802,11 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   };
   const bool fused_sums = choice.sums == kernels::SumsKernel::fused;
 
-  // Hands layer l's attention to the observer.
-  auto observe = [&](int l) {
+  // Hands layer l's attention to the observer. `alone`: nothing checks the
+  // layer's output after it (its attention runs for the observer alone), so
+  // blocks are checked for non-finite probabilities here; the distance-sums
+  // kernels refuse a non-finite addend themselves.
+  auto observe = [&](int l, bool alone) {
     if (sums_request) {
       kernels::DistanceSumsOut out = sums_out();
       if (fused_sums) {
@@ -888,6 +891,14 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
           block.virtual_imaginary_scores = ob.host_virtual.data();
         }
         check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+        if (alone)
+          for (std::size_t i = 0; i < n; ++i)
+            if (!std::isfinite(ob.host_probs[i]))
+              throw backend::non_finite_activations(
+                  sequence,
+                  fmt::format("in the attention probabilities of layer {}, head {} (first at position {})", l, a,
+                              q0 + static_cast<long>(i) / k_end),
+                  options);
         observer->on_block(block);
       }
     }
@@ -959,12 +970,17 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     kernels::norm_segments_bf16(x, x, static_cast<int>(T), static_cast<int>(cols), static_cast<int>(full ? cols : d), p,
                                 stream);
   };
-  auto attention = [&](int l, const Buffers& in, Buffers& out, double scale, std::optional<backend::NormSlot> post) {
+  // Layer l's attention of `in`: ws.q, ws.k, ws.lse and the observer's view;
+  // with `values` also its output ws.attn. Without, the mma.sync kernel
+  // computes the log-sum-exp alone (no V); the wgmma and simple kernels, which
+  // have no such build, write ws.attn all the same.
+  auto attend = [&](int l, const Buffers& in, bool values) {
     const auto& L = s.layers[l];
     const bf16* input = branch_input(in);
+    const bool lse_only = !values && choice.forward == kernels::ForwardKernel::mma_sync;
     s.linear_bf16(input, L.q, L.q_bias, ws.q.get(), T, Q, h);
     s.linear_bf16(input, L.k, L.k_bias, ws.k.get(), T, KV, h);
-    s.linear_bf16(input, L.v, L.v_bias, ws.v.get(), T, KV, h);
+    if (!lse_only) s.linear_bf16(input, L.v, L.v_bias, ws.v.get(), T, KV, h);
     if (spec.qk_norm != model::QkNormKind::none) {
       qk_norm(ws.q.get(), Q, L.q_norm);
       qk_norm(ws.k.get(), KV, L.k_norm);
@@ -982,12 +998,16 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
         throw Error(fmt::format("CUDA backend, layer {}: the wgmma attention kernel was chosen ({}) but refused the "
                                 "buffers (not 16-byte aligned)", l, choice.why_forward));
     } else if (choice.forward == kernels::ForwardKernel::mma_sync)
-      kernels::attention_forward_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape, ws.attn.get(),
-                                      ws.lse.get(), stream);
+      kernels::attention_forward_bf16(attention_q, ws.k.get(), lse_only ? nullptr : ws.v.get(), attention_rope(l),
+                                      lshape, lse_only ? nullptr : ws.attn.get(), ws.lse.get(), stream);
     else
       kernels::attention_simple_bf16(attention_q, ws.k.get(), ws.v.get(), attention_rope(l), lshape, ws.attn.get(),
                                      ws.lse.get(), stream);
-    if (observer) observe(l);
+    if (observer) observe(l, !values);
+  };
+  auto attention = [&](int l, const Buffers& in, Buffers& out, double scale, std::optional<backend::NormSlot> post) {
+    const auto& L = s.layers[l];
+    attend(l, in, true);
     for (int a = 0; a < A && !options.ablation.empty(); ++a)
       if (options.ablation.ablates(l, layout.head(a)))
         check(cudaMemset2DAsync(ws.attn.get() + a * d, O * sizeof(bf16), 0, d * sizeof(bf16), T, stream),
@@ -1012,9 +1032,12 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     }
     add_branch(l, 1, ws.act.get(), L.down, L.down_bias, I, out, scale, post);
   };
-  backend::CallableOps<Buffers, decltype(norm), decltype(attention), decltype(mlp)> ops{norm, attention, mlp};
+  // The last layer of a forward read only by its observer (backend::last_layer_attention_only).
+  auto observe_attention = [&](int l, const Buffers& in) { attend(l, in, false); };
+  backend::CallableOps<Buffers, decltype(norm), decltype(attention), decltype(mlp), decltype(observe_attention)> ops{
+      norm, attention, mlp, observe_attention};
   Buffers x{ws.x.get(), nullptr};
-  backend::run_layers(ops, c.arch, x, [&](int, const Buffers&) {
+  backend::run_layers(ops, c.arch, x, backend::last_layer_attention_only(options), [&](int, const Buffers&) {
     if (!options.keep_hidden) return;
     Matrix hidden(T, h);
     check(cudaMemcpyAsync(hidden.data(), ws.x.get(), T * h * sizeof(float), cudaMemcpyDeviceToHost, stream),

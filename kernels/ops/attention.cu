@@ -17,6 +17,10 @@
 // Shared-memory rows are XOR-swizzled in 16-byte chunks so that ldmatrix
 // reads 8 rows without bank conflicts.
 //
+// Without values (out == nullptr) the kernel is the same softmax with no V
+// tiles and no P V: the log-sum-exp alone, bit for bit the full kernel's
+// (a distance profile's last layer, whose output nothing reads).
+//
 // Scores: scale, optional softcap, causal and sliding-window masks as
 // AttentionShape states. Under a window W the CTA starts at the key tile
 // holding its first position's first visible key (q0 - W + 1), so a windowed
@@ -56,13 +60,13 @@ struct Params {
   ScoreMap map;      // scale and softcap (ops.hpp)
 };
 
-template <int D>
+template <int D, bool kValues>
 __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) {
   constexpr int Dp = tile_pitch<D>();  // shared-memory row pitch
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // [kRows, Dp]
   bf16* Ks = Qs + kRows * Dp;                    // [2][kKeys, Dp]
-  bf16* Vs = Ks + 2 * kKeys * Dp;                // [2][kKeys, Dp]
+  bf16* Vs = Ks + 2 * kKeys * Dp;                // [2][kKeys, Dp] with kValues
 
   const int P = p.positions;  // rows from group * P on are padding
   // Heaviest (latest) position tiles first, so the causal tail fills the machine.
@@ -79,10 +83,13 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
     return r < used_rows ? make_int2(kv * p.group + r / P, q0 + r % P) : make_int2(kv * p.group, p.T);
   });
 
-  // Loads key tile j (keys j*64 ..) of K and V into stage `stage`; rows past T are zeros.
+  // Loads key tile j (keys j*64 ..) of K (and V) into stage `stage`; rows past T are zeros.
   auto load_kv = [&](int j, int stage) {
-    load_tiles_async<D, kKeys, kThreads, 2>({Ks + stage * kKeys * Dp, Vs + stage * kKeys * Dp}, {p.k, p.v}, j, kvcols,
-                                            kv * D, p.T, tid);
+    if constexpr (kValues)
+      load_tiles_async<D, kKeys, kThreads, 2>({Ks + stage * kKeys * Dp, Vs + stage * kKeys * Dp}, {p.k, p.v}, j,
+                                              kvcols, kv * D, p.T, tid);
+    else
+      load_tiles_async<D, kKeys, kThreads, 1>({Ks + stage * kKeys * Dp}, {p.k}, j, kvcols, kv * D, p.T, tid);
     cp_async_commit();
   };
 
@@ -119,7 +126,6 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
     // All 64 keys lie before the window of the warp's first row (wpos - W + 1).
     if (p.window > 0 && kbase + kKeys - 1 < wpos - p.window + 1) continue;
     const bf16* kt = Ks + stage * kKeys * Dp;
-    const bf16* vt = Vs + stage * kKeys * Dp;
 
     // S = Q K^T: 8 n-tiles of 8 keys (mma.cuh).
     float s[8][4];
@@ -174,6 +180,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
     }
     l0 = l0 * alpha0 + rs0;
     l1 = l1 * alpha1 + rs1;
+    if constexpr (!kValues) continue;  // the log-sum-exp needs m and l alone
+    const bf16* vt = Vs + stage * kKeys * Dp;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
       o[n][0] *= alpha0;
@@ -201,18 +209,25 @@ __global__ void __launch_bounds__(kThreads, 1) attention_kernel(const Params p) 
   }
 
   if (padding) return;
-  write_attention_rows<D>([&](int n, int c) { return o[n][c]; }, m0, m1, l0, l1, pos0, pos1, p.T,
-                          kv * p.group + wrow / P, acols, t4, p.out, p.lse);
+  write_attention_rows<D, kValues>([&](int n, int c) { return o[n][c]; }, m0, m1, l0, l1, pos0, pos1, p.T,
+                                   kv * p.group + wrow / P, acols, t4, p.out, p.lse);
+}
+
+template <int D, bool kValues>
+void launch_kernel(const Params& p, cudaStream_t stream) {
+  const int stages = kValues ? 4 : 2;  // K (and V) tiles, two stages each
+  const int smem = (kRows + stages * kKeys) * tile_pitch<D>() * static_cast<int>(sizeof(bf16));
+  cuda_check(cudaFuncSetAttribute(attention_kernel<D, kValues>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+             "attention smem attribute");
+  const dim3 grid((p.T + p.positions - 1) / p.positions, p.kv_heads);
+  attention_kernel<D, kValues><<<grid, kThreads, smem, stream>>>(p);
+  cuda_check(cudaGetLastError(), "attention_kernel launch");
 }
 
 template <int D>
 void launch(const Params& p, cudaStream_t stream) {
-  const int smem = (kRows + 4 * kKeys) * tile_pitch<D>() * static_cast<int>(sizeof(bf16));
-  cuda_check(cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
-             "attention smem attribute");
-  const dim3 grid((p.T + p.positions - 1) / p.positions, p.kv_heads);
-  attention_kernel<D><<<grid, kThreads, smem, stream>>>(p);
-  cuda_check(cudaGetLastError(), "attention_kernel launch");
+  if (p.out) launch_kernel<D, true>(p, stream);
+  else launch_kernel<D, false>(p, stream);
 }
 
 }  // namespace

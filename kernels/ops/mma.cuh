@@ -293,7 +293,8 @@ __device__ __forceinline__ void load_tiles_async(__nv_bfloat16* const (&dst)[kMa
 // 8n + 2 t4 + {0, 1} of n-tile n as o(n, 0..3). Completes the row sums l over
 // the quad (lanes 4g .. 4g+3), writes out[pos, a * D + col] = o / l as bf16
 // and lse[a, pos] = (m + log2 l) ln 2 (m in log2 units); rows past T skipped.
-template <int D, class Acc>
+// Without kOutput only lse is written (o is not read).
+template <int D, bool kOutput = true, class Acc>
 __device__ __forceinline__ void write_attention_rows(Acc o, float m0, float m1, float l0, float l1, int pos0, int pos1,
                                                      int T, int a, long acols, int t4, __nv_bfloat16* out,
                                                      float* lse) {
@@ -301,14 +302,16 @@ __device__ __forceinline__ void write_attention_rows(Acc o, float m0, float m1, 
   l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+  if constexpr (kOutput) {
+    const float inv0 = 1.f / l0, inv1 = 1.f / l1;
 #pragma unroll
-  for (int n = 0; n < D / 8; ++n) {
-    const int col = a * D + 8 * n + 2 * t4;
-    if (pos0 < T)
-      *reinterpret_cast<__nv_bfloat162*>(out + pos0 * acols + col) = __floats2bfloat162_rn(o(n, 0) * inv0, o(n, 1) * inv0);
-    if (pos1 < T)
-      *reinterpret_cast<__nv_bfloat162*>(out + pos1 * acols + col) = __floats2bfloat162_rn(o(n, 2) * inv1, o(n, 3) * inv1);
+    for (int n = 0; n < D / 8; ++n) {
+      const int col = a * D + 8 * n + 2 * t4;
+      if (pos0 < T)
+        *reinterpret_cast<__nv_bfloat162*>(out + pos0 * acols + col) = __floats2bfloat162_rn(o(n, 0) * inv0, o(n, 1) * inv0);
+      if (pos1 < T)
+        *reinterpret_cast<__nv_bfloat162*>(out + pos1 * acols + col) = __floats2bfloat162_rn(o(n, 2) * inv1, o(n, 3) * inv1);
+    }
   }
   if (t4 == 0) {
     constexpr float kLn2 = 0.6931471805599453f;

@@ -88,6 +88,8 @@ inline ScoreMap score_map(const AttentionShape& shape) {
 // rope_keys_bf16 [T, KV*d]; v [T, KV*d]. The kernel rotates each query (real
 // or imaginary) on the fly from q and the table. Writes out [T, A*d] (bf16)
 // and the natural-log row log-sum-exp of the scaled scores lse [A, T] (fp32).
+// With out == nullptr it writes lse alone, the same bits, and never reads v
+// (which may then be null): no value tiles, no P V.
 void attention_forward_bf16(const bf16* q, const bf16* k, const bf16* v, const DeviceRopeTable& rope,
                             const AttentionShape& shape, bf16* out, float* lse, cudaStream_t stream);
 struct FusedDistanceSums;  // below

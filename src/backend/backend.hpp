@@ -143,6 +143,16 @@ struct ForwardOptions {
   BranchReducer* branch_reducer = nullptr;
 };
 
+// Whether a forward may stop its last layer after the attention's
+// observation (backend/decoder.hpp): it has an observer, and nothing reads the
+// residual stream after the layers (no loss, logits or hidden states). The
+// observer's numbers are the same; the last layer's output projection and MLP
+// (and, where a kernel can, its value product) are not computed. The same on
+// every tensor-parallel rank, as they share these options.
+inline bool last_layer_attention_only(const ForwardOptions& options) {
+  return options.observer && !options.loss && !options.keep_logits && !options.keep_hidden;
+}
+
 struct ForwardResult {
   std::vector<double> nll;     // [T-1]: -log p(token[t+1] | tokens[0..t]); empty when !loss
   Matrix logits;               // [T, V] when keep_logits
@@ -176,8 +186,9 @@ class Backend {
   // (check_forward_request), and for a sequence whose forward_bytes do not
   // fit the memory available to it, before any work. Throws Error (from
   // non_finite_activations) when the activations after a layer's attention
-  // or MLP branch, or the logits / losses, hold a NaN or an infinity: no
-  // result is returned then.
+  // or MLP branch, the attention of a layer run for its observer alone
+  // (last_layer_attention_only), or the logits / losses, hold a NaN or an
+  // infinity: no result is returned then.
   virtual std::vector<ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                              const ForwardOptions& options) = 0;
   // The memory, in bytes, that forward()'s own buffers take for one sequence

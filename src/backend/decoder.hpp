@@ -8,6 +8,10 @@
 //   void attention(int layer, const Activations& in, Activations& out, double scale, std::optional<NormSlot> post);
 //   // out += scale * post(mlp(in)):
 //   void mlp(int layer, const Activations& in, Activations& out, double scale, std::optional<NormSlot> post);
+//   // the attention of `in` for the observer alone (no output projection; the
+//   // value product may be skipped), refusing non-finite attention as the
+//   // residual check after a whole layer would:
+//   void observe_attention(int layer, const Activations& in);
 // `in` may be `out` itself (post-norm blocks): an implementation reads all of
 // `in` before it writes `out`. Branches that add straight into the residual
 // stream let a GPU fuse the add into the output projection's GEMM (beta = 1).
@@ -24,9 +28,18 @@ namespace ropescope::backend {
 // Which of a layer's norms (model::LayerWeights' attn_norm .. post_mlp_norm).
 enum class NormSlot { attn, post_attn, mlp, post_mlp };
 
+// With attention_only the layer stops after its attention's observation: its
+// branches never reach x (a forward whose outputs read only the observer's).
 template <class Ops>
-void decoder_layer(Ops& ops, const model::Architecture& arch, int layer, typename Ops::Activations& x) {
+void decoder_layer(Ops& ops, const model::Architecture& arch, int layer, typename Ops::Activations& x,
+                   bool attention_only = false) {
   const double r = arch.residual_multiplier;
+  if (attention_only) {
+    // The attention branch's input in every block kind: the pre-attention norm, or x itself (post-norm).
+    if (arch.block == model::BlockKind::post_norm) ops.observe_attention(layer, x);
+    else ops.observe_attention(layer, ops.norm(layer, NormSlot::attn, x));
+    return;
+  }
   switch (arch.block) {
     case model::BlockKind::pre_norm:
       ops.attention(layer, ops.norm(layer, NormSlot::attn, x), x, r, std::nullopt);
@@ -56,14 +69,15 @@ void decoder_layer(Ops& ops, const model::Architecture& arch, int layer, typenam
   }
 }
 
-// An Ops type made of three callables, for backends that keep their buffers
+// An Ops type made of four callables, for backends that keep their buffers
 // in local state (the CUDA backend's forward).
-template <class Act, class Norm, class Attention, class Mlp>
+template <class Act, class Norm, class Attention, class Mlp, class ObserveAttention>
 struct CallableOps {
   using Activations = Act;
   Norm norm_fn;
   Attention attention_fn;
   Mlp mlp_fn;
+  ObserveAttention observe_attention_fn;
   Act norm(int layer, NormSlot slot, const Act& x) { return norm_fn(layer, slot, x); }
   void attention(int layer, const Act& in, Act& out, double scale, std::optional<NormSlot> post) {
     attention_fn(layer, in, out, scale, post);
@@ -71,13 +85,18 @@ struct CallableOps {
   void mlp(int layer, const Act& in, Act& out, double scale, std::optional<NormSlot> post) {
     mlp_fn(layer, in, out, scale, post);
   }
+  void observe_attention(int layer, const Act& in) { observe_attention_fn(layer, in); }
 };
 
-// Every layer in order; after_layer(l, x) runs after layer l (hidden-state capture, checks).
+// Every layer in order; after_layer(l, x) runs after layer l (hidden-state
+// capture, checks). With last_attention_only (backend.hpp's
+// last_layer_attention_only) the last layer runs its attention alone.
 template <class Ops, class AfterLayer>
-void run_layers(Ops& ops, const model::Architecture& arch, typename Ops::Activations& x, AfterLayer&& after_layer) {
-  for (int l = 0; l < static_cast<int>(arch.layers.size()); ++l) {
-    decoder_layer(ops, arch, l, x);
+void run_layers(Ops& ops, const model::Architecture& arch, typename Ops::Activations& x, bool last_attention_only,
+                AfterLayer&& after_layer) {
+  const int layers = static_cast<int>(arch.layers.size());
+  for (int l = 0; l < layers; ++l) {
+    decoder_layer(ops, arch, l, x, last_attention_only && l == layers - 1);
     after_layer(l, x);
   }
 }

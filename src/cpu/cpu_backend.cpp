@@ -221,6 +221,15 @@ struct CpuBackend::LayerOps {
   void mlp(int layer, const Matrix& in, Matrix& out, double scale, std::optional<backend::NormSlot> post) const {
     add(layer, backend::Branch::mlp, backend.mlp(backend.layers_[layer], in), out, scale, post);
   }
+  // The attention's observer calls alone; its output (this rank's heads) is checked, not projected.
+  void observe_attention(int layer, const Matrix& in) const {
+    const Matrix out = backend.attention(sequence, layer, in, tables.of(backend.model_->config.arch, layer), options);
+    if (!out.allFinite())
+      throw backend::non_finite_activations(
+          sequence, fmt::format("in the attention output of layer {} (first at position {})", layer,
+                                first_non_finite_row(out)),
+          options);
+  }
 };
 
 const model::RopeTable* CpuBackend::LayerTables::of(const model::Architecture& arch, int layer) const {
@@ -360,7 +369,7 @@ backend::ForwardResult CpuBackend::forward_one(int sequence, const std::vector<s
   if (arch.embedding_multiplier != 1.0) x *= static_cast<float>(arch.embedding_multiplier);
 
   LayerOps ops{*this, sequence, tables, options};
-  backend::run_layers(ops, arch, x, [&](int, const Matrix& h) {
+  backend::run_layers(ops, arch, x, backend::last_layer_attention_only(options), [&](int, const Matrix& h) {
     if (options.keep_hidden) result.hidden.push_back(h);
   });
   const Matrix final_hidden = norm(x, final_norm_, arch.norm);

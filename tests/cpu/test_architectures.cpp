@@ -116,6 +116,21 @@ TEST_P(MatchesTransformers, LogitsAndAttention) {
       }
     }
     EXPECT_LE(prob.error, kProbability) << name << " probabilities: " << prob.report();
+
+    // Read only by its observer, the forward stops its last layer after the attention
+    // (backend::last_layer_attention_only, in this family's block kind): the same maps, bit for bit.
+    MapRecorder alone(T, false);
+    backend::ForwardOptions observer_only;
+    observer_only.loss = false;
+    observer_only.observer = &alone;
+    ASSERT_TRUE(backend::last_layer_attention_only(observer_only));
+    cpu.forward({tokens}, observer_only);
+    for (int l = 0; l < L; ++l)
+      for (int a = 0; a < A; ++a) {
+        EXPECT_EQ(alone.at(0, l, a).scores, maps.at(0, l, a).scores) << name << " layer " << l << " head " << a;
+        EXPECT_EQ(alone.at(0, l, a).probabilities, maps.at(0, l, a).probabilities)
+            << name << " layer " << l << " head " << a;
+      }
     std::printf("%s run %zu (T=%ld): logits %s (scale %.3g); probabilities %s\n", name.c_str(), r, T,
                 logit.report().c_str(), scale, prob.report().c_str());
   }

@@ -1,7 +1,8 @@
 // NaN is never a number: a NaN or infinite weight is refused at load, naming
 // the tensor and element; absurd query noise stops the CPU forward at the
 // first layer whose residual stream is not finite, naming the layer, branch
-// and the likely cause; the analyses refuse to aggregate non-finite losses or
+// and the likely cause; a last layer run for its observer alone checks its
+// attention's output; the analyses refuse to aggregate non-finite losses or
 // attention sums; an observer's distance range is checked before the forward
 // (ArgumentError, not an abort), and an exception thrown inside the CPU
 // backend's parallel head loop reaches the caller.
@@ -160,6 +161,56 @@ TEST_F(NonFiniteForward, HugeQueryNoiseNamesTheLayerBranchAndCause) {
   } catch (const Error& e) {
     EXPECT_TRUE(contains(e.what(), "branch of layer 0")) << e.what();
     EXPECT_TRUE(contains(e.what(), "query noise (std 3e+37 on the real component) is the likely cause")) << e.what();
+  }
+}
+
+TEST_F(NonFiniteForward, ReadOnlyByItsObserverTheLastLayerStopsAfterItsAttentionWhichIsStillChecked) {
+  // Finite norm weights (bf16 3e38) whose products overflow float32 in layer 1 (the last): before its MLP,
+  // and before its attention.
+  TempDir dir;
+  const auto ec_dir = source_path("tests/data/models/ec");
+  ropescope::testing::write_poisoned_checkpoint(ec_dir, dir / "mlp", "model.layers.1.post_attention_layernorm.weight",
+                                                5, 3e38f);
+  ropescope::testing::write_poisoned_checkpoint(ec_dir, dir / "attention", "model.layers.1.input_layernorm.weight", 5,
+                                                3e38f);
+  const auto tokens = random_tokens(64, 256, 5);
+  ropescope::testing::MapRecorder clean(64, false);
+  backend::ForwardOptions clean_options;
+  clean_options.observer = &clean;
+  cpu::CpuBackend(ec).forward({tokens}, clean_options);
+
+  for (const std::string which : {"mlp", "attention"}) {
+    cpu::CpuBackend backend(std::make_shared<const model::Model>(model::load_model(dir / which)));
+    ropescope::testing::MapRecorder maps(64, false);
+    backend::ForwardOptions whole;  // the hidden states read the last layer's output
+    whole.loss = false;
+    whole.keep_hidden = true;
+    whole.observer = &maps;
+    try {
+      backend.forward({tokens}, whole);
+      ADD_FAILURE() << which << ": no error";
+    } catch (const Error& e) {
+      const std::string expected = which == "mlp" ? "MLP" : "attention";
+      EXPECT_TRUE(contains(e.what(), "sequence 0 after the " + expected + " branch of layer 1 (first at position"))
+          << e.what();
+    }
+    backend::ForwardOptions observed;
+    observed.loss = false;
+    observed.observer = &maps;
+    if (which == "mlp") {
+      // The MLP that overflows is not run, and the maps are the clean model's.
+      EXPECT_NO_THROW(backend.forward({tokens}, observed));
+      for (int l = 0; l < 2; ++l)
+        for (int a = 0; a < 8; ++a)
+          EXPECT_EQ(maps.at(0, l, a).probabilities, clean.at(0, l, a).probabilities) << "layer " << l << " head " << a;
+      continue;
+    }
+    try {
+      backend.forward({tokens}, observed);
+      ADD_FAILURE() << "attention: no error";
+    } catch (const Error& e) {
+      EXPECT_TRUE(contains(e.what(), "sequence 0 in the attention output of layer 1 (first at position")) << e.what();
+    }
   }
 }
 

@@ -50,7 +50,9 @@
 #ifdef ROPESCOPE_HAVE_NCCL
 #include "kernels/nccl_group.hpp"
 #endif
+#include "../common/run_command.hpp"
 #include "../cpu/forward_fixtures.hpp"
+#include "../cpu/poisoned_checkpoint.hpp"
 
 namespace rs = ropescope;
 using ropescope::testing::csv_difference;
@@ -600,6 +602,93 @@ TEST(CudaDistanceProfiles, BitwiseReproducibleAndOverflowRefused) {
     }
     const auto after = profile({});
     EXPECT_EQ(after->result(0, 0).prob_sum, first->result(0, 0).prob_sum) << c.label << ": after the refused run";
+  }
+}
+
+// Read only by its observer (loss off, as `ropescope profile` runs it), a
+// forward stops its last layer after the attention
+// (backend::last_layer_attention_only; the mma.sync kernel then computes the
+// log-sum-exp alone, at d = 96 and 256): the sums and the blocks are the whole
+// forward's, bit for bit, on each kernel path (d 16 simple, d 128 wgmma fused
+// on Hopper, d 256 and 96 mma.sync). That layer's non-finite attention (a
+// finite norm weight of 3e38 before it) is still refused: its blocks by the
+// backend, its sums by the kernels' overflow check.
+TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
+  std::string why;
+  if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  struct Case {
+    std::string label;
+    std::shared_ptr<const rs::model::Model> model;
+    long T;
+  };
+  const std::vector<Case> cases{
+      {"ec (d 16)", ec_fixture(), 300},
+      {"ec d128", random_model("profile_ec_d128", kEcD128), 1500},
+      {"ec d256", random_model("profile_ec_d256", {"ec", 256, 2, 1, 256, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 12}), 1500},
+      {"rope d96 G3", random_model("profile_rope_d96", {"rope", 288, 6, 2, 96, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 13}), 1500}};
+  for (const auto& c : cases) {
+    const int layers = c.model->config.num_hidden_layers, heads = c.model->layout.attention_heads;
+    const auto bins = rs::analysis::DistanceBins::log_spaced(100, c.T - 1, 8);
+    const std::vector<long> beyond{64, 256, 1024};
+    const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(c.T, c.model->config.vocab_size, 29)};
+    rs::cuda::CudaBackend gpu(c.model);
+    auto profile = [&](rs::analysis::ProfileObserver& observer, bool whole) {
+      ForwardOptions options;
+      options.loss = false;
+      options.keep_hidden = whole;  // the hidden states read the last layer's output
+      options.observer = &observer;
+      EXPECT_EQ(rs::backend::last_layer_attention_only(options), !whole);
+      gpu.forward(tokens, options);
+    };
+    rs::analysis::ProfileObserver sums_whole(bins, beyond, layers, heads), sums_alone(bins, beyond, layers, heads);
+    BlockProfileObserver blocks_whole(bins, beyond, layers, heads), blocks_alone(bins, beyond, layers, heads);
+    profile(sums_whole, true);
+    profile(sums_alone, false);
+    profile(blocks_whole, true);
+    profile(blocks_alone, false);
+    long differ = 0;
+    auto compare = [&](const rs::analysis::ProfileObserver& whole, const rs::analysis::ProfileObserver& alone) {
+      for (int l = 0; l < layers; ++l)
+        for (int a = 0; a < heads; ++a) {
+          const auto x = whole.result(l, a), y = alone.result(l, a);
+          differ += x.prob_sum != y.prob_sum || x.score_sum != y.score_sum || x.mass_sum != y.mass_sum ||
+                    x.distance_sum != y.distance_sum || x.entropy_sum != y.entropy_sum;
+        }
+    };
+    compare(sums_whole, sums_alone);
+    compare(blocks_whole, blocks_alone);
+    EXPECT_EQ(differ, 0) << c.label << ": (head, path) profiles that differ between the whole and the observed forward";
+    fmt::print("[observed only {}] {} layers x {} heads, sums and blocks bitwise the whole forward's: {}\n", c.label,
+               layers, heads, differ == 0 ? "yes" : "NO");
+  }
+
+  rs::testing::TempDir dir;
+  rs::testing::write_poisoned_checkpoint(source_path("tests/data/models/ec"), dir / "attention",
+                                         "model.layers.1.input_layernorm.weight", 5, 3e38f);
+  const auto poisoned = std::make_shared<const rs::model::Model>(rs::model::load_model(dir / "attention"));
+  const long T = 64;
+  const auto bins = rs::analysis::DistanceBins::log_spaced(T, T - 1, 8);
+  const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(T, poisoned->config.vocab_size, 5)};
+  rs::cuda::CudaBackend gpu(poisoned);
+  for (const bool blocks : {true, false}) {
+    rs::analysis::ProfileObserver sums(bins, {}, 2, 8);
+    BlockProfileObserver by_blocks(bins, {}, 2, 8);
+    ForwardOptions options;
+    options.loss = false;
+    options.observer = blocks ? &by_blocks : &sums;
+    try {
+      gpu.forward(tokens, options);
+      ADD_FAILURE() << (blocks ? "blocks" : "sums") << ": no error";
+    } catch (const rs::Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(blocks ? "sequence 0 in the attention probabilities of layer 1, head " : "layer 1 of sequence 0"),
+                std::string::npos)
+          << m;
+      if (!blocks) {
+        EXPECT_NE(m.find("refused"), std::string::npos) << m;
+      }
+      fmt::print("[observed only, poisoned layer 1, {}] {}\n", blocks ? "blocks" : "sums", m);
+    }
   }
 }
 

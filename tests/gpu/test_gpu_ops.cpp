@@ -9,6 +9,7 @@
 // element by element; a failure names the worst element (head, position,
 // dim or slot), its value and the reference. Kernels:
 //   mma       attention_forward_bf16 (mma.sync flash), out and lse
+//   mma_lse   the same without values (out, v null): lse bitwise the mma one's
 //   wgmma     attention_forward_wgmma_bf16 (Hopper), out and lse
 //   simple    attention_simple_bf16 (any even d), out and lse
 //   sums      attention_distance_sums_bf16 with the wgmma (else mma) lse
@@ -328,6 +329,24 @@ bool check_forward(const Fixture& f, const DeviceInputs& in, const char* name, c
   return true;
 }
 
+// The mma.sync kernel without values (out and v null: a profile's last
+// layer): its lse equals the full kernel's `full` bit for bit.
+void check_lse_alone(const Fixture& f, const DeviceInputs& in, const std::vector<float>& full) {
+  DeviceBuffer<float> lse(std::size_t(f.A) * f.c.T);
+  cudaMemset(lse.ptr, 0xFF, lse.n * sizeof(float));  // NaN poison: unwritten elements fail
+  rk::attention_forward_bf16(in.q.ptr, in.k.ptr, nullptr, in.rope, f.shape(), nullptr, lse.ptr, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << "mma_lse";
+  const auto l = lse.download();
+  ASSERT_EQ(l.size(), full.size());
+  for (std::size_t i = 0; i < l.size(); ++i)
+    if (std::memcmp(&l[i], &full[i], sizeof(float)) != 0) {
+      ADD_FAILURE() << "mma_lse: head " << i / f.c.T << " pos " << i % f.c.T << ": " << l[i] << " without values, "
+                    << full[i] << " with";
+      return;
+    }
+  std::printf("  %-11s lse bitwise the mma kernel's\n", "mma_lse");
+}
+
 using SumsFn = std::function<void(const DeviceInputs&, const rk::AttentionShape&, const float*,
                                   const rk::DistanceSumsOut&)>;
 
@@ -464,6 +483,7 @@ TEST_P(GpuOps, EveryAttentionKernelMatchesFloat64Reference) {
       rk::attention_forward_bf16(i.q.ptr, i.k.ptr, i.v.ptr, i.rope, s, o, l, nullptr);
       return true;
     }, &tiled_lse);
+    check_lse_alone(f, in, tiled_lse);
   }
   if (wide) {  // wgmma with the fused sums (Hopper), else declined
     std::vector<float> wgmma_lse;
