@@ -141,6 +141,10 @@ struct ForwardOptions {
   // post-branch norm and the residual add). Set by TensorParallelBackend for
   // its ranks; a backend that cannot honour it refuses it.
   BranchReducer* branch_reducer = nullptr;
+  // Run the last layer whole though this call reads nothing after it: a
+  // tensor-parallel rank whose group's first rank computes the loss, logits
+  // or hidden states (the ranks sum that layer's branches together).
+  bool whole_last_layer = false;
 };
 
 // Whether a forward may stop its last layer after the attention's
@@ -148,9 +152,11 @@ struct ForwardOptions {
 // residual stream after the layers (no loss, logits or hidden states). The
 // observer's numbers are the same; the last layer's output projection and MLP
 // (and, where a kernel can, its value product) are not computed. The same on
-// every tensor-parallel rank, as they share these options.
+// every tensor-parallel rank (TensorParallelBackend sets whole_last_layer on
+// the ranks that compute no loss when the first rank does).
 inline bool last_layer_attention_only(const ForwardOptions& options) {
-  return options.observer && !options.loss && !options.keep_logits && !options.keep_hidden;
+  return options.observer && !options.loss && !options.keep_logits && !options.keep_hidden &&
+         !options.whole_last_layer;
 }
 
 struct ForwardResult {

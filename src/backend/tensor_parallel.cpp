@@ -167,6 +167,7 @@ ForwardOptions TensorParallelBackend::rank_options(std::size_t r, const ForwardO
   if (mine.noise) mine.noise->first_head += shards_[r].first_attention_head;  // the one-backend values, head by head
   mine.observer = observer;
   if (r > 0) {  // the residual stream is the same on every rank: a process's first rank alone computes the head
+    mine.whole_last_layer = !last_layer_attention_only(options);  // the first rank's last layer, branch for branch
     mine.loss = false;
     mine.keep_logits = mine.keep_hidden = false;
   }

@@ -169,6 +169,38 @@ TEST(TensorParallel, ProfilesSeeTheModelsHeadNumbers) {
   }
 }
 
+// An observed forward with the loss on: the first rank computes the loss, the
+// others do not, yet every rank runs the last layer whole as the first does,
+// so their branch sums meet (a rank that stopped after the attention,
+// backend::last_layer_attention_only, would leave the first waiting). With the
+// loss off every rank stops after it. Either way the maps (and the losses) are
+// the one backend's.
+TEST(TensorParallel, AnObservedForwardRunsTheLastLayerAlikeOnEveryRank) {
+  const auto model = load_test_model("tests/data/models/ec");
+  cpu::CpuBackend one(model);
+  auto two = cpu_ranks(model, 2);
+  const long T = 40;
+  const auto tokens = ropescope::testing::random_tokens(T, 256, 4);
+  for (const bool loss : {true, false}) {
+    ropescope::testing::MapRecorder expected(T, false), got(T, false);
+    backend::ForwardOptions options;
+    options.loss = loss;
+    options.observer = &expected;
+    const auto a = one.forward({tokens}, options).front();
+    options.observer = &got;
+    const auto b = two->forward({tokens}, options).front();
+    ASSERT_EQ(a.nll.size(), b.nll.size());
+    ASSERT_EQ(a.nll.size(), loss ? std::size_t(T - 1) : 0u);
+    for (std::size_t t = 0; t < a.nll.size(); ++t) EXPECT_NEAR(a.nll[t], b.nll[t], kTolerance) << "position " << t;
+    double worst = 0;
+    for (int l = 0; l < 2; ++l)
+      for (int h = 0; h < 8; ++h)
+        for (long i = 0; i < T * T; ++i)
+          worst = std::max<double>(worst, std::abs(expected.at(0, l, h).probabilities[i] - got.at(0, l, h).probabilities[i]));
+    EXPECT_LE(worst, kTolerance) << (loss ? "with" : "without") << " the loss";
+  }
+}
+
 TEST(TensorParallel, AnAblationListIsSplitAmongTheRanks) {
   const auto model = load_test_model("tests/data/models/ec");
   cpu::CpuBackend one(model);
