@@ -1032,12 +1032,13 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     }
     add_branch(l, 1, ws.act.get(), L.down, L.down_bias, I, out, scale, post);
   };
-  // The last layer of a forward read only by its observer (backend::last_layer_attention_only).
+  // The last layer of a forward read only by its observer (backend::decoder_extent).
   auto observe_attention = [&](int l, const Buffers& in) { attend(l, in, false); };
   backend::CallableOps<Buffers, decltype(norm), decltype(attention), decltype(mlp), decltype(observe_attention)> ops{
       norm, attention, mlp, observe_attention};
   Buffers x{ws.x.get(), nullptr};
-  backend::run_layers(ops, c.arch, x, backend::last_layer_attention_only(options), [&](int, const Buffers&) {
+  const backend::DecoderExtent extent = backend::decoder_extent(options, static_cast<int>(c.arch.layers.size()));
+  backend::run_layers(ops, c.arch, x, extent, [&](int, const Buffers&) {
     if (!options.keep_hidden) return;
     Matrix hidden(T, h);
     check(cudaMemcpyAsync(hidden.data(), ws.x.get(), T * h * sizeof(float), cudaMemcpyDeviceToHost, stream),

@@ -80,6 +80,10 @@ bool AttentionMapRecorder::observes(int layer, int attention_head) const {
   return index_[static_cast<std::size_t>(layer) * heads_per_layer_ + attention_head] >= 0;
 }
 
+bool AttentionMapRecorder::observes_layer(int layer) const {
+  return std::any_of(maps_.begin(), maps_.end(), [&](const MapEntry& m) { return m.layer == layer; });
+}
+
 void AttentionMapRecorder::on_block(const backend::AttentionBlock& block) {
   if (block.sequence != 0 || !observes(block.layer, block.head.index)) return;
   const long rows = request_.rows(), columns = request_.columns(), key_begin = request_.key_begin();

@@ -54,6 +54,7 @@ class AttentionMapRecorder : public backend::AttentionObserver {
   void allocate();
 
   bool observes(int layer, int attention_head) const override;
+  bool observes_layer(int layer) const override;
   bool wants_virtual_imaginary() const override { return request_.virtual_imaginary; }
   // Records blocks of sequence 0 (the forward runs tokens 0 .. start+length-1 as one sequence).
   void on_block(const backend::AttentionBlock& block) override;

@@ -73,6 +73,14 @@ class AttentionObserver {
     (void)attention_head;
     return true;
   }
+  // Whether any head of `layer` is observed (observes(layer, h) for some h;
+  // by default every layer is). A forward read only by its observer runs up
+  // to the last such layer (decoder.hpp's decoder_extent). The answer must not
+  // depend on which heads a tensor-parallel rank holds.
+  virtual bool observes_layer(int layer) const {
+    (void)layer;
+    return true;
+  }
   virtual bool wants_virtual_imaginary() const { return false; }
   // An observer that needs only sums by distance returns its request here; a
   // backend that reduces them itself then calls on_distance_sums, once per
@@ -141,22 +149,18 @@ struct ForwardOptions {
   // post-branch norm and the residual add). Set by TensorParallelBackend for
   // its ranks; a backend that cannot honour it refuses it.
   BranchReducer* branch_reducer = nullptr;
-  // Run the last layer whole though this call reads nothing after it: a
+  // Run every layer whole though this call's only reader is its observer: a
   // tensor-parallel rank whose group's first rank computes the loss, logits
-  // or hidden states (the ranks sum that layer's branches together).
-  bool whole_last_layer = false;
+  // or hidden states (the ranks sum every layer's branches together).
+  bool whole_forward = false;
 };
 
-// Whether a forward may stop its last layer after the attention's
-// observation (backend/decoder.hpp): it has an observer, and nothing reads the
-// residual stream after the layers (no loss, logits or hidden states). The
-// observer's numbers are the same; the last layer's output projection and MLP
-// (and, where a kernel can, its value product) are not computed. The same on
-// every tensor-parallel rank (TensorParallelBackend sets whole_last_layer on
-// the ranks that compute no loss when the first rank does).
-inline bool last_layer_attention_only(const ForwardOptions& options) {
-  return options.observer && !options.loss && !options.keep_logits && !options.keep_hidden &&
-         !options.whole_last_layer;
+// Whether a forward's only reader is its observer: it has one, and nothing
+// reads the residual stream after the layers (no loss, logits or hidden
+// states; not whole_forward). Such a forward runs only the layers its
+// observer looks at (decoder.hpp's decoder_extent).
+inline bool observer_only(const ForwardOptions& options) {
+  return options.observer && !options.loss && !options.keep_logits && !options.keep_hidden && !options.whole_forward;
 }
 
 struct ForwardResult {
@@ -193,8 +197,8 @@ class Backend {
   // fit the memory available to it, before any work. Throws Error (from
   // non_finite_activations) when the activations after a layer's attention
   // or MLP branch, the attention of a layer run for its observer alone
-  // (last_layer_attention_only), or the logits / losses, hold a NaN or an
-  // infinity: no result is returned then.
+  // (decoder_extent), or the logits / losses, hold a NaN or an infinity: no
+  // result is returned then.
   virtual std::vector<ForwardResult> forward(const std::vector<std::vector<std::int32_t>>& sequences,
                                              const ForwardOptions& options) = 0;
   // The memory, in bytes, that forward()'s own buffers take for one sequence

@@ -21,6 +21,7 @@
 
 #include <optional>
 
+#include "backend/backend.hpp"
 #include "model/architecture.hpp"
 
 namespace ropescope::backend {
@@ -88,15 +89,33 @@ struct CallableOps {
   void observe_attention(int layer, const Act& in) { observe_attention_fn(layer, in); }
 };
 
-// Every layer in order; after_layer(l, x) runs after layer l (hidden-state
-// capture, checks). With last_attention_only (backend.hpp's
-// last_layer_attention_only) the last layer runs its attention alone.
+// How much of the decoder a forward runs: layers 0 .. layers - 1, the last of
+// them stopping after its attention's observation when last_attention_only.
+struct DecoderExtent {
+  int layers = 0;
+  bool last_attention_only = false;
+};
+
+// Every layer whole, unless the observer is the forward's only reader
+// (backend.hpp's observer_only): then up to the last layer it looks at
+// (observes_layer), which runs its attention alone. The observer's numbers
+// are the same; what no output reads is not computed (the later layers, the
+// last one's output projection and MLP, and, where a kernel can, its value
+// product). None at all when it looks at no layer.
+inline DecoderExtent decoder_extent(const ForwardOptions& options, int layers) {
+  if (!observer_only(options)) return {layers, false};
+  int last = layers - 1;
+  while (last >= 0 && !options.observer->observes_layer(last)) --last;
+  return {last + 1, last >= 0};
+}
+
+// The layers of `extent` in order; after_layer(l, x) runs after layer l
+// (hidden-state capture, checks).
 template <class Ops, class AfterLayer>
-void run_layers(Ops& ops, const model::Architecture& arch, typename Ops::Activations& x, bool last_attention_only,
+void run_layers(Ops& ops, const model::Architecture& arch, typename Ops::Activations& x, DecoderExtent extent,
                 AfterLayer&& after_layer) {
-  const int layers = static_cast<int>(arch.layers.size());
-  for (int l = 0; l < layers; ++l) {
-    decoder_layer(ops, arch, l, x, last_attention_only && l == layers - 1);
+  for (int l = 0; l < extent.layers; ++l) {
+    decoder_layer(ops, arch, l, x, extent.last_attention_only && l == extent.layers - 1);
     after_layer(l, x);
   }
 }

@@ -29,6 +29,7 @@ class ObserverRecording : public AttentionObserver {
   void on_block(const AttentionBlock& block) override;
   void on_distance_sums(const DistanceSums& sums) override;
   bool observes(int layer, int attention_head) const override { return like_.observes(layer, attention_head); }
+  bool observes_layer(int layer) const override { return like_.observes_layer(layer); }
   bool wants_virtual_imaginary() const override { return like_.wants_virtual_imaginary(); }
   const DistanceSumsRequest* distance_sums_request() const override { return like_.distance_sums_request(); }
 

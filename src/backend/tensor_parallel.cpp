@@ -104,6 +104,7 @@ class ShardObserver : public AttentionObserver {
   bool observes(int layer, int attention_head) const override {
     return inner_.observes(layer, attention_head + shard_.first_attention_head);
   }
+  bool observes_layer(int layer) const override { return inner_.observes_layer(layer); }
   bool wants_virtual_imaginary() const override { return inner_.wants_virtual_imaginary(); }
   const DistanceSumsRequest* distance_sums_request() const override { return inner_.distance_sums_request(); }
 
@@ -167,7 +168,7 @@ ForwardOptions TensorParallelBackend::rank_options(std::size_t r, const ForwardO
   if (mine.noise) mine.noise->first_head += shards_[r].first_attention_head;  // the one-backend values, head by head
   mine.observer = observer;
   if (r > 0) {  // the residual stream is the same on every rank: a process's first rank alone computes the head
-    mine.whole_last_layer = !last_layer_attention_only(options);  // the first rank's last layer, branch for branch
+    mine.whole_forward = !observer_only(options);  // every layer the first rank runs, branch for branch
     mine.loss = false;
     mine.keep_logits = mine.keep_hidden = false;
   }

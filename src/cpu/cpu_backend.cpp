@@ -369,7 +369,8 @@ backend::ForwardResult CpuBackend::forward_one(int sequence, const std::vector<s
   if (arch.embedding_multiplier != 1.0) x *= static_cast<float>(arch.embedding_multiplier);
 
   LayerOps ops{*this, sequence, tables, options};
-  backend::run_layers(ops, arch, x, backend::last_layer_attention_only(options), [&](int, const Matrix& h) {
+  const backend::DecoderExtent extent = backend::decoder_extent(options, static_cast<int>(arch.layers.size()));
+  backend::run_layers(ops, arch, x, extent, [&](int, const Matrix& h) {
     if (options.keep_hidden) result.hidden.push_back(h);
   });
   const Matrix final_hidden = norm(x, final_norm_, arch.norm);

@@ -24,6 +24,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/decoder.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "forward_fixtures.hpp"
@@ -118,12 +119,13 @@ TEST_P(MatchesTransformers, LogitsAndAttention) {
     EXPECT_LE(prob.error, kProbability) << name << " probabilities: " << prob.report();
 
     // Read only by its observer, the forward stops its last layer after the attention
-    // (backend::last_layer_attention_only, in this family's block kind): the same maps, bit for bit.
+    // (backend::decoder_extent, in this family's block kind): the same maps, bit for bit.
     MapRecorder alone(T, false);
     backend::ForwardOptions observer_only;
     observer_only.loss = false;
     observer_only.observer = &alone;
-    ASSERT_TRUE(backend::last_layer_attention_only(observer_only));
+    const auto extent = backend::decoder_extent(observer_only, L);
+    ASSERT_TRUE(extent.layers == L && extent.last_attention_only);
     cpu.forward({tokens}, observer_only);
     for (int l = 0; l < L; ++l)
       for (int a = 0; a < A; ++a) {

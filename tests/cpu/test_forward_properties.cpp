@@ -1,14 +1,17 @@
 // Properties of the CPU forward that need no reference: the RoPE++ scores are
 // the real and negative imaginary parts of the complex sum of ROPEPP.md
 // section 1; noise with std 0 is the clean model and noise is reproducible;
-// observers, block sizes and batching do not change results; bad tokens and
-// impossible contexts are clear errors; exact vs HF float32 angles.
+// observers, block sizes and batching do not change results; a forward read
+// only by its observer runs the layers it looks at; bad tokens and impossible
+// contexts are clear errors; exact vs HF float32 angles.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <complex>
 #include <random>
 
+#include "analysis/attention_maps.hpp"
+#include "backend/decoder.hpp"
 #include "core/error.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "forward_fixtures.hpp"
@@ -135,6 +138,42 @@ TEST_F(ForwardProperties, WithoutTheLossNoNllAndTheSameLogitsAndHiddenStates) {
   const auto c = backend.forward({tokens}, without)[0];
   EXPECT_TRUE(c.nll.empty());
   EXPECT_EQ(c.logits.size(), 0);
+}
+
+// A forward whose only reader is its observer runs up to the last layer the
+// observer looks at, that one's attention alone; with any other reader, or
+// whole_forward (a tensor-parallel rank beside a first rank that computes the
+// loss), every layer whole.
+TEST_F(ForwardProperties, AnObserverOnlyForwardRunsUpToTheLastObservedLayer) {
+  const int L = ec->config.num_hidden_layers;  // 2
+  ropescope::testing::MapRecorder every(8, false);
+  analysis::MapRequest first;
+  first.layers = {0};
+  analysis::AttentionMapRecorder layer0(*ec, first, 16);
+  struct NoLayer : backend::AttentionObserver {
+    void on_block(const backend::AttentionBlock&) override {}
+    bool observes(int, int) const override { return false; }
+    bool observes_layer(int) const override { return false; }
+  } none;
+  auto extent = [&](backend::AttentionObserver* observer, bool loss, bool logits, bool hidden, bool whole) {
+    backend::ForwardOptions o;
+    o.observer = observer;
+    o.loss = loss;
+    o.keep_logits = logits;
+    o.keep_hidden = hidden;
+    o.whole_forward = whole;
+    const auto e = backend::decoder_extent(o, L);
+    return std::pair{e.layers, e.last_attention_only};
+  };
+  EXPECT_EQ(extent(nullptr, false, false, false, false), std::pair(L, false));
+  EXPECT_EQ(extent(&every, true, false, false, false), std::pair(L, false));
+  EXPECT_EQ(extent(&every, false, true, false, false), std::pair(L, false));
+  EXPECT_EQ(extent(&every, false, false, true, false), std::pair(L, false));
+  EXPECT_EQ(extent(&every, false, false, false, true), std::pair(L, false));
+  EXPECT_EQ(extent(&every, false, false, false, false), std::pair(L, true));
+  EXPECT_EQ(extent(&layer0, false, false, false, false), std::pair(1, true));
+  EXPECT_EQ(extent(&layer0, true, false, false, false), std::pair(L, false));
+  EXPECT_EQ(extent(&none, false, false, false, false), std::pair(0, false));
 }
 
 TEST_F(ForwardProperties, ImaginaryNoiseOnAVanillaModelIsAnArgumentError) {

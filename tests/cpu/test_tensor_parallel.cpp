@@ -172,7 +172,7 @@ TEST(TensorParallel, ProfilesSeeTheModelsHeadNumbers) {
 // An observed forward with the loss on: the first rank computes the loss, the
 // others do not, yet every rank runs the last layer whole as the first does,
 // so their branch sums meet (a rank that stopped after the attention,
-// backend::last_layer_attention_only, would leave the first waiting). With the
+// backend::decoder_extent, would leave the first waiting). With the
 // loss off every rank stops after it. Either way the maps (and the losses) are
 // the one backend's.
 TEST(TensorParallel, AnObservedForwardRunsTheLastLayerAlikeOnEveryRank) {

@@ -39,6 +39,7 @@
 #include "analysis/perplexity_report.hpp"
 #include "analysis/profile_report.hpp"
 #include "backend/data_parallel.hpp"
+#include "backend/decoder.hpp"
 #include "backend/tensor_parallel.hpp"
 #include "model/tensor_parallel.hpp"
 #include "core/error.hpp"
@@ -607,12 +608,13 @@ TEST(CudaDistanceProfiles, BitwiseReproducibleAndOverflowRefused) {
 
 // Read only by its observer (loss off, as `ropescope profile` runs it), a
 // forward stops its last layer after the attention
-// (backend::last_layer_attention_only; the mma.sync kernel then computes the
+// (backend::decoder_extent; the mma.sync kernel then computes the
 // log-sum-exp alone, at d = 96 and 256): the sums and the blocks are the whole
 // forward's, bit for bit, on each kernel path (d 16 simple, d 128 wgmma fused
 // on Hopper, d 256 and 96 mma.sync). That layer's non-finite attention (a
 // finite norm weight of 3e38 before it) is still refused: its blocks by the
-// backend, its sums by the kernels' overflow check.
+// backend, its sums by the kernels' overflow check; an observer of layer 0
+// alone does not run it.
 TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
   std::string why;
   if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
@@ -637,7 +639,7 @@ TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
       options.loss = false;
       options.keep_hidden = whole;  // the hidden states read the last layer's output
       options.observer = &observer;
-      EXPECT_EQ(rs::backend::last_layer_attention_only(options), !whole);
+      EXPECT_EQ(rs::backend::decoder_extent(options, layers).last_attention_only, !whole);
       gpu.forward(tokens, options);
     };
     rs::analysis::ProfileObserver sums_whole(bins, beyond, layers, heads), sums_alone(bins, beyond, layers, heads);
@@ -690,6 +692,16 @@ TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
       fmt::print("[observed only, poisoned layer 1, {}] {}\n", blocks ? "blocks" : "sums", m);
     }
   }
+  // An observer of layer 0 alone: layer 1 is not run.
+  struct FirstLayer : rs::testing::MapRecorder {
+    using MapRecorder::MapRecorder;
+    bool observes(int layer, int) const override { return layer == 0; }
+    bool observes_layer(int layer) const override { return layer == 0; }
+  } first(T, false);
+  ForwardOptions options;
+  options.loss = false;
+  options.observer = &first;
+  EXPECT_NO_THROW(gpu.forward(tokens, options));
 }
 
 // Random checkpoints through the flash kernels with the slice's features:
