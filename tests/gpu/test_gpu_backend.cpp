@@ -612,9 +612,9 @@ TEST(CudaDistanceProfiles, BitwiseReproducibleAndOverflowRefused) {
 // log-sum-exp alone, at d = 96 and 256): the sums and the blocks are the whole
 // forward's, bit for bit, on each kernel path (d 16 simple, d 128 wgmma fused
 // on Hopper, d 256 and 96 mma.sync). That layer's non-finite attention (a
-// finite norm weight of 3e38 before it) is still refused: its blocks by the
-// backend, its sums by the kernels' overflow check; an observer of layer 0
-// alone does not run it.
+// finite norm weight of 3e38 before it; on the simple and the mma.sync lse
+// paths) is still refused: its blocks by the backend, its sums by the
+// kernels' overflow check; an observer of layer 0 alone does not run it.
 TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
   std::string why;
   if (!have_device(why)) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
@@ -664,34 +664,46 @@ TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
                layers, heads, differ == 0 ? "yes" : "NO");
   }
 
+  // The last layer poisoned: the d 16 test model's layer 1 (simple kernels), and a d 256 random model's only
+  // layer (the mma.sync lse build; the wgmma sums on Hopper, else the mma.sync sums).
   rs::testing::TempDir dir;
-  rs::testing::write_poisoned_checkpoint(source_path("tests/data/models/ec"), dir / "attention",
-                                         "model.layers.1.input_layernorm.weight", 5, 3e38f);
-  const auto poisoned = std::make_shared<const rs::model::Model>(rs::model::load_model(dir / "attention"));
+  rs::testing::write_poisoned_checkpoint(source_path("tests/data/models/ec"), dir / "ec", "model.layers.1.input_layernorm.weight",
+                                         5, 3e38f);
+  rs::kernels::lab::RandomModelShape d256{"ec", 256, 2, 1, 256, 512, 1000, 1, 10000.0, 0.0625f, 1.0f, 12};
+  rs::kernels::lab::write_random_checkpoint(dir / "d256_clean", d256);
+  rs::testing::write_poisoned_checkpoint(dir / "d256_clean", dir / "d256", "model.layers.0.input_layernorm.weight", 5,
+                                         3e38f);
   const long T = 64;
   const auto bins = rs::analysis::DistanceBins::log_spaced(T, T - 1, 8);
-  const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(T, poisoned->config.vocab_size, 5)};
-  rs::cuda::CudaBackend gpu(poisoned);
-  for (const bool blocks : {true, false}) {
-    rs::analysis::ProfileObserver sums(bins, {}, 2, 8);
-    BlockProfileObserver by_blocks(bins, {}, 2, 8);
-    ForwardOptions options;
-    options.loss = false;
-    options.observer = blocks ? &by_blocks : &sums;
-    try {
-      gpu.forward(tokens, options);
-      ADD_FAILURE() << (blocks ? "blocks" : "sums") << ": no error";
-    } catch (const rs::Error& e) {
-      const std::string m = e.what();
-      EXPECT_NE(m.find(blocks ? "sequence 0 in the attention probabilities of layer 1, head " : "layer 1 of sequence 0"),
-                std::string::npos)
-          << m;
-      if (!blocks) {
-        EXPECT_NE(m.find("refused"), std::string::npos) << m;
+  const std::vector<std::vector<std::int32_t>> tokens{uniform_tokens(T, 256, 5)};
+  for (const auto& [name, last] : {std::pair{std::string("ec"), 1}, std::pair{std::string("d256"), 0}}) {
+    const auto poisoned = std::make_shared<const rs::model::Model>(rs::model::load_model(dir / name));
+    const int layers = poisoned->config.num_hidden_layers, heads = poisoned->layout.attention_heads;
+    rs::cuda::CudaBackend gpu(poisoned);
+    for (const bool blocks : {true, false}) {
+      rs::analysis::ProfileObserver sums(bins, {}, layers, heads);
+      BlockProfileObserver by_blocks(bins, {}, layers, heads);
+      ForwardOptions options;
+      options.loss = false;
+      options.observer = blocks ? &by_blocks : &sums;
+      try {
+        gpu.forward(tokens, options);
+        ADD_FAILURE() << name << (blocks ? " blocks" : " sums") << ": no error";
+      } catch (const rs::Error& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find(blocks ? fmt::format("sequence 0 in the attention probabilities of layer {}, head ", last)
+                                : fmt::format("layer {} of sequence 0", last)),
+                  std::string::npos)
+            << m;
+        if (!blocks) {
+          EXPECT_NE(m.find("refused"), std::string::npos) << m;
+        }
+        fmt::print("[observed only, {} poisoned in layer {}, {}] {}\n", name, last, blocks ? "blocks" : "sums", m);
       }
-      fmt::print("[observed only, poisoned layer 1, {}] {}\n", blocks ? "blocks" : "sums", m);
     }
   }
+  const auto poisoned = std::make_shared<const rs::model::Model>(rs::model::load_model(dir / "ec"));
+  rs::cuda::CudaBackend gpu(poisoned);
   // An observer of layer 0 alone: layer 1 is not run.
   struct FirstLayer : rs::testing::MapRecorder {
     using MapRecorder::MapRecorder;
