@@ -85,6 +85,15 @@ class MapRecorder : public backend::AttentionObserver {
   std::map<std::tuple<int, int, int>, Maps> maps_;
 };
 
+// A MapRecorder of layer 0 alone (observes_layer too): a forward read only by
+// it runs layer 0 and no further.
+class FirstLayerRecorder : public MapRecorder {
+ public:
+  using MapRecorder::MapRecorder;
+  bool observes(int layer, int) const override { return layer == 0; }
+  bool observes_layer(int layer) const override { return layer == 0; }
+};
+
 // The largest difference between two JSON documents of the same structure,
 // |a - b| / max(1, |a|) over their numbers, and where it is ("" and 0 when
 // equal; infinity at the first place where the structure differs).

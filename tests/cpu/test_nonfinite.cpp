@@ -212,11 +212,7 @@ TEST_F(NonFiniteForward, ReadOnlyByItsObserverTheLastLayerStopsAfterItsAttention
       EXPECT_TRUE(contains(e.what(), "sequence 0 in the attention output of layer 1 (first at position")) << e.what();
     }
     // An observer of layer 0 alone: layer 1 is not run, and layer 0's maps are the clean model's.
-    struct FirstLayer : ropescope::testing::MapRecorder {
-      using MapRecorder::MapRecorder;
-      bool observes(int layer, int) const override { return layer == 0; }
-      bool observes_layer(int layer) const override { return layer == 0; }
-    } first(64, false);
+    ropescope::testing::FirstLayerRecorder first(64, false);
     observed.observer = &first;
     EXPECT_NO_THROW(backend.forward({tokens}, observed));
     for (int a = 0; a < 8; ++a) EXPECT_EQ(first.at(0, 0, a).probabilities, clean.at(0, 0, a).probabilities) << a;

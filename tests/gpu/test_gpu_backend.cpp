@@ -189,6 +189,11 @@ std::shared_ptr<const rs::model::Model> random_model(const std::string& label, r
 // The random EC model most tests use: hidden 256, num_attention_heads 4 of
 // d = 128, 2 KV heads, MLP 512, vocab 1000, 2 layers, seed 3.
 const rs::kernels::lab::RandomModelShape kEcD128 = {"ec", 256, 4, 2, 128, 512, 1000, 2, 10000.0, 0.02f, 1.0f, 3};
+// One-layer models of the mma.sync-only head dims (the profile tests): EC with
+// 2 query heads of d = 256 over 1 KV head, seed 12; RoPE with 6 heads of d = 96
+// over 2 KV heads (G = 3), hidden 288, seed 13.
+const rs::kernels::lab::RandomModelShape kEcD256 = {"ec", 256, 2, 1, 256, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 12};
+const rs::kernels::lab::RandomModelShape kRopeD96G3 = {"rope", 288, 6, 2, 96, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 13};
 
 // The d = 16 EC test model (tests/data/models/ec), which runs the plain kernels.
 std::shared_ptr<const rs::model::Model> ec_fixture() {
@@ -477,6 +482,19 @@ ProfileDiff profile_diff(const rs::analysis::ProfileObserver& got, const rs::ana
   return d;
 }
 
+// The number of heads whose distance profiles (every sum) are not bitwise equal.
+long heads_whose_profiles_differ(const rs::analysis::ProfileObserver& a, const rs::analysis::ProfileObserver& b,
+                                 int layers, int heads) {
+  long differ = 0;
+  for (int l = 0; l < layers; ++l)
+    for (int h = 0; h < heads; ++h) {
+      const auto x = a.result(l, h), y = b.result(l, h);
+      differ += x.prob_sum != y.prob_sum || x.score_sum != y.score_sum || x.mass_sum != y.mass_sum ||
+                x.distance_sum != y.distance_sum || x.entropy_sum != y.entropy_sum;
+    }
+  return differ;
+}
+
 // Distance profiles from the GPU's own reduction (no T x T) against (1) the
 // same GPU forward's score blocks reduced on the host: the same scores, so
 // only summation order and exp rounding differ; and (2) the CPU backend.
@@ -498,8 +516,8 @@ TEST(CudaDistanceProfiles, MatchBlocksAndCpu) {
       {"eh d64 noisy", random_model("profile_eh_d64", {"eh", 256, 8, 4, 64, 512, 1000, 2, 500000.0, 0.02f, 1.0f, 4}), 1500, true},
       {"rope d128 G8", random_model("profile_rope_g8", {"rope", 256, 8, 1, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 6}), 700, false},
       {"rope d128 G7", random_model("profile_rope_g7", {"rope", 256, 14, 2, 128, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 8}), 1500, false},
-      {"ec d256", random_model("profile_ec_d256", {"ec", 256, 2, 1, 256, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 12}), 1500, false},
-      {"rope d96 G3", random_model("profile_rope_d96", {"rope", 288, 6, 2, 96, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 13}), 1500, false}};
+      {"ec d256", random_model("profile_ec_d256", kEcD256), 1500, false},
+      {"rope d96 G3", random_model("profile_rope_d96", kRopeD96G3), 1500, false}};
   for (const auto& c : cases) {
     const int layers = c.model->config.num_hidden_layers, heads = c.model->layout.attention_heads;
     const auto bins = rs::analysis::DistanceBins::log_spaced(100, c.T - 1, 8);
@@ -579,14 +597,8 @@ TEST(CudaDistanceProfiles, BitwiseReproducibleAndOverflowRefused) {
       return observer;
     };
     const auto first = profile({}), second = profile({});
-    long differ = 0;
-    for (int l = 0; l < layers; ++l)
-      for (int a = 0; a < heads; ++a) {
-        const auto x = first->result(l, a), y = second->result(l, a);
-        differ += x.prob_sum != y.prob_sum || x.score_sum != y.score_sum || x.mass_sum != y.mass_sum ||
-                  x.distance_sum != y.distance_sum || x.entropy_sum != y.entropy_sum;
-      }
-    EXPECT_EQ(differ, 0) << c.label << ": heads whose profile differs between two runs";
+    EXPECT_EQ(heads_whose_profiles_differ(*first, *second, layers, heads), 0)
+        << c.label << ": heads whose profile differs between two runs";
     ForwardOptions loud;
     loud.noise = rs::backend::QueryNoise{rs::model::HeadKind::real, 1e20, 5};
     try {
@@ -626,8 +638,8 @@ TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
   const std::vector<Case> cases{
       {"ec (d 16)", ec_fixture(), 300},
       {"ec d128", random_model("profile_ec_d128", kEcD128), 1500},
-      {"ec d256", random_model("profile_ec_d256", {"ec", 256, 2, 1, 256, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 12}), 1500},
-      {"rope d96 G3", random_model("profile_rope_d96", {"rope", 288, 6, 2, 96, 512, 1000, 1, 10000.0, 0.02f, 1.0f, 13}), 1500}};
+      {"ec d256", random_model("profile_ec_d256", kEcD256), 1500},
+      {"rope d96 G3", random_model("profile_rope_d96", kRopeD96G3), 1500}};
   for (const auto& c : cases) {
     const int layers = c.model->config.num_hidden_layers, heads = c.model->layout.attention_heads;
     const auto bins = rs::analysis::DistanceBins::log_spaced(100, c.T - 1, 8);
@@ -648,17 +660,8 @@ TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
     profile(sums_alone, false);
     profile(blocks_whole, true);
     profile(blocks_alone, false);
-    long differ = 0;
-    auto compare = [&](const rs::analysis::ProfileObserver& whole, const rs::analysis::ProfileObserver& alone) {
-      for (int l = 0; l < layers; ++l)
-        for (int a = 0; a < heads; ++a) {
-          const auto x = whole.result(l, a), y = alone.result(l, a);
-          differ += x.prob_sum != y.prob_sum || x.score_sum != y.score_sum || x.mass_sum != y.mass_sum ||
-                    x.distance_sum != y.distance_sum || x.entropy_sum != y.entropy_sum;
-        }
-    };
-    compare(sums_whole, sums_alone);
-    compare(blocks_whole, blocks_alone);
+    const long differ = heads_whose_profiles_differ(sums_whole, sums_alone, layers, heads) +
+                        heads_whose_profiles_differ(blocks_whole, blocks_alone, layers, heads);
     EXPECT_EQ(differ, 0) << c.label << ": (head, path) profiles that differ between the whole and the observed forward";
     fmt::print("[observed only {}] {} layers x {} heads, sums and blocks bitwise the whole forward's: {}\n", c.label,
                layers, heads, differ == 0 ? "yes" : "NO");
@@ -669,7 +672,8 @@ TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
   rs::testing::TempDir dir;
   rs::testing::write_poisoned_checkpoint(source_path("tests/data/models/ec"), dir / "ec", "model.layers.1.input_layernorm.weight",
                                          5, 3e38f);
-  rs::kernels::lab::RandomModelShape d256{"ec", 256, 2, 1, 256, 512, 1000, 1, 10000.0, 0.0625f, 1.0f, 12};
+  rs::kernels::lab::RandomModelShape d256 = kEcD256;
+  d256.std = 1.0f / std::sqrt(static_cast<float>(d256.hidden));  // as random_model writes it
   rs::kernels::lab::write_random_checkpoint(dir / "d256_clean", d256);
   rs::testing::write_poisoned_checkpoint(dir / "d256_clean", dir / "d256", "model.layers.0.input_layernorm.weight", 5,
                                          3e38f);
@@ -705,11 +709,7 @@ TEST(CudaDistanceProfiles, ReadOnlyByTheObserverTheSameBitsAndStillChecked) {
   const auto poisoned = std::make_shared<const rs::model::Model>(rs::model::load_model(dir / "ec"));
   rs::cuda::CudaBackend gpu(poisoned);
   // An observer of layer 0 alone: layer 1 is not run.
-  struct FirstLayer : rs::testing::MapRecorder {
-    using MapRecorder::MapRecorder;
-    bool observes(int layer, int) const override { return layer == 0; }
-    bool observes_layer(int layer) const override { return layer == 0; }
-  } first(T, false);
+  rs::testing::FirstLayerRecorder first(T, false);
   ForwardOptions options;
   options.loss = false;
   options.observer = &first;
