@@ -10,9 +10,10 @@
 // SiLU, erf- or tanh-GELU) -> down_proj. A branch without a post norm or
 // residual multiplier adds straight into x (fp32 GEMM output, beta = 1);
 // otherwise its fp32 output is normed and scaled into x by one kernel. After
-// each branch a small kernel flags the first non-finite residual row in one
-// device word, read once after the layers (backend::non_finite_activations
-// names the layer). Then the final norm and, per chunk of tokens, fp32
+// each branch the first non-finite residual row is flagged in one device
+// word, by the next norm as it reads x (or a small kernel where nothing
+// reads x whole first), read once after the layers
+// (backend::non_finite_activations names the layer). Then the final norm and, per chunk of tokens, fp32
 // logits from one GEMM (times the logit multiplier), the final softcap, and
 // the next-token loss (checked finite on the host).
 #include "kernels/cuda_backend.hpp"
@@ -920,13 +921,30 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     const bf16* normed = nullptr;
   };
   const auto& norm_spec = c.arch.norm;
+  // The non-finite check of the residual stream after the last branch added
+  // to it, (2 * layer + branch) * T, not yet made: the next residual norm
+  // makes it as it reads the rows (kernels::RowCheck); where something else
+  // comes first (another branch's add, a branch reading the stream itself),
+  // flag_non_finite_rows_f32 does.
+  std::optional<unsigned long long> unchecked;
+  auto check_residual = [&] {
+    if (!unchecked) return;
+    kernels::flag_non_finite_rows_f32(ws.x.get(), static_cast<int>(T), static_cast<int>(h), *unchecked,
+                                      s.non_finite.get(), stream);
+    unchecked.reset();
+  };
   // y = bf16(norm(x)) for the fp32 residual x: the RMS-only kernel for rms and rms_offset (its weight is 1 + w).
   auto residual_norm = [&](const float* x, const DeviceNorm& n, bf16* y) {
+    kernels::RowCheck check;
+    if (unchecked && x == ws.x.get()) {
+      check = {s.non_finite.get(), *unchecked};
+      unchecked.reset();
+    }
     if (norm_spec.kind == model::NormKind::layer_norm)
-      kernels::norm_f32_bf16(x, y, static_cast<int>(T), static_cast<int>(h), norm_params(n, norm_spec), stream);
+      kernels::norm_f32_bf16(x, y, static_cast<int>(T), static_cast<int>(h), norm_params(n, norm_spec), stream, check);
     else
       kernels::rmsnorm_f32_bf16(x, n.weight.get(), y, static_cast<int>(T), static_cast<int>(h),
-                                static_cast<float>(norm_spec.eps), stream);
+                                static_cast<float>(norm_spec.eps), stream, check);
   };
   auto norm = [&](int l, backend::NormSlot slot, const Buffers& x) -> Buffers {
     if (!x.residual) throw Error("CUDA backend: a norm of a normed buffer (the decoder loop never asks for one)");
@@ -938,13 +956,16 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   // The bf16 input of a branch.
   auto branch_input = [&](const Buffers& in) -> const bf16* {
     if (in.normed) return in.normed;
+    check_residual();
     kernels::round_rows_bf16(in.residual, nullptr, ws.xn.get(), static_cast<int>(T), static_cast<int>(h), stream);
     return ws.xn.get();
   };
-  // out.residual += scale * post(y W^T + bias), y [T, in]; then the non-finite flag of (layer, branch).
+  // out.residual += scale * post(y W^T + bias), y [T, in]; then (layer, branch) is the unchecked residual.
   // A tensor-parallel rank sums its partial branch over the group first (the bias is rank 0's alone).
   auto add_branch = [&](int l, int branch, const bf16* y, const DeviceArray<std::byte>& w, const DeviceBias& bias,
                         long in, Buffers& out, double scale, std::optional<backend::NormSlot> post) {
+    if (out.residual != ws.x.get()) throw Error("CUDA backend: a branch added to a buffer other than the residual stream");
+    check_residual();  // a parallel block's attention, added just before
     if (!post && scale == 1.0 && !reducer) {
       s.linear_f32(y, w, bias, out.residual, T, h, in, true);  // GEMM with beta = 1 into the residual stream
     } else {
@@ -957,8 +978,7 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
       kernels::norm_add_f32(ws.branch.get(), out.residual, static_cast<int>(T), static_cast<int>(h), post ? &p : nullptr,
                             static_cast<float>(scale), stream);
     }
-    kernels::flag_non_finite_rows_f32(out.residual, static_cast<int>(T), static_cast<int>(h),
-                                      (2ull * l + branch) * T, s.non_finite.get(), stream);
+    unchecked = (2ull * l + branch) * T;
   };
   const auto& qk = spec.qk_norm_spec;
   // qk-norm of x [T, cols] (q or k) in place: per head of d values, or over the whole row.
@@ -1046,6 +1066,8 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
     result.hidden.push_back(std::move(hidden));
   });
+  residual_norm(ws.x.get(), s.final_norm, ws.xn.get());  // makes the last branch's check
+  check_residual();
   // The per-branch checks' verdict, read once: the first (layer, branch) whose residual stream is not finite.
   unsigned long long first_bad = kernels::kNoNonFinite;
   check(cudaMemcpyAsync(&first_bad, s.non_finite.get(), sizeof first_bad, cudaMemcpyDeviceToHost, stream),
@@ -1058,7 +1080,6 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
                                                       branch % 2 ? "MLP" : "attention", branch / 2, first_bad % T),
                                           options);
   }
-  residual_norm(ws.x.get(), s.final_norm, ws.xn.get());
 
   // Next-token loss, ws.logit_rows tokens at a time.
   if (!options.loss && !options.keep_logits) {

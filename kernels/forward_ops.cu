@@ -32,6 +32,12 @@ __device__ float block_sum(float v, float* shared) {
   return total;
 }
 
+// A RowCheck of the block's row (every thread of the block calls it): `bad`
+// whether any element the thread read was not finite.
+__device__ void check_row(const RowCheck& check, unsigned long long row, bool bad) {
+  if (check.flag && __syncthreads_or(bad) && threadIdx.x == 0) atomicMin(check.flag, check.base + row);
+}
+
 // (max, sum of exp(x - max)) pairs combined.
 __device__ void lse_merge(float& m, float& s, float m2, float s2) {
   if (m2 == -INFINITY) return;
@@ -66,7 +72,8 @@ __global__ void embed_kernel(const W* __restrict__ table, const std::int32_t* __
 // the block_sum barrier, and the last pass reads and writes only the
 // thread's own elements.
 template <class In, class Out, bool Add>
-__global__ void norm_kernel(const In* x, Out* y, int seg, int segments, NormParams p, float scale) {
+__global__ void norm_kernel(const In* x, Out* y, int seg, int segments, NormParams p, float scale,
+                            RowCheck check = {}) {
   __shared__ float shared[kRowThreads / 32];
   const std::size_t base = static_cast<std::size_t>(blockIdx.x) * seg;
   const int segment = static_cast<int>(blockIdx.x % static_cast<unsigned>(segments));
@@ -80,10 +87,14 @@ __global__ void norm_kernel(const In* x, Out* y, int seg, int segments, NormPara
     __syncthreads();  // every thread has read `shared` before the next block_sum writes it
   }
   float sq = 0.f;
+  bool bad = false;
   for (int i = threadIdx.x; i < seg; i += blockDim.x) {
-    const float v = to_float(x[base + i]) - mean;
+    const float xi = to_float(x[base + i]);
+    bad |= !isfinite(xi);
+    const float v = xi - mean;
     sq += v * v;
   }
+  check_row(check, blockIdx.x / static_cast<unsigned>(segments), bad);
   const float inv = rsqrtf(block_sum(sq, shared) / static_cast<float>(seg) + p.eps);
   for (int i = threadIdx.x; i < seg; i += blockDim.x) {
     float v = (to_float(x[base + i]) - mean) * inv * w[i];
@@ -132,17 +143,20 @@ unsigned norm_threads(int seg) { return static_cast<unsigned>(std::min(kRowThrea
 // One block per row; float4 reads of x and w when cols % 4 == 0 (rows of the
 // backend's buffers are then 16-byte aligned), four bf16 written at once.
 __global__ void rmsnorm_f32_kernel(const float* __restrict__ x, const float* __restrict__ w, bf16* __restrict__ y,
-                                   int cols, float eps) {
+                                   int cols, float eps, RowCheck check) {
   __shared__ float shared[kRowThreads / 32];
   const float* row = x + static_cast<std::size_t>(blockIdx.x) * cols;
   bf16* out = y + static_cast<std::size_t>(blockIdx.x) * cols;
+  bool bad = false;
   if (cols % 4 == 0) {
     const float4* row4 = reinterpret_cast<const float4*>(row);
     float sq = 0.f;
     for (int i = threadIdx.x; i < cols / 4; i += blockDim.x) {
       const float4 v = row4[i];
+      bad |= !(isfinite(v.x) && isfinite(v.y) && isfinite(v.z) && isfinite(v.w));
       sq += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     }
+    check_row(check, blockIdx.x, bad);
     const float inv = rsqrtf(block_sum(sq, shared) / static_cast<float>(cols) + eps);
     const float4* w4 = reinterpret_cast<const float4*>(w);
     for (int i = threadIdx.x; i < cols / 4; i += blockDim.x) {
@@ -154,7 +168,11 @@ __global__ void rmsnorm_f32_kernel(const float* __restrict__ x, const float* __r
     return;
   }
   float sq = 0.f;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) sq += row[i] * row[i];
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+    bad |= !isfinite(row[i]);
+    sq += row[i] * row[i];
+  }
+  check_row(check, blockIdx.x, bad);
   const float inv = rsqrtf(block_sum(sq, shared) / static_cast<float>(cols) + eps);
   for (int i = threadIdx.x; i < cols; i += blockDim.x) out[i] = __float2bfloat16(row[i] * inv * w[i]);
 }
@@ -462,8 +480,9 @@ void embed_rows_f32(const void* table, WeightType type, const std::int32_t* toke
   cuda_check(cudaGetLastError(), "embed_kernel launch");
 }
 
-void rmsnorm_f32_bf16(const float* x, const float* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream) {
-  rmsnorm_f32_kernel<<<rows, kRowThreads, 0, stream>>>(x, w, y, cols, eps);
+void rmsnorm_f32_bf16(const float* x, const float* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream,
+                      const RowCheck& check) {
+  rmsnorm_f32_kernel<<<rows, kRowThreads, 0, stream>>>(x, w, y, cols, eps, check);
   cuda_check(cudaGetLastError(), "rmsnorm_f32_kernel launch");
 }
 
@@ -475,8 +494,9 @@ void norm_segments_bf16(const bf16* x, bf16* y, int rows, int cols, int seg, con
   cuda_check(cudaGetLastError(), "norm_kernel launch");
 }
 
-void norm_f32_bf16(const float* x, bf16* y, int rows, int cols, const NormParams& p, cudaStream_t stream) {
-  norm_kernel<float, bf16, false><<<rows, norm_threads(cols), 0, stream>>>(x, y, cols, 1, p, 1.f);
+void norm_f32_bf16(const float* x, bf16* y, int rows, int cols, const NormParams& p, cudaStream_t stream,
+                   const RowCheck& check) {
+  norm_kernel<float, bf16, false><<<rows, norm_threads(cols), 0, stream>>>(x, y, cols, 1, p, 1.f, check);
   cuda_check(cudaGetLastError(), "norm_kernel launch");
 }
 

@@ -27,10 +27,20 @@ enum class WeightType { bf16, f16, f32 };
 void embed_rows_f32(const void* table, WeightType type, const std::int32_t* tokens, float* x, int T, int cols,
                     float scale, cudaStream_t stream);
 
+// The non-finite check of flag_non_finite_rows_f32 (below), made by a norm
+// that reads the residual stream's rows anyway: *flag = min(*flag, base + r)
+// for the first row r of x holding a NaN or an infinity. No check when flag
+// is null.
+struct RowCheck {
+  unsigned long long* flag = nullptr;
+  unsigned long long base = 0;
+};
+
 // y[t, :] = bf16(x[t, :] * rsqrt(mean(x[t, :]^2) + eps) * w) with x in fp32
 // (the residual stream) and w the norm weight in fp32; statistics in fp32,
-// one bf16 rounding.
-void rmsnorm_f32_bf16(const float* x, const float* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream);
+// one bf16 rounding. `check` flags x's non-finite rows.
+void rmsnorm_f32_bf16(const float* x, const float* w, bf16* y, int rows, int cols, float eps, cudaStream_t stream,
+                      const RowCheck& check = {});
 
 // A norm as the kernels below take it (model::NormSpec with its weights on the
 // device). Segment s of a row (cols / seg of them) is normalised over its own
@@ -49,8 +59,10 @@ struct NormParams {
 // fp32 (two passes for the mean), one bf16 rounding.
 void norm_segments_bf16(const bf16* x, bf16* y, int rows, int cols, int seg, const NormParams& p, cudaStream_t stream);
 // y = bf16(norm(x)) per row of the fp32 residual stream x [rows, cols], any
-// norm kind (rmsnorm_f32_bf16 is the faster RMS-only path).
-void norm_f32_bf16(const float* x, bf16* y, int rows, int cols, const NormParams& p, cudaStream_t stream);
+// norm kind (rmsnorm_f32_bf16 is the faster RMS-only path); `check` flags
+// x's non-finite rows.
+void norm_f32_bf16(const float* x, bf16* y, int rows, int cols, const NormParams& p, cudaStream_t stream,
+                   const RowCheck& check = {});
 // x += scale * norm(y) per row (both fp32, [rows, cols]); with p null, x +=
 // scale * y. A branch output with a post norm (sandwich, post-norm blocks)
 // and / or a residual multiplier (Granite), added to the residual stream.

@@ -22,7 +22,11 @@
 // Only the last key tile of a CTA needs the causal mask. Scores take the
 // scale and softcap of AttentionShape; under a sliding window W the CTA's
 // key tiles start at the one holding key q0 - W + 1 (O(T W) work) and the
-// first tiles carry the window mask. Queries are rotated
+// first tiles carry the window mask. A plain causal layer (no window, no
+// softcap) runs a build without either (kShaped false): the same
+// arithmetic on its path, and half the code of the general build (3264
+// SASS instructions against 6640 at d = 128), which ran 1 % faster at
+// T = 32768 (kernels/NOTES.md, session 34). Queries are rotated
 // from 16-byte loads of q, its rotate_half partner and the cos/sin rows when
 // pairs % 8 == 0 (element by element otherwise).
 //
@@ -145,7 +149,7 @@ struct FarRow {
 };
 
 
-template <int D, bool kSums>
+template <int D, bool kSums, bool kShaped>
 __global__ void __launch_bounds__(kThreads, 1)
     attention_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_k, const __grid_constant__ CUtensorMap tmap_v,
                            const Params p) {
@@ -169,7 +173,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // tile of key q0 - W + 1 (the first key its first position sees); tile j
   // is the (j - j0)-th through the stages and barriers.
   const int tiles = q_last / kKeys + 1;
-  const int j0 = p.window > 0 ? max(0, q0 - p.window + 1) / kKeys : 0;
+  const int window = kShaped ? p.window : 0;
+  const int j0 = window > 0 ? max(0, q0 - window + 1) / kKeys : 0;
   const int ntiles = tiles - j0;
   const int tid = threadIdx.x;
 
@@ -460,14 +465,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   // (q_last - W + 1) has pairs outside some row's window (key <= pos - W).
   // (Per element: window bounds kept live across the tile loop cost the
   // kSums kernel a 60-byte spill, with loads on every tile.)
-  auto outside = [&](int key, int pos) { return key > pos || (p.window > 0 && key <= pos - p.window); };
+  auto outside = [&](int key, int pos) { return key > pos || (window > 0 && key <= pos - window); };
   // kSums: the far rows of the tile at kbase, looked up while its S is
   // computed. Most tiles are interior to a warp: every pair of its 16 rows
   // is far, visible and in the slot of the runs its rows already have.
   // Those take the warp's cursor step and a vote, and no per-row lookups or
   // bookkeeping. (All conditions but the vote's are warp-uniform; a padding
   // warp's positions are past T.)
-  auto window_edge_at = [&](int kbase) { return p.window > 0 && kbase <= q_last - p.window; };
+  auto window_edge_at = [&](int kbase) { return window > 0 && kbase <= q_last - window; };
   bool interior = false;
   FarRow f0, f1;
   auto far_rows = [&](int kbase) {
@@ -487,7 +492,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   };
   auto softmax = [&](bool causal_edge, int kbase) {
-    if (p.map.cap > 0) {
+    if (kShaped && p.map.cap > 0) {
 #pragma unroll
       for (int i = 0; i < 64; ++i) s[i] = softcapped(s[i], p.map.cap, p.map.pre);
     }
@@ -782,10 +787,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   if constexpr (kSums) finish_sums();
 }
 
-template <int D, bool kSums>
+template <int D, bool kSums, bool kShaped>
 void launch(const bf16* k, const bf16* v, const Params& p, cudaStream_t stream) {
   const int smem = Layout<D, kSums>::bytes;
-  auto kernel = attention_wgmma_kernel<D, kSums>;
+  auto kernel = attention_wgmma_kernel<D, kSums, kShaped>;
   cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "attention_wgmma smem attribute");
   const CUtensorMap tk = tiled_tensor_map(k, p.T, p.kv_heads * D, kKeys, "attention_forward_wgmma_bf16"),
@@ -826,10 +831,13 @@ bool attention_forward_wgmma_bf16(const bf16* q, const bf16* k, const bf16* v, c
   if (sums && !(p.map.post_log2 > 0.f && std::isfinite(p.masked_score)))
     throw std::runtime_error("attention_forward_wgmma_bf16: fused distance sums need a score scale (log2 units per "
                              "score) of at least 3e-9, got " + std::to_string(p.map.post_log2));
+  const bool shaped = p.window > 0 || p.map.cap > 0;  // the sums build is always the general one
   if (d == 128)
-    sums ? launch<128, true>(k, v, p, stream) : launch<128, false>(k, v, p, stream);
+    sums ? launch<128, true, true>(k, v, p, stream)
+         : (shaped ? launch<128, false, true>(k, v, p, stream) : launch<128, false, false>(k, v, p, stream));
   else
-    sums ? launch<64, true>(k, v, p, stream) : launch<64, false>(k, v, p, stream);
+    sums ? launch<64, true, true>(k, v, p, stream)
+         : (shaped ? launch<64, false, true>(k, v, p, stream) : launch<64, false, false>(k, v, p, stream));
   return true;
 }
 

@@ -38,8 +38,9 @@
 //   start, the same 128-bit totals byte for byte; no overflow bit set;
 //   blocks (fp32): scores (2e-2 + 1e-2 |ref|) m, -inf exactly where masked;
 //   probabilities 2e-3 + 3e-2 ref, exactly 0 where masked.
-// Also the decoder's row kernels (GpuRowOps, after the table: norms, MLP
-// activations, softcap), with their own tolerances stated there, and the
+// Also the decoder's row kernels (GpuRowOps, after the table: norms, the
+// residual norms' non-finite row flag, MLP activations, softcap), with their
+// own tolerances stated there, and the
 // distance sums' overflow flag (GpuDistanceSums: each kernel refuses an
 // addend out of its fixed-point range and says which).
 // Skipped, with the runtime's reason, where there is no CUDA device (CI).
@@ -722,6 +723,70 @@ TEST(GpuRowOps, NormsMatchFloat64Reference) {
     worst.add(got[i], r, 1e-6 * (1 + std::fabs(r)), [&] { return "element " + std::to_string(i); });
   }
   EXPECT_TRUE(worst.ok()) << worst.report("scaled add");
+}
+
+// The residual norms' non-finite check (kernels::RowCheck), which the
+// backend uses in place of flag_non_finite_rows_f32 where a norm reads the
+// residual stream next: the same flag as that kernel (the first bad row plus
+// base, an earlier smaller flag kept, an all-finite stream leaving it
+// untouched), on both norm kernels, float4 rows (cols 1024) and scalar ones
+// (cols 1022), and outputs bitwise those of the unchecked norm.
+TEST(GpuRowOps, ResidualNormsFlagNonFiniteRowsAsTheFlagKernel) {
+  std::string why;
+  if (rk::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why << " (GPU tests run only on a GPU machine)";
+  const int rows = 37;
+  const unsigned long long base = 5000;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const int cols : {1024, 1022}) {
+    const std::size_t n = std::size_t(rows) * cols;
+    std::vector<float> w(cols);
+    for (float& v : w) v = 1.f + 0.5f * normal(rng);
+    DeviceBuffer<float> dw(cols), dx(n);
+    dw.upload(w);
+    const rk::NormParams layer_norm{dw.ptr, nullptr, 0, true, 1e-5f};
+    DeviceBuffer<rk::bf16> checked(n), unchecked(n);
+    DeviceBuffer<unsigned long long> flag(1), kernel_flag(1);
+    // {planted (row, col, value)}, the flag before: all finite; three bad rows; a smaller flag already set.
+    struct Plant {
+      int row, col;
+      float value;
+    };
+    const std::vector<Plant> bad = {{20, 7, NAN}, {11, cols - 1, INFINITY}, {30, 0, -INFINITY}};
+    const struct {
+      const char* name;
+      std::vector<Plant> plants;
+      unsigned long long before;
+    } cases[] = {{"all finite", {}, rk::kNoNonFinite}, {"rows 11, 20, 30 bad", bad, rk::kNoNonFinite},
+                 {"a smaller flag set before", bad, 3}};
+    for (const auto& c : cases) {
+      std::vector<float> x(n);
+      for (float& v : x) v = 3.f + 2.f * normal(rng);
+      for (const Plant& plant : c.plants) x[std::size_t(plant.row) * cols + plant.col] = plant.value;
+      dx.upload(x);
+      unsigned long long expected = c.before;
+      for (const Plant& plant : c.plants) expected = std::min<unsigned long long>(expected, base + plant.row);
+      kernel_flag.upload({c.before});
+      rk::flag_non_finite_rows_f32(dx.ptr, rows, cols, base, kernel_flag.ptr, nullptr);
+      for (const bool rms : {true, false}) {
+        const std::string what = std::string(rms ? "rmsnorm_f32_bf16" : "norm_f32_bf16 (layer norm)") + ", cols " +
+                                 std::to_string(cols) + ", " + c.name;
+        flag.upload({c.before});
+        if (rms) {
+          rk::rmsnorm_f32_bf16(dx.ptr, dw.ptr, checked.ptr, rows, cols, 1e-5f, nullptr, {flag.ptr, base});
+          rk::rmsnorm_f32_bf16(dx.ptr, dw.ptr, unchecked.ptr, rows, cols, 1e-5f, nullptr);
+        } else {
+          rk::norm_f32_bf16(dx.ptr, checked.ptr, rows, cols, layer_norm, nullptr, {flag.ptr, base});
+          rk::norm_f32_bf16(dx.ptr, unchecked.ptr, rows, cols, layer_norm, nullptr);
+        }
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+        EXPECT_EQ(flag.download()[0], expected) << what;
+        EXPECT_EQ(kernel_flag.download()[0], expected) << "flag_non_finite_rows_f32, cols " << cols << ", " << c.name;
+        const auto a = checked.download(), b = unchecked.download();
+        EXPECT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(rk::bf16)), 0) << what << ": outputs differ from the unchecked norm's";
+      }
+    }
+  }
 }
 
 TEST(GpuRowOps, ActivationsAndSoftcapMatchFloat64Reference) {
