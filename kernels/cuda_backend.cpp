@@ -1068,26 +1068,10 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   });
   residual_norm(ws.x.get(), s.final_norm, ws.xn.get());  // makes the last branch's check
   check_residual();
-  // The per-branch checks' verdict, read once: the first (layer, branch) whose residual stream is not finite.
-  unsigned long long first_bad = kernels::kNoNonFinite;
-  check(cudaMemcpyAsync(&first_bad, s.non_finite.get(), sizeof first_bad, cudaMemcpyDeviceToHost, stream),
-        "copy non-finite flag");
-  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  if (first_bad != kernels::kNoNonFinite) {
-    const unsigned long long branch = first_bad / T;
-    throw backend::non_finite_activations(sequence,
-                                          fmt::format("after the {} branch of layer {} (first at position {})",
-                                                      branch % 2 ? "MLP" : "attention", branch / 2, first_bad % T),
-                                          options);
-  }
 
   // Next-token loss, ws.logit_rows tokens at a time.
-  if (!options.loss && !options.keep_logits) {
-    check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-    return result;
-  }
   if (options.keep_logits) result.logits.resize(T, V);
-  for (long t0 = 0; t0 < T; t0 += ws.logit_rows) {
+  for (long t0 = 0; t0 < T && (options.loss || options.keep_logits); t0 += ws.logit_rows) {
     const long rows = std::min(ws.logit_rows, T - t0);
     s.gemm(s.gemm_input(ws.xn.get() + t0 * h, rows, h), s.lm_head, ws.logits.get(), CUDA_R_32F, rows, V, h, 0.0f,
            static_cast<float>(c.arch.logit_multiplier));
@@ -1109,7 +1093,23 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
   if (!nll.empty())
     check(cudaMemcpyAsync(nll.data(), ws.nll.get(), (T - 1) * sizeof(float), cudaMemcpyDeviceToHost, stream),
           "copy nll");
+  // The per-branch checks' verdict, read once, with the loss: a read before
+  // the LM head stalled the host there while the GPU drained, and the GPU
+  // then waited for the LM head's launch (1.57 against 1.53 ms for the 376M
+  // forward at T = 1024, kernels/NOTES.md session 34). The first
+  // (layer, branch) whose residual stream is not finite comes before any
+  // verdict on the loss or logits computed from it.
+  unsigned long long first_bad = kernels::kNoNonFinite;
+  check(cudaMemcpyAsync(&first_bad, s.non_finite.get(), sizeof first_bad, cudaMemcpyDeviceToHost, stream),
+        "copy non-finite flag");
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  if (first_bad != kernels::kNoNonFinite) {
+    const unsigned long long branch = first_bad / T;
+    throw backend::non_finite_activations(sequence,
+                                          fmt::format("after the {} branch of layer {} (first at position {})",
+                                                      branch % 2 ? "MLP" : "attention", branch / 2, first_bad % T),
+                                          options);
+  }
   for (std::size_t t = 0; t < nll.size(); ++t)
     if (!std::isfinite(nll[t]))
       throw backend::non_finite_activations(sequence, fmt::format("in the next-token loss at position {}", t), options);
