@@ -312,7 +312,7 @@ struct CudaBackend::State {
   Workspace ws;
   std::vector<CachedRope> rope_cache;
   // The first non-finite residual row of a forward, (2 * layer + branch) * T + position
-  // (kernels::flag_non_finite_rows_f32), kernels::kNoNonFinite when none.
+  // (kernels::RowCheck of a norm, or flag_non_finite_rows_f32), kernels::kNoNonFinite when none.
   DeviceArray<unsigned long long> non_finite;
 
   ~State() {
