@@ -892,12 +892,17 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
           block.virtual_imaginary_scores = ob.host_virtual.data();
         }
         check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-        if (alone)
+        // Checked here where the residual stream's checks cannot see this
+        // head: a layer run for its observer alone, or an ablated head (its
+        // output zeroed before o_proj).
+        const bool ablated = options.ablation.ablates(l, head);
+        if (alone || ablated)
           for (std::size_t i = 0; i < n; ++i)
             if (!std::isfinite(ob.host_probs[i]))
               throw backend::non_finite_activations(
                   sequence,
-                  fmt::format("in the attention probabilities of layer {}, head {} (first at position {})", l, a,
+                  fmt::format("in the attention probabilities of layer {}, head {} ({}first at position {})", l, a,
+                              ablated ? "ablated: its output does not reach the residual stream; " : "",
                               q0 + static_cast<long>(i) / k_end),
                   options);
         observer->on_block(block);

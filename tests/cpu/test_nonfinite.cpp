@@ -2,7 +2,7 @@
 // the tensor and element; absurd query noise stops the CPU forward at the
 // first layer whose residual stream is not finite, naming the layer, branch
 // and the likely cause; a last layer run for its observer alone checks its
-// attention's output; the analyses refuse to aggregate non-finite losses or
+// attention's output, and an observed ablated head its probabilities; the analyses refuse to aggregate non-finite losses or
 // attention sums; an observer's distance range is checked before the forward
 // (ArgumentError, not an abort), and an exception thrown inside the CPU
 // backend's parallel head loop reaches the caller.
@@ -161,6 +161,30 @@ TEST_F(NonFiniteForward, HugeQueryNoiseNamesTheLayerBranchAndCause) {
   } catch (const Error& e) {
     EXPECT_TRUE(contains(e.what(), "branch of layer 0")) << e.what();
     EXPECT_TRUE(contains(e.what(), "query noise (std 3e+37 on the real component) is the likely cause")) << e.what();
+  }
+}
+
+TEST_F(NonFiniteForward, AnAblatedHeadsNonFiniteAttentionIsRefusedWhereObservedAndHarmlessElsewhere) {
+  // Noise beyond float32 on the imaginary component, every imaginary head ablated: their NaN never reaches
+  // the residual stream, so the forward is finite, but an observer of those heads would read NaN.
+  backend::ForwardOptions o;
+  o.noise = backend::QueryNoise{model::HeadKind::imaginary, 1e300, 7};
+  o.ablation.all_imaginary = true;
+  const auto tokens = random_tokens(40, 256, 2);
+  const auto unobserved = cpu::CpuBackend(ec).forward({tokens}, o)[0];
+  for (const double nll : unobserved.nll) EXPECT_TRUE(std::isfinite(nll));
+  ropescope::testing::MapRecorder maps(40, false);
+  o.observer = &maps;
+  try {
+    cpu::CpuBackend(ec).forward({tokens}, o);
+    ADD_FAILURE() << "no error";
+  } catch (const ArgumentError& e) {
+    ADD_FAILURE() << "an ArgumentError (exit 2), expected Error: " << e.what();
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_TRUE(contains(m, "in the attention probabilities of layer 0, head ")) << m;
+    EXPECT_TRUE(contains(m, "(ablated: its output does not reach the residual stream; first at position 0)")) << m;
+    EXPECT_TRUE(contains(m, "query noise std 1e+300 on the imaginary component")) << m;
   }
 }
 

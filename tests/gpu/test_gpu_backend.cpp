@@ -291,6 +291,24 @@ TEST(CudaNonFinite, HugeQueryNoiseNamesTheLayer) {
   const auto clean = gpu.forward(tokens, {});
   for (double x : clean[0].nll) EXPECT_TRUE(std::isfinite(x));
   EXPECT_GT(gpu.forward_bytes(1 << 20, {}), gpu.forward_bytes(1 << 10, {}));
+  // Every imaginary head ablated and noised beyond float32: a finite forward, as on the CPU, but an observer
+  // of the ablated heads' blocks is refused their NaN probabilities, naming the head.
+  ForwardOptions ablated;
+  ablated.noise = rs::backend::QueryNoise{rs::model::HeadKind::imaginary, 1e300, 7};
+  ablated.ablation.all_imaginary = true;
+  for (double x : gpu.forward(tokens, ablated)[0].nll) EXPECT_TRUE(std::isfinite(x));
+  rs::testing::MapRecorder maps(40, false);
+  ablated.observer = &maps;
+  try {
+    gpu.forward(tokens, ablated);
+    ADD_FAILURE() << "an observed ablated head: no error";
+  } catch (const rs::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("in the attention probabilities of layer 0, head "), std::string::npos) << m;
+    EXPECT_NE(m.find("(ablated: its output does not reach the residual stream; first at position 0)"),
+              std::string::npos)
+        << m;
+  }
 }
 
 // ---- Query noise, attention maps and distance profiles on the GPU ----------
