@@ -12,10 +12,11 @@
 // otherwise its fp32 output is normed and scaled into x by one kernel. After
 // each branch the first non-finite residual row is flagged in one device
 // word, by the next norm as it reads x (or a small kernel where nothing
-// reads x whole first), read once after the layers
-// (backend::non_finite_activations names the layer). Then the final norm and, per chunk of tokens, fp32
+// reads x whole first). Then the final norm and, per chunk of tokens, fp32
 // logits from one GEMM (times the logit multiplier), the final softcap, and
-// the next-token loss (checked finite on the host).
+// the next-token loss; the flag is read once at the end, before the loss is
+// checked finite on the host (backend::non_finite_activations names the
+// layer and branch).
 #include "kernels/cuda_backend.hpp"
 #include "kernels/kernel_choice.hpp"
 
