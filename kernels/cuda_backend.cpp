@@ -861,6 +861,10 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
     for (int a = 0; a < A; ++a) {
       if (!observer->observes(l, a)) continue;
       const model::AttentionHead head = layout.head(a);
+      // Checked below where the residual stream's checks cannot see this
+      // head: a layer run for its observer alone, or an ablated head (its
+      // output zeroed before o_proj).
+      const bool ablated = options.ablation.ablates(l, head);
       using Rotation = kernels::QueryRotation;
       const kernels::QuerySource query =
           noisy ? kernels::QuerySource{ws.rotated_q.get(), static_cast<int>(O), static_cast<int>(a * d), Rotation::none}
@@ -893,10 +897,6 @@ backend::ForwardResult CudaBackend::forward_one(int sequence, const std::vector<
           block.virtual_imaginary_scores = ob.host_virtual.data();
         }
         check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-        // Checked here where the residual stream's checks cannot see this
-        // head: a layer run for its observer alone, or an ablated head (its
-        // output zeroed before o_proj).
-        const bool ablated = options.ablation.ablates(l, head);
         if (alone || ablated)
           for (std::size_t i = 0; i < n; ++i)
             if (!std::isfinite(ob.host_probs[i]))

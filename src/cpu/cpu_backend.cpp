@@ -471,16 +471,13 @@ Matrix CpuBackend::attention(int sequence, int layer_index, const Matrix& x, con
         // An ablated head's output never reaches the residual stream, so the
         // stream's checks cannot see it: its probabilities are checked before
         // the observer reads them.
-        if (ablated && !probs.allFinite()) {
-          long row = 0;
-          while (probs.row(row).allFinite()) ++row;
+        if (ablated && !probs.allFinite())
           throw backend::non_finite_activations(
               sequence,
               fmt::format("in the attention probabilities of layer {}, head {} (ablated: its output does not reach the "
                           "residual stream; first at position {})",
-                          layer_index, a, q0 + row),
+                          layer_index, a, q0 + first_non_finite_row(probs)),
               options);
-        }
         backend::AttentionBlock b{sequence, layer_index, head, q0, visible, visible, scores.data(), probs.data(), nullptr};
         if (virtual_imaginary) {
           virtual_scores.noalias() =
